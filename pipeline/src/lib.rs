@@ -1,0 +1,25 @@
+//! earshot: a streaming social-listening pipeline.
+//!
+//! # Layout
+//! - [`source`]: transports (Jetstream websocket, X-style NDJSON over HTTP, Mastodon SSE,
+//!   files) that turn a stream into batches of raw frames on a bounded channel.
+//! - [`stage`]: the CPU stages a worker runs on every post: decode, normalize, match, score,
+//!   route. Each is a compiled value with a pure function at its core.
+//! - [`rules`]: the rule language and rule files brand teams write.
+//! - [`post`]: the decoded post the stages share; [`skip`]: why a frame was not a post.
+//! - [`worker`]: the worker loop that strings the stages together on OS threads.
+//! - [`mention`]: the routed mention, the stable contract consumers rely on.
+//! - [`sink`]: where mentions go (signed webhooks, NDJSON files and stdout).
+//! - [`metrics`]: the metric catalogue; [`admin`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`config`]: the configuration file, validated at load; [`app`]: wiring it all together.
+//! - [`demo`]: the embedded firehose simulator and webhook receiver behind `earshot demo`.
+//! - [`shutdown`], [`tls`]: process plumbing.
+#![deny(missing_docs)]
+
+pub mod post;
+pub mod rules;
+pub mod shutdown;
+pub mod skip;
+pub mod source;
+pub mod stage;
+pub mod tls;

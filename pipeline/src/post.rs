@@ -1,0 +1,141 @@
+//! The decoded post every stage after `decode` works on.
+//!
+//! A `Post` borrows from the frame it was decoded from (simd-json unescapes strings in place),
+//! so the hot path copies no text; only values that must be built (Mastodon's HTML turned into
+//! plain text, a follower count summed from two fields) are owned. Identifiers that a consumer
+//! needs in canonical form (the `at://` URI, the web URL) are built only for posts that leave
+//! the worker, by [`Post::canonical_id`] and [`Post::web_url`].
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+/// The network a post was published on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Bluesky, from Jetstream.
+    Bluesky,
+    /// X (Twitter), API v2 or v1.1 / enterprise formats.
+    X,
+    /// Mastodon (any server of the fediverse speaking its API).
+    Mastodon,
+    /// Reddit comments and submissions.
+    Reddit,
+    /// Any other JSON source, decoded with configured field paths.
+    Generic,
+}
+
+impl Platform {
+    /// The lowercase name used in output and as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Bluesky => "bluesky",
+            Platform::X => "x",
+            Platform::Mastodon => "mastodon",
+            Platform::Reddit => "reddit",
+            Platform::Generic => "generic",
+        }
+    }
+}
+
+/// Who wrote a post.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Author<'a> {
+    /// Stable platform id: a DID on Bluesky, the numeric user id on X, the account id on
+    /// Mastodon, the `t2_` fullname or name on Reddit.
+    pub id: Cow<'a, str>,
+    /// The handle without a leading `@` (`acme.bsky.social`, `acmehq`, `Gargron`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handle: Option<Cow<'a, str>>,
+    /// Display name, when the format carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Cow<'a, str>>,
+    /// Follower count, when the format carries it (X, Mastodon).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub followers: Option<u64>,
+    /// Whether the platform marks the account as verified, when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+}
+
+/// Structural facts about a post that rules and scores use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PostFlags {
+    /// The post answers another post.
+    pub reply: bool,
+    /// The post re-shares another post unchanged (retweet, reblog).
+    pub repost: bool,
+    /// The post quotes another post.
+    pub quote: bool,
+    /// The post carries a link (facet, entity or embed).
+    pub link: bool,
+    /// The post carries images, video or other media.
+    pub media: bool,
+}
+
+/// One social post, decoded from one frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Post<'a> {
+    /// Where it was published.
+    pub platform: Platform,
+    /// The platform's own id of the post: the record key on Bluesky, the tweet id on X, the
+    /// status id on Mastodon, the `t1_`/`t3_` fullname on Reddit.
+    pub id: Cow<'a, str>,
+    /// A globally unique URI when the frame carries one (Mastodon `uri`, Reddit permalink).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<Cow<'a, str>>,
+    /// The web URL when the frame carries one (Mastodon `url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<Cow<'a, str>>,
+    /// Who wrote it.
+    pub author: Author<'a>,
+    /// Plain text (HTML already converted, entities decoded).
+    pub text: Cow<'a, str>,
+    /// The first language tag the post declares (`en`, `pt-BR`), when it declares one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lang: Option<Cow<'a, str>>,
+    /// Creation time as the platform wrote it (RFC 3339 or the platform's own form).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Cow<'a, str>>,
+    /// Jetstream's `time_us`: the source's resume cursor, in microseconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_us: Option<u64>,
+    /// Likes + reposts + replies (+ quotes) when the format carries public counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engagement: Option<u64>,
+    /// Reply / repost / quote / link / media.
+    pub flags: PostFlags,
+}
+
+impl Post<'_> {
+    /// A globally unique id: `at://did/app.bsky.feed.post/rkey` on Bluesky, the URI the frame
+    /// carries where there is one, otherwise `platform:id`.
+    pub fn canonical_id(&self) -> String {
+        match (self.platform, &self.uri) {
+            (Platform::Bluesky, _) => {
+                format!("at://{}/app.bsky.feed.post/{}", self.author.id, self.id)
+            }
+            (_, Some(uri)) => uri.to_string(),
+            (platform, None) => format!("{}:{}", platform.as_str(), self.id),
+        }
+    }
+
+    /// The page a person opens to see the post, when it can be known.
+    pub fn web_url(&self) -> Option<String> {
+        if let Some(url) = &self.url {
+            return Some(url.to_string());
+        }
+        match self.platform {
+            Platform::Bluesky => Some(format!(
+                "https://bsky.app/profile/{}/post/{}",
+                self.author.id, self.id
+            )),
+            Platform::X => {
+                let who = self.author.handle.as_deref().unwrap_or("i/web");
+                Some(format!("https://x.com/{who}/status/{}", self.id))
+            }
+            _ => None,
+        }
+    }
+}
