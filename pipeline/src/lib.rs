@@ -5,7 +5,7 @@
 //!   files) that turn a stream into batches of raw frames on a bounded channel.
 //! - [`stage`]: the CPU stages a worker runs on every post: decode, normalize, match, score,
 //!   route. Each is a compiled value with a pure function at its core.
-//! - [`rules`]: the rule language and rule files brand teams write.
+//! - [`rules`]: the rule language and the rule files brand teams write.
 //! - [`post`]: the decoded post the stages share; [`skip`]: why a frame was not a post.
 //! - [`worker`]: the worker loop that strings the stages together on OS threads.
 //! - [`mention`]: the routed mention, the stable contract consumers rely on.
@@ -16,10 +16,18 @@
 //! - [`shutdown`], [`tls`]: process plumbing.
 #![deny(missing_docs)]
 
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod mention;
+pub mod metrics;
 pub mod post;
 pub mod rules;
 pub mod shutdown;
+pub mod sink;
 pub mod skip;
 pub mod source;
 pub mod stage;
 pub mod tls;
+pub mod worker;

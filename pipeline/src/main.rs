@@ -1,1 +1,321 @@
-fn main() {}
+//! The `earshot` command: parses the CLI, sets up logging, loads config and runs.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use earshot::app::{self, Report, RunOptions};
+use earshot::config::{Config, FormatChoice, SourceConfig, SourceKind};
+use earshot::shutdown::{self, ShutdownTrigger};
+use earshot::source::file::FileOptions;
+use earshot::stage::decode::Format;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "earshot",
+    version,
+    about = "Streaming social listening: firehose in, routed CRM mentions out."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline (without --config: the embedded default, public Bluesky → stdout).
+    Run {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration and its rules; print every error with file:line:col.
+    Check {
+        /// Configuration file (without it: the embedded default).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Check these rule files or folders instead of the config's.
+        #[arg(long)]
+        rules: Vec<PathBuf>,
+    },
+    /// Run the pipeline over NDJSON files or stdin: one JSON line per matched post on stdout,
+    /// a summary on stderr. Routes are evaluated but nothing is delivered.
+    Replay {
+        /// Configuration file for rules, scoring and routes (without it: the embedded default).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Use these rule files or folders instead of the config's.
+        #[arg(long)]
+        rules: Vec<PathBuf>,
+        /// Input format: auto, jetstream, x_v2, x_v1, x_activity, mastodon, reddit.
+        #[arg(long, default_value = "auto")]
+        format: String,
+        /// Worker threads (0 = one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Count only: do not print matched posts.
+        #[arg(long, short)]
+        quiet: bool,
+        /// NDJSON files; none or `-` reads stdin.
+        inputs: Vec<PathBuf>,
+    },
+    /// Run everything in-process: simulated firehose → earshot → signed webhooks → receiver.
+    Demo {
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Simulated events per second.
+        #[arg(long, default_value_t = 2000)]
+        rate: u64,
+        /// Share of posts that mention a brand.
+        #[arg(long, default_value_t = 0.05)]
+        mention_rate: f64,
+        /// Rules (default: ./rules if present, else the embedded example pack).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Admin server address.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        admin: std::net::SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_env("EARSHOT_LOG").unwrap_or_else(|_| {
+        let default = if matches!(cli.command, Command::Demo { .. }) {
+            "warn"
+        } else {
+            "info"
+        };
+        EnvFilter::new(default)
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    if let Command::Demo { .. } = &cli.command {
+        if std::env::var(earshot::demo::SECRET_ENV).is_err() {
+            // Set before the runtime starts, while this is the only thread.
+            std::env::set_var(earshot::demo::SECRET_ENV, earshot::demo::random_secret());
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("earshot: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("earshot: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(path: &Option<PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}")),
+        None => Config::embedded(Path::new(".")).map_err(|e| anyhow::anyhow!("{e}")),
+    }
+}
+
+/// Ctrl-C (and SIGTERM on Unix) trigger shutdown; a second Ctrl-C exits at once.
+fn install_signals(trigger: ShutdownTrigger) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        #[cfg(unix)]
+        let terminate = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
+        }
+        tracing::info!("shutting down: sources stop, queued work drains");
+        trigger.trigger();
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("earshot: second interrupt, exiting now");
+        std::process::exit(130);
+    });
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => {
+            let config = load_config(&config)?;
+            let compiled = app::compile(&config)?;
+            let (trigger, _) = shutdown::channel();
+            install_signals(trigger.clone());
+            let running = app::start(&config, compiled, RunOptions::default(), &trigger).await?;
+            let report = running.wait(earshot::worker::DRAIN_DEADLINE).await;
+            print_summary(&report, None);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config, rules } => {
+            let mut config = match load_config(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            if !rules.is_empty() {
+                config.rules.paths = rules;
+            }
+            match app::compile(&config) {
+                Ok(compiled) => {
+                    println!(
+                        "ok: {} sources, {} queues, {} routes, {} brands, {} rules, {} terms",
+                        config.sources.len(),
+                        config.queues.len(),
+                        config.routes.len(),
+                        compiled.rules.brands().len(),
+                        compiled.rules.rules().len(),
+                        compiled.matcher.term_count()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Replay {
+            config,
+            rules,
+            format,
+            workers,
+            quiet,
+            inputs,
+        } => {
+            let mut config = load_config(&config)?;
+            if !rules.is_empty() {
+                config.rules.paths = rules;
+            }
+            if let Some(w) = workers {
+                config.pipeline.workers = w;
+            }
+            let format = match format.as_str() {
+                "auto" => FormatChoice::Auto,
+                name => FormatChoice::Fixed(
+                    Format::from_name(name).with_context(|| format!("unknown format `{name}`"))?,
+                ),
+            };
+            let inputs = if inputs.is_empty() {
+                vec![PathBuf::from("-")]
+            } else {
+                inputs
+            };
+            config.sources = inputs
+                .iter()
+                .enumerate()
+                .map(|(i, path)| SourceConfig {
+                    id: format!("input{i}"),
+                    format: format.clone(),
+                    kind: SourceKind::File(FileOptions {
+                        max_frame_bytes: config.limits.max_frame_bytes,
+                        ..FileOptions::new(path.clone())
+                    }),
+                })
+                .collect();
+            let compiled = app::compile(&config)?;
+            let (trigger, _) = shutdown::channel();
+            install_signals(trigger.clone());
+            let (tap, printer) = if quiet {
+                (None, None)
+            } else {
+                let (tx, rx) = tokio::sync::mpsc::channel(8192);
+                let task = tokio::spawn(earshot::sink::file::run(
+                    "replay".into(),
+                    earshot::sink::file::Target::Stdout,
+                    rx,
+                ));
+                (Some(tx), Some(task))
+            };
+            let started = Instant::now();
+            let options = RunOptions {
+                deliver: false,
+                tap,
+                admin: false,
+            };
+            let running = app::start(&config, compiled, options, &trigger).await?;
+            let report = running.wait(Duration::from_secs(3600)).await;
+            let elapsed = started.elapsed();
+            if let Some(p) = printer {
+                p.await.context("printing matched posts")??;
+            }
+            print_summary(&report, Some(elapsed));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            duration,
+            rate,
+            mention_rate,
+            rules,
+            admin,
+        } => {
+            let (trigger, _) = shutdown::channel();
+            install_signals(trigger.clone());
+            let options = earshot::demo::DemoOptions {
+                rate,
+                duration: duration.map(Duration::from_secs),
+                rules,
+                admin,
+                mention_rate,
+            };
+            earshot::demo::run(options, trigger).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_summary(r: &Report, elapsed: Option<Duration>) {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "frames={} posts={} matched={} routed={} skipped={}",
+        r.frames_received,
+        r.posts,
+        r.matched,
+        r.routed,
+        r.skipped.total()
+    ));
+    if let Some(e) = elapsed {
+        let secs = e.as_secs_f64().max(1e-9);
+        out.push_str(&format!(
+            " elapsed={:.3}s events/s={:.0} MB/s={:.1}",
+            secs,
+            r.frames_received as f64 / secs,
+            r.bytes_received as f64 / secs / 1e6
+        ));
+    }
+    out.push('\n');
+    for (q, n) in &r.per_queue {
+        out.push_str(&format!("  queue {q}: {n}\n"));
+    }
+    for (reason, n) in r.skipped.nonzero() {
+        out.push_str(&format!("  skipped {}: {n}\n", reason.as_str()));
+    }
+    eprint!("{out}");
+}

@@ -136,7 +136,10 @@ impl SkipCounts {
 
     /// Non-zero counts, in [`SkipReason::ALL`] order.
     pub fn nonzero(&self) -> impl Iterator<Item = (SkipReason, u64)> + '_ {
-        SkipReason::ALL.iter().map(|r| (*r, self.0[r.index()])).filter(|(_, n)| *n > 0)
+        SkipReason::ALL
+            .iter()
+            .map(|r| (*r, self.0[r.index()]))
+            .filter(|(_, n)| *n > 0)
     }
 }
 

@@ -101,7 +101,11 @@ impl Default for BatchLimits {
     /// 256 frames (~190 KB of Jetstream) per batch amortises the channel hand-off to well under
     /// 1% of the work; 1 ms of linger is far below any delivery budget.
     fn default() -> Self {
-        Self { max_frames: 256, max_bytes: 1 << 20, linger: Duration::from_millis(1) }
+        Self {
+            max_frames: 256,
+            max_bytes: 1 << 20,
+            linger: Duration::from_millis(1),
+        }
     }
 }
 
@@ -129,7 +133,10 @@ mod tests {
                 *x = b'X';
             }
         });
-        assert_eq!(seen, vec![b"{\"a\":1}".to_vec(), b"".to_vec(), b"[2]".to_vec()]);
+        assert_eq!(
+            seen,
+            vec![b"{\"a\":1}".to_vec(), b"".to_vec(), b"[2]".to_vec()]
+        );
         assert_eq!(&b.data, b"X\"a\":1}X2]");
         b.clear();
         assert!(b.is_empty());
@@ -137,7 +144,11 @@ mod tests {
 
     #[test]
     fn full_by_frames_or_bytes() {
-        let limits = BatchLimits { max_frames: 2, max_bytes: 10, linger: Duration::ZERO };
+        let limits = BatchLimits {
+            max_frames: 2,
+            max_bytes: 10,
+            linger: Duration::ZERO,
+        };
         let mut b = Batch::with_capacity(0, 2, 4);
         b.push(b"abc");
         assert!(!limits.is_full(&b));

@@ -1,0 +1,726 @@
+//! The configuration file (TOML), validated completely at load.
+//!
+//! Every section is deserialized on its own, so one mistake does not hide the next: a load
+//! reports every syntax error, unknown key, wrong type and inconsistency at once, each with
+//! `file:line:col` and the field it concerns. Secrets are never written in the file: a webhook
+//! names the environment variable that holds its secret (`secret_env`), and the variable must
+//! be set when the config loads. Relative paths are relative to the config file's folder.
+//! `earshot check` runs exactly this validation (plus the rules).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use crate::sink::{QueueConfig, SinkKind};
+use crate::source::file::FileOptions;
+use crate::source::http_stream::HttpStreamOptions;
+use crate::source::jetstream::JetstreamOptions;
+use crate::source::sse::SseOptions;
+use crate::stage::decode::{DecodeLimits, Format, GenericFields};
+use crate::stage::route::RouteConfig;
+use crate::stage::score::ScoringConfig;
+
+/// The embedded default configuration: the example rules, the public Bluesky Jetstream and
+/// routed mentions on stdout. `earshot run` without `--config` uses it.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// `[pipeline]`: workers and the channel between sources and workers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSettings {
+    /// Worker threads; 0 means one per available core.
+    pub workers: usize,
+    /// Batches the frame channel holds before sources wait. 64 batches of 256 frames is
+    /// about 12 MB of Jetstream: enough to ride out a burst, small enough to bound memory.
+    pub channel_batches: usize,
+    /// Most frames in a batch.
+    pub batch_max_frames: usize,
+    /// Most bytes in a batch.
+    pub batch_max_bytes: usize,
+    /// How long a partial batch waits for more frames, in microseconds.
+    pub batch_linger_us: u64,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            channel_batches: 64,
+            batch_max_frames: 256,
+            batch_max_bytes: 1 << 20,
+            batch_linger_us: 1000,
+        }
+    }
+}
+
+impl PipelineSettings {
+    /// Worker count with 0 resolved to the number of available cores.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }
+    }
+
+    /// Batch limits for sources.
+    pub fn batch_limits(&self) -> crate::source::batch::BatchLimits {
+        crate::source::batch::BatchLimits {
+            max_frames: self.batch_max_frames.max(1),
+            max_bytes: self.batch_max_bytes.max(1),
+            linger: std::time::Duration::from_micros(self.batch_linger_us),
+        }
+    }
+}
+
+/// `[limits]`: hard limits on hostile input.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSettings {
+    /// Largest frame accepted (bytes); larger frames are skipped as `oversize`.
+    pub max_frame_bytes: usize,
+    /// Deepest JSON nesting accepted; deeper frames are skipped as `too_deep`.
+    pub max_json_depth: usize,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        let d = DecodeLimits::default();
+        Self {
+            max_frame_bytes: d.max_frame_bytes,
+            max_json_depth: d.max_depth,
+        }
+    }
+}
+
+impl LimitsSettings {
+    /// As decoder limits.
+    pub fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_frame_bytes: self.max_frame_bytes,
+            max_depth: self.max_json_depth,
+        }
+    }
+}
+
+/// `[rules]`: where the rule files are.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesSettings {
+    /// Rule files or folders of `*.rules` files.
+    pub paths: Vec<PathBuf>,
+}
+
+impl Default for RulesSettings {
+    fn default() -> Self {
+        Self {
+            paths: vec![PathBuf::from("rules")],
+        }
+    }
+}
+
+/// `[admin]`: the admin HTTP server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Whether to serve it.
+    pub enabled: bool,
+    /// Listen address; loopback by default so metrics are not exposed by accident.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+/// How a source's frames are decoded.
+#[derive(Debug, Clone)]
+pub enum FormatChoice {
+    /// A fixed format.
+    Fixed(Format),
+    /// Detected from the first frame that names its format.
+    Auto,
+}
+
+/// The transport of a source.
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    /// Jetstream-compatible websocket.
+    Jetstream(JetstreamOptions),
+    /// NDJSON over chunked HTTP (X filtered stream style).
+    HttpNdjson(HttpStreamOptions),
+    /// Server-sent events (Mastodon streaming style).
+    Sse(SseOptions),
+    /// NDJSON file or stdin.
+    File(FileOptions),
+}
+
+impl SourceKind {
+    /// The `type` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceKind::Jetstream(_) => "jetstream",
+            SourceKind::HttpNdjson(_) => "http_ndjson",
+            SourceKind::Sse(_) => "sse",
+            SourceKind::File(_) => "file",
+        }
+    }
+}
+
+/// One `[[source]]` table.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Id (metric label).
+    pub id: String,
+    /// Decoding.
+    pub format: FormatChoice,
+    /// Transport.
+    pub kind: SourceKind,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was loaded from (`<embedded>` for the default).
+    pub origin: String,
+    /// `[pipeline]`.
+    pub pipeline: PipelineSettings,
+    /// `[limits]`.
+    pub limits: LimitsSettings,
+    /// `[rules]`, paths resolved.
+    pub rules: RulesSettings,
+    /// `[admin]`.
+    pub admin: AdminSettings,
+    /// `[scoring]`.
+    pub scoring: ScoringConfig,
+    /// `[[source]]`.
+    pub sources: Vec<SourceConfig>,
+    /// `[[queue]]`.
+    pub queues: Vec<QueueConfig>,
+    /// `[[route]]`.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File name as given.
+    pub file: String,
+    /// 1-based line (0 when the problem has no place in the file).
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub col: u32,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            )
+        }
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Collects errors with locations while a document is validated.
+struct Report<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Report<'_> {
+    fn at(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+        let (line, col) = match span {
+            Some(span) => line_col(self.text, span.start),
+            None => (0, 0),
+        };
+        self.errors.push(ConfigError {
+            file: self.file.to_string(),
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+
+    fn toml(&mut self, e: &toml::de::Error, field: &str) {
+        let message = e.message().trim().to_string();
+        let message = if field.is_empty() {
+            message
+        } else {
+            format!("{field}: {message}")
+        };
+        self.at(e.span(), message);
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (u32, u32) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = text[line_start..offset].chars().count() + 1;
+    (line as u32, col as u32)
+}
+
+const SECTIONS: &[&str] = &[
+    "pipeline", "limits", "rules", "admin", "scoring", "source", "queue", "route",
+];
+
+impl Config {
+    /// Loads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.display().to_string(),
+                line: 0,
+                col: 0,
+                message: format!("cannot read the config file: {e}"),
+            }])
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::parse(&path.display().to_string(), &text, &base)
+    }
+
+    /// The embedded default, with relative paths resolved against `base` (the working
+    /// directory for `earshot run` without `--config`).
+    pub fn embedded(base: &Path) -> Result<Config, ConfigErrors> {
+        Config::parse("<embedded default.toml>", DEFAULT_TOML, base)
+    }
+
+    /// Parses and validates config text; `base` resolves relative paths.
+    pub fn parse(file: &str, text: &str, base: &Path) -> Result<Config, ConfigErrors> {
+        let mut report = Report {
+            file,
+            text,
+            errors: Vec::new(),
+        };
+        let (root, syntax) = DeTable::parse_recoverable(text);
+        for e in &syntax {
+            report.toml(e, "");
+        }
+        if !syntax.is_empty() {
+            return Err(ConfigErrors(report.errors));
+        }
+        let mut config = Config {
+            origin: file.to_string(),
+            pipeline: PipelineSettings::default(),
+            limits: LimitsSettings::default(),
+            rules: RulesSettings::default(),
+            admin: AdminSettings::default(),
+            scoring: ScoringConfig::default(),
+            sources: Vec::new(),
+            queues: Vec::new(),
+            routes: Vec::new(),
+        };
+        let mut queue_spans = Vec::new();
+        let mut route_spans = Vec::new();
+        for (key, value) in root.get_ref().iter() {
+            let name: &str = key.get_ref();
+            match name {
+                "pipeline" => section(&mut report, name, value, &mut config.pipeline),
+                "limits" => section(&mut report, name, value, &mut config.limits),
+                "rules" => section(&mut report, name, value, &mut config.rules),
+                "admin" => section(&mut report, name, value, &mut config.admin),
+                "scoring" => section(&mut report, name, value, &mut config.scoring),
+                "source" => {
+                    for (i, item) in array_items(&mut report, name, value) {
+                        if let Some(s) = source(&mut report, i, item) {
+                            config.sources.push(s);
+                        }
+                    }
+                }
+                "queue" => {
+                    for (i, item) in array_items(&mut report, name, value) {
+                        if let Some(q) =
+                            de::<QueueConfig>(&mut report, &format!("queue[{i}]"), item)
+                        {
+                            config.queues.push(q);
+                            queue_spans.push(item.span());
+                        }
+                    }
+                }
+                "route" => {
+                    for (i, item) in array_items(&mut report, name, value) {
+                        if let Some(r) =
+                            de::<RouteConfig>(&mut report, &format!("route[{i}]"), item)
+                        {
+                            config.routes.push(r);
+                            route_spans.push(item.span());
+                        }
+                    }
+                }
+                other => report.at(
+                    Some(key.span()),
+                    format!(
+                        "unknown section `{other}`, expected one of: {}",
+                        SECTIONS.join(", ")
+                    ),
+                ),
+            }
+        }
+        config.validate(&mut report, &queue_spans, &route_spans);
+        config.resolve_paths(base);
+        if report.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(report.errors))
+        }
+    }
+
+    fn validate(
+        &self,
+        report: &mut Report<'_>,
+        queue_spans: &[Range<usize>],
+        route_spans: &[Range<usize>],
+    ) {
+        let mut seen = Vec::new();
+        for s in &self.sources {
+            if seen.contains(&&s.id) {
+                report.at(None, format!("source `{}` is defined twice", s.id));
+            }
+            seen.push(&s.id);
+        }
+        let mut seen = Vec::new();
+        for (q, span) in self.queues.iter().zip(queue_spans) {
+            let here = Some(span.clone());
+            let field = format!("queue `{}`", q.id);
+            if !is_id(&q.id) {
+                report.at(
+                    here.clone(),
+                    format!("{field}: an id is lowercase letters, digits, `-` and `_`"),
+                );
+            }
+            if seen.contains(&&q.id) {
+                report.at(here.clone(), format!("{field} is defined twice"));
+            }
+            seen.push(&q.id);
+            match q.sink {
+                SinkKind::Webhook => {
+                    match q.url.as_deref().map(url::Url::parse) {
+                        None => report.at(
+                            here.clone(),
+                            format!("{field}: a webhook queue needs `url`"),
+                        ),
+                        Some(Err(e)) => report.at(here.clone(), format!("{field}: url: {e}")),
+                        Some(Ok(u)) => {
+                            if let Err(m) = check_remote_url(&u, &["https"], &["http"]) {
+                                report.at(here.clone(), format!("{field}: url: {m}"));
+                            }
+                        }
+                    }
+                    match &q.secret_env {
+                        None => report.at(
+                            here.clone(),
+                            format!("{field}: a webhook queue needs `secret_env`, the name of the environment variable holding its signing secret"),
+                        ),
+                        Some(var) => match std::env::var(var) {
+                            Err(_) => report.at(
+                                here.clone(),
+                                format!("{field}: environment variable `{var}` (secret_env) is not set"),
+                            ),
+                            Ok(v) => {
+                                if let Err(e) = crate::sink::signature::SigningKey::from_secret(&v) {
+                                    report.at(here.clone(), format!("{field}: `{var}`: {e}"));
+                                }
+                            }
+                        },
+                    }
+                }
+                SinkKind::File => {
+                    if q.path.is_none() {
+                        report.at(here.clone(), format!("{field}: a file queue needs `path`"));
+                    }
+                }
+                SinkKind::Stdout => {}
+            }
+            if q.max_attempts == 0 || q.concurrency == 0 || q.capacity == 0 {
+                report.at(
+                    here,
+                    format!("{field}: max_attempts, concurrency and capacity must be at least 1"),
+                );
+            }
+        }
+        for (r, span) in self.routes.iter().zip(route_spans) {
+            if !self.queues.iter().any(|q| q.id == r.queue) {
+                report.at(
+                    Some(span.clone()),
+                    format!("route: unknown queue `{}`", r.queue),
+                );
+            }
+        }
+        if self.pipeline.channel_batches == 0 {
+            report.at(None, "pipeline.channel_batches must be at least 1");
+        }
+        if self.limits.max_json_depth == 0 || self.limits.max_frame_bytes == 0 {
+            report.at(
+                None,
+                "limits.max_json_depth and limits.max_frame_bytes must be at least 1",
+            );
+        }
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() && p.as_os_str() != "-" {
+                *p = base.join(&*p);
+            }
+        };
+        self.rules.paths.iter_mut().for_each(resolve);
+        for q in &mut self.queues {
+            if let Some(p) = &mut q.path {
+                resolve(p);
+            }
+        }
+        for s in &mut self.sources {
+            if let SourceKind::File(f) = &mut s.kind {
+                resolve(&mut f.path);
+            }
+        }
+        if let Some(p) = &mut self.scoring.crisis_cues {
+            resolve(p);
+        }
+    }
+}
+
+/// Checks that a remote endpoint uses TLS: `secure` schemes anywhere, `plain` schemes only
+/// towards a loopback host (tests, local receivers, sidecars).
+pub fn check_remote_url(u: &url::Url, secure: &[&str], plain: &[&str]) -> Result<(), String> {
+    let scheme = u.scheme();
+    if secure.contains(&scheme) {
+        return Ok(());
+    }
+    if plain.contains(&scheme) {
+        let loopback = match u.host() {
+            Some(url::Host::Domain(d)) => d == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if loopback {
+            return Ok(());
+        }
+        return Err(format!(
+            "`{scheme}://` is only allowed to a loopback address; use `{}://` (TLS) for remote hosts",
+            secure.first().copied().unwrap_or("https")
+        ));
+    }
+    Err(format!(
+        "unsupported scheme `{scheme}`, expected {}",
+        [secure, plain].concat().join(" or ")
+    ))
+}
+
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn de<T: DeserializeOwned>(
+    report: &mut Report<'_>,
+    field: &str,
+    value: &Spanned<DeValue<'_>>,
+) -> Option<T> {
+    let mut value = value.clone();
+    value.get_mut().make_owned();
+    match T::deserialize(ValueDeserializer::from(value)) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            report.toml(&e, field);
+            None
+        }
+    }
+}
+
+fn section<T: DeserializeOwned>(
+    report: &mut Report<'_>,
+    name: &str,
+    value: &Spanned<DeValue<'_>>,
+    out: &mut T,
+) {
+    if !value.get_ref().is_table() {
+        report.at(
+            Some(value.span()),
+            format!("`{name}` must be a table (`[{name}]`)"),
+        );
+        return;
+    }
+    if let Some(v) = de(report, name, value) {
+        *out = v;
+    }
+}
+
+fn array_items<'v, 'i>(
+    report: &mut Report<'_>,
+    name: &str,
+    value: &'v Spanned<DeValue<'i>>,
+) -> Vec<(usize, &'v Spanned<DeValue<'i>>)> {
+    match value.get_ref().as_array() {
+        Some(items) => items.iter().enumerate().collect(),
+        None => {
+            report.at(
+                Some(value.span()),
+                format!("`{name}` must be an array of tables (`[[{name}]]`)"),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// The keys every `[[source]]` has besides its transport's own options.
+const SOURCE_COMMON: &[&str] = &["id", "type", "format", "fields"];
+
+fn source(
+    report: &mut Report<'_>,
+    index: usize,
+    item: &Spanned<DeValue<'_>>,
+) -> Option<SourceConfig> {
+    let Some(table) = item.get_ref().as_table() else {
+        report.at(
+            Some(item.span()),
+            format!("source[{index}] must be a table"),
+        );
+        return None;
+    };
+    let get = |k: &str| {
+        table
+            .iter()
+            .find(|(key, _)| key.get_ref() == k)
+            .map(|(_, v)| v)
+    };
+    let str_of = |report: &mut Report<'_>, k: &str| -> Option<String> {
+        let v = get(k)?;
+        match v.get_ref().as_str() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                report.at(
+                    Some(v.span()),
+                    format!("source[{index}].{k} must be a string"),
+                );
+                None
+            }
+        }
+    };
+    let id = str_of(report, "id");
+    let field = match &id {
+        Some(id) => format!("source `{id}`"),
+        None => {
+            report.at(Some(item.span()), format!("source[{index}] needs an `id`"));
+            format!("source[{index}]")
+        }
+    };
+    let Some(kind_name) = str_of(report, "type") else {
+        report.at(
+            Some(item.span()),
+            format!("{field} needs a `type`: jetstream, http_ndjson, sse or file"),
+        );
+        return None;
+    };
+    // The transport's options are everything but the common keys.
+    let mut rest: DeTable<'_> = DeTable::new();
+    for (k, v) in table.iter() {
+        if !SOURCE_COMMON.contains(&k.get_ref().as_ref()) {
+            rest.insert(k.clone(), v.clone());
+        }
+    }
+    let rest = Spanned::new(item.span(), DeValue::Table(rest));
+    let kind = match kind_name.as_str() {
+        "jetstream" => de(report, &field, &rest).map(SourceKind::Jetstream),
+        "http_ndjson" => de(report, &field, &rest).map(SourceKind::HttpNdjson),
+        "sse" => de(report, &field, &rest).map(SourceKind::Sse),
+        "file" => de(report, &field, &rest).map(SourceKind::File),
+        other => {
+            let span = get("type").map(|v| v.span());
+            report.at(
+                span,
+                format!(
+                    "{field}: unknown type `{other}`, expected jetstream, http_ndjson, sse or file"
+                ),
+            );
+            None
+        }
+    }?;
+    let format = match str_of(report, "format").as_deref() {
+        None => match &kind {
+            SourceKind::Jetstream(_) => FormatChoice::Fixed(Format::Jetstream),
+            SourceKind::Sse(_) => FormatChoice::Fixed(Format::Mastodon),
+            SourceKind::HttpNdjson(_) => FormatChoice::Fixed(Format::XV2),
+            SourceKind::File(_) => FormatChoice::Auto,
+        },
+        Some("auto") => FormatChoice::Auto,
+        Some("generic") => match get("fields") {
+            Some(v) => FormatChoice::Fixed(Format::Generic(de::<GenericFields>(
+                report,
+                &format!("{field}.fields"),
+                v,
+            )?)),
+            None => {
+                report.at(
+                    Some(item.span()),
+                    format!("{field}: format `generic` needs a `[source.fields]` table"),
+                );
+                return None;
+            }
+        },
+        Some(name) => match Format::from_name(name) {
+            Some(f) => FormatChoice::Fixed(f),
+            None => {
+                report.at(
+                    get("format").map(|v| v.span()),
+                    format!("{field}: unknown format `{name}`, expected auto, jetstream, x_v2, x_v1, x_activity, mastodon, reddit or generic"),
+                );
+                return None;
+            }
+        },
+    };
+    if let (Some(id), true) = (&id, id.as_deref().is_some_and(|i| !is_id(i))) {
+        report.at(
+            get("id").map(|v| v.span()),
+            format!("source id `{id}`: use lowercase letters, digits, `-` and `_`"),
+        );
+    }
+    Some(SourceConfig {
+        id: id?,
+        format,
+        kind,
+    })
+}

@@ -1,0 +1,179 @@
+//! A webhook receiver that checks what a CRM would: the Standard Webhooks signature (against
+//! the secret, within a 5-minute tolerance), the envelope and the mention contract. It records
+//! each accepted mention once by `webhook-id`, counts duplicates and bad requests, and can be
+//! told to fail the next N requests (with a status and `Retry-After`) to exercise retries.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+
+use crate::shutdown::Shutdown;
+use crate::sink::signature::SigningKey;
+
+/// What the receiver saw.
+#[derive(Default)]
+pub struct Received {
+    /// Accepted mentions by webhook-id, in arrival order of first delivery.
+    pub by_id: HashMap<String, serde_json::Value>,
+    /// The order ids first arrived in.
+    pub order: Vec<String>,
+    /// The last few mentions, newest last, for display.
+    pub recent: VecDeque<serde_json::Value>,
+}
+
+/// Receiver state shared with the handler.
+#[derive(Clone)]
+pub struct Receiver {
+    key: SigningKey,
+    /// Everything accepted.
+    pub received: Arc<Mutex<Received>>,
+    /// Requests with a valid signature delivering an id seen before.
+    pub duplicates: Arc<AtomicU64>,
+    /// Requests refused (bad signature, missing headers, bad body).
+    pub rejected: Arc<AtomicU64>,
+    /// Requests answered with an injected failure.
+    pub failed: Arc<AtomicU64>,
+    /// Fail this many upcoming requests…
+    pub fail_next: Arc<AtomicU64>,
+    /// …with this status (e.g. 503 or 429)…
+    pub fail_status: Arc<AtomicU64>,
+    /// …and this `Retry-After` in seconds (0 = none).
+    pub fail_retry_after: Arc<AtomicU64>,
+}
+
+impl Receiver {
+    /// A receiver verifying with `key`.
+    pub fn new(key: SigningKey) -> Self {
+        Self {
+            key,
+            received: Arc::default(),
+            duplicates: Arc::default(),
+            rejected: Arc::default(),
+            failed: Arc::default(),
+            fail_next: Arc::default(),
+            fail_status: Arc::new(AtomicU64::new(503)),
+            fail_retry_after: Arc::default(),
+        }
+    }
+
+    /// Accepted mention count.
+    pub fn count(&self) -> usize {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .order
+            .len()
+    }
+
+    /// The routes (POST on any path).
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/{*path}", post(handle))
+            .route("/", post(handle))
+            .with_state(self.clone())
+    }
+
+    /// Binds 127.0.0.1 (port 0 = any) and serves until shutdown.
+    pub async fn start(&self, port: u16, mut shutdown: Shutdown) -> std::io::Result<SocketAddr> {
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        let addr = listener.local_addr()?;
+        let app = self.router();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.recv().await })
+                .await;
+        });
+        Ok(addr)
+    }
+}
+
+/// Checks a delivery; returns the webhook-id and the parsed envelope, or why it is refused.
+pub fn verify(
+    key: &SigningKey,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+) -> Result<(String, serde_json::Value), String> {
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(format!("missing header {name}"))
+    };
+    let id = h("webhook-id")?.to_string();
+    let ts: i64 = h("webhook-timestamp")?
+        .parse()
+        .map_err(|_| "bad webhook-timestamp".to_string())?;
+    let sig = h("webhook-signature")?;
+    if !key.verify(&id, ts, body, sig, now, 300) {
+        return Err("signature does not verify".into());
+    }
+    let envelope: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let data = &envelope["data"];
+    if envelope["type"] != "mention.created" || data["mention_id"].as_str() != Some(id.as_str()) {
+        return Err("envelope type or mention_id does not match webhook-id".into());
+    }
+    for field in [
+        "post",
+        "matches",
+        "sentiment",
+        "category",
+        "urgency",
+        "queues",
+    ] {
+        if data.get(field).is_none() {
+            return Err(format!("mention lacks `{field}`"));
+        }
+    }
+    Ok((id, envelope))
+}
+
+async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+    if r.fail_next.load(Ordering::Relaxed) > 0 {
+        r.fail_next.fetch_sub(1, Ordering::Relaxed);
+        r.failed.fetch_add(1, Ordering::Relaxed);
+        let status = StatusCode::from_u16(r.fail_status.load(Ordering::Relaxed) as u16)
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let after = r.fail_retry_after.load(Ordering::Relaxed);
+        let mut h = HeaderMap::new();
+        if after > 0 {
+            h.insert("retry-after", after.into());
+        }
+        return (status, h, "injected failure\n".to_string());
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    match verify(&r.key, &headers, &body, now) {
+        Err(why) => {
+            r.rejected.fetch_add(1, Ordering::Relaxed);
+            (StatusCode::BAD_REQUEST, HeaderMap::new(), why + "\n")
+        }
+        Ok((id, envelope)) => {
+            let mut rec = r.received.lock().unwrap_or_else(|e| e.into_inner());
+            if rec.by_id.contains_key(&id) {
+                r.duplicates.fetch_add(1, Ordering::Relaxed);
+            } else {
+                rec.order.push(id.clone());
+                rec.recent.push_back(envelope["data"].clone());
+                if rec.recent.len() > 100 {
+                    rec.recent.pop_front();
+                }
+                rec.by_id.insert(id, envelope["data"].clone());
+            }
+            (StatusCode::NO_CONTENT, HeaderMap::new(), String::new())
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The mention: what leaves a worker for a post that matched, and the stable contract that
+//! `earshot replay` lines and the `data` of every webhook payload follow.
+//!
+//! Only matched posts (a few percent of a firehose) become mentions, so this is the one place
+//! on the worker's path that builds owned strings. The field names are a public contract that
+//! consumers' tooling relies on: add fields, never rename or remove them.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::post::{Platform, Post};
+use crate::rules::BrandKind;
+use crate::stage::score::{Category, SentimentOut, Urgency};
+
+/// A post that matched at least one rule, scored and routed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mention {
+    /// Stable id: the same post always gets the same id, across retries and restarts. Used as
+    /// the webhook's `webhook-id` (the receiver's idempotency key).
+    pub mention_id: String,
+    /// The post, in platform-neutral form.
+    pub post: MentionPost,
+    /// Every rule that matched.
+    pub matches: Vec<MatchOut>,
+    /// Sentiment of the post text.
+    pub sentiment: SentimentOut,
+    /// Primary category.
+    pub category: Category,
+    /// Urgency 0–100 with the reasons that add up to it.
+    pub urgency: Urgency,
+    /// Queue ids the mention was routed to (possibly empty).
+    pub queues: Vec<String>,
+    /// When earshot received the frame, RFC 3339 UTC with milliseconds.
+    pub received_at: String,
+    /// When the frame was received, for latency accounting inside the process.
+    #[serde(skip)]
+    pub received: Instant,
+}
+
+/// The post part of the contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct MentionPost {
+    /// Globally unique id (`at://…` on Bluesky, the status URI on Mastodon, `x:<id>` on X).
+    pub id: String,
+    /// Where it was published.
+    pub platform: Platform,
+    /// Web page of the post, when known.
+    pub url: Option<String>,
+    /// Who wrote it.
+    pub author: MentionAuthor,
+    /// Plain text.
+    pub text: String,
+    /// Declared language, when any.
+    pub lang: Option<String>,
+    /// Creation time as the platform gave it.
+    pub created_at: Option<String>,
+}
+
+/// The author part of the contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct MentionAuthor {
+    /// Platform id of the account.
+    pub id: String,
+    /// Handle without `@`, when known.
+    pub handle: Option<String>,
+    /// Follower count, when the format carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub followers: Option<u64>,
+}
+
+/// One matched rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct MatchOut {
+    /// Rule id.
+    pub rule: String,
+    /// Brand id.
+    pub brand: String,
+    /// Whether the brand is ours or a competitor.
+    pub kind: BrandKind,
+    /// The rule's terms that were found, as written in the rule.
+    pub terms: Vec<String>,
+}
+
+impl MentionPost {
+    /// Copies what the contract needs out of a borrowed post.
+    pub fn from_post(post: &Post<'_>) -> Self {
+        Self {
+            id: post.canonical_id(),
+            platform: post.platform,
+            url: post.web_url(),
+            author: MentionAuthor {
+                id: post.author.id.to_string(),
+                handle: post.author.handle.as_deref().map(str::to_string),
+                followers: post.author.followers,
+            },
+            text: post.text.to_string(),
+            lang: post.lang.as_deref().map(str::to_string),
+            created_at: post.created_at.as_deref().map(str::to_string),
+        }
+    }
+}
+
+/// The stable id of the mention of a post: `m_` and 24 hex digits of SHA-256 over the
+/// platform and the post's canonical id. Deterministic, so a replay, a restart or a second
+/// worker produces the same id for the same post and receivers can deduplicate on it.
+pub fn mention_id(platform: Platform, canonical_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(platform.as_str().as_bytes());
+    h.update([0u8]);
+    h.update(canonical_id.as_bytes());
+    let digest = h.finalize();
+    let mut id = String::with_capacity(26);
+    id.push_str("m_");
+    for b in &digest[..12] {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+/// Formats a `SystemTime` as RFC 3339 UTC with milliseconds (`2026-11-23T11:28:46.123Z`).
+pub fn rfc3339_millis(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's
+/// algorithm), so no date crate is needed for one timestamp format.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn mention_ids_are_stable_and_distinct() {
+        let a = mention_id(Platform::Bluesky, "at://did:plc:x/app.bsky.feed.post/1");
+        assert_eq!(
+            a,
+            mention_id(Platform::Bluesky, "at://did:plc:x/app.bsky.feed.post/1")
+        );
+        assert_ne!(
+            a,
+            mention_id(Platform::Bluesky, "at://did:plc:x/app.bsky.feed.post/2")
+        );
+        assert_ne!(
+            a,
+            mention_id(Platform::X, "at://did:plc:x/app.bsky.feed.post/1")
+        );
+        assert_eq!(a.len(), 26);
+        assert!(a.starts_with("m_"));
+    }
+
+    #[test]
+    fn timestamps_format_as_rfc3339() {
+        let cases = [
+            (0u64, 0u32, "1970-01-01T00:00:00.000Z"),
+            (1_614_265_330, 5, "2021-02-25T15:02:10.005Z"),
+            (951_782_400, 999, "2000-02-29T00:00:00.999Z"),
+            (1_795_434_526, 120, "2026-11-23T11:48:46.120Z"),
+        ];
+        for (secs, ms, want) in cases {
+            let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms as u64);
+            assert_eq!(rfc3339_millis(t), want);
+        }
+    }
+}

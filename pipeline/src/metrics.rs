@@ -1,0 +1,387 @@
+//! The metric catalogue: every name earshot exports, registered once, counted in batches.
+//!
+//! Names follow `earshot_<subsystem>_<name>_<unit>[_total]`. Label values come from enums or
+//! configuration ids (source id, queue id, brand id), never from post text. Workers count in
+//! plain integers and flush to these handles once per batch; stage latencies go into
+//! hdrhistograms that workers merge into [`Latencies`] a few times a second, and the admin
+//! server turns them into quantile gauges at scrape time — so nothing here sits in the per-post
+//! path.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use metrics::{describe_counter, describe_gauge, Counter, Gauge, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::skip::SkipReason;
+
+/// Frames received by a source (before any skip). Labels: `source`.
+pub const SOURCE_FRAMES_RECEIVED: &str = "earshot_source_frames_received_total";
+/// Bytes received by a source. Labels: `source`.
+pub const SOURCE_BYTES_RECEIVED: &str = "earshot_source_bytes_received_total";
+/// Reconnects of a source after a lost or failed connection. Labels: `source`.
+pub const SOURCE_RECONNECTS: &str = "earshot_source_reconnects_total";
+/// 1 while a source is connected. Labels: `source`.
+pub const SOURCE_CONNECTED: &str = "earshot_source_connected";
+/// Frames a worker finished (decoded or skipped). Labels: none.
+pub const WORKER_FRAMES_PROCESSED: &str = "earshot_worker_frames_processed_total";
+/// Posts decoded. Labels: `platform`.
+pub const STAGE_POSTS_DECODED: &str = "earshot_stage_posts_decoded_total";
+/// Frames or posts dropped, by stage and reason. Labels: `stage` (`source`, `decode`),
+/// `reason` (a [`SkipReason`] name).
+pub const STAGE_POSTS_DROPPED: &str = "earshot_stage_posts_dropped_total";
+/// Per-post time in each stage, as quantile gauges. Labels: `stage`, `quantile`.
+pub const STAGE_DURATION: &str = "earshot_stage_duration_seconds";
+/// Posts that matched at least one rule. Labels: none.
+pub const MATCH_POSTS_MATCHED: &str = "earshot_match_posts_matched_total";
+/// Mentions per brand. Labels: `brand`, `kind`.
+pub const BRAND_MENTIONS: &str = "earshot_brand_mentions_total";
+/// Mentions routed to a queue. Labels: `queue`.
+pub const ROUTE_MENTIONS_ROUTED: &str = "earshot_route_mentions_routed_total";
+/// Ingest-to-routed latency of mentions, as quantile gauges. Labels: `quantile`.
+pub const MENTION_LATENCY: &str = "earshot_mention_latency_seconds";
+/// Ingest-to-delivered latency of webhook deliveries, as quantile gauges. Labels: `quantile`.
+pub const DELIVERY_LATENCY: &str = "earshot_delivery_latency_seconds";
+/// Webhook delivery attempts by outcome. Labels: `queue`, `outcome`.
+pub const WEBHOOK_DELIVERIES: &str = "earshot_webhook_deliveries_total";
+/// Mentions written by a file or stdout sink. Labels: `queue`.
+pub const FILE_MENTIONS_WRITTEN: &str = "earshot_file_mentions_written_total";
+/// Batches waiting in the frame channel between sources and workers.
+pub const CHANNEL_FRAMES_DEPTH: &str = "earshot_channel_frame_batches";
+/// Mentions waiting in a queue's delivery channel. Labels: `queue`.
+pub const QUEUE_DEPTH: &str = "earshot_queue_depth";
+
+/// The worker stages that are timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Frame → post.
+    Decode,
+    /// Text → casefolded text and tokens.
+    Normalize,
+    /// Normalized post → rule hits.
+    Match,
+    /// Hits → sentiment, category, urgency.
+    Score,
+    /// Scored mention → queues.
+    Route,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 5] = [
+        Stage::Decode,
+        Stage::Normalize,
+        Stage::Match,
+        Stage::Score,
+        Stage::Route,
+    ];
+
+    /// The `stage` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Normalize => "normalize",
+            Stage::Match => "match",
+            Stage::Score => "score",
+            Stage::Route => "route",
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+///
+/// `metrics` has one global recorder per process; tests and `earshot demo` start several
+/// pipelines in one process, so this installs once and hands out the same handle.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the earshot Prometheus recorder is the only recorder installed");
+        describe_all();
+        handle
+    })
+}
+
+fn describe_all() {
+    describe_counter!(
+        SOURCE_FRAMES_RECEIVED,
+        Unit::Count,
+        "Frames received by a source."
+    );
+    describe_counter!(
+        SOURCE_BYTES_RECEIVED,
+        Unit::Bytes,
+        "Bytes received by a source."
+    );
+    describe_counter!(SOURCE_RECONNECTS, Unit::Count, "Reconnects of a source.");
+    describe_gauge!(SOURCE_CONNECTED, "1 while the source is connected.");
+    describe_counter!(
+        WORKER_FRAMES_PROCESSED,
+        Unit::Count,
+        "Frames finished by workers."
+    );
+    describe_counter!(STAGE_POSTS_DECODED, Unit::Count, "Posts decoded.");
+    describe_counter!(
+        STAGE_POSTS_DROPPED,
+        Unit::Count,
+        "Frames skipped, by stage and reason."
+    );
+    describe_gauge!(
+        STAGE_DURATION,
+        Unit::Seconds,
+        "Per-post stage time quantiles."
+    );
+    describe_counter!(
+        MATCH_POSTS_MATCHED,
+        Unit::Count,
+        "Posts matching at least one rule."
+    );
+    describe_counter!(BRAND_MENTIONS, Unit::Count, "Mentions per brand.");
+    describe_counter!(
+        ROUTE_MENTIONS_ROUTED,
+        Unit::Count,
+        "Mentions routed to a queue."
+    );
+    describe_gauge!(
+        MENTION_LATENCY,
+        Unit::Seconds,
+        "Ingest-to-routed latency quantiles."
+    );
+    describe_gauge!(
+        DELIVERY_LATENCY,
+        Unit::Seconds,
+        "Ingest-to-delivered latency quantiles."
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        Unit::Count,
+        "Webhook delivery attempts by outcome."
+    );
+    describe_counter!(
+        FILE_MENTIONS_WRITTEN,
+        Unit::Count,
+        "Mentions written to files/stdout."
+    );
+    describe_gauge!(
+        CHANNEL_FRAMES_DEPTH,
+        Unit::Count,
+        "Batches waiting for a worker."
+    );
+    describe_gauge!(QUEUE_DEPTH, Unit::Count, "Mentions waiting for delivery.");
+}
+
+/// Handles for the drop counter of one stage, one per [`SkipReason`].
+#[derive(Clone)]
+pub struct DropCounters(Vec<Counter>);
+
+impl DropCounters {
+    /// Registers `earshot_stage_posts_dropped_total{stage, reason}` for every reason.
+    pub fn register(stage: &'static str) -> Self {
+        Self(
+            SkipReason::ALL
+                .iter()
+                .map(|r| metrics::counter!(STAGE_POSTS_DROPPED, "stage" => stage, "reason" => r.as_str()))
+                .collect(),
+        )
+    }
+
+    /// Sets the running total of drops under `reason` (for counts kept elsewhere as atomics).
+    pub fn absolute(&self, reason: SkipReason, total: u64) {
+        self.0[reason.index()].absolute(total);
+    }
+
+    /// Adds `n` drops under `reason`.
+    pub fn add(&self, reason: SkipReason, n: u64) {
+        if n > 0 {
+            self.0[reason.index()].increment(n);
+        }
+    }
+}
+
+/// Per-source handles.
+#[derive(Clone)]
+pub struct SourceCounters {
+    /// Frames received.
+    pub frames: Counter,
+    /// Bytes received.
+    pub bytes: Counter,
+    /// Reconnects.
+    pub reconnects: Counter,
+    /// Connected gauge.
+    pub connected: Gauge,
+}
+
+impl SourceCounters {
+    /// Registers the handles of source `id`.
+    pub fn register(id: &str) -> Self {
+        let id = id.to_string();
+        Self {
+            frames: metrics::counter!(SOURCE_FRAMES_RECEIVED, "source" => id.clone()),
+            bytes: metrics::counter!(SOURCE_BYTES_RECEIVED, "source" => id.clone()),
+            reconnects: metrics::counter!(SOURCE_RECONNECTS, "source" => id.clone()),
+            connected: metrics::gauge!(SOURCE_CONNECTED, "source" => id),
+        }
+    }
+}
+
+/// A histogram of nanoseconds from 1 ns to 60 s at 3 significant figures.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// Shared latency histograms: one per [`Stage`], the mention latency (ingest → routed) and the
+/// delivery latency (ingest → accepted by the endpoint).
+///
+/// Workers keep their own histograms and merge here a few times a second
+/// ([`Latencies::MERGE_EVERY`]), so the lock is taken rarely and never per post.
+#[derive(Clone)]
+pub struct Latencies(Arc<Mutex<LatencySet>>);
+
+/// The histograms behind [`Latencies`].
+#[derive(Clone)]
+pub struct LatencySet {
+    /// Per-post stage time, indexed like [`Stage::ALL`].
+    pub stages: Vec<Histogram<u64>>,
+    /// Ingest → routed, per mention.
+    pub mention: Histogram<u64>,
+    /// Ingest → delivered, per webhook delivery.
+    pub delivery: Histogram<u64>,
+}
+
+impl LatencySet {
+    /// Empty histograms.
+    pub fn new() -> Self {
+        Self {
+            stages: Stage::ALL.iter().map(|_| new_histogram()).collect(),
+            mention: new_histogram(),
+            delivery: new_histogram(),
+        }
+    }
+
+    /// Adds every sample of `other` and empties it.
+    pub fn drain_from(&mut self, other: &mut LatencySet) {
+        for (a, b) in self.stages.iter_mut().zip(other.stages.iter_mut()) {
+            a.add(&*b).expect("histograms share bounds");
+            b.reset();
+        }
+        self.mention
+            .add(&other.mention)
+            .expect("histograms share bounds");
+        other.mention.reset();
+        self.delivery
+            .add(&other.delivery)
+            .expect("histograms share bounds");
+        other.delivery.reset();
+    }
+}
+
+impl Default for LatencySet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Latencies {
+    /// How often a worker merges its local histograms.
+    pub const MERGE_EVERY: Duration = Duration::from_millis(250);
+
+    /// Empty shared histograms.
+    pub fn new() -> Self {
+        Self(Arc::new(Mutex::new(LatencySet::new())))
+    }
+
+    /// Merges (and empties) a worker's local histograms.
+    pub fn merge(&self, local: &mut LatencySet) {
+        let mut shared = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        shared.drain_from(local);
+    }
+
+    /// Records one delivery latency.
+    pub fn record_delivery(&self, d: Duration) {
+        let mut shared = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = shared
+            .delivery
+            .record(d.as_nanos().clamp(1, 60_000_000_000) as u64);
+    }
+
+    /// A copy of the current histograms.
+    pub fn snapshot(&self) -> LatencySet {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets the quantile gauges from the histograms (called at scrape time).
+    pub fn publish(&self) {
+        let snap = self.snapshot();
+        for (stage, h) in Stage::ALL.iter().zip(snap.stages.iter()) {
+            publish_quantiles(h, STAGE_DURATION, Some(stage.as_str()));
+        }
+        publish_quantiles(&snap.mention, MENTION_LATENCY, None);
+        publish_quantiles(&snap.delivery, DELIVERY_LATENCY, None);
+    }
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The quantiles exported for every latency.
+pub const QUANTILES: [(f64, &str); 4] =
+    [(0.5, "0.5"), (0.99, "0.99"), (0.999, "0.999"), (1.0, "1")];
+
+fn publish_quantiles(h: &Histogram<u64>, name: &'static str, stage: Option<&'static str>) {
+    for (q, label) in QUANTILES {
+        let secs = if h.is_empty() {
+            0.0
+        } else {
+            h.value_at_quantile(q) as f64 / 1e9
+        };
+        match stage {
+            Some(stage) => metrics::gauge!(name, "stage" => stage, "quantile" => label).set(secs),
+            None => metrics::gauge!(name, "quantile" => label).set(secs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_moves_samples_and_empties_the_local_set() {
+        let shared = Latencies::new();
+        let mut local = LatencySet::new();
+        local.stages[0].record(1_000).unwrap();
+        local.mention.record(2_000_000).unwrap();
+        shared.merge(&mut local);
+        assert!(local.stages[0].is_empty());
+        let snap = shared.snapshot();
+        assert_eq!(snap.stages[0].len(), 1);
+        assert_eq!(snap.mention.len(), 1);
+    }
+
+    #[test]
+    fn names_follow_the_convention() {
+        for name in [
+            SOURCE_FRAMES_RECEIVED,
+            SOURCE_BYTES_RECEIVED,
+            SOURCE_RECONNECTS,
+            WORKER_FRAMES_PROCESSED,
+            STAGE_POSTS_DECODED,
+            STAGE_POSTS_DROPPED,
+            MATCH_POSTS_MATCHED,
+            BRAND_MENTIONS,
+            ROUTE_MENTIONS_ROUTED,
+            WEBHOOK_DELIVERIES,
+            FILE_MENTIONS_WRITTEN,
+        ] {
+            assert!(
+                name.starts_with("earshot_") && name.ends_with("_total"),
+                "{name}"
+            );
+        }
+    }
+}

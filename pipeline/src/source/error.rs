@@ -1,0 +1,142 @@
+//! `SourceError`: why a source could not start or had to stop.
+//!
+//! Input → output: a failure inside a source → one variant with enough context for an operator
+//! (the URL, the variable name, the file) and a bounded [`SourceError::reason`] used as a metric
+//! label.
+//!
+//! Only failures that retrying cannot fix end a source: a bad URL or header, a missing token,
+//! an unreadable file, a channel whose workers are gone. Transport failures (refused
+//! connections, HTTP errors, stalls, resets) never surface here: every network source
+//! reconnects forever with backoff and counts them in
+//! [`SourceStats`](crate::source::emit::SourceStats) and the logs instead.
+
+use std::path::PathBuf;
+
+/// Why a source could not start, or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The configured URL does not parse, or has a scheme this source cannot speak.
+    #[error("bad url {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as configured.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The environment variable that should hold the bearer token is not set (or not UTF-8).
+    #[error("environment variable {var} (bearer token) is not set")]
+    MissingToken {
+        /// The variable's name.
+        var: String,
+    },
+    /// A configured header name or value (the bearer token included) is not valid in HTTP.
+    #[error("bad header {name:?}: {reason}")]
+    BadHeader {
+        /// The header's name (never its value: it may be a secret).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An option is out of range (a zero frame limit, a zero interval).
+    #[error("invalid option {field}: {reason}")]
+    InvalidOption {
+        /// The option's field name.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP client could not be built (TLS set-up).
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// Reading the input file or stdin failed.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path (`-` for stdin).
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every receiver of the batch channel is gone: the workers have stopped, so nothing can
+    /// take frames any more.
+    #[error("the batch channel is closed: the workers are gone")]
+    ChannelClosed,
+}
+
+impl SourceError {
+    /// A bounded, stable name for the error, used as a metric label and in summaries.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SourceError::BadUrl { .. } => "bad_url",
+            SourceError::MissingToken { .. } => "missing_token",
+            SourceError::BadHeader { .. } => "bad_header",
+            SourceError::InvalidOption { .. } => "invalid_option",
+            SourceError::HttpClient(_) => "http_client",
+            SourceError::Io { .. } => "io",
+            SourceError::ChannelClosed => "channel_closed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_distinct_and_messages_name_the_culprit() {
+        let cases: Vec<(SourceError, &str, &str)> = vec![
+            (
+                SourceError::BadUrl {
+                    url: "ftp://x".into(),
+                    reason: "scheme".into(),
+                },
+                "bad_url",
+                "ftp://x",
+            ),
+            (
+                SourceError::MissingToken {
+                    var: "X_TOKEN".into(),
+                },
+                "missing_token",
+                "X_TOKEN",
+            ),
+            (
+                SourceError::BadHeader {
+                    name: "x-a".into(),
+                    reason: "bad value".into(),
+                },
+                "bad_header",
+                "x-a",
+            ),
+            (
+                SourceError::InvalidOption {
+                    field: "max_frame_bytes",
+                    reason: "zero".into(),
+                },
+                "invalid_option",
+                "max_frame_bytes",
+            ),
+            (
+                SourceError::Io {
+                    path: PathBuf::from("/nope"),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                },
+                "io",
+                "/nope",
+            ),
+            (SourceError::ChannelClosed, "channel_closed", "workers"),
+        ];
+        let mut reasons = Vec::new();
+        for (err, reason, needle) in cases {
+            assert_eq!(err.reason(), reason);
+            assert!(
+                err.to_string().contains(needle),
+                "{err} should mention {needle}"
+            );
+            reasons.push(reason);
+        }
+        reasons.sort();
+        reasons.dedup();
+        assert_eq!(reasons.len(), 6);
+    }
+}

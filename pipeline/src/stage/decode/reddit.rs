@@ -1,0 +1,264 @@
+//! Reddit: a `t1` comment or `t3` submission, alone or in a `Listing` → posts (platform
+//! Reddit).
+//!
+//! Both kinds give id = `name` (the `t1_…` / `t3_…` fullname), author.id = `author_fullname`
+//! (older payloads lack it: then `author`), handle = `author`, uri = url =
+//! `https://www.reddit.com` + `permalink` (older comments lack a permalink: then the
+//! equivalent `/comments/<link id>/_/<comment id>/`), created_at = `created_utc` (seconds)
+//! written as an RFC 3339 UTC string. A comment's text is `body` and it is always a reply; its
+//! engagement is `score`. A submission's text is `title`, then a blank line and `selftext`
+//! when there is one; link = not `is_self`; media = `post_hint` image / video, `is_video` or
+//! `is_gallery`; engagement = `score` + `num_comments`. A negative score counts as 0.
+//! Reddit's JSON escapes `&`, `<` and `>` in text as HTML references unless the client asked
+//! for `raw_json=1`; they are decoded either way (a user who literally typed `&amp;` under
+//! `raw_json=1` is the rare loser).
+//!
+//! A Listing yields each of its `t1` / `t3` children; other children (`more` stubs, accounts,
+//! subreddits) are not posts. Any other thing kind → OtherEvent. Built strings (a joined
+//! text, a permalink, a timestamp) go into the decoder's scratch buffers.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use super::tape::Val;
+use super::{html, Emitted, Scratch};
+use crate::post::{Author, Platform, Post, PostFlags};
+use crate::skip::SkipReason;
+
+const ORIGIN: &str = "https://www.reddit.com";
+
+/// Whether `kind` is a Reddit thing kind (`t1` … `t6`).
+pub(super) fn is_thing_kind(kind: &str) -> bool {
+    matches!(kind, "t1" | "t2" | "t3" | "t4" | "t5" | "t6" | "more")
+}
+
+/// Decodes one Listing or thing.
+pub(super) fn decode<F: FnMut(Post<'_>)>(
+    root: Val<'_, '_>,
+    scratch: &mut Scratch,
+    emitted: &mut Emitted,
+    on_post: &mut F,
+) -> Result<usize, SkipReason> {
+    let kind = root
+        .get("kind")
+        .and_then(Val::str)
+        .ok_or(SkipReason::WrongShape)?;
+    let data = root
+        .get("data")
+        .filter(|d| d.is_object())
+        .ok_or(SkipReason::WrongShape)?;
+    if kind != "Listing" {
+        return match thing(kind, data, scratch, on_post) {
+            Thing::Post => Ok(1),
+            Thing::NotAPost => Err(SkipReason::OtherEvent),
+            Thing::Malformed => Err(SkipReason::WrongShape),
+        };
+    }
+    let children = data
+        .get("children")
+        .filter(|c| c.is_array())
+        .ok_or(SkipReason::WrongShape)?;
+    for child in children.items() {
+        let kind = child.get("kind").and_then(Val::str);
+        let data = child.get("data").filter(|d| d.is_object());
+        let outcome = match (kind, data) {
+            (Some(kind), Some(data)) => thing(kind, data, scratch, on_post),
+            _ => Thing::Malformed,
+        };
+        match outcome {
+            Thing::Post => emitted.posts += 1,
+            Thing::NotAPost => {}
+            Thing::Malformed => emitted.malformed += 1,
+        }
+    }
+    emitted.finish()
+}
+
+/// What one thing turned out to be.
+enum Thing {
+    Post,
+    NotAPost,
+    Malformed,
+}
+
+/// Decodes the `data` of one thing of `kind`, emitting it if it is a post.
+fn thing<F: FnMut(Post<'_>)>(
+    kind: &str,
+    data: Val<'_, '_>,
+    scratch: &mut Scratch,
+    on_post: &mut F,
+) -> Thing {
+    let comment = match kind {
+        "t1" => true,
+        "t3" => false,
+        _ => return Thing::NotAPost,
+    };
+    let mut name = None;
+    let mut id = None;
+    let mut link_id = None;
+    let mut author = None;
+    let mut author_fullname = None;
+    let mut body = None;
+    let mut title = None;
+    let mut selftext = None;
+    let mut permalink = None;
+    let mut created = None;
+    let mut score = None;
+    let mut comments = None;
+    let mut flags = PostFlags {
+        reply: comment,
+        ..PostFlags::default()
+    };
+    for (key, value) in data.entries() {
+        match key {
+            "name" => name = value.str(),
+            "id" => id = value.str(),
+            "link_id" => link_id = value.str(),
+            "author" => author = value.str(),
+            "author_fullname" => author_fullname = value.str(),
+            "body" => body = value.str(),
+            "title" => title = value.str(),
+            "selftext" => selftext = value.str(),
+            "permalink" => permalink = value.str(),
+            "created_utc" => created = value.f64(),
+            "score" => score = value.i64(),
+            "num_comments" if !comment => comments = value.u64(),
+            "is_self" if !comment => flags.link = value.bool() == Some(false),
+            "post_hint" if !comment => {
+                flags.media |= matches!(value.str(), Some("image" | "hosted:video" | "rich:video"));
+            }
+            "is_video" | "is_gallery" if !comment => flags.media |= value.bool() == Some(true),
+            _ => {}
+        }
+    }
+    let (Some(name), Some(author)) = (name, author) else {
+        return Thing::Malformed;
+    };
+
+    let text: &str = if comment {
+        let Some(body) = body else {
+            return Thing::Malformed;
+        };
+        html::unescape_basic(body, &mut scratch.text)
+    } else {
+        let Some(title) = title else {
+            return Thing::Malformed;
+        };
+        match selftext.filter(|s| !s.is_empty()) {
+            None => html::unescape_basic(title, &mut scratch.text),
+            Some(selftext) => {
+                scratch.text.clear();
+                html::push_unescaped_basic(title, &mut scratch.text);
+                scratch.text.push_str("\n\n");
+                html::push_unescaped_basic(selftext, &mut scratch.text);
+                &scratch.text
+            }
+        }
+    };
+
+    scratch.uri.clear();
+    match (permalink, link_id, id) {
+        (Some(permalink), _, _) => {
+            scratch.uri.push_str(ORIGIN);
+            scratch.uri.push_str(permalink);
+        }
+        (None, Some(link), Some(id)) if comment => {
+            let link = link.strip_prefix("t3_").unwrap_or(link);
+            // Writing to a String cannot fail.
+            let _ = write!(scratch.uri, "{ORIGIN}/comments/{link}/_/{id}/");
+        }
+        _ => {}
+    }
+    let uri = (!scratch.uri.is_empty()).then_some(scratch.uri.as_str());
+
+    scratch.stamp.clear();
+    let created_at = created.and_then(|secs| rfc3339(secs, &mut scratch.stamp));
+
+    let score = score.map(|s| u64::try_from(s).unwrap_or(0));
+    let engagement = match comments {
+        Some(n) => Some(score.unwrap_or(0).saturating_add(n)),
+        None => score,
+    };
+
+    on_post(Post {
+        platform: Platform::Reddit,
+        id: Cow::Borrowed(name),
+        uri: uri.map(Cow::Borrowed),
+        url: uri.map(Cow::Borrowed),
+        author: Author {
+            id: Cow::Borrowed(author_fullname.unwrap_or(author)),
+            handle: Some(Cow::Borrowed(author)),
+            ..Author::default()
+        },
+        text: Cow::Borrowed(text),
+        lang: None,
+        created_at: created_at.map(Cow::Borrowed),
+        time_us: None,
+        engagement,
+        flags,
+    });
+    Thing::Post
+}
+
+/// Writes `secs` since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` into `out` (fractions are
+/// dropped); `None` outside years 1970..=9999 or for a non-finite value.
+pub(super) fn rfc3339(secs: f64, out: &mut String) -> Option<&str> {
+    const MAX: f64 = 253_402_300_799.0; // 9999-12-31T23:59:59Z
+    if !(0.0..=MAX).contains(&secs) {
+        return None;
+    }
+    // In range and non-negative, so the truncation is exact on the integer part.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let secs = secs.floor() as u64;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+    Some(out.as_str())
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`, for non-negative day counts).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_rfc3339_utc() {
+        let cases: &[(f64, Option<&str>)] = &[
+            (0.0, Some("1970-01-01T00:00:00Z")),
+            (1_411_010_034.0, Some("2014-09-18T03:13:54Z")),
+            (1_492_274_908.9, Some("2017-04-15T16:48:28Z")),
+            (951_782_400.0, Some("2000-02-29T00:00:00Z")),
+            (1_709_164_800.0, Some("2024-02-29T00:00:00Z")),
+            (4_107_542_400.0, Some("2100-03-01T00:00:00Z")),
+            (253_402_300_799.0, Some("9999-12-31T23:59:59Z")),
+            (253_402_300_800.0, None),
+            (-1.0, None),
+            (f64::NAN, None),
+            (f64::INFINITY, None),
+        ];
+        for (secs, want) in cases {
+            let mut out = String::new();
+            assert_eq!(rfc3339(*secs, &mut out), *want, "{secs}");
+        }
+    }
+}

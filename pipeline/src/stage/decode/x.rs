@@ -1,0 +1,384 @@
+//! X (Twitter): three wire shapes → posts with platform X.
+//!
+//! - **API v2** ([`decode_v2`]): a filtered-stream line or a search / lookup page.
+//!   `data` is one tweet (stream) or an array (page); the author is looked up by `author_id`
+//!   in `includes.users` (username → handle, name, `public_metrics.followers_count`,
+//!   `verified`). Text is `note_tweet.text` for long posts, else `text`. engagement = like +
+//!   retweet + reply + quote counts of `data.public_metrics`. Flags: `referenced_tweets` types
+//!   `replied_to` / `quoted` / `retweeted` → reply / quote / repost; link = `entities.urls`
+//!   non-empty; media = `attachments.media_keys` non-empty. A line holding `errors` and no
+//!   `data` is [`SkipReason::StreamError`], while a page's partial `errors` (a suspended
+//!   mentioned user) do not stop its tweets. `matching_rules` (numeric or string ids) and
+//!   twarc's `__twarc` envelope are ignored.
+//! - **v1.1 / enterprise original format** ([`decode_v1`]): a status, or a `search/tweets`
+//!   response whose `statuses` are all decoded. Text is `extended_tweet.full_text`, else
+//!   `full_text`, else `text`. Flags from `in_reply_to_status_id(_str)`, `retweeted_status`,
+//!   `quoted_status(_id_str)`, `entities.urls`, and `media` in `entities` /
+//!   `extended_entities` (including those inside `extended_tweet`). engagement = favorite +
+//!   retweet (+ reply + quote when present). Stream control messages are skipped: `delete` →
+//!   Delete, `limit` / `disconnect` / `warning` / `errors` → StreamError, other envelopes →
+//!   OtherEvent.
+//! - **Gnip Activity Streams** ([`decode_activity`]): `verb: post | share`; ids are `tag:` /
+//!   `id:` URIs whose last `:`-separated part is the tweet / user id. Text is
+//!   `long_object.body`, else `body`. `share` (a retweet) sets repost; reply = `inReplyTo`;
+//!   quote = `twitter_quoted_status`; link / media from `twitter_entities` /
+//!   `twitter_extended_entities` (and `long_object`'s). engagement = favorites + retweets.
+//!   `verb: delete` → Delete; Gnip `info` → OtherEvent; `error` → StreamError.
+//!
+//! All three escape `&`, `<` and `>` in text as HTML references; they are decoded (into the
+//! decoder's text buffer, only when present).
+//!
+//! Retweets are posts with the repost flag (their `RT @user: …` text is what a listener
+//! sees); deduplication of reposts is the route stage's decision, not the decoder's.
+//! `created_at` is passed through as the platform wrote it (v1.1 uses
+//! `Wed Oct 10 20:19:24 +0000 2018`).
+
+use std::borrow::Cow;
+
+use super::tape::Val;
+use super::{html, sum_counts, Emitted, Scratch};
+use crate::post::{Author, Platform, Post, PostFlags};
+use crate::skip::SkipReason;
+
+/// Decodes one X API v2 line or page.
+pub(super) fn decode_v2<F: FnMut(Post<'_>)>(
+    root: Val<'_, '_>,
+    scratch: &mut Scratch,
+    emitted: &mut Emitted,
+    on_post: &mut F,
+) -> Result<usize, SkipReason> {
+    let mut data = None;
+    let mut users = None;
+    let mut errors = false;
+    let mut meta = false;
+    for (key, value) in root.entries() {
+        match key {
+            "data" => data = Some(value),
+            "includes" => users = value.get("users"),
+            "errors" => errors = true,
+            "meta" => meta = true,
+            _ => {}
+        }
+    }
+    match data {
+        Some(tweet) if tweet.is_object() => {
+            let post = v2_tweet(tweet, users, &mut scratch.text).ok_or(SkipReason::WrongShape)?;
+            on_post(post);
+            Ok(1)
+        }
+        Some(page) if page.is_array() => {
+            for tweet in page.items() {
+                match v2_tweet(tweet, users, &mut scratch.text) {
+                    Some(post) => {
+                        on_post(post);
+                        emitted.posts += 1;
+                    }
+                    None => emitted.malformed += 1,
+                }
+            }
+            emitted.finish()
+        }
+        Some(_) => Err(SkipReason::WrongShape),
+        None if errors => Err(SkipReason::StreamError),
+        // A search page with no results carries only `meta`.
+        None if meta => Err(SkipReason::OtherEvent),
+        None => Err(SkipReason::WrongShape),
+    }
+}
+
+/// One v2 tweet object; `None` when it lacks an id, text or author id. Unescaped text, when
+/// the tweet has references, is built in `buf`.
+fn v2_tweet<'s, 'f: 's>(
+    tweet: Val<'_, 'f>,
+    users: Option<Val<'_, 'f>>,
+    buf: &'s mut String,
+) -> Option<Post<'s>> {
+    let mut id = None;
+    let mut text = None;
+    let mut note = None;
+    let mut author_id = None;
+    let mut lang = None;
+    let mut created_at = None;
+    let mut engagement = None;
+    let mut flags = PostFlags::default();
+    for (key, value) in tweet.entries() {
+        match key {
+            "id" => id = value.str(),
+            "text" => text = value.str(),
+            "note_tweet" => note = value.get("text").and_then(Val::str),
+            "author_id" => author_id = value.str(),
+            "lang" => lang = value.str(),
+            "created_at" => created_at = value.str(),
+            "public_metrics" => {
+                let count = |k: &str| value.get(k).and_then(Val::u64);
+                engagement = sum_counts([
+                    count("like_count"),
+                    count("retweet_count"),
+                    count("reply_count"),
+                    count("quote_count"),
+                ]);
+            }
+            "referenced_tweets" => {
+                for referenced in value.items() {
+                    match referenced.get("type").and_then(Val::str) {
+                        Some("replied_to") => flags.reply = true,
+                        Some("quoted") => flags.quote = true,
+                        Some("retweeted") => flags.repost = true,
+                        _ => {}
+                    }
+                }
+            }
+            "entities" => {
+                flags.link |= value.get("urls").is_some_and(Val::is_nonempty_array);
+            }
+            "attachments" => {
+                flags.media |= value.get("media_keys").is_some_and(Val::is_nonempty_array);
+            }
+            _ => {}
+        }
+    }
+    let author_id = author_id?;
+    let mut author = Author {
+        id: Cow::Borrowed(author_id),
+        ..Author::default()
+    };
+    let user = users.and_then(|users| {
+        users
+            .items()
+            .find(|user| user.get("id").and_then(Val::str) == Some(author_id))
+    });
+    if let Some(user) = user {
+        for (key, value) in user.entries() {
+            match key {
+                "username" => author.handle = value.str().map(Cow::Borrowed),
+                "name" => author.name = value.str().map(Cow::Borrowed),
+                "verified" => author.verified = value.bool(),
+                "public_metrics" => {
+                    author.followers = value.get("followers_count").and_then(Val::u64);
+                }
+                _ => {}
+            }
+        }
+    }
+    Some(Post {
+        platform: Platform::X,
+        id: Cow::Borrowed(id?),
+        uri: None,
+        url: None,
+        author,
+        text: Cow::Borrowed(html::unescape_basic(note.or(text)?, buf)),
+        lang: lang.map(Cow::Borrowed),
+        created_at: created_at.map(Cow::Borrowed),
+        time_us: None,
+        engagement,
+        flags,
+    })
+}
+
+/// Decodes one v1.1 status, `search/tweets` response or stream control message.
+pub(super) fn decode_v1<F: FnMut(Post<'_>)>(
+    root: Val<'_, '_>,
+    scratch: &mut Scratch,
+    emitted: &mut Emitted,
+    on_post: &mut F,
+) -> Result<usize, SkipReason> {
+    if !root.is_object() {
+        return Err(SkipReason::WrongShape);
+    }
+    if let Some(statuses) = root.get("statuses") {
+        if !statuses.is_array() {
+            return Err(SkipReason::WrongShape);
+        }
+        for status in statuses.items() {
+            match v1_status(status, &mut scratch.text) {
+                Some(post) => {
+                    on_post(post);
+                    emitted.posts += 1;
+                }
+                None => emitted.malformed += 1,
+            }
+        }
+        return emitted.finish();
+    }
+    if let Some(post) = v1_status(root, &mut scratch.text) {
+        on_post(post);
+        return Ok(1);
+    }
+    Err(v1_control(root))
+}
+
+/// Why a v1.1 object that is not a status is skipped.
+fn v1_control(root: Val<'_, '_>) -> SkipReason {
+    let Some((key, _)) = root.entries().next() else {
+        return SkipReason::WrongShape;
+    };
+    match key {
+        "delete" | "status_withheld_delete" => SkipReason::Delete,
+        "limit" | "disconnect" | "warning" | "errors" | "error" => SkipReason::StreamError,
+        "scrub_geo" | "status_withheld" | "user_withheld" | "friends" | "friends_str" | "event"
+        | "control" | "info" => SkipReason::OtherEvent,
+        // A status missing a required field (its first key is a status field).
+        _ => SkipReason::WrongShape,
+    }
+}
+
+/// One v1.1 / original-format status; `None` when it lacks an id, text or user id.
+fn v1_status<'s, 'f: 's>(status: Val<'_, 'f>, buf: &'s mut String) -> Option<Post<'s>> {
+    let mut id = None;
+    let mut text = None;
+    let mut full_text = None;
+    let mut extended_text = None;
+    let mut user = None;
+    let mut lang = None;
+    let mut created_at = None;
+    let mut counts = [None; 4];
+    let mut flags = PostFlags::default();
+    for (key, value) in status.entries() {
+        match key {
+            "id_str" => id = value.str(),
+            "text" => text = value.str(),
+            "full_text" => full_text = value.str(),
+            "extended_tweet" => {
+                extended_text = value.get("full_text").and_then(Val::str);
+                entity_flags(value.get("entities"), &mut flags);
+                entity_flags(value.get("extended_entities"), &mut flags);
+            }
+            "user" => user = Some(value),
+            "lang" => lang = value.str(),
+            "created_at" => created_at = value.str(),
+            "favorite_count" => counts[0] = value.u64(),
+            "retweet_count" => counts[1] = value.u64(),
+            "reply_count" => counts[2] = value.u64(),
+            "quote_count" => counts[3] = value.u64(),
+            "in_reply_to_status_id" | "in_reply_to_status_id_str" => {
+                flags.reply |= !value.is_null();
+            }
+            "retweeted_status" => flags.repost |= !value.is_null(),
+            "quoted_status" | "quoted_status_id_str" => flags.quote |= !value.is_null(),
+            "entities" | "extended_entities" => entity_flags(Some(value), &mut flags),
+            _ => {}
+        }
+    }
+    let user = user?;
+    let mut author = Author::default();
+    let mut user_id = None;
+    for (key, value) in user.entries() {
+        match key {
+            "id_str" => user_id = value.str(),
+            "screen_name" => author.handle = value.str().map(Cow::Borrowed),
+            "name" => author.name = value.str().map(Cow::Borrowed),
+            "followers_count" => author.followers = value.u64(),
+            "verified" => author.verified = value.bool(),
+            _ => {}
+        }
+    }
+    author.id = Cow::Borrowed(user_id?);
+    Some(Post {
+        platform: Platform::X,
+        id: Cow::Borrowed(id?),
+        uri: None,
+        url: None,
+        author,
+        text: Cow::Borrowed(html::unescape_basic(
+            extended_text.or(full_text).or(text)?,
+            buf,
+        )),
+        lang: lang.map(Cow::Borrowed),
+        created_at: created_at.map(Cow::Borrowed),
+        time_us: None,
+        engagement: sum_counts(counts),
+        flags,
+    })
+}
+
+/// link / media from a v1.1 `entities` or `extended_entities` object.
+fn entity_flags(entities: Option<Val<'_, '_>>, flags: &mut PostFlags) {
+    let Some(entities) = entities else { return };
+    flags.link |= entities.get("urls").is_some_and(Val::is_nonempty_array);
+    flags.media |= entities.get("media").is_some_and(Val::is_nonempty_array);
+}
+
+/// Decodes one Gnip Activity Streams activity or system message.
+pub(super) fn decode_activity<F: FnMut(Post<'_>)>(
+    root: Val<'_, '_>,
+    scratch: &mut Scratch,
+    on_post: &mut F,
+) -> Result<usize, SkipReason> {
+    let mut verb = None;
+    let mut id = None;
+    let mut body = None;
+    let mut long_body = None;
+    let mut actor = None;
+    let mut lang = None;
+    let mut created_at = None;
+    let mut counts = [None; 2];
+    let mut flags = PostFlags::default();
+    let mut control = None;
+    for (key, value) in root.entries() {
+        match key {
+            "verb" => verb = value.str(),
+            "id" => id = value.str(),
+            "body" => body = value.str(),
+            "long_object" => {
+                long_body = value.get("body").and_then(Val::str);
+                entity_flags(value.get("twitter_entities"), &mut flags);
+                entity_flags(value.get("twitter_extended_entities"), &mut flags);
+            }
+            "actor" => actor = Some(value),
+            "twitter_lang" => lang = value.str(),
+            "postedTime" => created_at = value.str(),
+            "favoritesCount" => counts[0] = value.u64(),
+            "retweetCount" => counts[1] = value.u64(),
+            "inReplyTo" => flags.reply |= !value.is_null(),
+            "twitter_quoted_status" => flags.quote |= !value.is_null(),
+            "twitter_entities" | "twitter_extended_entities" => {
+                entity_flags(Some(value), &mut flags);
+            }
+            "info" => control = Some(SkipReason::OtherEvent),
+            "error" => control = Some(SkipReason::StreamError),
+            _ => {}
+        }
+    }
+    match verb {
+        Some("post") => {}
+        Some("share") => flags.repost = true,
+        Some("delete") => return Err(SkipReason::Delete),
+        Some(_) => return Err(SkipReason::OtherEvent),
+        None => return Err(control.unwrap_or(SkipReason::WrongShape)),
+    }
+    let (Some(id), Some(text), Some(actor)) = (id, long_body.or(body), actor) else {
+        return Err(SkipReason::WrongShape);
+    };
+    let mut author = Author::default();
+    let mut actor_id = None;
+    for (key, value) in actor.entries() {
+        match key {
+            "id" => actor_id = value.str(),
+            "preferredUsername" => author.handle = value.str().map(Cow::Borrowed),
+            "displayName" => author.name = value.str().map(Cow::Borrowed),
+            "followersCount" => author.followers = value.u64(),
+            "verified" => author.verified = value.bool(),
+            _ => {}
+        }
+    }
+    author.id = Cow::Borrowed(last_part(actor_id.ok_or(SkipReason::WrongShape)?));
+    on_post(Post {
+        platform: Platform::X,
+        id: Cow::Borrowed(last_part(id)),
+        uri: None,
+        url: None,
+        author,
+        text: Cow::Borrowed(html::unescape_basic(text, &mut scratch.text)),
+        lang: lang.map(Cow::Borrowed),
+        created_at: created_at.map(Cow::Borrowed),
+        time_us: None,
+        engagement: sum_counts(counts),
+        flags,
+    });
+    Ok(1)
+}
+
+/// `tag:search.twitter.com,2005:887453193294282752` → `887453193294282752`.
+fn last_part(uri: &str) -> &str {
+    uri.rsplit(':').next().unwrap_or(uri)
+}

@@ -1,0 +1,223 @@
+//! The `earshot` binary as a user runs it: replay, check and demo.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::support;
+
+fn earshot() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_earshot"));
+    c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    c.env("EARSHOT_LOG", "warn");
+    c
+}
+
+/// Counts in replay's stderr summary: `skipped like: 105` → ("skipped like", 105), and the
+/// `key=value` pairs of its first line.
+fn summary(stderr: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut m = std::collections::BTreeMap::new();
+    for line in stderr.lines() {
+        let line = line.trim();
+        if let Some((k, v)) = line.rsplit_once(": ") {
+            if let Ok(n) = v.parse() {
+                m.insert(k.to_string(), n);
+            }
+        }
+        for pair in line.split_whitespace() {
+            if let Some((k, v)) = pair.split_once('=') {
+                if let Ok(n) = v.parse() {
+                    m.insert(k.to_string(), n);
+                }
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn replay_decodes_every_jetstream_post_and_reports_every_non_post_by_kind() {
+    let out = earshot()
+        .args(["replay", "--quiet", "--workers", "1"])
+        .arg(support::fixtures().join("jetstream-sample.ndjson"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let s = summary(&stderr);
+    // SOURCES.md: 152 events; 17 post creates; 105 likes, 15 reposts, 6+3 follows, 1 post
+    // delete, 1 block, 2 updates, 1 identity, 1 account.
+    assert_eq!(s["frames"], 152, "{stderr}");
+    assert_eq!(s["posts"], 17, "{stderr}");
+    assert_eq!(s["skipped like"], 105, "{stderr}");
+    assert_eq!(s["skipped repost"], 15, "{stderr}");
+    assert_eq!(s["skipped identity"], 1, "{stderr}");
+    assert_eq!(s["skipped account"], 1, "{stderr}");
+    assert_eq!(s["skipped"], 152 - 17, "{stderr}");
+}
+
+#[test]
+fn replay_decodes_the_x_stream_and_counts_the_error_line() {
+    let out = earshot()
+        .args(["replay", "--quiet"])
+        .arg(support::fixtures().join("x-v2-stream.ndjson"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let s = summary(&stderr);
+    assert_eq!(s["frames"], 9, "{stderr}");
+    assert_eq!(s["posts"], 8, "{stderr}");
+    assert_eq!(s["skipped stream_error"], 1, "{stderr}");
+}
+
+#[test]
+fn replay_prints_one_contract_line_per_matched_post() {
+    let input = concat!(
+        r#"{"did":"did:plc:aaa","time_us":1725911162330509,"kind":"commit","commit":{"rev":"3l3qo2vpcwufs","operation":"create","collection":"app.bsky.feed.post","rkey":"3l3qo2v6show4","record":{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:03.190Z","langs":["en"],"text":"@acmehq.bsky.social my order arrived broken and support is not answering. I want a refund"},"cid":"bafy"}}"#,
+        "\n",
+        r#"{"did":"did:plc:bbb","time_us":1725911162330510,"kind":"commit","commit":{"rev":"3l3qo2vpcwufs","operation":"create","collection":"app.bsky.feed.post","rkey":"3l3qo2v6show5","record":{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:03.190Z","langs":["en"],"text":"pacmen and other games"},"cid":"bafy"}}"#,
+        "\n"
+    );
+    let mut child = earshot()
+        .args(["replay", "--format", "jetstream", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let m = &lines[0];
+    assert_eq!(
+        m["post"]["id"],
+        "at://did:plc:aaa/app.bsky.feed.post/3l3qo2v6show4"
+    );
+    assert_eq!(m["post"]["platform"], "bluesky");
+    assert_eq!(
+        m["post"]["url"],
+        "https://bsky.app/profile/did:plc:aaa/post/3l3qo2v6show4"
+    );
+    assert_eq!(m["post"]["lang"], "en");
+    assert_eq!(m["matches"][0]["brand"], "acme");
+    assert_eq!(m["matches"][0]["kind"], "brand");
+    assert_eq!(m["sentiment"]["label"], "negative");
+    assert!(m["sentiment"]["score"].as_f64().unwrap() < -0.05);
+    assert_eq!(m["category"], "complaint");
+    let score = m["urgency"]["score"].as_i64().unwrap();
+    let sum: i64 = m["urgency"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["points"].as_i64().unwrap())
+        .sum();
+    assert_eq!(score, sum);
+    assert!(m["urgency"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["feature"] == "direct_address"));
+    assert!(m["mention_id"].as_str().unwrap().starts_with("m_"));
+    assert_eq!(m["queues"], serde_json::json!(["stdout"]));
+}
+
+#[test]
+fn check_reports_every_config_error_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"[pipeline]
+workers = "two"
+
+[admin]
+listen = "127.0.0.1:9464"
+colour = "red"
+
+[[source]]
+id = "x"
+type = "carrier-pigeon"
+
+[[queue]]
+id = "support"
+sink = "webhook"
+url = "http://crm.example.com/hooks"
+secret_env = "EARSHOT_TEST_SURELY_UNSET_VARIABLE"
+
+[[route]]
+queue = "nowhere"
+"#,
+    )
+    .unwrap();
+    let out = earshot()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = path.display().to_string();
+    for want in [
+        format!("{file}:2:11: pipeline: invalid type"),
+        format!("{file}:6:1: admin: unknown field `colour`"),
+        format!("{file}:10:8: source `x`: unknown type `carrier-pigeon`"),
+        "only allowed to a loopback address".to_string(),
+        "`EARSHOT_TEST_SURELY_UNSET_VARIABLE` (secret_env) is not set".to_string(),
+        "route: unknown queue `nowhere`".to_string(),
+    ] {
+        assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn check_accepts_the_embedded_default_and_the_shipped_rules() {
+    let out = earshot().args(["check"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("ok: 1 sources"), "{stdout}");
+}
+
+#[test]
+fn demo_routes_signed_mentions_within_seconds() {
+    let out = earshot()
+        .args([
+            "demo",
+            "--duration",
+            "4",
+            "--rate",
+            "1000",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("→ "), "no routed mention shown:\n{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    let s = summary(last.replace(", ", " ").as_str());
+    assert!(last.contains("delivered with valid signatures"), "{last}");
+    assert!(last.contains(" 0 rejected"), "{last}");
+    let _ = s;
+}

@@ -1,0 +1,5 @@
+//! Integration tests: one binary (link time), real components on 127.0.0.1 port 0.
+
+mod cli;
+mod e2e;
+mod support;

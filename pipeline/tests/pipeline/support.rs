@@ -1,0 +1,38 @@
+//! Helpers shared by the integration tests.
+
+use std::path::PathBuf;
+use std::sync::Once;
+
+/// The variable the tests' webhook queues read their secret from.
+pub const SECRET_ENV: &str = "EARSHOT_TEST_WEBHOOK_SECRET";
+/// The secret itself (the Standard Webhooks specification's example secret).
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Sets the test secret in the environment, once, before any test reads it.
+pub fn set_secret() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| std::env::set_var(SECRET_ENV, SECRET));
+}
+
+/// `shared/fixtures/formats`, found by walking up from the crate (works in a checkout with
+/// `shared/` beside it and in CI's clean clone).
+pub fn fixtures() -> PathBuf {
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    loop {
+        let candidate = dir.join("shared/fixtures/formats");
+        if candidate.is_dir() {
+            return candidate;
+        }
+        if !dir.pop() {
+            panic!(
+                "shared/fixtures/formats not found above {}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+        }
+    }
+}
+
+/// The repository's `rules/` folder.
+pub fn rules_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules")
+}
