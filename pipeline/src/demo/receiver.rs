@@ -28,6 +28,9 @@ pub struct Received {
     pub order: Vec<String>,
     /// The last few mentions, newest last, for display.
     pub recent: VecDeque<serde_json::Value>,
+    /// (path, webhook-id) of every accepted delivery: a mention routed to two queues arrives
+    /// once at each queue's path, and only a second arrival at the same path is a duplicate.
+    pub deliveries: std::collections::HashSet<(String, String)>,
 }
 
 /// Receiver state shared with the handler.
@@ -36,7 +39,7 @@ pub struct Receiver {
     key: SigningKey,
     /// Everything accepted.
     pub received: Arc<Mutex<Received>>,
-    /// Requests with a valid signature delivering an id seen before.
+    /// Requests with a valid signature delivering an id already delivered to the same path.
     pub duplicates: Arc<AtomicU64>,
     /// Requests refused (bad signature, missing headers, bad body).
     pub rejected: Arc<AtomicU64>,
@@ -139,7 +142,12 @@ pub fn verify(
     Ok((id, envelope))
 }
 
-async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+async fn handle(
+    State(r): State<Receiver>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
     if r.fail_next.load(Ordering::Relaxed) > 0 {
         r.fail_next.fetch_sub(1, Ordering::Relaxed);
         r.failed.fetch_add(1, Ordering::Relaxed);
@@ -163,9 +171,9 @@ async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> i
         }
         Ok((id, envelope)) => {
             let mut rec = r.received.lock().unwrap_or_else(|e| e.into_inner());
-            if rec.by_id.contains_key(&id) {
+            if !rec.deliveries.insert((uri.path().to_string(), id.clone())) {
                 r.duplicates.fetch_add(1, Ordering::Relaxed);
-            } else {
+            } else if !rec.by_id.contains_key(&id) {
                 rec.order.push(id.clone());
                 rec.recent.push_back(envelope["data"].clone());
                 if rec.recent.len() > 100 {
