@@ -153,6 +153,7 @@ pub struct Running {
     worker_threads: Vec<std::thread::JoinHandle<usize>>,
     sink_tasks: Vec<(String, JoinHandle<()>)>,
     background: Vec<JoinHandle<()>>,
+    workers_running: Arc<AtomicBool>,
     trigger: ShutdownTrigger,
 }
 
@@ -203,9 +204,19 @@ pub async fn start(
     let (frame_tx, frame_rx) = crossbeam_channel::bounded::<Batch>(config.pipeline.channel_batches);
     let totals = Arc::new(Totals::new(queue_ids.len()));
     let formats: Vec<_> = config.sources.iter().map(|s| s.format.clone()).collect();
+    // Emptied batches return to their source: as many as can be in flight, so a source in the
+    // steady state never allocates a batch.
+    let (recycle_txs, recycle_rxs): (Vec<_>, Vec<_>) = config
+        .sources
+        .iter()
+        .map(|_| {
+            crossbeam_channel::bounded::<Batch>(config.pipeline.channel_batches + workers_n + 1)
+        })
+        .unzip();
     let outputs = Outputs {
         queues: queue_txs,
         tap: options.tap.clone(),
+        recycle: recycle_txs,
     };
     let workers: Vec<Worker> = (0..workers_n)
         .map(|i| {
@@ -231,14 +242,15 @@ pub async fn start(
     let mut sources = Vec::new();
     let mut source_tasks = Vec::new();
     let mut connected_flags = Vec::new();
-    for (index, s) in config.sources.iter().enumerate() {
+    for ((index, s), recycled) in config.sources.iter().enumerate().zip(recycle_rxs) {
         let stats = Arc::new(SourceStats::default());
         let emitter = Emitter::new(
             index as u16,
             frame_tx.clone(),
             config.pipeline.batch_limits(),
             stats.clone(),
-        );
+        )
+        .with_recycler(recycled);
         let shutdown = trigger.subscribe();
         let kind = s.kind.clone();
         let id = s.id.clone();
@@ -287,8 +299,6 @@ pub async fn start(
         admin_addr = Some(addr);
         background.push(task);
     }
-    let _ = workers_running;
-
     Ok(Running {
         totals,
         latencies,
@@ -299,6 +309,7 @@ pub async fn start(
         worker_threads,
         sink_tasks,
         background,
+        workers_running,
         trigger: trigger.clone(),
     })
 }
@@ -430,6 +441,7 @@ impl Running {
                 "workers still running at the drain deadline"
             );
         }
+        self.workers_running.store(false, Ordering::Relaxed);
         for (queue, task) in self.sink_tasks {
             let left = deadline.saturating_sub(started.elapsed());
             if tokio::time::timeout(left, task).await.is_err() {

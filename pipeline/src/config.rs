@@ -351,6 +351,7 @@ impl Config {
             queues: Vec::new(),
             routes: Vec::new(),
         };
+        let mut source_spans = Vec::new();
         let mut queue_spans = Vec::new();
         let mut route_spans = Vec::new();
         for (key, value) in root.get_ref().iter() {
@@ -365,6 +366,7 @@ impl Config {
                     for (i, item) in array_items(&mut report, name, value) {
                         if let Some(s) = source(&mut report, i, item) {
                             config.sources.push(s);
+                            source_spans.push(item.span());
                         }
                     }
                 }
@@ -397,7 +399,7 @@ impl Config {
                 ),
             }
         }
-        config.validate(&mut report, &queue_spans, &route_spans);
+        config.validate(&mut report, &[&source_spans, &queue_spans, &route_spans]);
         config.resolve_paths(base);
         if report.errors.is_empty() {
             Ok(config)
@@ -406,18 +408,31 @@ impl Config {
         }
     }
 
-    fn validate(
-        &self,
-        report: &mut Report<'_>,
-        queue_spans: &[Range<usize>],
-        route_spans: &[Range<usize>],
-    ) {
+    /// Cross-field checks; `spans` are the places of the sources, queues and routes.
+    fn validate(&self, report: &mut Report<'_>, spans: &[&[Range<usize>]; 3]) {
+        let [source_spans, queue_spans, route_spans] = *spans;
         let mut seen = Vec::new();
-        for s in &self.sources {
+        for (s, span) in self.sources.iter().zip(source_spans) {
+            let here = Some(span.clone());
             if seen.contains(&&s.id) {
-                report.at(None, format!("source `{}` is defined twice", s.id));
+                report.at(here.clone(), format!("source `{}` is defined twice", s.id));
             }
             seen.push(&s.id);
+            // TLS for every remote connection; plain transports only to this machine.
+            let (url, secure, plain) = match &s.kind {
+                SourceKind::Jetstream(o) => (&o.url, "wss", "ws"),
+                SourceKind::HttpNdjson(o) => (&o.url, "https", "http"),
+                SourceKind::Sse(o) => (&o.url, "https", "http"),
+                SourceKind::File(_) => continue,
+            };
+            match url::Url::parse(url) {
+                Err(e) => report.at(here, format!("source `{}`: url: {e}", s.id)),
+                Ok(u) => {
+                    if let Err(m) = check_remote_url(&u, &[secure], &[plain]) {
+                        report.at(here, format!("source `{}`: url: {m}", s.id));
+                    }
+                }
+            }
         }
         let mut seen = Vec::new();
         for (q, span) in self.queues.iter().zip(queue_spans) {

@@ -31,6 +31,7 @@ use crate::stage::decode::{DecodeLimits, Decoder, Format};
 use crate::stage::matcher::{Hit, MatchScratch, Matcher};
 use crate::stage::normalize::{normalize, Normalized};
 use crate::stage::route::Router;
+use crate::stage::score::sentiment::SentimentScratch;
 use crate::stage::score::Scorer;
 
 /// One frame in this many is timed stage by stage.
@@ -57,6 +58,9 @@ pub struct Outputs {
     pub queues: Vec<Option<mpsc::Sender<Arc<Mention>>>>,
     /// Receives every mention, routed or not (replay's stdout, the demo's live feed).
     pub tap: Option<mpsc::Sender<Arc<Mention>>>,
+    /// Per source index: where emptied batches go back for reuse, so sources fill the same
+    /// buffers again instead of allocating (and page-faulting) a fresh one per batch.
+    pub recycle: Vec<crossbeam_channel::Sender<Batch>>,
 }
 
 /// Totals across all workers, for summaries (`earshot replay`, the demo's status line).
@@ -143,6 +147,7 @@ struct Stages {
     normalized: Normalized,
     match_scratch: MatchScratch,
     hits: Vec<Hit>,
+    sentiment: SentimentScratch,
     queue_idx: Vec<u16>,
     local: LatencySet,
     inner_ns: u64,
@@ -205,6 +210,7 @@ impl Worker {
                 normalized: Normalized::new(),
                 match_scratch: MatchScratch::new(),
                 hits: Vec::with_capacity(16),
+                sentiment: SentimentScratch::new(),
                 queue_idx: Vec::with_capacity(8),
                 local: LatencySet::new(),
                 inner_ns: 0,
@@ -224,6 +230,11 @@ impl Worker {
         let mut last_merge = Instant::now();
         for mut batch in rx.iter() {
             self.process(&mut batch);
+            if let Some(back) = self.outputs.recycle.get(batch.source as usize) {
+                batch.clear();
+                // A full recycle channel means the source has spares: drop this one.
+                let _ = back.try_send(batch);
+            }
             if !self.send_pending() {
                 break;
             }
@@ -441,9 +452,13 @@ impl Stages {
         // Matched posts are timed every time: they are rare and their latency is the product.
         lap.start();
         counts.matched += 1;
-        let scored = compiled
-            .scorer
-            .score(post, &self.normalized, &self.hits, &compiled.rules);
+        let scored = compiled.scorer.score(
+            post,
+            &self.normalized,
+            &self.hits,
+            &compiled.rules,
+            &mut self.sentiment,
+        );
         lap.stop(&mut self.local, &mut self.inner_ns, Stage::Score);
         compiled.router.route(
             post,

@@ -176,3 +176,210 @@ impl Router {
 fn primary_subtag(lang: &str) -> &str {
     lang.split(['-', '_']).next().unwrap_or(lang)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::path::Path;
+
+    use super::*;
+    use crate::post::{Author, Platform, PostFlags};
+    use crate::stage::score::{Reason, SentimentOut, Urgency};
+
+    fn rules() -> RuleSet {
+        RuleSet::parse_str(
+            "t.rules",
+            "brand acme \"Acme\"\n  rule acme: acme\ncompetitor globex \"Globex\"\n  rule globex: globex\n",
+            Path::new("."),
+        )
+        .expect("test rules parse")
+    }
+
+    fn post(lang: Option<&'static str>) -> Post<'static> {
+        Post {
+            platform: Platform::Bluesky,
+            id: Cow::Borrowed("1"),
+            uri: None,
+            url: None,
+            author: Author {
+                id: Cow::Borrowed("did:plc:x"),
+                ..Author::default()
+            },
+            text: Cow::Borrowed("text"),
+            lang: lang.map(Cow::Borrowed),
+            created_at: None,
+            time_us: None,
+            engagement: None,
+            flags: PostFlags::default(),
+        }
+    }
+
+    fn scored(category: Category, label: SentimentLabel, urgency: u8) -> Scored {
+        Scored {
+            sentiment: SentimentOut { score: 0.0, label },
+            category,
+            urgency: Urgency {
+                score: urgency,
+                reasons: vec![Reason {
+                    feature: "x",
+                    points: i32::from(urgency),
+                }],
+            },
+            crisis_cues: Vec::new(),
+        }
+    }
+
+    fn hit(brand: u32) -> Hit {
+        Hit {
+            rule: brand,
+            brand,
+            terms: vec![0],
+        }
+    }
+
+    #[test]
+    fn routes_table() {
+        let rules = rules();
+        let queues: Vec<String> = ["support", "sales", "crisis", "es"]
+            .map(String::from)
+            .to_vec();
+        let routes = vec![
+            RouteConfig {
+                queue: "support".into(),
+                kinds: vec![BrandKind::Brand],
+                categories: vec![Category::Complaint, Category::Question],
+                min_urgency: 20,
+                ..RouteConfig::default()
+            },
+            RouteConfig {
+                queue: "sales".into(),
+                brands: vec!["globex".into()],
+                sentiments: vec![SentimentLabel::Negative],
+                ..RouteConfig::default()
+            },
+            RouteConfig {
+                queue: "crisis".into(),
+                categories: vec![Category::Crisis],
+                ..RouteConfig::default()
+            },
+            // A second route to the same queue: the mention still goes there once.
+            RouteConfig {
+                queue: "crisis".into(),
+                min_urgency: 90,
+                ..RouteConfig::default()
+            },
+            RouteConfig {
+                queue: "es".into(),
+                langs: vec!["es".into()],
+                ..RouteConfig::default()
+            },
+        ];
+        let router = Router::build(&routes, &queues, &rules).expect("routes compile");
+        use Category::*;
+        use SentimentLabel::*;
+        type Case = (
+            &'static str,
+            Vec<Hit>,
+            Option<&'static str>,
+            Scored,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "acme complaint",
+                vec![hit(0)],
+                Some("en"),
+                scored(Complaint, Negative, 30),
+                vec!["support"],
+            ),
+            (
+                "below min urgency",
+                vec![hit(0)],
+                Some("en"),
+                scored(Complaint, Negative, 19),
+                vec![],
+            ),
+            (
+                "praise goes nowhere",
+                vec![hit(0)],
+                None,
+                scored(Praise, Positive, 50),
+                vec![],
+            ),
+            (
+                "unhappy globex",
+                vec![hit(1)],
+                None,
+                scored(Complaint, Negative, 5),
+                vec!["sales"],
+            ),
+            (
+                "happy globex",
+                vec![hit(1)],
+                None,
+                scored(Praise, Positive, 5),
+                vec![],
+            ),
+            (
+                "crisis twice, once",
+                vec![hit(0)],
+                None,
+                scored(Crisis, Neutral, 95),
+                vec!["crisis"],
+            ),
+            (
+                "both brands",
+                vec![hit(0), hit(1)],
+                Some("es-MX"),
+                scored(Complaint, Negative, 40),
+                vec!["support", "sales", "es"],
+            ),
+            (
+                "no lang never matches lang",
+                vec![hit(0)],
+                None,
+                scored(Other, Neutral, 0),
+                vec![],
+            ),
+        ];
+        let mut out = Vec::new();
+        for (name, hits, lang, s, want) in cases {
+            router.route(&post(lang), &hits, &rules, &s, &mut out);
+            let got: Vec<&str> = out
+                .iter()
+                .map(|&i| router.queues()[i as usize].as_str())
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_queues_and_brands_are_all_reported() {
+        let rules = rules();
+        let routes = vec![
+            RouteConfig {
+                queue: "nope".into(),
+                ..RouteConfig::default()
+            },
+            RouteConfig {
+                queue: "a".into(),
+                brands: vec!["initech".into()],
+                ..RouteConfig::default()
+            },
+        ];
+        let errors = Router::build(&routes, &["a".to_string()], &rules).unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                RouteError::UnknownQueue {
+                    index: 0,
+                    queue: "nope".into()
+                },
+                RouteError::UnknownBrand {
+                    index: 1,
+                    brand: "initech".into()
+                },
+            ]
+        );
+    }
+}

@@ -151,6 +151,11 @@ colour = "red"
 id = "x"
 type = "carrier-pigeon"
 
+[[source]]
+id = "plain"
+type = "jetstream"
+url = "ws://jetstream.example.com/subscribe"
+
 [[queue]]
 id = "support"
 sink = "webhook"
@@ -174,7 +179,8 @@ queue = "nowhere"
         format!("{file}:2:11: pipeline: invalid type"),
         format!("{file}:6:1: admin: unknown field `colour`"),
         format!("{file}:10:8: source `x`: unknown type `carrier-pigeon`"),
-        "only allowed to a loopback address".to_string(),
+        format!("{file}:12:1: source `plain`: url: `ws://` is only allowed to a loopback address"),
+        "queue `support`: url: `http://` is only allowed to a loopback address".to_string(),
         "`EARSHOT_TEST_SURELY_UNSET_VARIABLE` (secret_env) is not set".to_string(),
         "route: unknown queue `nowhere`".to_string(),
     ] {

@@ -15,7 +15,7 @@ use crate::post::Post;
 use crate::rules::{BrandKind, RuleSet};
 use crate::stage::matcher::Hit;
 use crate::stage::normalize::Normalized;
-use sentiment::{SentimentLabel, SentimentLexicon};
+use sentiment::{SentimentLabel, SentimentLexicon, SentimentScratch};
 
 /// The embedded crisis cue list (`rules/lexicons/crisis.txt`).
 pub const EMBEDDED_CRISIS_CUES: &str = include_str!("../../../../rules/lexicons/crisis.txt");
@@ -189,15 +189,16 @@ impl Scorer {
         })
     }
 
-    /// Scores one matched post.
+    /// Scores one matched post; `scratch` is the worker's reused sentiment buffer.
     pub fn score(
         &self,
         post: &Post<'_>,
         norm: &Normalized,
         hits: &[Hit],
         rules: &RuleSet,
+        scratch: &mut SentimentScratch,
     ) -> Scored {
-        let polarity = self.lexicon.polarity(&post.text);
+        let polarity = self.lexicon.polarity_with(&post.text, scratch);
         let sentiment = SentimentOut {
             score: polarity.compound,
             label: polarity.label(),
