@@ -53,13 +53,21 @@ impl SigningKey {
 
     /// The `webhook-signature` header value for one message.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        format!(
+            "v1,{}",
+            STANDARD.encode(self.mac(id, timestamp, body).finalize().into_bytes())
+        )
+    }
+
+    /// The HMAC over `{id}.{timestamp}.{body}`, ready to finalize or verify.
+    fn mac(&self, id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any size");
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
         mac.update(b".");
         mac.update(body);
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        mac
     }
 
     /// Verifies a `webhook-signature` header (space-separated list of `v1,<base64>`) in
@@ -76,12 +84,7 @@ impl SigningKey {
         if (now - timestamp).abs() > tolerance_secs {
             return false;
         }
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any size");
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
+        let mac = self.mac(id, timestamp, body);
         header
             .split_whitespace()
             .filter_map(|s| s.strip_prefix("v1,"))

@@ -149,6 +149,34 @@ pub(crate) struct StreamSpec {
     pub backoff: HttpBackoffPolicy,
 }
 
+impl StreamSpec {
+    /// Validates the options shared by the NDJSON and SSE sources: non-zero limits, an
+    /// `http(s)` URL, headers (the bearer token read from its environment variable now).
+    #[allow(clippy::too_many_arguments)]
+    pub fn build(
+        kind: &'static str,
+        url: &str,
+        bearer_token_env: Option<&str>,
+        headers: &BTreeMap<String, String>,
+        max_frame_bytes: usize,
+        stall_timeout: Duration,
+        connect_timeout: Duration,
+        backoff: HttpBackoffPolicy,
+    ) -> Result<StreamSpec, SourceError> {
+        nonzero("max_frame_bytes", max_frame_bytes as u128)?;
+        nonzero("stall_timeout", stall_timeout.as_nanos())?;
+        nonzero("connect_timeout", connect_timeout.as_nanos())?;
+        Ok(StreamSpec {
+            kind,
+            url: parse_url(url, &["http", "https"])?,
+            headers: request_headers(bearer_token_env, headers)?,
+            stall_timeout,
+            connect_timeout,
+            backoff,
+        })
+    }
+}
+
 /// How a connection ended.
 enum Session {
     Shutdown,

@@ -349,17 +349,16 @@ impl SseOptions {
     }
 
     fn spec(&self) -> Result<StreamSpec, SourceError> {
-        http_client::nonzero("max_frame_bytes", self.max_frame_bytes as u128)?;
-        http_client::nonzero("stall_timeout", self.stall_timeout.as_nanos())?;
-        http_client::nonzero("connect_timeout", self.connect_timeout.as_nanos())?;
-        Ok(StreamSpec {
-            kind: "sse",
-            url: http_client::parse_url(&self.url, &["http", "https"])?,
-            headers: http_client::request_headers(self.bearer_token_env.as_deref(), &self.headers)?,
-            stall_timeout: self.stall_timeout,
-            connect_timeout: self.connect_timeout,
-            backoff: self.backoff,
-        })
+        StreamSpec::build(
+            "sse",
+            &self.url,
+            self.bearer_token_env.as_deref(),
+            &self.headers,
+            self.max_frame_bytes,
+            self.stall_timeout,
+            self.connect_timeout,
+            self.backoff,
+        )
     }
 
     /// Reads the stream until shutdown, reconnecting forever; returns `Ok` on shutdown after
