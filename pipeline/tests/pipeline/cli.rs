@@ -227,3 +227,98 @@ fn demo_routes_signed_mentions_within_seconds() {
     assert!(last.contains(" 0 rejected"), "{last}");
     let _ = s;
 }
+
+/// `earshot run` on a config file, reading the loopback Jetstream simulator with the same
+/// protocol as the public endpoint, writing mentions to a file queue, and stopping cleanly on
+/// SIGTERM with everything written.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reads_jetstream_and_stops_gracefully_on_sigterm() {
+    use earshot::demo::generator::{GenSettings, Generator};
+    use earshot::demo::simulator::{self, EventLog};
+    use std::time::{Duration, Instant};
+
+    let mut generator = Generator::new(GenSettings {
+        seed: 7,
+        mention_rate: 0.2,
+    });
+    let base = simulator::now_us();
+    let mut frames = Vec::new();
+    let mut expected = std::collections::BTreeSet::new();
+    for i in 0..500u64 {
+        let e = generator.next_event(base + i * 1000);
+        if e.json.contains("app.bsky.feed.like") {
+            continue;
+        }
+        if let (Some(uri), Some(_)) = (&e.post_uri, e.mentions) {
+            expected.insert(uri.clone());
+        }
+        frames.push(e.json.into_bytes());
+    }
+    let (trigger, _) = earshot::shutdown::channel();
+    let sim = simulator::start(0, EventLog::from_frames(frames), trigger.subscribe())
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mentions.ndjson");
+    let config = dir.path().join("earshot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[rules]
+paths = ["{rules}"]
+[admin]
+listen = "127.0.0.1:0"
+[[source]]
+id = "bluesky"
+type = "jetstream"
+url = "ws://{sim}/subscribe"
+[[queue]]
+id = "all"
+sink = "file"
+path = "mentions.ndjson"
+[[route]]
+queue = "all"
+"#,
+            rules = support::rules_dir().display()
+        ),
+    )
+    .unwrap();
+    let mut child = earshot()
+        .args(["run", "--config"])
+        .arg(&config)
+        .spawn()
+        .unwrap();
+
+    let lines = |path: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(&out).len() < expected.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "earshot run exited with {exit}");
+
+    let got: std::collections::BTreeSet<String> = lines(&out)
+        .iter()
+        .map(|m| m["post"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(lines(&out).len(), expected.len(), "each mention once");
+    trigger.trigger();
+}
