@@ -108,6 +108,8 @@ pub async fn run(
     let client = match reqwest::Client::builder()
         .timeout(settings.timeout)
         .pool_idle_timeout(Duration::from_secs(90))
+        // Plain HTTP/1.1 keep-alive: what every CRM endpoint speaks.
+        .http1_only()
         .user_agent(concat!("earshot/", env!("CARGO_PKG_VERSION")))
         .build()
     {
