@@ -330,6 +330,17 @@ impl Worker {
         });
     }
 
+    /// Takes the mentions of the batches processed since the last call (for callers that run
+    /// [`Worker::process`] themselves, such as benchmarks, instead of [`Worker::run`]).
+    pub fn take_mentions(&mut self) -> Vec<Arc<Mention>> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Flushes the counts of the batches processed so far to metrics and [`Totals`].
+    pub fn flush(&mut self) {
+        self.flush_counts();
+    }
+
     /// Sends pending mentions to their queues and the tap; false if a sink is gone.
     fn send_pending(&mut self) -> bool {
         for m in self.pending.drain(..) {

@@ -1,0 +1,108 @@
+//! Shared pieces of earshot's benchmarks: finding and loading the reference corpus, building
+//! the compiled stages from a rule file, and cutting the corpus into the batches sources make.
+//!
+//! The corpus is never committed: `../shared/bench/corpus.py` regenerates it (see
+//! `benches/README.md`). Every benchmark checks the work it times against an expected count,
+//! so a faster but wrong change cannot pass.
+#![deny(missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use earshot::config::{FormatChoice, LimitsSettings};
+use earshot::rules::RuleSet;
+use earshot::source::batch::Batch;
+use earshot::stage::decode::Format;
+use earshot::stage::matcher::Matcher;
+use earshot::stage::route::{RouteConfig, Router};
+use earshot::stage::score::{Scorer, ScoringConfig};
+use earshot::worker::Compiled;
+
+/// Where the corpus and rule lists are: `$EARSHOT_BENCH_DATA`, else `bench-data/` beside the
+/// repository (the bench README's standard place).
+pub fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("EARSHOT_BENCH_DATA") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench-data")
+}
+
+/// Reads up to `limit` lines of an NDJSON corpus.
+pub fn load_lines(path: &Path, limit: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "reading {} (generate it with ../shared/bench/corpus.py, see benches/README.md)",
+            path.display()
+        )
+    })?;
+    let lines: Vec<Vec<u8>> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .take(limit)
+        .map(<[u8]>::to_vec)
+        .collect();
+    if lines.is_empty() {
+        bail!("{} holds no lines", path.display());
+    }
+    Ok(lines)
+}
+
+/// Cuts frames into batches of `per_batch` frames, as a source would.
+pub fn batches(lines: &[Vec<u8>], per_batch: usize) -> Vec<Batch> {
+    lines
+        .chunks(per_batch.max(1))
+        .map(|chunk| {
+            let mut b = Batch::with_capacity(0, chunk.len(), 800);
+            for line in chunk {
+                b.push(line);
+            }
+            b
+        })
+        .collect()
+}
+
+/// A rule file holding one brand whose terms are the lines of `terms_file`
+/// (`rules-{1k,10k,100k}.txt`), written next to it.
+pub fn terms_rules(terms_file: &Path) -> anyhow::Result<PathBuf> {
+    let name = terms_file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("terms");
+    let path = terms_file.with_file_name(format!("{name}.bench.rules"));
+    let terms = terms_file
+        .file_name()
+        .and_then(|s| s.to_str())
+        .context("terms file name")?;
+    std::fs::write(
+        &path,
+        format!("brand bench \"Reference corpus brands\"\n  terms {terms}\n"),
+    )?;
+    Ok(path)
+}
+
+/// Compiles rules, matcher, scorer and a router with one catch-all queue.
+pub fn compile(rules: &Path) -> anyhow::Result<Compiled> {
+    let rules = RuleSet::load(&[rules.to_path_buf()]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let matcher = Matcher::build(&rules)?;
+    let scorer = Scorer::build(&ScoringConfig::default())?;
+    let queues = vec!["all".to_string()];
+    let routes = vec![RouteConfig {
+        queue: "all".into(),
+        ..RouteConfig::default()
+    }];
+    let router = Router::build(&routes, &queues, &rules).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(Compiled {
+        rules,
+        matcher,
+        scorer,
+        router,
+    })
+}
+
+/// The decoder settings every benchmark uses: Jetstream, default limits.
+pub fn jetstream() -> (Vec<FormatChoice>, earshot::stage::decode::DecodeLimits) {
+    (
+        vec![FormatChoice::Fixed(Format::Jetstream)],
+        LimitsSettings::default().decode_limits(),
+    )
+}
