@@ -15,6 +15,8 @@
 #                           (decode → normalize → match with word boundaries → score → route)
 #                           on frames already in memory; the e1÷peer ratio
 #   earshot-inmem-allcores  earshot-bench --workers <nproc>, no pinning; the eN÷peer ratio
+#   earshot-plain-1core     earshot-bench --plain --workers 1, pinned: plain case-insensitive
+#                           substring matching, the peers' definition; must match their count
 #   earshot-1core           taskset -c 0 earshot replay -q --workers 1 (file reading included)
 #   earshot-allcores        earshot replay -q --workers 0, no pinning
 #   python-diy              benches/peers/python_diy.py, pinned to core 0
@@ -218,14 +220,15 @@ run_peer() { # run_peer TERMS ROUND PROGRAM
     case $program in
         python-diy) cmd=(taskset -c 0 "$PY" "$BENCHES/peers/python_diy.py" --terms "$DATA/rules-$t.txt" "$CORPUS") ;;
         cpp-simdjson-hyperscan) cmd=(taskset -c 0 "$CPP_PEER" --terms "$DATA/rules-$t.txt" "$CORPUS") ;;
-        earshot-inmem-1core | earshot-inmem-allcores)
+        earshot-inmem-1core | earshot-inmem-allcores | earshot-plain-1core)
             expect=earshot-inmem
             cmd=("$EARSHOT_BENCH" --rounds 1 --rules "$DATA/bench-$t.rules" --corpus "$CORPUS")
-            if [[ $program == earshot-inmem-1core ]]; then
-                cmd=(taskset -c 0 "${cmd[@]}" --workers 1)
-            else
-                cmd+=(--workers "$(nproc)")
-            fi
+            case $program in
+                earshot-inmem-1core) cmd=(taskset -c 0 "${cmd[@]}" --workers 1) ;;
+                earshot-plain-1core) cmd=(taskset -c 0 "${cmd[@]}" --workers 1 --plain)
+                    expect=earshot-inmem-plain ;;
+                *) cmd+=(--workers "$(nproc)") ;;
+            esac
             ;;
     esac
     timed "$WORK/out" "$WORK/err" "${cmd[@]}"
@@ -241,7 +244,7 @@ run_peer() { # run_peer TERMS ROUND PROGRAM
         "$(json_field mb_per_s "$j")" "$(<"$WORK/rss")" >>"$RUNS"
 }
 
-PROGRAMS=(earshot-inmem-1core earshot-inmem-allcores earshot-1core earshot-allcores python-diy cpp-simdjson-hyperscan)
+PROGRAMS=(earshot-inmem-1core earshot-inmem-allcores earshot-plain-1core earshot-1core earshot-allcores python-diy cpp-simdjson-hyperscan)
 PEERS=(python-diy cpp-simdjson-hyperscan)
 
 field_of() { # field_of TERMS PROGRAM COLUMN: that column of every run, one per line
@@ -274,6 +277,9 @@ verify() { # verify TERMS
         ((py == REF_MATCHED[$t])) ||
             die "$t terms: the peers matched $py posts, BASELINES.md says ${REF_MATCHED[$t]} on the reference corpus"
     fi
+    local plain
+    plain=$(field_of "$t" earshot-plain-1core 6 | head -n 1)
+    ((plain == py)) || die "$t terms: earshot's plain substring mode matched $plain posts, the peers $py"
     e1=$(field_of "$t" earshot-1core 6 | head -n 1)
     for p in earshot-allcores earshot-inmem-1core earshot-inmem-allcores; do
         en=$(field_of "$t" "$p" 6 | head -n 1)
@@ -305,6 +311,7 @@ for t in "${TERM_SETS[@]}"; do
         note "$t terms, round $round/$ROUNDS"
         run_peer "$t" "$round" earshot-inmem-1core
         run_peer "$t" "$round" earshot-inmem-allcores
+        run_peer "$t" "$round" earshot-plain-1core
         run_earshot "$t" "$round" earshot-1core
         run_earshot "$t" "$round" earshot-allcores
         run_peer "$t" "$round" python-diy
@@ -360,9 +367,10 @@ cat <<EOF
 e1 = earshot-inmem-1core (the whole worker pipeline on frames in memory, one worker pinned to
 core 0), eN = earshot-inmem-allcores ($ncpu workers); earshot-1core / earshot-allcores add
 reading the file (replay). Peers are pinned to core 0. Ratios above 1 mean earshot is faster. The peers count plain
-case-insensitive substrings and $agree;
-earshot counts whole-word matches (README "How terms match"), so its matched count differs by
-definition and is checked only for being the same in every round and on one or all cores.
+case-insensitive substrings and $agree, and so
+does earshot-plain-1core (earshot with word boundaries switched off). earshot's own programs
+count whole-word matches (README "How terms match"), so their count is lower by definition
+and is checked for being the same in every round and program.
 EOF
 
 if ((quick)); then

@@ -82,8 +82,17 @@ pub fn terms_rules(terms_file: &Path) -> anyhow::Result<PathBuf> {
 
 /// Compiles rules, matcher, scorer and a router with one catch-all queue.
 pub fn compile(rules: &Path) -> anyhow::Result<Compiled> {
+    compile_with(rules, false)
+}
+
+/// [`compile`], with plain substring matching instead of word boundaries when `plain`.
+pub fn compile_with(rules: &Path, plain: bool) -> anyhow::Result<Compiled> {
     let rules = RuleSet::load(&[rules.to_path_buf()]).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let matcher = Matcher::build(&rules)?;
+    let matcher = if plain {
+        Matcher::build_plain_substring(&rules)?
+    } else {
+        Matcher::build(&rules)?
+    };
     let scorer = Scorer::build(&ScoringConfig::default())?;
     let queues = vec!["all".to_string()];
     let routes = vec![RouteConfig {

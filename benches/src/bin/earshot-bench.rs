@@ -37,6 +37,9 @@ struct Args {
     /// Fail unless exactly this many posts match.
     #[arg(long)]
     expect: Option<u64>,
+    /// Plain case-insensitive substring matching (no word boundaries), the peers' definition.
+    #[arg(long)]
+    plain: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,7 +54,7 @@ fn main() -> anyhow::Result<()> {
         b::terms_rules(&args.rules)?
     };
     let compile_started = Instant::now();
-    let compiled = Arc::new(b::compile(&rules)?);
+    let compiled = Arc::new(b::compile_with(&rules, args.plain)?);
     let compile_s = compile_started.elapsed().as_secs_f64();
     let lines = b::load_lines(&corpus, args.limit)?;
     let bytes: usize = lines.iter().map(Vec::len).sum();
@@ -127,7 +130,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({
-            "program": "earshot-inmem",
+            "program": if args.plain { "earshot-inmem-plain" } else { "earshot-inmem" },
             "workers": args.workers,
             "terms": compiled.matcher.term_count(),
             "events": frames,

@@ -178,6 +178,18 @@ impl Matcher {
         Matcher::build_with_dfa_limit(rules, DFA_MAX_PATTERNS)
     }
 
+    /// A matcher that ignores word boundaries: every term matches wherever its casefolded
+    /// text occurs, as plain case-insensitive substring search does. Not for production (it
+    /// finds `acme` in `pacmen`); benchmarks use it to check earshot against peers that count
+    /// plain substrings, which must agree exactly.
+    pub fn build_plain_substring(rules: &RuleSet) -> Result<Matcher, MatcherError> {
+        let mut m = Matcher::build(rules)?;
+        m.term_boundary
+            .iter_mut()
+            .for_each(|b| *b = Boundary::Substring);
+        Ok(m)
+    }
+
     /// [`Matcher::build`] with the DFA/NFA threshold as a parameter, so tests run every case
     /// through both automaton kinds.
     fn build_with_dfa_limit(
@@ -557,6 +569,29 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn plain_substring_mode_ignores_boundaries_only() {
+        let set = rules(BOUNDARY_RULES);
+        let plain = Matcher::build_plain_substring(&set).expect("build");
+        let strict = Matcher::build(&set).expect("build");
+        let ids = |m: &Matcher, text: &str| -> Vec<String> {
+            run(m, &set, text, None)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        };
+        let cases: [(&str, &[&str], &[&str]); 4] = [
+            ("pacmen everywhere", &["word"], &[]),
+            ("#notacme", &["word"], &[]),
+            ("@acmehqx", &["word", "handle"], &["word"]),
+            ("nothing here", &[], &[]),
+        ];
+        for (text, want_plain, want_strict) in cases {
+            assert_eq!(ids(&plain, text), want_plain.to_vec(), "plain: {text}");
+            assert_eq!(ids(&strict, text), want_strict.to_vec(), "strict: {text}");
+        }
     }
 
     const BOUNDARY_RULES: &str = r#"
