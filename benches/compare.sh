@@ -245,7 +245,6 @@ run_peer() { # run_peer TERMS ROUND PROGRAM
 }
 
 PROGRAMS=(earshot-inmem-1core earshot-inmem-allcores earshot-plain-1core earshot-1core earshot-allcores python-diy cpp-simdjson-hyperscan)
-PEERS=(python-diy cpp-simdjson-hyperscan)
 
 field_of() { # field_of TERMS PROGRAM COLUMN: that column of every run, one per line
     awk -F'\t' -v t="$1" -v p="$2" -v c="$3" '$1 == t && $2 == p { print $c }' "$RUNS"
