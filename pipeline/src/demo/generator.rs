@@ -48,6 +48,8 @@ pub struct Generator {
     rng: fastrand::Rng,
     settings: GenSettings,
     seq: u64,
+    /// Stamp each record's `createdAt` with its `time_us` instead of a fixed date.
+    stamp_created_at: bool,
 }
 
 const WORDS: &[&str] = &[
@@ -123,6 +125,24 @@ impl Generator {
             rng: fastrand::Rng::with_seed(settings.seed),
             settings,
             seq: 0,
+            stamp_created_at: false,
+        }
+    }
+
+    /// Stamps each record's `createdAt` with the event's `time_us` (RFC 3339, microseconds)
+    /// instead of a fixed date, so a load test that passes the send time as `time_us` can
+    /// measure send-to-delivery latency from the delivered mention's `post.created_at`. The
+    /// random sequence, and so every other byte of the events, stays the same.
+    pub fn stamp_created_at(mut self, on: bool) -> Self {
+        self.stamp_created_at = on;
+        self
+    }
+
+    fn created_at(&self, time_us: u64) -> String {
+        if self.stamp_created_at {
+            rfc3339_micros(time_us)
+        } else {
+            "2026-11-23T12:00:00.000Z".to_string()
         }
     }
 
@@ -220,7 +240,7 @@ impl Generator {
         };
         let mut record = json!({
             "$type": "app.bsky.feed.post",
-            "createdAt": "2026-11-23T12:00:00.000Z",
+            "createdAt": self.created_at(time_us),
             "langs": [lang],
             "text": text,
         });
@@ -264,9 +284,53 @@ impl Generator {
     }
 }
 
+/// Formats microseconds since the epoch as RFC 3339 UTC with microseconds
+/// (`2026-11-23T11:28:46.123456Z`).
+pub fn rfc3339_micros(time_us: u64) -> String {
+    let secs = (time_us / 1_000_000) as i64;
+    let (y, m, d) = crate::mention::civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        time_us % 1_000_000
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stamped_created_at_is_the_send_time_and_changes_nothing_else() {
+        let settings = GenSettings {
+            seed: 3,
+            mention_rate: 0.5,
+        };
+        let mut plain = Generator::new(settings);
+        let mut stamped = Generator::new(settings).stamp_created_at(true);
+        let t = 1_795_000_000_123_456;
+        assert_eq!(rfc3339_micros(t), "2026-11-18T11:06:40.123456Z");
+        for i in 0..200 {
+            let (a, b) = (plain.next_event(t + i), stamped.next_event(t + i));
+            assert_eq!(a.post_uri, b.post_uri);
+            let (va, vb): (serde_json::Value, serde_json::Value) = (
+                serde_json::from_str(&a.json).unwrap(),
+                serde_json::from_str(&b.json).unwrap(),
+            );
+            if b.post_uri.is_some() {
+                let created = vb["commit"]["record"]["createdAt"].as_str().unwrap();
+                assert_eq!(created, rfc3339_micros(t + i));
+                let mut vb = vb.clone();
+                vb["commit"]["record"]["createdAt"] = va["commit"]["record"]["createdAt"].clone();
+                assert_eq!(va, vb);
+            } else {
+                assert_eq!(a.json, b.json);
+            }
+        }
+    }
 
     #[test]
     fn same_seed_same_events_and_mentions_at_the_configured_rate() {

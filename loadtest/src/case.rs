@@ -1,0 +1,236 @@
+//! A load-test case: a folder `loadtest/cases/<name>/` holding `case.toml` (the generator
+//! settings, the rate steps and the latency budget) and the earshot config under test, a
+//! template with `{FIREHOSE}`, `{HOOK}`, `{ADMIN}` and `{RULES}` placeholders that the runner
+//! fills with the loopback addresses it picked (STYLE 14: load tests are folders of cases).
+//!
+//! Everything is validated at load, with the file and the key in the message, so a typo in a
+//! case fails before any process is started.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use serde::Deserialize;
+
+/// The placeholders a config template must contain; each is filled by the runner.
+pub const PLACEHOLDERS: [&str; 4] = ["{FIREHOSE}", "{HOOK}", "{ADMIN}", "{RULES}"];
+
+/// `case.toml` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    seed: u64,
+    mention_rate: f64,
+    steps: Vec<u64>,
+    step_seconds: f64,
+    p99_budget_ms: f64,
+    #[serde(default = "default_config")]
+    config: String,
+    #[serde(default = "default_rules")]
+    rules: String,
+    #[serde(default = "default_secret_env")]
+    secret_env: String,
+    #[serde(default)]
+    description: String,
+}
+
+fn default_config() -> String {
+    "earshot.toml".into()
+}
+
+fn default_rules() -> String {
+    "../../../rules".into()
+}
+
+fn default_secret_env() -> String {
+    "EARSHOT_LOADTEST_SECRET".into()
+}
+
+/// A validated case.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The case's name: its folder's name.
+    pub name: String,
+    /// The case folder.
+    pub dir: PathBuf,
+    /// Generator seed: the same seed offers the same events.
+    pub seed: u64,
+    /// Share of post creates that mention a brand.
+    pub mention_rate: f64,
+    /// Offered rates in events per second, one per step, in order.
+    pub steps: Vec<u64>,
+    /// How long each step lasts.
+    pub step_seconds: f64,
+    /// A step passes only when its p99 send-to-receipt latency is within this.
+    pub p99_budget_ms: f64,
+    /// The earshot config template (absolute).
+    pub config: PathBuf,
+    /// The rules folder that `{RULES}` becomes (absolute).
+    pub rules: PathBuf,
+    /// The environment variable the template's webhook queues read their secret from.
+    pub secret_env: String,
+    /// One line on what the case is for.
+    pub description: String,
+}
+
+impl Case {
+    /// Loads `dir/case.toml` and checks it and its config template.
+    pub fn load(dir: &Path) -> anyhow::Result<Case> {
+        let path = dir.join("case.toml");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let name = dir
+            .canonicalize()
+            .with_context(|| format!("cannot resolve case folder {}", dir.display()))?
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+            .with_context(|| format!("case folder {} has no name", dir.display()))?;
+        let case = Case::parse(&name, dir, &text).with_context(|| path.display().to_string())?;
+        let template = std::fs::read_to_string(&case.config)
+            .with_context(|| format!("cannot read config template {}", case.config.display()))?;
+        check_template(&template).with_context(|| case.config.display().to_string())?;
+        if !case.rules.is_dir() {
+            bail!(
+                "{}: rules folder {} does not exist",
+                path.display(),
+                case.rules.display()
+            );
+        }
+        Ok(case)
+    }
+
+    /// Parses and validates the text of a `case.toml`; paths are resolved against `dir`.
+    pub fn parse(name: &str, dir: &Path, text: &str) -> anyhow::Result<Case> {
+        let f: CaseFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if f.steps.is_empty() {
+            bail!("`steps` is empty: give at least one rate in events per second");
+        }
+        if let Some(i) = f.steps.iter().position(|&r| r == 0) {
+            bail!("`steps[{i}]` is 0: every rate must be at least 1 event per second");
+        }
+        if !(f.mention_rate > 0.0 && f.mention_rate <= 1.0) {
+            bail!(
+                "`mention_rate` = {} must be in (0, 1]: with no mentions there is nothing to time",
+                f.mention_rate
+            );
+        }
+        if !(f.step_seconds >= 0.5 && f.step_seconds <= 3600.0) {
+            bail!(
+                "`step_seconds` = {} must be between 0.5 and 3600",
+                f.step_seconds
+            );
+        }
+        if !(f.p99_budget_ms > 0.0 && f.p99_budget_ms.is_finite()) {
+            bail!("`p99_budget_ms` = {} must be positive", f.p99_budget_ms);
+        }
+        if f.secret_env.is_empty() {
+            bail!("`secret_env` is empty");
+        }
+        Ok(Case {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            seed: f.seed,
+            mention_rate: f.mention_rate,
+            steps: f.steps,
+            step_seconds: f.step_seconds,
+            p99_budget_ms: f.p99_budget_ms,
+            config: dir.join(f.config),
+            rules: dir.join(f.rules),
+            secret_env: f.secret_env,
+            description: f.description,
+        })
+    }
+}
+
+/// Checks that a config template has every placeholder, so a forgotten one fails here
+/// rather than as an earshot config error about an address like `{HOOK}`.
+pub fn check_template(template: &str) -> anyhow::Result<()> {
+    let missing: Vec<&str> = PLACEHOLDERS
+        .iter()
+        .copied()
+        .filter(|p| !template.contains(p))
+        .collect();
+    if !missing.is_empty() {
+        bail!("config template lacks {}", missing.join(", "));
+    }
+    Ok(())
+}
+
+/// Fills a config template with the addresses the runner picked.
+pub fn fill_template(
+    template: &str,
+    firehose: &str,
+    hook: &str,
+    admin: &str,
+    rules: &Path,
+) -> String {
+    template
+        .replace("{FIREHOSE}", firehose)
+        .replace("{HOOK}", hook)
+        .replace("{ADMIN}", admin)
+        .replace("{RULES}", &rules.display().to_string().replace('\\', "/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        seed = 7
+        mention_rate = 0.05
+        steps = [500, 1000]
+        step_seconds = 3
+        p99_budget_ms = 250
+    "#;
+
+    fn err(text: &str) -> String {
+        format!("{:#}", Case::parse("c", Path::new("/x"), text).unwrap_err())
+    }
+
+    #[test]
+    fn parses_a_case_with_defaults_resolved_against_its_folder() {
+        let c = Case::parse("smoke", Path::new("/cases/smoke"), GOOD).unwrap();
+        assert_eq!(c.steps, vec![500, 1000]);
+        assert_eq!(c.seed, 7);
+        assert_eq!(c.config, Path::new("/cases/smoke/earshot.toml"));
+        assert_eq!(c.rules, Path::new("/cases/smoke/../../../rules"));
+        assert_eq!(c.secret_env, "EARSHOT_LOADTEST_SECRET");
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_fix() {
+        assert!(err(&GOOD.replace("[500, 1000]", "[]")).contains("`steps` is empty"));
+        assert!(err(&GOOD.replace("[500, 1000]", "[500, 0]")).contains("`steps[1]` is 0"));
+        assert!(err(&GOOD.replace("0.05", "1.5")).contains("`mention_rate` = 1.5"));
+        assert!(err(&GOOD.replace("step_seconds = 3", "step_seconds = 0")).contains("step_seconds"));
+        assert!(err(&GOOD.replace("250", "-1")).contains("p99_budget_ms"));
+        let unknown = err(&format!("{GOOD}\nrate = 5\n"));
+        assert!(unknown.contains("unknown field `rate`"), "{unknown}");
+        let missing = err("seed = 1\n");
+        assert!(missing.contains("missing field"), "{missing}");
+        let typed = err(&GOOD.replace("seed = 7", "seed = \"seven\""));
+        assert!(typed.contains("seed"), "{typed}");
+    }
+
+    #[test]
+    fn templates_must_have_every_placeholder_and_are_filled() {
+        let t = "a={FIREHOSE} b={HOOK} c={ADMIN} d={RULES}";
+        check_template(t).unwrap();
+        let e = check_template("a={FIREHOSE} c={ADMIN}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "config template lacks {HOOK}, {RULES}");
+        let filled = fill_template(t, "1:1", "2:2", "3:3", Path::new("/r"));
+        assert_eq!(filled, "a=1:1 b=2:2 c=3:3 d=/r");
+    }
+
+    #[test]
+    fn load_reports_the_file_and_a_missing_template() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("case.toml"), GOOD).unwrap();
+        let e = format!("{:#}", Case::load(dir.path()).unwrap_err());
+        assert!(e.contains("cannot read config template"), "{e}");
+        let e = format!("{:#}", Case::load(&dir.path().join("nope")).unwrap_err());
+        assert!(e.contains("case.toml"), "{e}");
+    }
+}

@@ -1,0 +1,98 @@
+//! The few series of earshot's Prometheus `/metrics` the runner follows each second: frames
+//! received from the firehose (is earshot keeping up?), mentions routed, webhook deliveries
+//! by outcome, and posts dropped by reason (where did a loss happen?).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One scrape, reduced to what the report shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Scrape {
+    /// Seconds since the runner started earshot.
+    pub t: f64,
+    /// `earshot_source_frames_received_total`, summed over sources.
+    pub frames_received: u64,
+    /// `earshot_route_mentions_routed_total`, summed over queues.
+    pub mentions_routed: u64,
+    /// `earshot_webhook_deliveries_total` by outcome, summed over queues.
+    pub deliveries: BTreeMap<String, u64>,
+    /// `earshot_stage_posts_dropped_total` by reason (non-zero only), summed over stages.
+    pub dropped: BTreeMap<String, u64>,
+}
+
+/// The value of label `name` in a `{a="x",b="y"}` label set.
+fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
+    let mut rest = labels;
+    while let Some(eq) = rest.find("=\"") {
+        let key = rest[..eq].trim_start_matches([',', ' ']);
+        let after = &rest[eq + 2..];
+        let end = after.find('"')?;
+        if key == name {
+            return Some(&after[..end]);
+        }
+        rest = &after[end + 1..];
+    }
+    None
+}
+
+/// Reduces a Prometheus text exposition to a [`Scrape`] (with `t` = 0).
+pub fn parse(text: &str) -> Scrape {
+    let mut s = Scrape::default();
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(v) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let v = v.max(0.0) as u64;
+        let (name, labels) = match series.find('{') {
+            Some(i) => (&series[..i], series[i + 1..].trim_end_matches('}')),
+            None => (series, ""),
+        };
+        match name {
+            "earshot_source_frames_received_total" => s.frames_received += v,
+            "earshot_route_mentions_routed_total" => s.mentions_routed += v,
+            "earshot_webhook_deliveries_total" => {
+                let outcome = label(labels, "outcome").unwrap_or("?").to_string();
+                *s.deliveries.entry(outcome).or_default() += v;
+            }
+            "earshot_stage_posts_dropped_total" if v > 0 => {
+                let reason = label(labels, "reason").unwrap_or("?").to_string();
+                *s.dropped.entry(reason).or_default() += v;
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_over_labels_and_keeps_reasons() {
+        let text = "\
+# TYPE earshot_source_frames_received_total counter
+earshot_source_frames_received_total{source=\"a\"} 10
+earshot_source_frames_received_total{source=\"b\"} 5
+earshot_route_mentions_routed_total{queue=\"all\"} 3
+earshot_webhook_deliveries_total{queue=\"all\",outcome=\"delivered\"} 3
+earshot_webhook_deliveries_total{queue=\"x\",outcome=\"delivered\"} 1
+earshot_stage_posts_dropped_total{stage=\"decode\",reason=\"delete\"} 4
+earshot_stage_posts_dropped_total{stage=\"decode\",reason=\"oversize\"} 0
+earshot_stage_duration_seconds{stage=\"match\",quantile=\"0.99\"} 0.00001
+";
+        let s = parse(text);
+        assert_eq!(s.frames_received, 15);
+        assert_eq!(s.mentions_routed, 3);
+        assert_eq!(s.deliveries["delivered"], 4);
+        assert_eq!(s.dropped.len(), 1);
+        assert_eq!(s.dropped["delete"], 4);
+    }
+}

@@ -1,0 +1,231 @@
+//! The run report: one struct serialised as `report.json`, and the same facts as
+//! `report.md` (a table a reviewer reads in a pull request) and `report.svg` (the chart).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::prom::Scrape;
+use crate::svg::Point;
+
+/// One step of the run, as reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRow {
+    /// Step number (0-based).
+    pub step: usize,
+    /// Offered rate, events per second.
+    pub rate: u64,
+    /// Events the firehose generated in the step.
+    pub generated: u64,
+    /// `generated` / the step's measured duration: whether the firehose itself kept up.
+    pub generated_per_s: f64,
+    /// Frames earshot received per second during the step (from its `/metrics`).
+    pub ingested_per_s: f64,
+    /// Mentions sent in the step.
+    pub expected: u64,
+    /// Of those, delivered.
+    pub delivered: u64,
+    /// Of those, never delivered.
+    pub lost: u64,
+    /// Send-to-receipt latency percentiles, ms.
+    pub p50_ms: Option<f64>,
+    /// p99, ms.
+    pub p99_ms: Option<f64>,
+    /// p999, ms.
+    pub p999_ms: Option<f64>,
+    /// Largest, ms.
+    pub max_ms: Option<f64>,
+    /// Whether the step passed.
+    pub pass: bool,
+    /// Why it failed.
+    pub why: String,
+}
+
+/// Everything a run found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    /// The case name.
+    pub case: String,
+    /// The case's description.
+    pub description: String,
+    /// Generator seed.
+    pub seed: u64,
+    /// Share of posts that mention a brand.
+    pub mention_rate: f64,
+    /// Seconds per step.
+    pub step_seconds: f64,
+    /// The p99 budget, ms.
+    pub p99_budget_ms: f64,
+    /// Highest rate sustained within budget and without loss (None: not even the first).
+    pub sustained_rate: Option<u64>,
+    /// Per step.
+    pub steps: Vec<StepRow>,
+    /// Valid repeat deliveries.
+    pub duplicates: u64,
+    /// Requests the receiver refused (bad signature or envelope).
+    pub rejected: u64,
+    /// Delivered posts the firehose did not send as mentions.
+    pub unexpected: u64,
+    /// How earshot ended after SIGTERM (`exit status: 0`, or that it had to be killed).
+    pub earshot_exit: String,
+    /// earshot's posts dropped by reason at the end of the run (non-post events included).
+    pub dropped: BTreeMap<String, u64>,
+    /// earshot's webhook deliveries by outcome at the end of the run.
+    pub deliveries: BTreeMap<String, u64>,
+    /// One scrape of earshot's `/metrics` per second.
+    pub scrapes: Vec<Scrape>,
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("–".to_string(), |v| format!("{v:.1}"))
+}
+
+impl RunReport {
+    /// The chart's points.
+    pub fn points(&self) -> Vec<Point> {
+        self.steps
+            .iter()
+            .map(|s| Point {
+                rate: s.rate,
+                p50: s.p50_ms,
+                p99: s.p99_ms,
+                p999: s.p999_ms,
+            })
+            .collect()
+    }
+
+    /// The per-step table in Markdown.
+    pub fn table(&self) -> String {
+        let mut t = String::from(
+            "| step | offered/s | generated/s | ingested/s | mentions | delivered | lost | p50 ms | p99 ms | p999 ms | max ms | verdict |\n\
+             |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        );
+        for s in &self.steps {
+            let _ = writeln!(
+                t,
+                "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                s.step,
+                s.rate,
+                s.generated_per_s,
+                s.ingested_per_s,
+                s.expected,
+                s.delivered,
+                s.lost,
+                ms(s.p50_ms),
+                ms(s.p99_ms),
+                ms(s.p999_ms),
+                ms(s.max_ms),
+                if s.pass {
+                    "pass".to_string()
+                } else {
+                    format!("FAIL: {}", s.why)
+                }
+            );
+        }
+        t
+    }
+
+    /// The whole report in Markdown.
+    pub fn markdown(&self) -> String {
+        let mut m = String::new();
+        let _ = writeln!(m, "# earshot load test: `{}`\n", self.case);
+        if !self.description.is_empty() {
+            let _ = writeln!(m, "{}\n", self.description);
+        }
+        let all_passed = !self.steps.is_empty() && self.steps.iter().all(|s| s.pass);
+        let _ = writeln!(
+            m,
+            "**Highest sustained rate: {}** (every mention delivered, p99 send → webhook ≤ {} ms){}\n",
+            self.sustained_rate
+                .map_or("none — the first step failed".to_string(), |r| format!("{r} events/s")),
+            self.p99_budget_ms,
+            if all_passed {
+                "; every step passed, so the limit lies above the top step"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            m,
+            "Seed {}, mention rate {}, {} s per step. Latency is from the firehose stamping the \
+             post (`createdAt` = send time) to the receiver accepting its signed webhook.\n",
+            self.seed, self.mention_rate, self.step_seconds
+        );
+        m.push_str(&self.table());
+        let _ = writeln!(
+            m,
+            "\nDuplicates: {} · rejected: {} · unexpected: {} · earshot after SIGTERM: {}\n",
+            self.duplicates, self.rejected, self.unexpected, self.earshot_exit
+        );
+        let join = |map: &BTreeMap<String, u64>| {
+            map.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(m, "earshot dropped (by reason): {}\n", join(&self.dropped));
+        let _ = writeln!(
+            m,
+            "earshot webhook deliveries (by outcome): {}\n",
+            join(&self.deliveries)
+        );
+        m.push_str("![latency against offered rate](report.svg)\n");
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_has_the_verdict_and_one_row_per_step() {
+        let row = |step, rate, pass: bool| StepRow {
+            step,
+            rate,
+            generated: rate * 3,
+            generated_per_s: rate as f64,
+            ingested_per_s: rate as f64 * 0.9,
+            expected: 10,
+            delivered: if pass { 10 } else { 8 },
+            lost: if pass { 0 } else { 2 },
+            p50_ms: Some(1.25),
+            p99_ms: Some(3.0),
+            p999_ms: None,
+            max_ms: Some(4.0),
+            pass,
+            why: if pass {
+                String::new()
+            } else {
+                "2 of 10 mentions lost".into()
+            },
+        };
+        let r = RunReport {
+            case: "smoke".into(),
+            description: "two steps".into(),
+            seed: 1,
+            mention_rate: 0.1,
+            step_seconds: 3.0,
+            p99_budget_ms: 100.0,
+            sustained_rate: Some(500),
+            steps: vec![row(0, 500, true), row(1, 1000, false)],
+            duplicates: 0,
+            rejected: 0,
+            unexpected: 0,
+            earshot_exit: "exit status: 0".into(),
+            dropped: BTreeMap::from([("like".to_string(), 3)]),
+            deliveries: BTreeMap::new(),
+            scrapes: vec![],
+        };
+        let md = r.markdown();
+        assert!(md.contains("**Highest sustained rate: 500 events/s**"));
+        assert!(
+            md.contains("| 0 | 500 | 500 | 450 | 10 | 10 | 0 | 1.2 | 3.0 | – | 4.0 | pass |"),
+            "{md}"
+        );
+        assert!(md.contains("FAIL: 2 of 10 mentions lost"));
+        assert!(md.contains("like=3"));
+        assert_eq!(r.points().len(), 2);
+    }
+}

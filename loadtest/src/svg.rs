@@ -1,0 +1,271 @@
+//! A hand-written SVG line chart of p50 / p99 / p999 latency against offered rate, with the
+//! p99 budget as a dashed line. Both axes are logarithmic: rates step by multiples and
+//! latencies span milliseconds to seconds once earshot falls behind, and a linear axis would
+//! flatten every passing step onto the floor. No plotting crate: the chart is 5 polylines.
+
+use std::fmt::Write as _;
+
+/// One step's point: offered rate and its latency percentiles in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Offered rate, events per second.
+    pub rate: u64,
+    /// p50, ms.
+    pub p50: Option<f64>,
+    /// p99, ms.
+    pub p99: Option<f64>,
+    /// p999, ms.
+    pub p999: Option<f64>,
+}
+
+/// (name, colour, which value of a point) of one line.
+type Series = (&'static str, &'static str, fn(&Point) -> Option<f64>);
+
+const W: f64 = 720.0;
+const H: f64 = 420.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 130.0;
+const TOP: f64 = 40.0;
+const BOTTOM: f64 = 60.0;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A logarithmic axis mapping [lo, hi] onto [a, b] (pixels).
+struct LogAxis {
+    lo: f64,
+    hi: f64,
+    a: f64,
+    b: f64,
+}
+
+impl LogAxis {
+    fn new(lo: f64, hi: f64, a: f64, b: f64) -> Self {
+        let (lo, hi) = if hi > lo {
+            (lo, hi)
+        } else {
+            (lo / 2.0, lo * 2.0)
+        };
+        Self { lo, hi, a, b }
+    }
+    fn at(&self, v: f64) -> f64 {
+        let f = (v.max(self.lo).ln() - self.lo.ln()) / (self.hi.ln() - self.lo.ln());
+        self.a + f * (self.b - self.a)
+    }
+}
+
+/// Renders the chart; `title` is escaped.
+pub fn render(title: &str, points: &[Point], p99_budget_ms: f64) -> String {
+    let rates: Vec<f64> = points.iter().map(|p| p.rate.max(1) as f64).collect();
+    let lats: Vec<f64> = points
+        .iter()
+        .flat_map(|p| [p.p50, p.p99, p.p999])
+        .flatten()
+        .chain([p99_budget_ms])
+        .filter(|v| *v > 0.0)
+        .collect();
+    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let (rlo, rhi) = if rates.is_empty() {
+        (1.0, 10.0)
+    } else {
+        (min(&rates) / 1.3, max(&rates) * 1.3)
+    };
+    // Whole decades on the latency axis, so its gridlines fall on 0.1, 1, 10, … ms.
+    let ylo = 10f64.powf(min(&lats).log10().floor());
+    let yhi = 10f64.powf(max(&lats).log10().ceil()).max(ylo * 10.0);
+    let x = LogAxis::new(rlo, rhi, LEFT, W - RIGHT);
+    let y = LogAxis::new(ylo, yhi, H - BOTTOM, TOP);
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
+        W / 2.0,
+        esc(title)
+    );
+    // Latency gridlines, one per decade.
+    let mut d = ylo;
+    while d <= yhi * 1.0001 {
+        let py = y.at(d);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{} ms</text>"##,
+            W - RIGHT,
+            LEFT - 6.0,
+            py + 4.0,
+            fmt_num(d)
+        );
+        d *= 10.0;
+    }
+    // One tick per step's rate.
+    for &r in &rates {
+        let px = x.at(r);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{:.1}" stroke="#eee"/><text x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            H - BOTTOM,
+            H - BOTTOM + 16.0,
+            fmt_num(r)
+        );
+    }
+    let _ = writeln!(
+        s,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{:.1}" height="{:.1}" fill="none" stroke="#444"/>"##,
+        W - RIGHT - LEFT,
+        H - BOTTOM - TOP
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">offered rate (events/s, log scale)</text>"#,
+        (LEFT + W - RIGHT) / 2.0,
+        H - 18.0
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="16" y="{:.1}" text-anchor="middle" transform="rotate(-90 16 {:.1})">send → webhook latency (log scale)</text>"#,
+        (TOP + H - BOTTOM) / 2.0,
+        (TOP + H - BOTTOM) / 2.0
+    );
+    let by = y.at(p99_budget_ms);
+    let _ = writeln!(
+        s,
+        r##"<line x1="{LEFT}" y1="{by:.1}" x2="{:.1}" y2="{by:.1}" stroke="#d62728" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" fill="#d62728">p99 budget {} ms</text>"##,
+        W - RIGHT,
+        W - RIGHT + 6.0,
+        by + 4.0,
+        fmt_num(p99_budget_ms)
+    );
+    let series: [Series; 3] = [
+        ("p50", "#2ca02c", |p| p.p50),
+        ("p99", "#1f77b4", |p| p.p99),
+        ("p999", "#9467bd", |p| p.p999),
+    ];
+    for (i, (name, color, get)) in series.iter().enumerate() {
+        let pts: Vec<(f64, f64, u64, f64)> = points
+            .iter()
+            .filter_map(|p| get(p).map(|v| (x.at(p.rate.max(1) as f64), y.at(v), p.rate, v)))
+            .collect();
+        let line: Vec<String> = pts
+            .iter()
+            .map(|(px, py, _, _)| format!("{px:.1},{py:.1}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline class="{name}" fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            line.join(" ")
+        );
+        for (px, py, rate, v) in &pts {
+            let _ = writeln!(
+                s,
+                r#"<circle class="{name}" cx="{px:.1}" cy="{py:.1}" r="3.5" fill="{color}"><title>{name} at {rate}/s: {v:.2} ms</title></circle>"#
+            );
+        }
+        let ly = TOP + 14.0 + 18.0 * i as f64;
+        let _ = writeln!(
+            s,
+            r#"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="2"/><text x="{:.1}" y="{:.1}">{name}</text>"#,
+            W - RIGHT + 8.0,
+            W - RIGHT + 28.0,
+            W - RIGHT + 34.0,
+            ly + 4.0
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// 0.1, 1, 2.5, 10 000 → "0.1", "1", "2.5", "10k".
+fn fmt_num(v: f64) -> String {
+    if v >= 1000.0 && (v / 1000.0).fract() == 0.0 {
+        format!("{}k", v / 1000.0)
+    } else if v.fract() == 0.0 {
+        format!("{v}")
+    } else {
+        let t = format!("{v:.3}");
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_one_circle_per_value_and_a_well_formed_document() {
+        let points = [
+            Point {
+                rate: 2000,
+                p50: Some(1.5),
+                p99: Some(4.0),
+                p999: Some(9.0),
+            },
+            Point {
+                rate: 5000,
+                p50: Some(2.0),
+                p99: Some(30.0),
+                p999: Some(80.0),
+            },
+            Point {
+                rate: 10000,
+                p50: Some(900.0),
+                p99: Some(2500.0),
+                p999: None,
+            },
+        ];
+        let svg = render("steps <case>", &points, 50.0);
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 8);
+        assert_eq!(svg.matches("<polyline").count(), 3);
+        assert!(svg.contains("steps &lt;case&gt;"));
+        assert!(svg.contains("<title>p99 at 5000/s: 30.00 ms</title>"));
+        assert!(svg.contains(">10k</text>") && svg.contains(">1 ms</text>"));
+        assert!(svg.contains("p99 budget 50 ms"));
+        // Every opened element is closed or self-closed.
+        let opens = svg.matches('<').count();
+        let closes = svg.matches("</").count() + svg.matches("/>").count();
+        assert_eq!(
+            opens,
+            2 * svg.matches("</").count() + svg.matches("/>").count()
+        );
+        assert!(closes > 0);
+        // Higher latency is drawn higher up (smaller y).
+        let cy = |title: &str| {
+            let at = svg.find(title).unwrap();
+            let head = &svg[..at];
+            let c = head.rfind("cy=\"").unwrap() + 4;
+            head[c..c + head[c..].find('"').unwrap()]
+                .parse::<f64>()
+                .unwrap()
+        };
+        assert!(cy("p99 at 10000/s") < cy("p99 at 2000/s"));
+    }
+
+    #[test]
+    fn survives_a_single_point_and_no_latencies() {
+        let svg = render(
+            "x",
+            &[Point {
+                rate: 500,
+                p50: None,
+                p99: None,
+                p999: None,
+            }],
+            10.0,
+        );
+        assert!(svg.contains("</svg>") && !svg.contains("NaN") && !svg.contains("inf"));
+        assert_eq!(fmt_num(0.1), "0.1");
+        assert_eq!(fmt_num(2500.0), "2500");
+        assert_eq!(fmt_num(40000.0), "40k");
+    }
+}
