@@ -122,15 +122,28 @@ pub fn mention_id(platform: Platform, canonical_id: &str) -> String {
 /// Formats a `SystemTime` as RFC 3339 UTC with milliseconds (`2026-11-23T11:28:46.123Z`).
 pub fn rfc3339_millis(t: std::time::SystemTime) -> String {
     let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
+    rfc3339(d.as_secs() as i64, d.subsec_millis(), 3)
+}
+
+/// Formats microseconds since the epoch as RFC 3339 UTC with microseconds
+/// (`2026-11-23T11:28:46.123456Z`).
+pub fn rfc3339_micros(time_us: u64) -> String {
+    rfc3339(
+        (time_us / 1_000_000) as i64,
+        (time_us % 1_000_000) as u32,
+        6,
+    )
+}
+
+/// `secs` since the epoch plus a fraction of `digits` decimal digits, as RFC 3339 UTC.
+fn rfc3339(secs: i64, fraction: u32, digits: usize) -> String {
     let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
     format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:0digits$}Z",
         rem / 3600,
         (rem / 60) % 60,
         rem % 60,
-        d.subsec_millis()
     )
 }
 

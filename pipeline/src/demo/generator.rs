@@ -11,6 +11,9 @@
 
 use serde_json::json;
 
+/// Send-time stamps are written in the same RFC 3339 form as mention timestamps.
+pub use crate::mention::rfc3339_micros;
+
 /// One generated event.
 #[derive(Debug, Clone)]
 pub struct GenEvent {
@@ -282,21 +285,6 @@ impl Generator {
             "rkey": self.tid()}})
         .to_string()
     }
-}
-
-/// Formats microseconds since the epoch as RFC 3339 UTC with microseconds
-/// (`2026-11-23T11:28:46.123456Z`).
-pub fn rfc3339_micros(time_us: u64) -> String {
-    let secs = (time_us / 1_000_000) as i64;
-    let (y, m, d) = crate::mention::civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        time_us % 1_000_000
-    )
 }
 
 #[cfg(test)]
