@@ -135,6 +135,8 @@ pub struct Report {
     pub skipped: SkipCounts,
     /// Mentions routed per queue id.
     pub per_queue: Vec<(String, u64)>,
+    /// Sources that stopped on an error (`id: error`); empty after a clean run.
+    pub source_errors: Vec<String>,
 }
 
 /// A running pipeline.
@@ -149,7 +151,7 @@ pub struct Running {
     pub queues: Vec<String>,
     /// Where the admin server listens, when it does.
     pub admin_addr: Option<SocketAddr>,
-    source_tasks: Vec<(String, JoinHandle<()>)>,
+    source_tasks: Vec<(String, JoinHandle<Result<(), String>>)>,
     worker_threads: Vec<std::thread::JoinHandle<usize>>,
     sink_tasks: Vec<(String, JoinHandle<()>)>,
     background: Vec<JoinHandle<()>>,
@@ -262,8 +264,14 @@ pub async fn start(
                 SourceKind::File(o) => o.run(emitter, shutdown).await,
             };
             match result {
-                Ok(()) => info!(source = %id, "source finished"),
-                Err(e) => error!(source = %id, error = %e, "source stopped"),
+                Ok(()) => {
+                    info!(source = %id, "source finished");
+                    Ok(())
+                }
+                Err(e) => {
+                    error!(source = %id, error = %e, "source stopped");
+                    Err(format!("{id}: {e}"))
+                }
             }
         });
         if !matches!(s.kind, SourceKind::File(_)) {
@@ -420,9 +428,15 @@ impl Running {
     /// Waits for sources (until they end or shutdown), then workers, then sinks, each within
     /// `deadline` after the sources are done; names whatever is still running past it.
     pub async fn wait(self, deadline: Duration) -> Report {
+        let mut source_errors = Vec::new();
         for (id, task) in self.source_tasks {
-            if let Err(e) = task.await {
-                error!(source = %id, error = %e, "source task panicked");
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => source_errors.push(e),
+                Err(e) => {
+                    error!(source = %id, error = %e, "source task panicked");
+                    source_errors.push(format!("{id}: the source task panicked"));
+                }
             }
         }
         let started = Instant::now();
@@ -457,7 +471,9 @@ impl Running {
         for q in &queues {
             metrics::gauge!(QUEUE_DEPTH, "queue" => q.clone()).set(0.0);
         }
-        Running::report_from(&totals, &sources, &queues)
+        let mut report = Running::report_from(&totals, &sources, &queues);
+        report.source_errors = source_errors;
+        report
     }
 
     fn report_from(
@@ -488,6 +504,7 @@ impl Running {
                 .zip(totals.per_queue.iter())
                 .map(|(q, n)| (q.clone(), n.load(Ordering::Relaxed)))
                 .collect(),
+            source_errors: Vec::new(),
         }
     }
 }

@@ -170,7 +170,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let running = app::start(&config, compiled, RunOptions::default(), &trigger).await?;
             let report = running.wait(earshot::worker::DRAIN_DEADLINE).await;
             print_summary(&report, None);
-            Ok(ExitCode::SUCCESS)
+            Ok(exit_code(&report))
         }
         Command::Check { config, rules } => {
             let mut config = match load_config(&config) {
@@ -267,7 +267,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 p.await.context("printing matched posts")??;
             }
             print_summary(&report, Some(elapsed));
-            Ok(ExitCode::SUCCESS)
+            Ok(exit_code(&report))
         }
         Command::Demo {
             duration,
@@ -288,6 +288,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             earshot::demo::run(options, trigger).await?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Failure when any source stopped on an error (an unreadable input, a missing token).
+fn exit_code(report: &Report) -> ExitCode {
+    if report.source_errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -316,6 +325,9 @@ fn print_summary(r: &Report, elapsed: Option<Duration>) {
     }
     for (reason, n) in r.skipped.nonzero() {
         out.push_str(&format!("  skipped {}: {n}\n", reason.as_str()));
+    }
+    for e in &r.source_errors {
+        out.push_str(&format!("  source failed: {e}\n"));
     }
     eprint!("{out}");
 }

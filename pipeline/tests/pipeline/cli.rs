@@ -322,3 +322,17 @@ queue = "all"
     assert_eq!(lines(&out).len(), expected.len(), "each mention once");
     trigger.trigger();
 }
+
+#[test]
+fn replay_of_an_unreadable_input_fails_and_says_why() {
+    let out = earshot()
+        .args(["replay", "--quiet", "/nonexistent/earshot-input.ndjson"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("source failed: input0: cannot read /nonexistent/earshot-input.ndjson"),
+        "{stderr}"
+    );
+}
