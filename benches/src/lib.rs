@@ -61,6 +61,18 @@ pub fn batches(lines: &[Vec<u8>], per_batch: usize) -> Vec<Batch> {
         .collect()
 }
 
+/// A copy of `batch` to decode (decoding rewrites frames in place), with the spare capacity
+/// for the padding a worker adds, as a source's batches have: without it every batch would
+/// be reallocated when the worker pads it.
+pub fn working_copy(batch: &Batch) -> Batch {
+    let mut c = Batch::with_capacity(batch.source, batch.len(), 0);
+    c.data
+        .reserve(batch.data.len() + earshot::source::batch::BATCH_PADDING);
+    c.data.extend_from_slice(&batch.data);
+    c.ends.extend_from_slice(&batch.ends);
+    c
+}
+
 /// A rule file holding one brand whose terms are the lines of `terms_file`
 /// (`rules-{1k,10k,100k}.txt`), written next to it.
 pub fn terms_rules(terms_file: &Path) -> anyhow::Result<PathBuf> {

@@ -10,6 +10,9 @@
 //! `step-end I GENERATED SECONDS`, `done WANTED` (frames that pass earshot's
 //! `wantedCollections`, so the runner knows when earshot has caught up).
 //!
+//! Events are rendered once into a [`Pool`] and then restamped per send, so the generator
+//! costs little of the machine the process under test runs on.
+//!
 //! Generation starts only once the first client has connected: the simulator sends a client
 //! without a cursor the live tail, so events generated before it connects would be lost to
 //! the test, not to earshot.
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use earshot::demo::generator::{GenSettings, Generator};
 use earshot::demo::simulator::{self, EventLog, LogEntry};
+use earshot_loadtest::pool::Pool;
 use earshot_loadtest::time::now_us;
 
 /// `firehose` arguments.
@@ -48,6 +52,9 @@ pub struct Args {
     /// Where to write `<step>\t<uri>` for each mentioning post sent.
     #[arg(long)]
     expected: PathBuf,
+    /// Distinct events rendered before the first step and then sent in a cycle, restamped.
+    #[arg(long, default_value_t = 50_000)]
+    pool: usize,
 }
 
 /// The collection earshot's config asks for; other commits are filtered by the simulator.
@@ -58,14 +65,7 @@ const CONNECT_WAIT: Duration = Duration::from_secs(60);
 
 /// Tick of the generation loop: each tick generates what is due since the step started, so a
 /// slow tick is caught up on the next rather than lowering the offered rate.
-const TICK: Duration = Duration::from_millis(5);
-
-fn collection(json: &str) -> Option<&str> {
-    let key = "\"collection\":\"";
-    let at = json.find(key)? + key.len();
-    let len = json[at..].find('"')?;
-    Some(&json[at..at + len])
-}
+const TICK: Duration = Duration::from_millis(1);
 
 pub fn main(args: Args) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -92,6 +92,22 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             .saturating_mul(30)
             .clamp(10_000, 2_000_000),
     );
+    // Rendered before anything listens, so no step pays for JSON rendering; never more events
+    // than the run sends.
+    let total = rates
+        .iter()
+        .map(|&r| r as f64 * args.step_seconds)
+        .sum::<f64>() as usize
+        + 1;
+    let pool = Pool::new(
+        &mut Generator::new(GenSettings {
+            seed: args.seed,
+            mention_rate: args.mention_rate,
+        })
+        .stamp_created_at(true),
+        args.pool.min(total),
+    )
+    .context("cannot render the event pool")?;
     let (trigger, _shutdown) = earshot::shutdown::channel();
     let addr = simulator::start(args.port, log.clone(), trigger.subscribe())
         .await
@@ -116,11 +132,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // The connection picks its start position just after it is counted; let it.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let mut generator = Generator::new(GenSettings {
-        seed: args.seed,
-        mention_rate: args.mention_rate,
-    })
-    .stamp_created_at(true);
+    let mut sent = 0u64;
     let mut last_us = 0u64;
     let mut wanted = 0u64;
     'steps: for (step, &rate) in rates.iter().enumerate() {
@@ -140,18 +152,18 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 // Strictly increasing, so `time_us` stays a usable resume cursor.
                 let t = now_us().max(last_us + 1);
                 last_us = t;
-                let event = generator.next_event(t);
-                if let (Some(uri), Some(_)) = (&event.post_uri, event.mentions) {
+                let event = pool.render(sent, t);
+                sent += 1;
+                if let Some(uri) = &event.mention_uri {
                     writeln!(expected, "{step}\t{uri}").context("writing the expected file")?;
                 }
-                let coll = collection(&event.json).map(str::to_string);
-                if coll.as_deref().is_none_or(|c| c == WANTED) {
+                if event.collection.is_none_or(|c| c == WANTED) {
                     wanted += 1;
                 }
                 log.push(LogEntry {
-                    time_us: event.time_us,
-                    collection: coll,
-                    frame: event.json.into_bytes().into(),
+                    time_us: t,
+                    collection: event.collection.map(str::to_owned),
+                    frame: event.frame.into(),
                 });
                 generated += 1;
             }

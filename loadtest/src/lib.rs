@@ -11,6 +11,7 @@
 //! This library holds the parts that do not need processes or sockets, so that they are unit
 //! tested on their own:
 //! - [`case`]: the `case.toml` of a load-test case and its config template;
+//! - [`pool`]: pre-rendered firehose frames, restamped per send;
 //! - [`time`]: RFC 3339 parsing for the send timestamp carried in `post.created_at`;
 //! - [`prom`]: the few Prometheus series the runner reads;
 //! - [`http`]: a minimal blocking HTTP/1.1 GET for loopback scraping;
@@ -21,6 +22,7 @@
 
 pub mod case;
 pub mod http;
+pub mod pool;
 pub mod prom;
 pub mod report;
 pub mod summary;

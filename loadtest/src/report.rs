@@ -95,6 +95,31 @@ impl RunReport {
             .collect()
     }
 
+    /// The passing step with the highest rate at most half the highest sustained rate: where
+    /// latency is judged, away from the saturation point.
+    pub fn at_half(&self) -> Option<&StepRow> {
+        let half = self.sustained_rate? / 2;
+        self.steps
+            .iter()
+            .filter(|s| s.pass && s.rate <= half)
+            .max_by_key(|s| s.rate)
+    }
+
+    /// One line on the latency at half the highest sustained rate.
+    pub fn at_half_line(&self) -> String {
+        match self.at_half() {
+            Some(s) => format!(
+                "at half of it (the {} events/s step): p50 {} ms, p99 {} ms, p999 {} ms, {} lost",
+                s.rate,
+                ms(s.p50_ms),
+                ms(s.p99_ms),
+                ms(s.p999_ms),
+                s.lost
+            ),
+            None => "no passing step at or below half of it".to_string(),
+        }
+    }
+
     /// The per-step table in Markdown.
     pub fn table(&self) -> String {
         let mut t = String::from(
@@ -146,6 +171,9 @@ impl RunReport {
                 ""
             }
         );
+        if self.sustained_rate.is_some() {
+            let _ = writeln!(m, "Latency {}.\n", self.at_half_line());
+        }
         let _ = writeln!(
             m,
             "Seed {}, mention rate {}, {} s per step. Latency is from the firehose stamping the \
@@ -208,8 +236,8 @@ mod tests {
             mention_rate: 0.1,
             step_seconds: 3.0,
             p99_budget_ms: 100.0,
-            sustained_rate: Some(500),
-            steps: vec![row(0, 500, true), row(1, 1000, false)],
+            sustained_rate: Some(1000),
+            steps: vec![row(0, 500, true), row(1, 1000, true), row(2, 2000, false)],
             duplicates: 0,
             rejected: 0,
             unexpected: 0,
@@ -219,13 +247,22 @@ mod tests {
             scrapes: vec![],
         };
         let md = r.markdown();
-        assert!(md.contains("**Highest sustained rate: 500 events/s**"));
+        assert!(md.contains("**Highest sustained rate: 1000 events/s**"));
+        assert!(
+            md.contains("Latency at half of it (the 500 events/s step): p50 1.2 ms, p99 3.0 ms"),
+            "{md}"
+        );
         assert!(
             md.contains("| 0 | 500 | 500 | 450 | 10 | 10 | 0 | 1.2 | 3.0 | – | 4.0 | pass |"),
             "{md}"
         );
         assert!(md.contains("FAIL: 2 of 10 mentions lost"));
         assert!(md.contains("like=3"));
-        assert_eq!(r.points().len(), 2);
+        assert_eq!(r.points().len(), 3);
+        let none = RunReport {
+            sustained_rate: Some(500),
+            ..r
+        };
+        assert!(none.at_half().is_none());
     }
 }

@@ -464,6 +464,9 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
         report.unexpected,
         report.earshot_exit
     );
+    if report.sustained_rate.is_some() {
+        println!("{}", report.at_half_line());
+    }
     println!("report: {}", dir.join("report.md").display());
     Ok(())
 }

@@ -27,7 +27,7 @@ use crate::post::Post;
 use crate::rules::RuleSet;
 use crate::skip::{SkipCounts, SkipReason};
 use crate::source::batch::Batch;
-use crate::stage::decode::{DecodeLimits, Decoder, Format};
+use crate::stage::decode::{DecodeLimits, Decoder, Format, FRAME_PADDING};
 use crate::stage::matcher::{Hit, MatchScratch, Matcher};
 use crate::stage::normalize::{normalize, Normalized};
 use crate::stage::route::Router;
@@ -274,7 +274,8 @@ impl Worker {
             return;
         };
         let is_auto = auto.get(source).copied().unwrap_or(false);
-        batch.for_each_frame_mut(|frame| {
+        batch.for_each_frame_padded(FRAME_PADDING, |buf, len| {
+            let frame = &buf[..len];
             counts.frames += 1;
             counts.bytes += frame.len() as u64;
             *frame_seq += 1;
@@ -298,7 +299,7 @@ impl Worker {
             let sampled = *frame_seq % SAMPLE_EVERY == 0;
             let start = sampled.then(Instant::now);
             stages.inner_ns = 0;
-            let result = decoder.decode(frame, |post| {
+            let result = decoder.decode_padded(buf, len, |post| {
                 counts.posts += 1;
                 stages.post(
                     compiled,

@@ -65,15 +65,7 @@ fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
     for _ in 0..args.rounds.max(1) {
         // Decoding is in place: every round works on fresh copies, made before the clock starts.
-        let work: Vec<_> = pristine
-            .iter()
-            .map(|p| {
-                let mut c = earshot::source::batch::Batch::with_capacity(0, p.len(), 1);
-                c.data = p.data.clone();
-                c.ends = p.ends.clone();
-                c
-            })
-            .collect();
+        let work: Vec<_> = pristine.iter().map(b::working_copy).collect();
         let totals = Arc::new(Totals::new(1));
         let workers: Vec<Worker> = (0..args.workers.max(1))
             .map(|i| {

@@ -22,6 +22,11 @@ pub enum Position {
     Offset(u64),
 }
 
+/// Room reserved after a batch's frames for the padding a worker adds while decoding
+/// ([`Batch::for_each_frame_padded`]), so adding it never reallocates.
+pub const BATCH_PADDING: usize = 64;
+const _: () = assert!(BATCH_PADDING >= crate::stage::decode::FRAME_PADDING);
+
 /// Frames of one source, in arrival order.
 #[derive(Debug)]
 pub struct Batch {
@@ -42,7 +47,7 @@ impl Batch {
     pub fn with_capacity(source: SourceIndex, frames: usize, frame_bytes: usize) -> Self {
         Self {
             source,
-            data: Vec::with_capacity(frames * frame_bytes),
+            data: Vec::with_capacity(frames * frame_bytes + BATCH_PADDING),
             ends: Vec::with_capacity(frames),
             opened: Instant::now(),
             position: None,
@@ -68,14 +73,21 @@ impl Batch {
         self.ends.is_empty()
     }
 
-    /// Calls `f` with each frame as a mutable slice, in order, so it can be decoded in place.
-    pub fn for_each_frame_mut(&mut self, mut f: impl FnMut(&mut [u8])) {
+    /// Calls `f(buf, len)` for each frame, in order: the frame is `buf[..len]`, mutable so it
+    /// can be decoded in place, and `buf[len..]` holds at least `padding` more bytes (the
+    /// frames after it, then zeros past the last one). simd-json needs that padding to parse a
+    /// frame where it lies instead of copying it into a padded buffer first; `f` must leave
+    /// `buf[len..]` as it found it. The zeros are removed again before this returns.
+    pub fn for_each_frame_padded(&mut self, padding: usize, mut f: impl FnMut(&mut [u8], usize)) {
+        let len = self.data.len();
+        self.data.resize(len + padding, 0);
         let mut start = 0usize;
         for &end in &self.ends {
             let end = end as usize;
-            f(&mut self.data[start..end]);
+            f(&mut self.data[start..], end - start);
             start = end;
         }
+        self.data.truncate(len);
     }
 
     /// Empties the batch, keeping its buffers for reuse.
@@ -127,7 +139,9 @@ mod tests {
         b.push(b"");
         b.push(b"[2]");
         let mut seen = Vec::new();
-        b.for_each_frame_mut(|f| {
+        b.for_each_frame_padded(4, |buf, len| {
+            assert!(buf.len() >= len + 4, "padding after every frame");
+            let f = &mut buf[..len];
             seen.push(f.to_vec());
             if let Some(x) = f.first_mut() {
                 *x = b'X';
@@ -137,7 +151,7 @@ mod tests {
             seen,
             vec![b"{\"a\":1}".to_vec(), b"".to_vec(), b"[2]".to_vec()]
         );
-        assert_eq!(&b.data, b"X\"a\":1}X2]");
+        assert_eq!(&b.data, b"X\"a\":1}X2]", "the padding is gone again");
         b.clear();
         assert!(b.is_empty());
     }

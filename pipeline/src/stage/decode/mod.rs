@@ -260,6 +260,9 @@ fn check_path(field: &'static str, path: &str) -> Result<(), GenericFieldsError>
     Ok(())
 }
 
+/// Bytes [`Decoder::decode_padded`] needs after a frame to parse it without copying it.
+pub const FRAME_PADDING: usize = simd_json::INPUT_PADDING;
+
 /// Hard limits on what one frame may cost (security): an attacker-controlled stream must not
 /// be able to make a worker allocate or recurse without bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,17 +383,51 @@ impl Decoder {
     /// the reason the frame is skipped.
     ///
     /// The frame's bytes are rewritten (strings are unescaped in place): decode a frame once.
+    /// simd-json first copies the frame into a padded buffer; [`Decoder::decode_padded`] saves
+    /// that copy where the caller has the padding.
     pub fn decode(
         &mut self,
         frame: &mut [u8],
+        on_post: impl FnMut(Post<'_>),
+    ) -> Result<usize, SkipReason> {
+        let len = frame.len();
+        self.decode_in(frame, len, on_post)
+    }
+
+    /// [`Decoder::decode`] of the frame `buf[..len]`, parsed where it lies when `buf[len..]`
+    /// holds at least [`FRAME_PADDING`] bytes (of any content; they are read, and left as they
+    /// were). Without enough padding it falls back to the copying parse.
+    pub fn decode_padded(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        on_post: impl FnMut(Post<'_>),
+    ) -> Result<usize, SkipReason> {
+        let len = len.min(buf.len());
+        if buf.len() - len < FRAME_PADDING {
+            return self.decode_in(&mut buf[..len], len, on_post);
+        }
+        self.decode_in(buf, len, on_post)
+    }
+
+    /// Decodes `buf[..len]`; `buf` is either exactly the frame or the frame plus padding.
+    fn decode_in(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
         mut on_post: impl FnMut(Post<'_>),
     ) -> Result<usize, SkipReason> {
         self.malformed = 0;
-        if frame.len() > self.limits.max_frame_bytes {
+        if len > self.limits.max_frame_bytes {
             return Err(SkipReason::Oversize);
         }
         let mut tape = self.tape.take().unwrap_or_else(|| Tape(Vec::new())).reset();
-        let outcome = match simd_json::fill_tape(frame, &mut self.buffers, &mut tape) {
+        let parsed = if buf.len() == len {
+            simd_json::fill_tape(buf, &mut self.buffers, &mut tape)
+        } else {
+            simd_json::fill_tape_padded(buf, len, &mut self.buffers, &mut tape)
+        };
+        let outcome = match parsed {
             Ok(()) => match Val::root(&tape.0) {
                 Some(root) => Ok(self.dispatch(root, &mut on_post)),
                 None => Err(ParseFailure::Other),
@@ -400,7 +437,7 @@ impl Decoder {
         self.tape = Some(tape.reset());
         match outcome {
             Ok(result) => result,
-            Err(failure) => Err(failure.reason(frame)),
+            Err(failure) => Err(failure.reason(&buf[..len])),
         }
     }
 
