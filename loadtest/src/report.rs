@@ -7,13 +7,16 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::prom::Scrape;
+use crate::summary::StepSummary;
 use crate::svg::Point;
 
-/// One step of the run, as reported.
+/// One step of the run, as reported: the receiver's delivery summary plus what the firehose,
+/// earshot's metrics and the verdict add.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepRow {
-    /// Step number (0-based).
-    pub step: usize,
+    /// Step number, mentions sent, delivered and lost, and latency percentiles.
+    #[serde(flatten)]
+    pub delivery: StepSummary,
     /// Offered rate, events per second.
     pub rate: u64,
     /// Events the firehose generated in the step.
@@ -22,20 +25,6 @@ pub struct StepRow {
     pub generated_per_s: f64,
     /// Frames earshot received per second during the step (from its `/metrics`).
     pub ingested_per_s: f64,
-    /// Mentions sent in the step.
-    pub expected: u64,
-    /// Of those, delivered.
-    pub delivered: u64,
-    /// Of those, never delivered.
-    pub lost: u64,
-    /// Send-to-receipt latency percentiles, ms.
-    pub p50_ms: Option<f64>,
-    /// p99, ms.
-    pub p99_ms: Option<f64>,
-    /// p999, ms.
-    pub p999_ms: Option<f64>,
-    /// Largest, ms.
-    pub max_ms: Option<f64>,
     /// Whether the step passed.
     pub pass: bool,
     /// Why it failed.
@@ -88,9 +77,9 @@ impl RunReport {
             .iter()
             .map(|s| Point {
                 rate: s.rate,
-                p50: s.p50_ms,
-                p99: s.p99_ms,
-                p999: s.p999_ms,
+                p50: s.delivery.p50_ms,
+                p99: s.delivery.p99_ms,
+                p999: s.delivery.p999_ms,
             })
             .collect()
     }
@@ -111,10 +100,10 @@ impl RunReport {
             Some(s) => format!(
                 "at half of it (the {} events/s step): p50 {} ms, p99 {} ms, p999 {} ms, {} lost",
                 s.rate,
-                ms(s.p50_ms),
-                ms(s.p99_ms),
-                ms(s.p999_ms),
-                s.lost
+                ms(s.delivery.p50_ms),
+                ms(s.delivery.p99_ms),
+                ms(s.delivery.p999_ms),
+                s.delivery.lost
             ),
             None => "no passing step at or below half of it".to_string(),
         }
@@ -126,14 +115,15 @@ impl RunReport {
             "| step | offered/s | generated/s | ingested/s | mentions | delivered | lost | p50 ms | p99 ms | p999 ms | max ms | verdict |\n\
              |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         );
-        for s in &self.steps {
+        for row in &self.steps {
+            let s = &row.delivery;
             let _ = writeln!(
                 t,
                 "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 s.step,
-                s.rate,
-                s.generated_per_s,
-                s.ingested_per_s,
+                row.rate,
+                row.generated_per_s,
+                row.ingested_per_s,
                 s.expected,
                 s.delivered,
                 s.lost,
@@ -141,10 +131,10 @@ impl RunReport {
                 ms(s.p99_ms),
                 ms(s.p999_ms),
                 ms(s.max_ms),
-                if s.pass {
+                if row.pass {
                     "pass".to_string()
                 } else {
-                    format!("FAIL: {}", s.why)
+                    format!("FAIL: {}", row.why)
                 }
             );
         }
@@ -210,18 +200,20 @@ mod tests {
     #[test]
     fn markdown_has_the_verdict_and_one_row_per_step() {
         let row = |step, rate, pass: bool| StepRow {
-            step,
+            delivery: StepSummary {
+                step,
+                expected: 10,
+                delivered: if pass { 10 } else { 8 },
+                lost: if pass { 0 } else { 2 },
+                p50_ms: Some(1.25),
+                p99_ms: Some(3.0),
+                p999_ms: None,
+                max_ms: Some(4.0),
+            },
             rate,
             generated: rate * 3,
             generated_per_s: rate as f64,
             ingested_per_s: rate as f64 * 0.9,
-            expected: 10,
-            delivered: if pass { 10 } else { 8 },
-            lost: if pass { 0 } else { 2 },
-            p50_ms: Some(1.25),
-            p99_ms: Some(3.0),
-            p999_ms: None,
-            max_ms: Some(4.0),
             pass,
             why: if pass {
                 String::new()

@@ -402,7 +402,7 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
         .zip(&verdicts)
         .zip(times.iter().zip(&generated))
         .map(|((s, v), (t, &generated_per_s))| StepRow {
-            step: s.step,
+            delivery: s.clone(),
             rate: v.rate,
             generated: t.generated,
             generated_per_s,
@@ -410,13 +410,6 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
                 (Some(a), Some(b)) => ingest_rate(&scrapes, a, b),
                 _ => 0.0,
             },
-            expected: s.expected,
-            delivered: s.delivered,
-            lost: s.lost,
-            p50_ms: s.p50_ms,
-            p99_ms: s.p99_ms,
-            p999_ms: s.p999_ms,
-            max_ms: s.max_ms,
             pass: v.pass,
             why: v.why.clone(),
         })
