@@ -78,7 +78,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duratio
 /// Serde `serialize_with`: whole milliseconds when exact, else microseconds.
 pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     let micros = value.as_micros();
-    if micros % 1000 == 0 {
+    if micros.is_multiple_of(1000) {
         serializer.serialize_str(&format!("{}ms", micros / 1000))
     } else {
         serializer.serialize_str(&format!("{micros}us"))

@@ -15,17 +15,344 @@
 //! (like, repost, follow, other `app.bsky.graph.*` → Graph, any other lexicon →
 //! OtherRecord); `kind: identity` / `account` → Identity / Account.
 //!
-//! This is the hottest path of the pipeline: each object's keys are matched in one pass.
+//! This is the hottest path of the pipeline, so it has two readers with one meaning:
+//! [`read`] walks the frame's bytes once without building anything ([`super::scan`]) and
+//! handles every ordinary event; [`decode`] walks simd-json's tape and handles whatever the
+//! fast reader is unsure of (malformed frames, escaped keys, duplicate containers…). Both
+//! keep the same rules for repeated keys: a later scalar field replaces an earlier one,
+//! flags from every `embed` / `facets` add up, and inside an embed or facet the first
+//! `$type` / `media` / `features` counts (as [`Val::get`] finds it).
 
 use std::borrow::Cow;
 
+use super::scan::{unescape_in_place, Cursor, RawStr, Scan, Unsure};
 use super::tape::Val;
 use crate::post::{Author, Platform, Post, PostFlags};
 use crate::skip::SkipReason;
 
-const POST: &str = "app.bsky.feed.post";
+const POST: &[u8] = b"app.bsky.feed.post";
+const LINK_FEATURE: &[u8] = b"app.bsky.richtext.facet#link";
 
-/// Decodes one Jetstream event.
+/// Decides from an event's `kind` and its commit's `operation` and `collection` whether it
+/// is a post create, or which skip it is.
+fn classify(
+    kind: Option<&[u8]>,
+    operation: Option<&[u8]>,
+    collection: Option<&[u8]>,
+) -> Result<(), SkipReason> {
+    match kind {
+        Some(b"commit") => {}
+        Some(b"identity") => return Err(SkipReason::Identity),
+        Some(b"account") => return Err(SkipReason::Account),
+        Some(_) => return Err(SkipReason::OtherEvent),
+        None => return Err(SkipReason::WrongShape),
+    }
+    match operation {
+        Some(b"create") => {}
+        Some(b"delete") => return Err(SkipReason::Delete),
+        Some(b"update") => return Err(SkipReason::Update),
+        _ => return Err(SkipReason::WrongShape),
+    }
+    match collection.ok_or(SkipReason::WrongShape)? {
+        POST => Ok(()),
+        b"app.bsky.feed.like" => Err(SkipReason::Like),
+        b"app.bsky.feed.repost" => Err(SkipReason::Repost),
+        b"app.bsky.graph.follow" => Err(SkipReason::Follow),
+        c if c.starts_with(b"app.bsky.graph.") => Err(SkipReason::Graph),
+        _ => Err(SkipReason::OtherRecord),
+    }
+}
+
+/// Sets quote / link / media from an embed's `$type` and, for `recordWithMedia`, the
+/// `$type` of its `media`.
+fn embed_flags(embed_type: Option<&[u8]>, media_type: Option<&[u8]>, flags: &mut PostFlags) {
+    match embed_type {
+        Some(b"app.bsky.embed.record") => flags.quote = true,
+        Some(b"app.bsky.embed.recordWithMedia") => {
+            flags.quote = true;
+            match media_type {
+                Some(b"app.bsky.embed.external") => flags.link = true,
+                _ => flags.media = true,
+            }
+        }
+        Some(b"app.bsky.embed.external") => flags.link = true,
+        Some(b"app.bsky.embed.images" | b"app.bsky.embed.video") => flags.media = true,
+        _ => {}
+    }
+}
+
+/// The fields of a post create, as the event carries them.
+struct Fields<S> {
+    did: S,
+    rkey: S,
+    text: S,
+    created_at: Option<S>,
+    lang: Option<S>,
+    time_us: Option<u64>,
+    flags: PostFlags,
+}
+
+impl<'a> Fields<&'a str> {
+    fn into_post(self) -> Post<'a> {
+        Post {
+            platform: Platform::Bluesky,
+            id: Cow::Borrowed(self.rkey),
+            uri: None,
+            url: None,
+            author: Author {
+                id: Cow::Borrowed(self.did),
+                ..Author::default()
+            },
+            text: Cow::Borrowed(self.text),
+            lang: self.lang.map(Cow::Borrowed),
+            created_at: self.created_at.map(Cow::Borrowed),
+            time_us: self.time_us,
+            engagement: None,
+            flags: self.flags,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fast reader
+// ---------------------------------------------------------------------------------------
+
+/// What the fast reader collects from one event.
+#[derive(Default)]
+struct Event {
+    did: Option<RawStr>,
+    time_us: Option<u64>,
+    kind: Option<RawStr>,
+    commit: bool,
+    operation: Option<RawStr>,
+    collection: Option<RawStr>,
+    rkey: Option<RawStr>,
+    record: bool,
+    text: Option<RawStr>,
+    created_at: Option<RawStr>,
+    lang: Option<RawStr>,
+    flags: PostFlags,
+}
+
+/// Reads one Jetstream event from `frame` without a tape: `Some` with the same result
+/// [`decode`] gives, or `None` when the reader is unsure of the frame (then nothing in it
+/// has changed and the caller decodes it with simd-json).
+pub(super) fn read<F: FnMut(Post<'_>)>(
+    frame: &mut [u8],
+    max_depth: usize,
+    on_post: &mut F,
+) -> Option<Result<usize, SkipReason>> {
+    let event = scan_event(frame, max_depth).ok()?;
+    let plain = |s: Option<RawStr>| s.map(|s| s.plain(frame)).transpose();
+    let decided = classify(
+        plain(event.kind).ok()?,
+        plain(event.operation).ok()?,
+        plain(event.collection).ok()?,
+    );
+    if let Err(skip) = decided {
+        return Some(Err(skip));
+    }
+    let (Some(did), Some(rkey), true, Some(text)) =
+        (event.did, event.rkey, event.record, event.text)
+    else {
+        return Some(Err(SkipReason::WrongShape));
+    };
+    // The frame is accepted: from here on it may be rewritten.
+    let mut spans = [
+        Some(did),
+        Some(rkey),
+        Some(text),
+        event.created_at,
+        event.lang,
+    ];
+    for span in spans.iter_mut().flatten() {
+        if span.escaped {
+            span.end = unescape_in_place(frame, *span);
+        }
+    }
+    let frame: &[u8] = frame;
+    let value = |s: Option<RawStr>| s.and_then(|s| simdutf8::basic::from_utf8(s.raw(frame)).ok());
+    let [did, rkey, text, created_at, lang] = spans.map(value);
+    let (Some(did), Some(rkey), Some(text)) = (did, rkey, text) else {
+        // Unreachable: the reader checked these strings' UTF-8 and escapes.
+        return Some(Err(SkipReason::InvalidUtf8));
+    };
+    on_post(
+        Fields {
+            did,
+            rkey,
+            text,
+            created_at,
+            lang,
+            time_us: event.time_us,
+            flags: event.flags,
+        }
+        .into_post(),
+    );
+    Some(Ok(1))
+}
+
+/// Reads and checks the whole event, collecting the fields a post needs.
+fn scan_event(frame: &[u8], max_depth: usize) -> Scan<Event> {
+    let mut event = Event::default();
+    let mut cursor = Cursor::new(frame, max_depth);
+    cursor.object(|c, key| {
+        match key {
+            b"did" => event.did = c.string_or_skip()?,
+            b"time_us" => event.time_us = c.u64_or_skip()?,
+            b"kind" => event.kind = c.string_or_skip()?,
+            b"commit" => {
+                // A repeated container would need the tape's last-one-wins; leave it to it.
+                if std::mem::replace(&mut event.commit, true) {
+                    return Err(Unsure);
+                }
+                scan_commit(c, &mut event)?;
+            }
+            _ => c.skip()?,
+        }
+        Ok(())
+    })?;
+    cursor.finish()?;
+    Ok(event)
+}
+
+fn scan_commit(c: &mut Cursor<'_>, event: &mut Event) -> Scan<()> {
+    if c.peek()? != b'{' {
+        return c.skip();
+    }
+    c.object(|c, key| {
+        match key {
+            b"operation" => event.operation = c.string_or_skip()?,
+            b"collection" => event.collection = c.string_or_skip()?,
+            b"rkey" => event.rkey = c.string_or_skip()?,
+            b"record" => {
+                if std::mem::replace(&mut event.record, true) {
+                    return Err(Unsure);
+                }
+                scan_record(c, event)?;
+            }
+            _ => c.skip()?,
+        }
+        Ok(())
+    })
+}
+
+fn scan_record(c: &mut Cursor<'_>, event: &mut Event) -> Scan<()> {
+    if c.peek()? != b'{' {
+        return c.skip();
+    }
+    c.object(|c, key| {
+        match key {
+            b"text" => event.text = c.string_or_skip()?,
+            b"createdAt" => event.created_at = c.string_or_skip()?,
+            b"langs" => event.lang = first_string(c)?,
+            b"reply" => event.flags.reply = !c.is_null()?,
+            b"embed" => scan_embed(c, &mut event.flags)?,
+            b"facets" => event.flags.link |= scan_facets(c)?,
+            _ => c.skip()?,
+        }
+        Ok(())
+    })
+}
+
+/// The first element of an array if it is a string; the value consumed.
+fn first_string(c: &mut Cursor<'_>) -> Scan<Option<RawStr>> {
+    if c.peek()? != b'[' {
+        return c.skip().map(|()| None);
+    }
+    let mut first = None;
+    let mut index = 0usize;
+    c.array(|c| {
+        if index == 0 {
+            first = c.string_or_skip()?;
+        } else {
+            c.skip()?;
+        }
+        index += 1;
+        Ok(())
+    })?;
+    Ok(first)
+}
+
+/// The first `$type` of an object, if it is a string with a plain value; the value
+/// consumed. `on_other` reads every other key.
+fn scan_typed(
+    c: &mut Cursor<'_>,
+    mut on_other: impl FnMut(&mut Cursor<'_>, &[u8]) -> Scan<()>,
+) -> Scan<Option<RawStr>> {
+    let mut kind = None;
+    if c.peek()? != b'{' {
+        return c.skip().map(|()| kind.flatten());
+    }
+    c.object(|c, key| {
+        if key == b"$type" && kind.is_none() {
+            kind = Some(c.string_or_skip()?);
+            Ok(())
+        } else {
+            on_other(c, key)
+        }
+    })?;
+    Ok(kind.flatten())
+}
+
+fn scan_embed(c: &mut Cursor<'_>, flags: &mut PostFlags) -> Scan<()> {
+    let mut media_type: Option<Option<RawStr>> = None;
+    let embed_type = scan_typed(c, |c, key| {
+        if key == b"media" && media_type.is_none() {
+            media_type = Some(scan_typed(c, |c, _| c.skip())?);
+            Ok(())
+        } else {
+            c.skip()
+        }
+    })?;
+    let doc = c.doc();
+    let plain = |s: Option<RawStr>| s.map(|s| s.plain(doc)).transpose();
+    embed_flags(plain(embed_type)?, plain(media_type.flatten())?, flags);
+    Ok(())
+}
+
+/// Whether any facet carries a link feature; the value consumed.
+fn scan_facets(c: &mut Cursor<'_>) -> Scan<bool> {
+    if c.peek()? != b'[' {
+        return c.skip().map(|()| false);
+    }
+    let mut link = false;
+    c.array(|c| {
+        let mut features_seen = false;
+        scan_typed(c, |c, key| {
+            if key == b"features" && !features_seen {
+                features_seen = true;
+                link |= scan_features(c)?;
+                Ok(())
+            } else {
+                c.skip()
+            }
+        })?;
+        Ok(())
+    })?;
+    Ok(link)
+}
+
+fn scan_features(c: &mut Cursor<'_>) -> Scan<bool> {
+    if c.peek()? != b'[' {
+        return c.skip().map(|()| false);
+    }
+    let mut link = false;
+    c.array(|c| {
+        let doc = c.doc();
+        if let Some(kind) = scan_typed(c, |c, _| c.skip())? {
+            link |= kind.plain(doc)? == LINK_FEATURE;
+        }
+        Ok(())
+    })?;
+    Ok(link)
+}
+
+// ---------------------------------------------------------------------------------------
+// Tape decoder
+// ---------------------------------------------------------------------------------------
+
+/// Decodes one Jetstream event from simd-json's tape.
 pub(super) fn decode<F: FnMut(Post<'_>)>(
     root: Val<'_, '_>,
     on_post: &mut F,
@@ -43,19 +370,12 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
             _ => {}
         }
     }
-    match kind {
-        Some("commit") => {}
-        Some("identity") => return Err(SkipReason::Identity),
-        Some("account") => return Err(SkipReason::Account),
-        Some(_) => return Err(SkipReason::OtherEvent),
-        None => return Err(SkipReason::WrongShape),
-    }
 
     let mut operation = None;
     let mut collection = None;
     let mut rkey = None;
     let mut record = None;
-    for (key, value) in commit.ok_or(SkipReason::WrongShape)?.entries() {
+    for (key, value) in commit.into_iter().flat_map(Val::entries) {
         match key {
             "operation" => operation = value.str(),
             "collection" => collection = value.str(),
@@ -64,20 +384,11 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
             _ => {}
         }
     }
-    match operation {
-        Some("create") => {}
-        Some("delete") => return Err(SkipReason::Delete),
-        Some("update") => return Err(SkipReason::Update),
-        _ => return Err(SkipReason::WrongShape),
-    }
-    match collection.ok_or(SkipReason::WrongShape)? {
-        POST => {}
-        "app.bsky.feed.like" => return Err(SkipReason::Like),
-        "app.bsky.feed.repost" => return Err(SkipReason::Repost),
-        "app.bsky.graph.follow" => return Err(SkipReason::Follow),
-        c if c.starts_with("app.bsky.graph.") => return Err(SkipReason::Graph),
-        _ => return Err(SkipReason::OtherRecord),
-    }
+    classify(
+        kind.map(str::as_bytes),
+        operation.map(str::as_bytes),
+        collection.map(str::as_bytes),
+    )?;
     let (Some(did), Some(rkey), Some(record)) = (did, rkey, record) else {
         return Err(SkipReason::WrongShape);
     };
@@ -92,60 +403,47 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
             "createdAt" => created_at = value.str(),
             "langs" => lang = value.items().next().and_then(Val::str),
             "reply" => flags.reply = !value.is_null(),
-            "embed" => embed_flags(value, &mut flags),
+            "embed" => embed_flags(
+                type_of(Some(value)),
+                type_of(value.get("media")),
+                &mut flags,
+            ),
             "facets" => flags.link |= has_link_facet(value),
             _ => {}
         }
     }
     let text = text.ok_or(SkipReason::WrongShape)?;
 
-    on_post(Post {
-        platform: Platform::Bluesky,
-        id: Cow::Borrowed(rkey),
-        uri: None,
-        url: None,
-        author: Author {
-            id: Cow::Borrowed(did),
-            ..Author::default()
-        },
-        text: Cow::Borrowed(text),
-        lang: lang.map(Cow::Borrowed),
-        created_at: created_at.map(Cow::Borrowed),
-        time_us,
-        engagement: None,
-        flags,
-    });
+    on_post(
+        Fields {
+            did,
+            rkey,
+            text,
+            created_at,
+            lang,
+            time_us,
+            flags,
+        }
+        .into_post(),
+    );
     Ok(1)
 }
 
-/// Sets quote / link / media from an `app.bsky.embed.*` value.
-fn embed_flags(embed: Val<'_, '_>, flags: &mut PostFlags) {
-    match embed.get("$type").and_then(Val::str) {
-        Some("app.bsky.embed.record") => flags.quote = true,
-        Some("app.bsky.embed.recordWithMedia") => {
-            flags.quote = true;
-            match embed
-                .get("media")
-                .and_then(|m| m.get("$type"))
-                .and_then(Val::str)
-            {
-                Some("app.bsky.embed.external") => flags.link = true,
-                _ => flags.media = true,
-            }
-        }
-        Some("app.bsky.embed.external") => flags.link = true,
-        Some("app.bsky.embed.images" | "app.bsky.embed.video") => flags.media = true,
-        _ => {}
-    }
+/// The first `$type` of an object, if it is a string.
+fn type_of<'f>(value: Option<Val<'_, 'f>>) -> Option<&'f [u8]> {
+    value
+        .and_then(|v| v.get("$type"))
+        .and_then(Val::str)
+        .map(str::as_bytes)
 }
 
 /// Whether any facet carries a link feature.
 fn has_link_facet(facets: Val<'_, '_>) -> bool {
     facets.items().any(|facet| {
         facet.get("features").is_some_and(|features| {
-            features.items().any(|feature| {
-                feature.get("$type").and_then(Val::str) == Some("app.bsky.richtext.facet#link")
-            })
+            features
+                .items()
+                .any(|feature| type_of(Some(feature)) == Some(LINK_FEATURE))
         })
     })
 }

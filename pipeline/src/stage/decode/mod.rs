@@ -32,20 +32,25 @@
 //! every item is malformed is [`SkipReason::WrongShape`]; a page with no post items at all
 //! (an empty result page, a Listing of `more` stubs) is [`SkipReason::OtherEvent`].
 //!
-//! # Why a hand-walked tape
-//! The Jetstream path is the pipeline's bottleneck. Walking simd-json's tape nodes directly,
-//! matching each object's keys once in a single pass (no hash map, no serde, no owned DOM),
-//! keeps decoding at ~85–90% of the throughput of simd-json's bare in-place parse on the
-//! Jetstream corpus: the parse itself is the cost, the walk is not.
+//! # Why a hand-walked tape, and a reader without one for Jetstream
+//! Walking simd-json's tape nodes directly, matching each object's keys once in a single pass
+//! (no hash map, no serde, no owned DOM), keeps decoding at ~85–90% of the throughput of
+//! simd-json's bare in-place parse: the parse itself is the cost, the walk is not. Jetstream,
+//! the pipeline's bottleneck, goes one step further: [`scan`] checks and reads an event in
+//! one pass without building the tape at all, and hands the frames it is unsure of to the
+//! tape path, which stays the one authority on what is malformed and why.
 
 mod generic;
 mod html;
 mod jetstream;
 mod mastodon;
 mod reddit;
+mod scan;
 mod tape;
 mod x;
 
+#[cfg(test)]
+mod reader_tests;
 #[cfg(test)]
 mod tests;
 
@@ -421,6 +426,23 @@ impl Decoder {
         if len > self.limits.max_frame_bytes {
             return Err(SkipReason::Oversize);
         }
+        if self.format == Format::Jetstream {
+            if let Some(result) =
+                jetstream::read(&mut buf[..len], self.limits.max_depth, &mut on_post)
+            {
+                return result;
+            }
+        }
+        self.decode_tape(buf, len, on_post)
+    }
+
+    /// Decodes `buf[..len]` through simd-json's tape (`buf` as in [`Decoder::decode_in`]).
+    fn decode_tape(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        mut on_post: impl FnMut(Post<'_>),
+    ) -> Result<usize, SkipReason> {
         let mut tape = self.tape.take().unwrap_or_else(|| Tape(Vec::new())).reset();
         let parsed = if buf.len() == len {
             simd_json::fill_tape(buf, &mut self.buffers, &mut tape)

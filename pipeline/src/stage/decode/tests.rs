@@ -25,7 +25,7 @@ const NOT_DECODED: [&str; 3] = [
 ];
 
 /// `<ancestor>/shared/fixtures/formats` of the crate.
-fn fixtures_dir() -> PathBuf {
+pub(super) fn fixtures_dir() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
         .ancestors()
@@ -57,7 +57,7 @@ fn fixture_format(name: &str) -> Format {
 }
 
 /// Every decodable fixture file name, sorted.
-fn fixture_names() -> Vec<String> {
+pub(super) fn fixture_names() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
         .expect("read fixture dir")
         .map(|e| {
@@ -74,7 +74,7 @@ fn fixture_names() -> Vec<String> {
 
 /// Frames of a fixture with their 1-based line numbers: NDJSON one per non-empty line,
 /// anything else the whole file.
-fn fixture_frames(name: &str) -> Vec<(usize, Vec<u8>)> {
+pub(super) fn fixture_frames(name: &str) -> Vec<(usize, Vec<u8>)> {
     let bytes = std::fs::read(fixtures_dir().join(name)).expect("read fixture");
     if name.ends_with(".ndjson") {
         bytes
