@@ -17,9 +17,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use crate::admin::ReloadAccess;
 use crate::config::{Config, SourceKind};
 use crate::mention::Mention;
 use crate::metrics::{DropCounters, Latencies, SourceCounters, CHANNEL_FRAMES_DEPTH, QUEUE_DEPTH};
+use crate::reload::{self, Reloader, Shared};
 use crate::rules::{RuleErrors, RuleSet};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::sink::signature::SigningKey;
@@ -104,6 +106,9 @@ pub struct RunOptions {
     pub tap: Option<mpsc::Sender<Arc<Mention>>>,
     /// Serve the admin endpoints (overrides `admin.enabled` when false).
     pub admin: bool,
+    /// Reload the rules on `SIGHUP`, `POST /rules/reload` and changes on disk (false for
+    /// `earshot replay`, whose run is one pass over fixed input).
+    pub reload: bool,
 }
 
 impl Default for RunOptions {
@@ -112,6 +117,7 @@ impl Default for RunOptions {
             deliver: true,
             tap: None,
             admin: true,
+            reload: true,
         }
     }
 }
@@ -151,6 +157,8 @@ pub struct Running {
     pub queues: Vec<String>,
     /// Where the admin server listens, when it does.
     pub admin_addr: Option<SocketAddr>,
+    /// Reloads the rules, when [`RunOptions::reload`] is on.
+    pub reloader: Option<Arc<Reloader>>,
     source_tasks: Vec<(String, JoinHandle<Result<(), String>>)>,
     worker_threads: Vec<std::thread::JoinHandle<usize>>,
     sink_tasks: Vec<(String, JoinHandle<()>)>,
@@ -169,6 +177,10 @@ pub async fn start(
     let _ = crate::metrics::prometheus();
     crate::tls::ensure_crypto_provider();
     let compiled = Arc::new(compiled);
+    let shared = Shared::new(compiled.clone());
+    let reloader = options
+        .reload
+        .then(|| Reloader::new(config.clone(), shared.clone()));
     let latencies = Latencies::new();
     let queue_ids: Vec<String> = compiled.router.queues().to_vec();
 
@@ -231,6 +243,7 @@ pub async fn start(
                 totals.clone(),
                 latencies.clone(),
             )
+            .follow(shared.clone())
         })
         .collect();
     drop(outputs);
@@ -289,6 +302,20 @@ pub async fn start(
         trigger.subscribe(),
     )));
 
+    if let Some(reloader) = &reloader {
+        background.push(tokio::spawn(reload::on_sighup(
+            reloader.clone(),
+            trigger.subscribe(),
+        )));
+        if !config.rules.watch.is_zero() {
+            background.push(tokio::spawn(reload::watch(
+                reloader.clone(),
+                config.rules.watch,
+                trigger.subscribe(),
+            )));
+        }
+    }
+
     let mut admin_addr = None;
     if options.admin && config.admin.enabled {
         let (flags_tx, flags) = connected_mirror(&connected_flags, trigger.subscribe());
@@ -297,6 +324,13 @@ pub async fn start(
             latencies: latencies.clone(),
             workers_running: workers_running.clone(),
             sources_connected: flags,
+            reload: reloader.clone().map(|reloader| ReloadAccess {
+                reloader,
+                token: std::env::var(&config.admin.token_env)
+                    .ok()
+                    .filter(|t| !t.is_empty()),
+                token_env: config.admin.token_env.clone(),
+            }),
         };
         let (addr, task) = crate::admin::serve(config.admin.listen, state, trigger.subscribe())
             .await
@@ -313,6 +347,7 @@ pub async fn start(
         sources,
         queues: queue_ids,
         admin_addr,
+        reloader,
         source_tasks,
         worker_threads,
         sink_tasks,

@@ -117,12 +117,17 @@ impl LimitsSettings {
 pub struct RulesSettings {
     /// Rule files or folders of `*.rules` files.
     pub paths: Vec<PathBuf>,
+    /// How often the rule paths are checked for changes, which are then reloaded; `"0"`
+    /// turns watching off (`SIGHUP` and `POST /rules/reload` still reload).
+    #[serde(with = "crate::source::duration")]
+    pub watch: std::time::Duration,
 }
 
 impl Default for RulesSettings {
     fn default() -> Self {
         Self {
             paths: vec![PathBuf::from("rules")],
+            watch: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -135,6 +140,9 @@ pub struct AdminSettings {
     pub enabled: bool,
     /// Listen address; loopback by default so metrics are not exposed by accident.
     pub listen: SocketAddr,
+    /// The environment variable holding the bearer token that mutating endpoints
+    /// (`POST /rules/reload`) require. Unset or empty: those endpoints are refused.
+    pub token_env: String,
 }
 
 impl Default for AdminSettings {
@@ -142,6 +150,7 @@ impl Default for AdminSettings {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            token_env: "EARSHOT_ADMIN_TOKEN".into(),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod demo;
 pub mod mention;
 pub mod metrics;
 pub mod post;
+pub mod reload;
 pub mod rules;
 pub mod shutdown;
 pub mod sink;

@@ -259,6 +259,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 deliver: false,
                 tap,
                 admin: false,
+                reload: false,
             };
             let running = app::start(&config, compiled, options, &trigger).await?;
             let report = running.wait(Duration::from_secs(3600)).await;

@@ -51,6 +51,12 @@ pub const FILE_MENTIONS_WRITTEN: &str = "earshot_file_mentions_written_total";
 pub const CHANNEL_FRAMES_DEPTH: &str = "earshot_channel_frame_batches";
 /// Mentions waiting in a queue's delivery channel. Labels: `queue`.
 pub const QUEUE_DEPTH: &str = "earshot_queue_depth";
+/// Rule reloads attempted. Labels: `trigger` (signal, admin, watch), `outcome` (ok, error).
+pub const RULES_RELOADS: &str = "earshot_rules_reloads_total";
+/// Generation of the rules in force: 1 at start, one more per reload that took effect.
+pub const RULES_GENERATION: &str = "earshot_rules_generation";
+/// 1 when the last reload took effect (or none was tried), 0 after a failed one.
+pub const RULES_LAST_RELOAD_OK: &str = "earshot_rules_last_reload_ok";
 
 /// The worker stages that are timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +176,16 @@ fn describe_all() {
         "Batches waiting for a worker."
     );
     describe_gauge!(QUEUE_DEPTH, Unit::Count, "Mentions waiting for delivery.");
+    describe_counter!(
+        RULES_RELOADS,
+        Unit::Count,
+        "Rule reloads attempted, by trigger and outcome."
+    );
+    describe_gauge!(RULES_GENERATION, "Generation of the rules in force.");
+    describe_gauge!(
+        RULES_LAST_RELOAD_OK,
+        "1 when the last rule reload took effect, 0 after a failed one."
+    );
 }
 
 /// Handles for the drop counter of one stage, one per [`SkipReason`].

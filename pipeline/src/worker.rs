@@ -24,6 +24,7 @@ use crate::metrics::{
     ROUTE_MENTIONS_ROUTED, STAGE_POSTS_DECODED, WORKER_FRAMES_PROCESSED,
 };
 use crate::post::Post;
+use crate::reload::Shared;
 use crate::rules::RuleSet;
 use crate::skip::{SkipCounts, SkipReason};
 use crate::source::batch::Batch;
@@ -111,6 +112,32 @@ struct Handles {
     queues: Vec<Counter>,
 }
 
+impl Handles {
+    /// The metric handles of a worker using `compiled` (brand counters follow its rules).
+    fn new(compiled: &Compiled) -> Self {
+        Self {
+            frames: metrics::counter!(WORKER_FRAMES_PROCESSED),
+            posts: metrics::counter!(STAGE_POSTS_DECODED),
+            matched: metrics::counter!(MATCH_POSTS_MATCHED),
+            drops: DropCounters::register("decode"),
+            brands: compiled
+                .rules
+                .brands()
+                .iter()
+                .map(|b| {
+                    metrics::counter!(BRAND_MENTIONS, "brand" => b.id.0.clone(), "kind" => b.kind.as_str())
+                })
+                .collect(),
+            queues: compiled
+                .router
+                .queues()
+                .iter()
+                .map(|q| metrics::counter!(ROUTE_MENTIONS_ROUTED, "queue" => q.clone()))
+                .collect(),
+        }
+    }
+}
+
 /// Per-batch counts, flushed to metrics and totals after each batch.
 #[derive(Default)]
 struct Counts {
@@ -128,6 +155,8 @@ struct Counts {
 pub struct Worker {
     index: usize,
     compiled: Arc<Compiled>,
+    /// Where reloaded stages appear, and the generation `compiled` is.
+    reloads: Option<(Arc<Shared>, u64)>,
     decoders: Vec<Option<Decoder>>,
     auto: Vec<bool>,
     limits: DecodeLimits,
@@ -175,34 +204,16 @@ impl Worker {
             .iter()
             .map(|f| matches!(f, FormatChoice::Auto))
             .collect();
-        let rules = &compiled.rules;
-        let handles = Handles {
-            frames: metrics::counter!(WORKER_FRAMES_PROCESSED),
-            posts: metrics::counter!(STAGE_POSTS_DECODED),
-            matched: metrics::counter!(MATCH_POSTS_MATCHED),
-            drops: DropCounters::register("decode"),
-            brands: rules
-                .brands()
-                .iter()
-                .map(|b| {
-                    metrics::counter!(BRAND_MENTIONS, "brand" => b.id.0.clone(), "kind" => b.kind.as_str())
-                })
-                .collect(),
-            queues: compiled
-                .router
-                .queues()
-                .iter()
-                .map(|q| metrics::counter!(ROUTE_MENTIONS_ROUTED, "queue" => q.clone()))
-                .collect(),
-        };
+        let handles = Handles::new(&compiled);
         let counts = Counts {
             per_queue: vec![0; compiled.router.queues().len()],
-            per_brand: vec![0; rules.brands().len()],
+            per_brand: vec![0; compiled.rules.brands().len()],
             ..Default::default()
         };
         Self {
             index,
             compiled,
+            reloads: None,
             decoders,
             auto,
             limits,
@@ -225,10 +236,36 @@ impl Worker {
         }
     }
 
+    /// Makes the worker take reloaded stages from `shared` (starting with those in force).
+    pub fn follow(mut self, shared: Arc<Shared>) -> Self {
+        // Generation 0 never exists, so the stages in force are taken now.
+        self.reloads = Some((shared, 0));
+        self.adopt_reloaded();
+        self
+    }
+
+    /// Takes the stages in force if a reload replaced the ones this worker holds. Called
+    /// between batches only, so a batch is processed by one rule set from start to end.
+    fn adopt_reloaded(&mut self) {
+        let shared = match &self.reloads {
+            Some((shared, held)) if shared.generation() != *held => shared.clone(),
+            _ => return,
+        };
+        let (generation, compiled) = shared.current();
+        // Counts so far belong to the old rules' brands.
+        self.flush_counts();
+        self.handles = Handles::new(&compiled);
+        self.counts.per_brand = vec![0; compiled.rules.brands().len()];
+        self.counts.per_queue = vec![0; compiled.router.queues().len()];
+        self.compiled = compiled;
+        self.reloads = Some((shared, generation));
+    }
+
     /// Runs until the channel is closed and drained. Returns the worker's index.
     pub fn run(mut self, rx: Receiver<Batch>) -> usize {
         let mut last_merge = Instant::now();
         for mut batch in rx.iter() {
+            self.adopt_reloaded();
             self.process(&mut batch);
             if let Some(back) = self.outputs.recycle.get(batch.source as usize) {
                 batch.clear();

@@ -61,31 +61,13 @@ fn bad_frame(n: usize) -> (Vec<u8>, SkipReason) {
 }
 
 fn config(sim: std::net::SocketAddr, hook: std::net::SocketAddr) -> Config {
-    let text = format!(
-        r#"
-[pipeline]
-workers = 2
-[rules]
-paths = ["{rules}"]
-[admin]
-listen = "127.0.0.1:0"
-[[source]]
-id = "sim"
-type = "jetstream"
-url = "ws://{sim}/subscribe"
-[[queue]]
-id = "all"
-sink = "webhook"
-url = "http://{hook}/all"
-secret_env = "{env}"
-backoff_base_ms = 10
-backoff_max_ms = 200
-[[route]]
-queue = "all"
-"#,
-        rules = support::rules_dir().display(),
-        env = support::SECRET_ENV,
-    );
+    let head = support::jetstream_config_head(&support::rules_dir(), sim, "", "");
+    let queue = support::catch_all_queue(&format!(
+        "sink = \"webhook\"\nurl = \"http://{hook}/all\"\nsecret_env = \"{}\"\n\
+         backoff_base_ms = 10\nbackoff_max_ms = 200",
+        support::SECRET_ENV
+    ));
+    let text = head + &queue;
     Config::parse("e2e.toml", &text, Path::new(".")).expect("test config is valid")
 }
 

@@ -2,5 +2,6 @@
 
 mod cli;
 mod e2e;
+mod reload;
 mod support;
 mod webhook;

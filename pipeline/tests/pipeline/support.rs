@@ -36,3 +36,36 @@ pub fn fixtures() -> PathBuf {
 pub fn rules_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules")
 }
+
+/// The head of a test config: two workers, rules from `rules`, the admin server on a free
+/// loopback port, and one Jetstream source at `sim`. `rules_extra` and `admin_extra` are
+/// more lines for those sections; the caller appends queues and routes.
+pub fn jetstream_config_head(
+    rules: &std::path::Path,
+    sim: std::net::SocketAddr,
+    rules_extra: &str,
+    admin_extra: &str,
+) -> String {
+    format!(
+        r#"
+[pipeline]
+workers = 2
+[rules]
+paths = ["{rules}"]
+{rules_extra}
+[admin]
+listen = "127.0.0.1:0"
+{admin_extra}
+[[source]]
+id = "sim"
+type = "jetstream"
+url = "ws://{sim}/subscribe"
+"#,
+        rules = rules.display(),
+    )
+}
+
+/// A queue `all` with the given sink lines, and the route that sends every mention to it.
+pub fn catch_all_queue(sink: &str) -> String {
+    format!("[[queue]]\nid = \"all\"\n{sink}\n[[route]]\nqueue = \"all\"\n")
+}
