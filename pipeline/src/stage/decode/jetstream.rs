@@ -202,10 +202,7 @@ fn scan_event(frame: &[u8], max_depth: usize) -> Scan<Event> {
             b"time_us" => event.time_us = c.u64_or_skip()?,
             b"kind" => event.kind = c.string_or_skip()?,
             b"commit" => {
-                // A repeated container would need the tape's last-one-wins; leave it to it.
-                if std::mem::replace(&mut event.commit, true) {
-                    return Err(Unsure);
-                }
+                first_time(&mut event.commit)?;
                 scan_commit(c, &mut event)?;
             }
             _ => c.skip()?,
@@ -216,19 +213,24 @@ fn scan_event(frame: &[u8], max_depth: usize) -> Scan<Event> {
     Ok(event)
 }
 
-fn scan_commit(c: &mut Cursor<'_>, event: &mut Event) -> Scan<()> {
-    if c.peek()? != b'{' {
-        return c.skip();
+/// Marks a container key as seen; [`Unsure`] the second time, since a repeated container
+/// would need the tape's last-one-wins.
+fn first_time(seen: &mut bool) -> Scan<()> {
+    if std::mem::replace(seen, true) {
+        Err(Unsure)
+    } else {
+        Ok(())
     }
-    c.object(|c, key| {
+}
+
+fn scan_commit(c: &mut Cursor<'_>, event: &mut Event) -> Scan<()> {
+    c.object_or_skip(|c, key| {
         match key {
             b"operation" => event.operation = c.string_or_skip()?,
             b"collection" => event.collection = c.string_or_skip()?,
             b"rkey" => event.rkey = c.string_or_skip()?,
             b"record" => {
-                if std::mem::replace(&mut event.record, true) {
-                    return Err(Unsure);
-                }
+                first_time(&mut event.record)?;
                 scan_record(c, event)?;
             }
             _ => c.skip()?,
@@ -238,10 +240,7 @@ fn scan_commit(c: &mut Cursor<'_>, event: &mut Event) -> Scan<()> {
 }
 
 fn scan_record(c: &mut Cursor<'_>, event: &mut Event) -> Scan<()> {
-    if c.peek()? != b'{' {
-        return c.skip();
-    }
-    c.object(|c, key| {
+    c.object_or_skip(|c, key| {
         match key {
             b"text" => event.text = c.string_or_skip()?,
             b"createdAt" => event.created_at = c.string_or_skip()?,
@@ -257,12 +256,9 @@ fn scan_record(c: &mut Cursor<'_>, event: &mut Event) -> Scan<()> {
 
 /// The first element of an array if it is a string; the value consumed.
 fn first_string(c: &mut Cursor<'_>) -> Scan<Option<RawStr>> {
-    if c.peek()? != b'[' {
-        return c.skip().map(|()| None);
-    }
     let mut first = None;
     let mut index = 0usize;
-    c.array(|c| {
+    c.array_or_skip(|c| {
         if index == 0 {
             first = c.string_or_skip()?;
         } else {
@@ -281,10 +277,7 @@ fn scan_typed(
     mut on_other: impl FnMut(&mut Cursor<'_>, &[u8]) -> Scan<()>,
 ) -> Scan<Option<RawStr>> {
     let mut kind = None;
-    if c.peek()? != b'{' {
-        return c.skip().map(|()| kind.flatten());
-    }
-    c.object(|c, key| {
+    c.object_or_skip(|c, key| {
         if key == b"$type" && kind.is_none() {
             kind = Some(c.string_or_skip()?);
             Ok(())
@@ -313,13 +306,10 @@ fn scan_embed(c: &mut Cursor<'_>, flags: &mut PostFlags) -> Scan<()> {
 
 /// Whether any facet carries a link feature; the value consumed.
 fn scan_facets(c: &mut Cursor<'_>) -> Scan<bool> {
-    if c.peek()? != b'[' {
-        return c.skip().map(|()| false);
-    }
     let mut link = false;
-    c.array(|c| {
+    c.array_or_skip(|c| {
         let mut features_seen = false;
-        scan_typed(c, |c, key| {
+        c.object_or_skip(|c, key| {
             if key == b"features" && !features_seen {
                 features_seen = true;
                 link |= scan_features(c)?;
@@ -327,18 +317,14 @@ fn scan_facets(c: &mut Cursor<'_>) -> Scan<bool> {
             } else {
                 c.skip()
             }
-        })?;
-        Ok(())
+        })
     })?;
     Ok(link)
 }
 
 fn scan_features(c: &mut Cursor<'_>) -> Scan<bool> {
-    if c.peek()? != b'[' {
-        return c.skip().map(|()| false);
-    }
     let mut link = false;
-    c.array(|c| {
+    c.array_or_skip(|c| {
         let doc = c.doc();
         if let Some(kind) = scan_typed(c, |c, _| c.skip())? {
             link |= kind.plain(doc)? == LINK_FEATURE;

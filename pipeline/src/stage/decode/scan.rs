@@ -164,6 +164,29 @@ impl<'d> Cursor<'d> {
         Ok(())
     }
 
+    /// [`Cursor::object`] when the value is an object; any other value is skipped.
+    #[inline]
+    pub(super) fn object_or_skip(
+        &mut self,
+        on_key: impl FnMut(&mut Self, &'d [u8]) -> Scan<()>,
+    ) -> Scan<()> {
+        if self.peek()? == b'{' {
+            self.object(on_key)
+        } else {
+            self.skip()
+        }
+    }
+
+    /// [`Cursor::array`] when the value is an array; any other value is skipped.
+    #[inline]
+    pub(super) fn array_or_skip(&mut self, on_item: impl FnMut(&mut Self) -> Scan<()>) -> Scan<()> {
+        if self.peek()? == b'[' {
+            self.array(on_item)
+        } else {
+            self.skip()
+        }
+    }
+
     /// Consumes the opening bracket `open` (after whitespace) and enters one more level.
     #[inline]
     fn open(&mut self, open: u8) -> Scan<()> {
