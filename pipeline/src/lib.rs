@@ -20,6 +20,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod examples;
 pub mod mention;
 pub mod metrics;
 pub mod post;

@@ -186,13 +186,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             match app::compile(&config) {
                 Ok(compiled) => {
                     println!(
-                        "ok: {} sources, {} queues, {} routes, {} brands, {} rules, {} terms",
+                        "ok: {} sources, {} queues, {} routes, {} brands, {} rules, {} terms, {} \
+                         examples pass",
                         config.sources.len(),
                         config.queues.len(),
                         config.routes.len(),
                         compiled.rules.brands().len(),
                         compiled.rules.rules().len(),
-                        compiled.matcher.term_count()
+                        compiled.matcher.term_count(),
+                        compiled.rules.example_count()
                     );
                     Ok(ExitCode::SUCCESS)
                 }

@@ -81,6 +81,9 @@ pub struct MatchOut {
     pub kind: BrandKind,
     /// The rule's terms that were found, as written in the rule.
     pub terms: Vec<String>,
+    /// The rule's tags (`tags=…` on the rule line), for routing and CRM grouping.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 impl MentionPost {

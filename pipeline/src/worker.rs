@@ -538,8 +538,10 @@ impl Stages {
                     counts.per_brand[h.brand as usize] += 1;
                 }
                 let brand = &rules.brands()[h.brand as usize];
+                let rule = &rules.rules()[h.rule as usize];
                 MatchOut {
-                    rule: rules.rules()[h.rule as usize].id.0.clone(),
+                    rule: rule.id.0.clone(),
+                    tags: rule.tags.clone(),
                     brand: brand.id.0.clone(),
                     kind: brand.kind,
                     terms: h

@@ -33,6 +33,7 @@ pub const EMBEDDED_RULES: &[(&str, &str)] = &[
         "competitors.rules",
         include_str!("../../../rules/competitors.rules"),
     ),
+    ("lists.rules", include_str!("../../../rules/lists.rules")),
     (
         "acme-products.txt",
         include_str!("../../../rules/acme-products.txt"),

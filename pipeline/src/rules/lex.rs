@@ -1,20 +1,24 @@
 //! Query lexer: the text after `rule id:` → tokens with their byte offsets in the line.
 //!
-//! Tokens: `(`, `)`, `OR`, `AND`, `-` (exclusion, written directly before what it excludes),
-//! terms (bare words, `"phrases"`, `#hashtags`, `@handles`, `$cashtags`) and `lang:xx`. A `#`
-//! at the start of a token followed by whitespace (or ending the line) starts a comment, so
-//! `#acme` is a hashtag and `c#` a word.
+//! Tokens: `(`, `)`, `OR`, `AND`, `NEAR/n`, `-` (exclusion, written directly before what it
+//! excludes), terms (bare words, `"phrases"`, `#hashtags`, `@handles`, `$cashtags`, any of them
+//! with a trailing `*` for a prefix, and `raw:"…"` for case-sensitive text), field operators
+//! (`lang:`, `from:`, `is:`, `has:`, `url:`, `domain:`, `followers:`) and list references
+//! (`list:name`). A `#` at the start of a token followed by whitespace (or ending the line)
+//! starts a comment, so `#acme` is a hashtag and `c#` a word.
 //!
 //! Every lexical mistake on the line is reported; a bad token is replaced by
 //! [`Tok::Invalid`], which the parser treats as an atom, so one typo does not also produce a
-//! cascade of grammar errors. Term shapes are checked by [`check_term`], shared with terms
-//! files so both accept exactly the same terms.
+//! cascade of grammar errors. Term shapes are checked by [`literal`], shared with terms files
+//! and lists so all three accept exactly the same terms.
 
-use super::{TermKind, MAX_TERM_BYTES};
-use crate::stage::normalize::is_word_char;
+use super::{
+    Attachment, Compare, Field, PostKind, TermKind, MAX_NEAR, MAX_TERM_BYTES, MIN_PREFIX_CHARS,
+};
+use crate::stage::normalize::{casefold, is_unspaced_script, is_word_char};
 
 /// One token of a query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Tok<'a> {
     /// `(`
     LParen,
@@ -24,18 +28,35 @@ pub(crate) enum Tok<'a> {
     Or,
     /// `AND`
     And,
+    /// `NEAR/n`, holding `n`.
+    Near(u32),
     /// `-` directly before a term or `(`.
     Not,
-    /// A literal term, as written (sigil kept, phrase quotes dropped).
-    Term(TermKind, &'a str),
-    /// `lang:TAG`, holding the tag.
-    Lang(&'a str),
+    /// A literal term.
+    Term(Lit<'a>),
+    /// A field operator, already checked.
+    Field(Field),
+    /// `list:name`, holding the name.
+    List(&'a str),
     /// A token that had a lexical error (already reported); parsed as an atom.
     Invalid,
 }
 
-/// A token and the byte offset in the line where it starts.
+/// A literal term as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lit<'a> {
+    /// Decides its boundary rule.
+    pub kind: TermKind,
+    /// As written: sigil and trailing `*` kept, phrase quotes and `raw:` dropped.
+    pub text: &'a str,
+    /// Written with a trailing `*`.
+    pub prefix: bool,
+    /// Written as `raw:…`: matched with its exact letter case.
+    pub raw: bool,
+}
+
+/// A token and the byte offset in the line where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Spanned<'a> {
     pub tok: Tok<'a>,
     pub at: usize,
@@ -56,6 +77,9 @@ pub(crate) fn is_comment_start(line: &str, at: usize) -> bool {
     })
 }
 
+/// The operators a `name:` may be, for error messages.
+const OPERATORS: &str = "lang:, from:, is:, has:, url:, domain:, followers:, list: and raw:";
+
 /// Lexes `line[start..]` (up to a comment) into `toks`, reporting every mistake in `errors`.
 pub(crate) fn lex_query<'a>(
     line: &'a str,
@@ -74,49 +98,26 @@ pub(crate) fn lex_query<'a>(
         if c == '#' && is_comment_start(line, i) {
             break;
         }
-        match c {
-            '(' => {
-                toks.push(Spanned {
-                    tok: Tok::LParen,
-                    at: i,
-                });
-                i += 1;
-            }
-            ')' => {
-                toks.push(Spanned {
-                    tok: Tok::RParen,
-                    at: i,
-                });
-                i += 1;
-            }
-            '"' => {
-                let body = &rest[1..];
-                match body.find('"') {
-                    None => {
-                        errors.push(LexError {
-                            at: i,
-                            message: "unterminated phrase: expected a closing '\"'".into(),
-                        });
-                        toks.push(Spanned {
-                            tok: Tok::Invalid,
-                            at: i,
-                        });
-                        return;
-                    }
-                    Some(end) => {
-                        let phrase = &body[..end];
-                        let tok = match check_term(TermKind::Phrase, phrase) {
-                            Ok(()) => Tok::Term(TermKind::Phrase, phrase),
-                            Err(message) => {
-                                errors.push(LexError { at: i, message });
-                                Tok::Invalid
-                            }
-                        };
-                        toks.push(Spanned { tok, at: i });
-                        i += end + 2;
-                    }
+        let (tok, len) = match c {
+            '(' => (Tok::LParen, 1),
+            ')' => (Tok::RParen, 1),
+            '"' => match quoted(rest) {
+                None => {
+                    errors.push(LexError {
+                        at: i,
+                        message: "unterminated phrase: expected a closing '\"'".into(),
+                    });
+                    toks.push(Spanned {
+                        tok: Tok::Invalid,
+                        at: i,
+                    });
+                    return;
                 }
-            }
+                Some(phrase) => {
+                    let tok = literal(TermKind::Phrase, phrase, false).map(Tok::Term);
+                    (ok_or_invalid(tok, i, errors), phrase.len() + 2)
+                }
+            },
             '-' => {
                 let next = rest[1..].chars().next();
                 if next.is_none_or(|n| n.is_whitespace() || n == ')') {
@@ -126,35 +127,59 @@ pub(crate) fn lex_query<'a>(
                                   exclude a term)"
                             .into(),
                     });
-                    toks.push(Spanned {
-                        tok: Tok::Invalid,
-                        at: i,
-                    });
+                    (Tok::Invalid, 1)
                 } else {
-                    toks.push(Spanned {
-                        tok: Tok::Not,
-                        at: i,
-                    });
+                    (Tok::Not, 1)
                 }
-                i += 1;
             }
             _ => {
                 let len = rest
                     .find(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '"'))
                     .unwrap_or(rest.len());
                 let word = &rest[..len];
-                let tok = match classify(word) {
-                    Ok(tok) => tok,
-                    Err(message) => {
-                        errors.push(LexError { at: i, message });
-                        Tok::Invalid
-                    }
-                };
-                toks.push(Spanned { tok, at: i });
-                i += len;
+                // `raw:"…"` and `url:"…"`: the operator's value is the quoted text after it.
+                if let Some(op) = word
+                    .strip_suffix(':')
+                    .filter(|_| rest[len..].starts_with('"'))
+                {
+                    let Some(value) = quoted(&rest[len..]) else {
+                        errors.push(LexError {
+                            at: i + len,
+                            message: "unterminated phrase: expected a closing '\"'".into(),
+                        });
+                        toks.push(Spanned {
+                            tok: Tok::Invalid,
+                            at: i,
+                        });
+                        return;
+                    };
+                    let tok = operator(op, value, true);
+                    (ok_or_invalid(tok, i, errors), len + value.len() + 2)
+                } else {
+                    (ok_or_invalid(classify(word), i, errors), len)
+                }
             }
-        }
+        };
+        toks.push(Spanned { tok, at: i });
+        i += len;
     }
+}
+
+/// The inside of the `"…"` that `s` starts with, if it is closed.
+fn quoted(s: &str) -> Option<&str> {
+    let body = s.strip_prefix('"')?;
+    body.find('"').map(|end| &body[..end])
+}
+
+fn ok_or_invalid<'a>(
+    tok: Result<Tok<'a>, String>,
+    at: usize,
+    errors: &mut Vec<LexError>,
+) -> Tok<'a> {
+    tok.unwrap_or_else(|message| {
+        errors.push(LexError { at, message });
+        Tok::Invalid
+    })
 }
 
 /// Classifies a bare token: keyword, field operator or term.
@@ -165,28 +190,186 @@ fn classify(word: &str) -> Result<Tok<'_>, String> {
         "NOT" => {
             return Err("'NOT' is not an operator: write -term or -(...) to exclude".into());
         }
+        "NEAR" => {
+            return Err(
+                "write NEAR/n, where n is the most words allowed between the two terms \
+                 (NEAR/3)"
+                    .into(),
+            );
+        }
         _ => {}
     }
-    if let Some((field, value)) = field_operator(word) {
-        if !field.eq_ignore_ascii_case("lang") {
-            return Err(format!(
-                "unknown operator '{field}:'; the only field operator is 'lang:' \
-                 (put a term that contains ':' in double quotes)"
-            ));
-        }
-        if value.is_empty() {
-            return Err("expected a language tag like 'en' or 'pt-BR' after 'lang:'".into());
-        }
-        if !is_lang_tag(value) {
-            return Err(format!(
-                "expected a language tag like 'en' or 'pt-BR' after 'lang:', found '{value}'"
-            ));
-        }
-        return Ok(Tok::Lang(value));
+    if let Some(n) = word.strip_prefix("NEAR/") {
+        return match n.parse::<u32>() {
+            Ok(k) if k <= MAX_NEAR && n.bytes().all(|b| b.is_ascii_digit()) => Ok(Tok::Near(k)),
+            _ => Err(format!(
+                "expected a number of words from 0 to {MAX_NEAR} after NEAR/, found '{n}'"
+            )),
+        };
     }
-    let kind = term_kind_of(word);
-    check_term(kind, word)?;
-    Ok(Tok::Term(kind, word))
+    if let Some((field, value)) = field_operator(word) {
+        return operator(field, value, false);
+    }
+    literal(term_kind_of(word), word, false).map(Tok::Term)
+}
+
+/// A `name:value` token: `quoted` when the value was written in double quotes.
+fn operator<'a>(name: &str, value: &'a str, quoted: bool) -> Result<Tok<'a>, String> {
+    let name_lc = name.to_ascii_lowercase();
+    if quoted && !matches!(name_lc.as_str(), "raw" | "url") {
+        return Err(format!(
+            "'{name}:' takes no quoted value; only raw: and url: do"
+        ));
+    }
+    let empty = || format!("expected a value after '{name}:'");
+    match name_lc.as_str() {
+        "raw" => {
+            if value.is_empty() {
+                return Err("expected the exact text after 'raw:' (raw:\"ACME\")".into());
+            }
+            let kind = if quoted && value.contains(char::is_whitespace) {
+                TermKind::Phrase
+            } else {
+                term_kind_of(value)
+            };
+            literal(kind, value, true).map(Tok::Term)
+        }
+        "lang" => {
+            if value.is_empty() {
+                return Err("expected a language tag like 'en' or 'pt-BR' after 'lang:'".into());
+            }
+            let tags: Vec<&str> = value.split(',').collect();
+            if let Some(bad) = tags.iter().find(|t| !is_lang_tag(t)) {
+                return Err(format!(
+                    "expected a language tag like 'en' or 'pt-BR' after 'lang:', found '{bad}'"
+                ));
+            }
+            Ok(Tok::Field(Field::Lang(
+                tags.into_iter().map(String::from).collect(),
+            )))
+        }
+        "from" => {
+            if value.is_empty() {
+                return Err(empty());
+            }
+            let mut who = Vec::new();
+            for part in value.split(',') {
+                let body = part.strip_prefix('@').unwrap_or(part);
+                if body.is_empty() || !body.chars().all(is_author_char) {
+                    return Err(format!(
+                        "expected a handle or account id after 'from:', found '{part}'"
+                    ));
+                }
+                who.push(body.to_lowercase());
+            }
+            Ok(Tok::Field(Field::From(who)))
+        }
+        "is" => match value {
+            "reply" => Ok(Tok::Field(Field::Is(PostKind::Reply))),
+            "repost" => Ok(Tok::Field(Field::Is(PostKind::Repost))),
+            "quote" => Ok(Tok::Field(Field::Is(PostKind::Quote))),
+            _ => Err(format!(
+                "expected reply, repost or quote after 'is:', found '{value}'"
+            )),
+        },
+        "has" => match value {
+            "link" => Ok(Tok::Field(Field::Has(Attachment::Link))),
+            "media" => Ok(Tok::Field(Field::Has(Attachment::Media))),
+            _ => Err(format!(
+                "expected link or media after 'has:', found '{value}'"
+            )),
+        },
+        "url" => {
+            if value.is_empty() || value.contains(char::is_whitespace) {
+                return Err(format!(
+                    "expected part of a URL after 'url:', found '{value}'"
+                ));
+            }
+            Ok(Tok::Field(Field::Url(value.to_lowercase())))
+        }
+        "domain" => {
+            let host = value.trim_end_matches('.').to_ascii_lowercase();
+            let ok = host.contains('.')
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                });
+            if !ok {
+                return Err(format!(
+                    "expected a domain like 'acme.com' after 'domain:', found '{value}'"
+                ));
+            }
+            Ok(Tok::Field(Field::Domain(host)))
+        }
+        "followers" => followers(value).map(|(cmp, n)| Tok::Field(Field::Followers(cmp, n))),
+        "list" => {
+            if value.is_empty() || super::parse::check_id(value).is_err() {
+                return Err(format!(
+                    "expected a list id after 'list:', found '{value}' (ids are lowercase \
+                     letters, digits, '_' and '-')"
+                ));
+            }
+            Ok(Tok::List(value))
+        }
+        _ => Err(format!(
+            "unknown operator '{name}:'; the operators are {OPERATORS} (put a term that \
+             contains ':' in double quotes)"
+        )),
+    }
+}
+
+/// `>1000`, `>=10k`, `<5000`, `<=1.5m`, `=0`, `250`.
+fn followers(value: &str) -> Result<(Compare, u64), String> {
+    let (cmp, number) = if let Some(n) = value.strip_prefix(">=") {
+        (Compare::AtLeast, n)
+    } else if let Some(n) = value.strip_prefix("<=") {
+        (Compare::AtMost, n)
+    } else if let Some(n) = value.strip_prefix('>') {
+        (Compare::Greater, n)
+    } else if let Some(n) = value.strip_prefix('<') {
+        (Compare::Less, n)
+    } else {
+        (Compare::Equal, value.strip_prefix('=').unwrap_or(value))
+    };
+    count(number).map(|n| (cmp, n)).ok_or_else(|| {
+        format!(
+            "expected a comparison and a count after 'followers:' (followers:>1000, \
+             followers:>=10k, followers:<1.5m), found '{value}'"
+        )
+    })
+}
+
+/// `1000`, `10k`, `1.5m`: a whole count.
+pub(crate) fn count(s: &str) -> Option<u64> {
+    let (digits, scale) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 1_000u64),
+        b'm' | b'M' => (&s[..s.len() - 1], 1_000_000u64),
+        _ => (s, 1u64),
+    };
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || (scale == 1 && !frac.is_empty())
+        || frac.len() > 6
+    {
+        return None;
+    }
+    let whole: u64 = whole.parse().ok()?;
+    let frac_value = if frac.is_empty() {
+        0
+    } else {
+        let f: u64 = frac.parse().ok()?;
+        f.checked_mul(scale)? / 10u64.checked_pow(u32::try_from(frac.len()).ok()?)?
+    };
+    whole.checked_mul(scale)?.checked_add(frac_value)
+}
+
+/// Characters of a handle or account id after `from:` (DIDs have `:`, Mastodon `@`).
+fn is_author_char(c: char) -> bool {
+    is_word_char(c) || matches!(c, '.' | '-' | '@' | ':')
 }
 
 /// `name:value` where name is a letter followed by letters or `_`.
@@ -219,13 +402,51 @@ pub(crate) fn term_kind_of(word: &str) -> TermKind {
     }
 }
 
-/// Checks that `text` (as written, sigil included) is a well-formed term of `kind`.
+/// A checked literal of `kind` written as `text` (a trailing `*` makes it a prefix term).
+pub(crate) fn literal(kind: TermKind, text: &str, raw: bool) -> Result<Lit<'_>, String> {
+    let body = match text.strip_suffix('*') {
+        Some(body) if !body.is_empty() => body,
+        _ => text,
+    };
+    let prefix = body.len() < text.len();
+    check_term(kind, body)?;
+    if prefix {
+        if body.ends_with(|c: char| c.is_whitespace() || c == '*') {
+            return Err(format!(
+                "'*' ends a prefix term and follows its last letter: found '{}'",
+                shorten(text, 60)
+            ));
+        }
+        let folded = casefold(body);
+        let chars = folded
+            .trim_start_matches(['#', '@', '$'])
+            .chars()
+            .filter(|&c| is_word_char(c))
+            .count();
+        if chars < MIN_PREFIX_CHARS && !folded.chars().any(is_unspaced_script) {
+            return Err(format!(
+                "a prefix term needs at least {MIN_PREFIX_CHARS} letters before '*' (it \
+                 would match too many words): found '{}'",
+                shorten(text, 60)
+            ));
+        }
+    }
+    Ok(Lit {
+        kind,
+        text,
+        prefix,
+        raw,
+    })
+}
+
+/// Checks that `text` (as written, sigil included, no trailing `*`) is a well-formed term of
+/// `kind`.
 pub(crate) fn check_term(kind: TermKind, text: &str) -> Result<(), String> {
     if text.len() > MAX_TERM_BYTES {
         return Err(format!(
             "term is {} bytes; the limit is {MAX_TERM_BYTES}: {}…",
             text.len(),
-            prefix(text, 40)
+            shorten(text, 40)
         ));
     }
     if let Some(c) = text.chars().find(|c| c.is_control() && !c.is_whitespace()) {
@@ -272,11 +493,14 @@ pub(crate) fn check_term(kind: TermKind, text: &str) -> Result<(), String> {
         TermKind::Handle => "'@' followed by letters, digits, '_', '.' or '-'",
         _ => "'$' followed by a letter, then letters, digits or '.'",
     };
-    Err(format!("a {what} is {shape}; found '{}'", prefix(text, 60)))
+    Err(format!(
+        "a {what} is {shape}; found '{}'",
+        shorten(text, 60)
+    ))
 }
 
 /// At most `chars` characters of `s`, for error messages.
-fn prefix(s: &str, chars: usize) -> &str {
+pub(crate) fn shorten(s: &str, chars: usize) -> &str {
     s.char_indices().nth(chars).map_or(s, |(i, _)| &s[..i])
 }
 
@@ -294,54 +518,113 @@ mod tests {
         )
     }
 
+    /// A token as a short string: `word:acme`, `phrase:a b*` (prefix), `raw word:ACME`,
+    /// `field:Lang(["en"])`, …
+    fn show(tok: &Tok<'_>) -> String {
+        match tok {
+            Tok::Term(lit) => {
+                format!(
+                    "{}{:?}:{}",
+                    if lit.raw { "raw " } else { "" },
+                    lit.kind,
+                    lit.text
+                )
+                .to_lowercase()
+                    + if lit.prefix { " (prefix)" } else { "" }
+            }
+            Tok::Field(f) => format!("field:{f:?}"),
+            other => format!("{other:?}"),
+        }
+    }
+
     #[test]
     fn tokens() {
-        use TermKind::*;
-        use Tok::*;
-        let cases: &[(&str, &[Tok<'static>])] = &[
-            ("acme", &[Term(Word, "acme")]),
-            (
-                "acme OR #acme",
-                &[Term(Word, "acme"), Or, Term(Hashtag, "#acme")],
-            ),
-            ("a AND b", &[Term(Word, "a"), And, Term(Word, "b")]),
-            ("or and", &[Term(Word, "or"), Term(Word, "and")]),
-            ("\"acme  corp\"", &[Term(Phrase, "acme  corp")]),
-            ("\"a\"b", &[Term(Phrase, "a"), Term(Word, "b")]),
+        let cases: &[(&str, &[&str])] = &[
+            ("acme", &["word:acme"]),
+            ("acme OR #acme", &["word:acme", "Or", "hashtag:#acme"]),
+            ("a AND b", &["word:a", "And", "word:b"]),
+            ("or and", &["word:or", "word:and"]),
+            ("\"acme  corp\"", &["phrase:acme  corp"]),
+            ("\"a\"b", &["phrase:a", "word:b"]),
             (
                 "-x -(y)",
-                &[Not, Term(Word, "x"), Not, LParen, Term(Word, "y"), RParen],
+                &["Not", "word:x", "Not", "LParen", "word:y", "RParen"],
             ),
-            ("-\"a b\"", &[Not, Term(Phrase, "a b")]),
-            ("e-trade", &[Term(Word, "e-trade")]),
+            ("-\"a b\"", &["Not", "phrase:a b"]),
+            ("e-trade", &["word:e-trade"]),
             (
                 "(@acmehq $ACME)",
-                &[
-                    LParen,
-                    Term(Handle, "@acmehq"),
-                    Term(Cashtag, "$ACME"),
-                    RParen,
-                ],
+                &["LParen", "handle:@acmehq", "cashtag:$acme", "RParen"],
             ),
             (
                 "@gargron@mastodon.social",
-                &[Term(Handle, "@gargron@mastodon.social")],
+                &["handle:@gargron@mastodon.social"],
             ),
             (
-                "lang:en lang:pt-BR LANG:ja",
-                &[Lang("en"), Lang("pt-BR"), Lang("ja")],
+                "lang:en lang:pt-BR LANG:ja lang:en,es",
+                &[
+                    "field:Lang([\"en\"])",
+                    "field:Lang([\"pt-BR\"])",
+                    "field:Lang([\"ja\"])",
+                    "field:Lang([\"en\", \"es\"])",
+                ],
             ),
-            ("c# # a comment", &[Term(Word, "c#")]),
-            ("acme #", &[Term(Word, "acme")]),
+            ("c# # a comment", &["word:c#"]),
+            ("acme #", &["word:acme"]),
             ("# all comment", &[]),
-            ("\"a # b\"", &[Term(Phrase, "a # b")]),
-            ("12:30", &[Term(Word, "12:30")]),
-            ("東京", &[Term(Word, "東京")]),
+            ("\"a # b\"", &["phrase:a # b"]),
+            ("12:30", &["word:12:30"]),
+            ("東京", &["word:東京"]),
+            (
+                "refund* #acme*",
+                &["word:refund* (prefix)", "hashtag:#acme* (prefix)"],
+            ),
+            ("\"rocket skat*\"", &["phrase:rocket skat* (prefix)"]),
+            ("f*ck *", &["word:f*ck", "word:*"]),
+            ("a NEAR/3 b", &["word:a", "Near(3)", "word:b"]),
+            (
+                "raw:ACME raw:\"Acme Corp\"",
+                &["raw word:acme", "raw phrase:acme corp"],
+            ),
+            (
+                "from:@AcmeHQ,did:plc:abc",
+                &["field:From([\"acmehq\", \"did:plc:abc\"])"],
+            ),
+            (
+                "is:reply is:repost is:quote has:link has:media",
+                &[
+                    "field:Is(Reply)",
+                    "field:Is(Repost)",
+                    "field:Is(Quote)",
+                    "field:Has(Link)",
+                    "field:Has(Media)",
+                ],
+            ),
+            (
+                "url:Acme.com/Help url:\"acme.com/a(b)\"",
+                &[
+                    "field:Url(\"acme.com/help\")",
+                    "field:Url(\"acme.com/a(b)\")",
+                ],
+            ),
+            ("domain:Acme.COM", &["field:Domain(\"acme.com\")"]),
+            (
+                "followers:>1000 followers:>=10k followers:<1.5m followers:250",
+                &[
+                    "field:Followers(Greater, 1000)",
+                    "field:Followers(AtLeast, 10000)",
+                    "field:Followers(Less, 1500000)",
+                    "field:Followers(Equal, 250)",
+                ],
+            ),
+            ("-list:jobs", &["Not", "List(\"jobs\")"]),
+            ("🔥", &["word:🔥"]),
         ];
         for (q, want) in cases {
             let (toks, errors) = lex(q);
             assert!(errors.is_empty(), "{q}: {errors:?}");
-            assert_eq!(toks, *want, "{q}");
+            let got: Vec<String> = toks.iter().map(show).collect();
+            assert_eq!(got, *want, "{q}");
         }
     }
 
@@ -359,6 +642,58 @@ mod tests {
             ("a -", 2, "expected a term or '(' directly after '-'"),
             ("x NOT y", 2, "'NOT' is not an operator"),
             ("src:web", 0, "unknown operator 'src:'"),
+            ("NEAR", 0, "write NEAR/n"),
+            (
+                "a NEAR/x b",
+                2,
+                "expected a number of words from 0 to 50 after NEAR/",
+            ),
+            ("a NEAR/51 b", 2, "expected a number of words from 0 to 50"),
+            (
+                "ab*",
+                0,
+                "a prefix term needs at least 3 letters before '*'",
+            ),
+            ("#a*", 0, "a prefix term needs at least 3 letters"),
+            (
+                "\"acme *\"",
+                0,
+                "'*' ends a prefix term and follows its last letter",
+            ),
+            ("raw:", 0, "expected the exact text after 'raw:'"),
+            ("raw:\"open", 4, "unterminated phrase"),
+            ("from:", 0, "expected a value after 'from:'"),
+            (
+                "from:a,,b",
+                0,
+                "expected a handle or account id after 'from:', found ''",
+            ),
+            (
+                "is:retweet",
+                0,
+                "expected reply, repost or quote after 'is:'",
+            ),
+            ("has:video", 0, "expected link or media after 'has:'"),
+            ("domain:acme", 0, "expected a domain like 'acme.com'"),
+            ("domain:-x.com", 0, "expected a domain"),
+            (
+                "followers:many",
+                0,
+                "expected a comparison and a count after 'followers:'",
+            ),
+            ("followers:>1.5", 0, "expected a comparison and a count"),
+            (
+                "followers:>99999999999999999999",
+                0,
+                "expected a comparison",
+            ),
+            (
+                "lang:en,",
+                0,
+                "expected a language tag like 'en' or 'pt-BR' after 'lang:', found ''",
+            ),
+            ("list:Jobs", 0, "expected a list id after 'list:'"),
+            ("lang:\"en\"", 0, "'lang:' takes no quoted value"),
             ("https://acme.com", 0, "unknown operator 'https:'"),
             (
                 "lang:",

@@ -63,6 +63,7 @@ pub(crate) fn too_large_rule_file(size: impl std::fmt::Display) -> String {
 
 pub(crate) fn load(paths: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
     let mut builder = Builder::default();
+    let mut files = Vec::new();
     for path in paths {
         let name = path.display().to_string();
         match fs::metadata(path) {
@@ -72,16 +73,34 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
                     &name,
                     format!("cannot list directory: {e}"),
                 )),
-                Ok(files) if files.is_empty() => builder.error(RuleError::whole_file(
+                Ok(found) if found.is_empty() => builder.error(RuleError::whole_file(
                     &name,
                     "no *.rules files in this directory",
                 )),
-                Ok(files) => files.iter().for_each(|f| load_file(&mut builder, f)),
+                Ok(found) => found
+                    .iter()
+                    .filter_map(|f| read_rule_file(&mut builder, f))
+                    .for_each(|f| files.push(f)),
             },
-            Ok(_) => load_file(&mut builder, path),
+            Ok(_) => files.extend(read_rule_file(&mut builder, path)),
         }
     }
+    // Lists first, from every file, so a rule can use a list defined anywhere.
+    for f in &files {
+        builder.collect_lists(&f.name, &f.text, &f.base);
+    }
+    for f in &files {
+        builder.parse_file(&f.name, &f.text, &f.base);
+    }
     builder.finish()
+}
+
+/// A rule file read into memory: its name in errors, its text, and the folder its terms
+/// files are relative to.
+struct RuleFile {
+    name: String,
+    text: String,
+    base: PathBuf,
 }
 
 /// The `*.rules` files of a directory (following symlinks), sorted by name.
@@ -97,24 +116,27 @@ fn rule_files_in(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn load_file(builder: &mut Builder, path: &Path) {
+fn read_rule_file(builder: &mut Builder, path: &Path) -> Option<RuleFile> {
     let name = path.display().to_string();
     match read_text(path, MAX_RULE_FILE_BYTES) {
         Ok(text) => {
             let base = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
             };
-            builder.parse_file(&name, &text, base);
+            Some(RuleFile { name, text, base })
         }
         Err(ReadError::Io(e)) => {
-            builder.error(RuleError::whole_file(&name, format!("cannot read: {e}")))
+            builder.error(RuleError::whole_file(&name, format!("cannot read: {e}")));
+            None
         }
         Err(ReadError::TooLarge(n)) => {
-            builder.error(RuleError::whole_file(&name, too_large_rule_file(n)))
+            builder.error(RuleError::whole_file(&name, too_large_rule_file(n)));
+            None
         }
         Err(ReadError::Utf8 { line, col }) => {
-            builder.error(RuleError::at(&name, line, col, "invalid UTF-8"))
+            builder.error(RuleError::at(&name, line, col, "invalid UTF-8"));
+            None
         }
     }
 }

@@ -62,6 +62,18 @@ pub const MAX_RULE_FILE_BYTES: u64 = 16 << 20;
 pub const MAX_TERMS_FILE_TERMS: usize = 1_000_000;
 /// Largest terms file: 64 MiB, room for a million terms of 60 bytes, read whole at load.
 pub const MAX_TERMS_FILE_BYTES: u64 = 64 << 20;
+/// Largest `n` of `NEAR/n`: beyond a sentence or two, "near" means nothing.
+pub const MAX_NEAR: u32 = 50;
+/// Fewest characters before the `*` of a prefix term: `a*` would match a third of all words.
+pub const MIN_PREFIX_CHARS: usize = 3;
+/// Most terms in one named list (`list ID: …` or `list ID file PATH`). Every rule that uses
+/// the list holds its own copy of the terms, so lists are kept to what a list is for (job
+/// words, spam words); a brand's product catalogue belongs in a `terms` file.
+pub const MAX_LIST_TERMS: usize = 10_000;
+/// Most tags on one rule.
+pub const MAX_TAGS: usize = 16;
+/// Longest example text, in bytes.
+pub const MAX_EXAMPLE_BYTES: usize = 4096;
 
 /// A brand's id, as written after `brand` or `competitor`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -151,33 +163,175 @@ pub enum TermKind {
     Cashtag,
 }
 
+/// How a term's letters are compared with the post's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fold {
+    /// `raw:"…"`: the exact characters as written, letter case included.
+    Exact,
+    /// The default: letter case ignored (Unicode case folding), accents kept.
+    Case,
+    /// A rule with `accents=ignore`: letter case and accents ignored (`cafe` finds `Café`).
+    CaseAndAccents,
+}
+
 /// One literal term of a rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Term {
     /// Its kind.
     pub kind: TermKind,
-    /// As written (sigil kept, phrase quotes dropped): what output shows as the matched term.
+    /// As written (sigil and a trailing `*` kept; phrase quotes and `raw:` dropped): what
+    /// output shows as the matched term, and for [`Fold::Exact`] what the post must contain.
     pub text: String,
-    /// Casefolded with [`crate::stage::normalize::casefold`], sigil kept: what the matcher
-    /// searches the normalized text for.
+    /// What the matcher searches the normalized text for: the text without its `*`, casefolded
+    /// with [`crate::stage::normalize::casefold`] (and accent-folded for
+    /// [`Fold::CaseAndAccents`]), sigil kept.
     pub needle: String,
+    /// `term*`: the term may go on into a longer word (`refund*` finds `refunded`).
+    pub prefix: bool,
+    /// How letters compare.
+    pub fold: Fold,
 }
 
-/// A parsed query. Precedence when written: `-` binds tightest, then AND (juxtaposition),
-/// then OR.
+impl Term {
+    /// The literal as written without the trailing `*` of a prefix term.
+    pub fn literal(&self) -> &str {
+        if self.prefix {
+            self.text.strip_suffix('*').unwrap_or(&self.text)
+        } else {
+            &self.text
+        }
+    }
+}
+
+/// A parsed query. Precedence when written: `NEAR/n` binds tightest, then `-`, then AND
+/// (juxtaposition), then OR.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     /// The term at this index of [`Rule::terms`] occurs in the post.
     Term(u32),
-    /// The post declares this language (primary subtag compared case-insensitively); holds the
-    /// tag as written (`en`, `pt-BR`).
-    Lang(String),
+    /// A term of `left` and a term of `right` occur, in either order, without overlapping and
+    /// with at most `within` words between them.
+    Near {
+        /// Indices into [`Rule::terms`].
+        left: Vec<u32>,
+        /// Indices into [`Rule::terms`].
+        right: Vec<u32>,
+        /// Most words allowed between the two.
+        within: u32,
+    },
+    /// A condition on the post rather than its text (`lang:`, `from:`, `is:`, …).
+    Field(Field),
     /// The inner query does not hold (`-x`, `-(a OR b)`).
     Not(Box<Query>),
     /// Every part holds (two or more parts).
     And(Vec<Query>),
     /// At least one part holds (two or more parts).
     Or(Vec<Query>),
+}
+
+/// A field operator: a condition on what the post is, who wrote it, or what it links to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    /// `lang:en,pt-BR`: the post declares one of these languages (primary subtags compared,
+    /// case ignored). Holds the tags as written.
+    Lang(Vec<String>),
+    /// `from:acmehq,globex.com`: the author's handle is one of these (or one of them followed
+    /// by a domain, as on Bluesky), or the author's platform id is. Lowercase, without `@`.
+    From(Vec<String>),
+    /// `is:reply`, `is:repost`, `is:quote`.
+    Is(PostKind),
+    /// `has:link`, `has:media`.
+    Has(Attachment),
+    /// `url:acme.com/help`: a link of the post (or a URL in its text) contains this, case
+    /// ignored. Lowercase.
+    Url(String),
+    /// `domain:acme.com`: a link of the post (or a URL in its text) is on this host or a
+    /// subdomain of it. Lowercase.
+    Domain(String),
+    /// `followers:>1000`: the author's follower count compares so; false when the format does
+    /// not carry it.
+    Followers(Compare, u64),
+}
+
+/// What `is:` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostKind {
+    /// `is:reply`.
+    Reply,
+    /// `is:repost`.
+    Repost,
+    /// `is:quote`.
+    Quote,
+}
+
+/// What `has:` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attachment {
+    /// `has:link`.
+    Link,
+    /// `has:media`.
+    Media,
+}
+
+/// The comparison of `followers:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// `>`
+    Greater,
+    /// `>=`
+    AtLeast,
+    /// `<`
+    Less,
+    /// `<=`
+    AtMost,
+    /// `=` or no sign.
+    Equal,
+}
+
+impl Compare {
+    /// Whether `value` compares so with `bound`.
+    pub fn holds(self, value: u64, bound: u64) -> bool {
+        match self {
+            Compare::Greater => value > bound,
+            Compare::AtLeast => value >= bound,
+            Compare::Less => value < bound,
+            Compare::AtMost => value <= bound,
+            Compare::Equal => value == bound,
+        }
+    }
+}
+
+/// Whether an inline example expects its rule to hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// `expect hit "…"`.
+    Hit,
+    /// `expect miss "…"`.
+    Miss,
+}
+
+/// An inline example under a rule: a post and whether the rule must match it. `earshot check`
+/// (and every load and reload) runs them, so a rule change that breaks its own examples never
+/// goes live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    /// Hit or miss.
+    pub expect: Expect,
+    /// The post's text.
+    pub text: String,
+    /// `lang:xx`.
+    pub lang: Option<String>,
+    /// `from:handle`.
+    pub from: Option<String>,
+    /// `followers:N`.
+    pub followers: Option<u64>,
+    /// `is:reply` / `is:repost` / `is:quote` / `has:link` / `has:media`.
+    pub flags: crate::post::PostFlags,
+    /// `link:URL`, each one.
+    pub links: Vec<String>,
+    /// Where the `expect` line is.
+    pub location: Location,
 }
 
 /// One rule: a query tied to a brand.
@@ -195,6 +349,11 @@ pub struct Rule {
     anchors: Vec<bool>,
     /// Where the rule (or its `terms` line) was written.
     pub location: Location,
+    /// `tags=a,b` on the rule line: labels that travel with every hit (routes and CRMs group
+    /// by them).
+    pub tags: Vec<String>,
+    /// The `expect` lines under the rule.
+    pub examples: Vec<Example>,
 }
 
 impl Rule {
@@ -240,6 +399,7 @@ impl RuleSet {
                 load::too_large_rule_file(text.len()),
             ));
         } else {
+            builder.collect_lists(name, text, base_dir);
             builder.parse_file(name, text, base_dir);
         }
         builder.finish()
@@ -263,5 +423,10 @@ impl RuleSet {
     /// Total number of terms over all rules.
     pub fn term_count(&self) -> usize {
         self.rules.iter().map(|r| r.terms.len()).sum()
+    }
+
+    /// Total number of inline examples over all rules.
+    pub fn example_count(&self) -> usize {
+        self.rules.iter().map(|r| r.examples.len()).sum()
     }
 }

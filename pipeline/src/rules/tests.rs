@@ -23,7 +23,22 @@ fn render(rule: &Rule, q: &Query) -> String {
     };
     match q {
         Query::Term(i) => rule.terms[*i as usize].text.clone(),
-        Query::Lang(tag) => format!("lang:{tag}"),
+        Query::Near {
+            left,
+            right,
+            within,
+        } => {
+            let side = |ids: &[u32]| -> String {
+                let names: Vec<&str> = ids
+                    .iter()
+                    .map(|&i| rule.terms[i as usize].text.as_str())
+                    .collect();
+                names.join("|")
+            };
+            format!("(near/{within} {} {})", side(left), side(right))
+        }
+        Query::Field(Field::Lang(tags)) => format!("lang:{}", tags.join(",")),
+        Query::Field(field) => format!("{field:?}"),
         Query::Not(inner) => format!("(not {})", render(rule, inner)),
         Query::And(parts) => list("and", parts),
         Query::Or(parts) => list("or", parts),
@@ -71,6 +86,27 @@ fn queries_parse_with_precedence() {
         ("c# OR f#", "(or c# f#)"),
         ("acme OR ACME OR Acme", "(or acme acme acme)"),
         ("東京 OR イニテック", "(or 東京 イニテック)"),
+        ("acme NEAR/3 refund", "(near/3 acme refund)"),
+        (
+            "(acme OR @acmehq) NEAR/0 (refund OR \"money back\") lang:en",
+            "(and (near/0 acme|@acmehq refund|money back) lang:en)",
+        ),
+        ("-a NEAR/2 b c", "(and (not (near/2 a b)) c)"),
+        ("x OR a NEAR/2 b", "(or x (near/2 a b))"),
+        (
+            "refund* #acme* \"rocket skat*\"",
+            "(and refund* #acme* rocket skat*)",
+        ),
+        ("raw:ACME raw:\"Acme Corp\"", "(and ACME Acme Corp)"),
+        ("acme lang:en,pt-BR", "(and acme lang:en,pt-BR)"),
+        (
+            "acme from:acmehq is:reply has:media",
+            "(and acme From([\"acmehq\"]) Is(Reply) Has(Media))",
+        ),
+        (
+            "acme url:acme.com/help domain:acme.com followers:>1k",
+            "(and acme Url(\"acme.com/help\") Domain(\"acme.com\") Followers(Greater, 1000))",
+        ),
     ];
     for (query, want) in cases {
         let set = parse(&format!("brand b \"B\"\nrule r: {query}\n"))
@@ -269,6 +305,91 @@ fn errors_name_what_was_expected() {
             "rule r: acme \"a",
             "2:14: unterminated phrase: expected a closing '\"'",
         ),
+        (
+            "rule r: from:acmehq is:reply",
+            "2:6: rule 'r' can match a post that contains none of its terms",
+        ),
+        (
+            "rule r: a NEAR/2 (b c)",
+            "2:18: NEAR/2 joins two terms, or two ( … OR … ) groups of terms",
+        ),
+        (
+            "rule r: a NEAR/2 lang:en",
+            "2:18: NEAR/2 joins two terms, or two ( … OR … ) groups",
+        ),
+        (
+            "rule r: a NEAR/2 b NEAR/2 c",
+            "2:20: NEAR/n joins exactly two operands",
+        ),
+        (
+            "rule r: a NEAR/2",
+            "2:17: expected a term or '(' after NEAR, found end of query",
+        ),
+        (
+            "rule r: acme list:jobs",
+            "2:14: unknown list 'jobs'; no lists are defined",
+        ),
+        ("rule r tags=a,B: acme", "2:8: invalid tag 'B'"),
+        (
+            "rule r accents=drop: acme",
+            "2:8: expected accents=ignore or accents=keep",
+        ),
+        (
+            "rule r colour=red: acme",
+            "2:8: unknown rule option 'colour'",
+        ),
+        ("expect hit \"acme\"", "2:1: expect belongs under a rule"),
+        (
+            "rule r: acme\nexpect maybe \"acme\"",
+            "3:8: expected 'hit' or 'miss' after 'expect'",
+        ),
+        (
+            "rule r: acme\nexpect hit acme",
+            "3:12: expected the post's text in double quotes",
+        ),
+        (
+            "rule r: acme\nexpect hit \"a\\q\"",
+            "3:12: expected the post's text in double quotes",
+        ),
+        (
+            "rule r: acme\nexpect hit \"acme\" lang:",
+            "3:19: unexpected 'lang:' in an example",
+        ),
+        (
+            "rule r: acme\nexpect miss \"x\" color:red",
+            "3:17: unexpected 'color:red'",
+        ),
+        ("list", "2:5: expected a list id after 'list'"),
+        (
+            "list jobs",
+            "2:10: expected ':' and terms, or 'file PATH', after the list id 'jobs'",
+        ),
+        ("list Jobs: a", "2:6: invalid list id 'Jobs'"),
+        (
+            "list jobs: a b",
+            "2:14: a list is terms joined by OR: expected OR, found 'b'",
+        ),
+        (
+            "list jobs: a OR (b)",
+            "2:17: a list is terms joined by OR: expected a term, found '('",
+        ),
+        (
+            "list jobs: a OR lang:en",
+            "2:17: a list is terms joined by OR: expected a term",
+        ),
+        (
+            "list jobs: a OR",
+            "2:14: expected a term after OR, found end of list",
+        ),
+        ("list jobs:", "2:11: expected terms after ':'"),
+        (
+            "list jobs: a\nlist jobs: b",
+            "3:6: duplicate list id 'jobs' (first defined at t.rules:2:6)",
+        ),
+        (
+            "list jobs file",
+            "2:15: expected a terms file path after 'file'",
+        ),
     ];
     for (body, want) in cases {
         let errors = error_lines(parse(&format!("brand b \"B\"\n{body}\n")));
@@ -278,6 +399,78 @@ fn errors_name_what_was_expected() {
         );
         assert_eq!(errors.len(), 1, "{body:?}: {errors:?}");
     }
+}
+
+#[test]
+fn lists_tags_and_examples() {
+    // A list may be used before it is defined, and by several rules; its terms join each
+    // rule's own table (deduplicated with the rule's other terms).
+    let text = r#"
+brand acme "Acme"
+  rule jobs tags=hr,low-priority: acme list:jobs
+    expect hit "Acme is hiring!" lang:en
+    expect miss "acme \"anvil\"\nsale" from:@someone followers:1.5k is:reply has:media link:https://acme.com/x
+  rule not-jobs accents=ignore: acme -list:jobs
+list jobs: hiring OR "we're hiring" OR #hiring OR acme
+"#;
+    let set = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    let jobs = set.rule("jobs").expect("rule jobs");
+    assert_eq!(
+        render(jobs, &jobs.query),
+        "(and acme (or acme hiring we're hiring #hiring))"
+    );
+    assert_eq!(jobs.tags, vec!["hr", "low-priority"]);
+    assert_eq!(jobs.examples.len(), 2);
+    let miss = &jobs.examples[1];
+    assert_eq!(miss.expect, Expect::Miss);
+    assert_eq!(miss.text, "acme \"anvil\"\nsale");
+    assert_eq!(miss.from.as_deref(), Some("someone"));
+    assert_eq!(miss.followers, Some(1500));
+    assert!(miss.flags.reply && miss.flags.media && miss.flags.link);
+    assert_eq!(miss.links, vec!["https://acme.com/x"]);
+    assert_eq!(miss.location.line, 5);
+    assert_eq!(jobs.examples[0].lang.as_deref(), Some("en"));
+    assert_eq!(set.example_count(), 2);
+    let not_jobs = set.rule("not-jobs").expect("rule not-jobs");
+    assert!(not_jobs.tags.is_empty());
+    assert!(not_jobs
+        .terms
+        .iter()
+        .all(|t| t.fold == Fold::CaseAndAccents));
+    assert!(jobs.terms.iter().all(|t| t.fold == Fold::Case));
+    // `acme` in the list is the rule's `acme`: an anchor, written once.
+    assert_eq!(jobs.terms.iter().filter(|t| t.text == "acme").count(), 1);
+    assert!(
+        !not_jobs.is_anchor(1),
+        "excluded list terms are not anchors"
+    );
+}
+
+#[test]
+fn lists_from_files_and_other_rule_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("a.rules"),
+        "brand b \"B\"\n rule r: acme -list:spam\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("z-lists.rules"),
+        "list spam file spam.txt\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("spam.txt"),
+        "free money\n#giveaway\nclick*\n",
+    )
+    .expect("write");
+    let set = RuleSet::load(&[dir.path().to_path_buf()]).unwrap_or_else(|e| panic!("{e}"));
+    let r = set.rule("r").expect("rule r");
+    assert_eq!(
+        render(r, &r.query),
+        "(and acme (not (or free money #giveaway click*)))"
+    );
+    assert!(r.terms[3].prefix);
 }
 
 #[test]

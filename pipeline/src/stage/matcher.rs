@@ -46,8 +46,10 @@ use std::collections::HashMap;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 use crate::post::Post;
-use crate::rules::{Query, RuleSet, TermKind};
-use crate::stage::normalize::{char_at, char_before, is_boundary, is_unspaced_script, Normalized};
+use crate::rules::{Attachment, Compare, Field, Fold, PostKind, Query, RuleSet, Term, TermKind};
+use crate::stage::normalize::{
+    char_at, char_before, is_boundary, is_unspaced_script, is_word_char, Normalized, TokenKind,
+};
 
 /// Most distinct needles for which the automaton is a DFA; above, a contiguous NFA.
 pub const DFA_MAX_PATTERNS: usize = 150_000;
@@ -105,6 +107,10 @@ pub struct MatchScratch {
     candidates: Vec<u32>,
     /// Evaluation stack for compiled queries.
     stack: Vec<bool>,
+    /// Where the terms used by `NEAR` were found.
+    occurrences: Vec<Occurrence>,
+    /// The text with accents removed, for rules with `accents=ignore`.
+    folded: Normalized,
 }
 
 impl MatchScratch {
@@ -112,6 +118,26 @@ impl MatchScratch {
     pub fn new() -> Self {
         MatchScratch::default()
     }
+
+    /// The terms (of any rule, anchors or not, whether their rule held or not) found in the
+    /// last post matched with this scratch, ascending. For explaining a result, not for the
+    /// hot path.
+    pub fn found_terms(&self) -> Vec<u32> {
+        let mut found = self.found.clone();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+}
+
+/// One place a `NEAR` term was found.
+#[derive(Debug, Clone, Copy)]
+struct Occurrence {
+    term: u32,
+    start: usize,
+    end: usize,
+    /// Found in the accent-folded text rather than the normalized text.
+    folded: bool,
 }
 
 /// The boundary rule a term is matched with.
@@ -123,23 +149,60 @@ enum Boundary {
     Strict,
     /// Handles: both sides, and not followed by `-` (a longer handle).
     Handle,
+    /// Prefix terms (`refund*`): the left side only.
+    Prefix,
     /// Words and phrases in a script written without spaces: anywhere.
     Substring,
 }
+
+/// Per-term flags.
+const ANCHOR: u8 = 1;
+/// The term is an operand of a `NEAR`: record where it was found.
+const NEAR: u8 = 2;
+/// `raw:`: confirm the exact letters in the post's own text.
+const EXACT: u8 = 4;
+/// The rule ignores accents: match against the accent-folded text.
+const ACCENT_FREE: u8 = 8;
 
 /// One step of a compiled query, run on a stack of booleans.
 #[derive(Debug, Clone, Copy)]
 enum Op {
     /// Push whether this term was found.
     Term(u32),
-    /// Push whether the post's language has this primary subtag (index into `langs`).
-    Lang(u32),
+    /// Push whether this `NEAR` (index into `nears`) holds.
+    Near(u32),
+    /// Push whether this field condition (index into `fields`) holds.
+    Field(u32),
     /// Negate the top.
     Not,
     /// Replace the top n with their conjunction.
     And(u32),
     /// Replace the top n with their disjunction.
     Or(u32),
+}
+
+/// A compiled `NEAR/n`: global term indices of each side, sorted.
+#[derive(Debug, Clone)]
+struct NearTest {
+    left: Box<[u32]>,
+    right: Box<[u32]>,
+    within: u32,
+}
+
+/// A compiled field condition.
+#[derive(Debug, Clone)]
+enum FieldTest {
+    /// Lowercase primary subtags.
+    Lang(Box<[String]>),
+    /// Lowercase handles or ids.
+    From(Box<[String]>),
+    Is(PostKind),
+    Has(Attachment),
+    /// Lowercase URL part.
+    Url(String),
+    /// Lowercase host.
+    Domain(String),
+    Followers(Compare, u64),
 }
 
 #[derive(Debug, Clone)]
@@ -166,10 +229,23 @@ pub struct Matcher {
     term_end: Vec<usize>,
     term_rule: Vec<u32>,
     term_boundary: Vec<Boundary>,
-    term_anchor: Vec<bool>,
+    /// [`ANCHOR`], [`NEAR`], [`EXACT`], [`ACCENT_FREE`].
+    term_flags: Vec<u8>,
     rules: Vec<CompiledRule>,
-    /// Lowercase primary language subtags used by `lang:`.
-    langs: Vec<String>,
+    nears: Vec<NearTest>,
+    fields: Vec<FieldTest>,
+    /// Some rule ignores accents: texts with accents get a second search.
+    accent_free: bool,
+}
+
+/// What a compiled query is evaluated against.
+struct Facts<'s, 'p> {
+    found: &'s [u32],
+    occurrences: &'s [Occurrence],
+    post: &'s Post<'p>,
+    norm: &'s Normalized,
+    folded: &'s Normalized,
+    lang: Option<&'s str>,
 }
 
 impl Matcher {
@@ -225,13 +301,17 @@ impl Matcher {
             term_end: Vec::with_capacity(term_count),
             term_rule: Vec::with_capacity(term_count),
             term_boundary: Vec::with_capacity(term_count),
-            term_anchor: Vec::with_capacity(term_count),
+            term_flags: Vec::with_capacity(term_count),
             rules: Vec::with_capacity(rules.rules().len()),
-            langs: Vec::new(),
+            nears: Vec::new(),
+            fields: Vec::new(),
+            accent_free: false,
         };
         for (r, rule) in rules.rules().iter().enumerate() {
             // Both fit: checked above.
             let first_term = m.term_end.len() as u32;
+            let mut near_terms = vec![false; rule.terms.len()];
+            mark_near_terms(&rule.query, &mut near_terms);
             for (i, term) in rule.terms.iter().enumerate() {
                 let next = needles.len() as u32;
                 let p = *needle_index.entry(term.needle.as_str()).or_insert_with(|| {
@@ -242,8 +322,23 @@ impl Matcher {
                 m.term_text.push_str(&term.text);
                 m.term_end.push(m.term_text.len());
                 m.term_rule.push(r as u32);
-                m.term_boundary.push(boundary_of(term.kind, &term.needle));
-                m.term_anchor.push(rule.is_anchor(i));
+                m.term_boundary.push(boundary_of(term));
+                let mut flags = 0;
+                if rule.is_anchor(i) {
+                    flags |= ANCHOR;
+                }
+                if near_terms[i] {
+                    flags |= NEAR;
+                }
+                match term.fold {
+                    Fold::Exact => flags |= EXACT,
+                    Fold::Case => {}
+                    Fold::CaseAndAccents => {
+                        flags |= ACCENT_FREE;
+                        m.accent_free = true;
+                    }
+                }
+                m.term_flags.push(flags);
             }
             let program = if rule.is_pure_or() {
                 None
@@ -293,16 +388,40 @@ impl Matcher {
     fn compile(&mut self, q: &Query, first_term: u32, ops: &mut Vec<Op>) {
         match q {
             Query::Term(i) => ops.push(Op::Term(first_term + i)),
-            Query::Lang(tag) => {
-                let primary = primary_subtag(tag).to_ascii_lowercase();
-                let idx = match self.langs.iter().position(|l| *l == primary) {
-                    Some(i) => i,
-                    None => {
-                        self.langs.push(primary);
-                        self.langs.len() - 1
-                    }
+            Query::Near {
+                left,
+                right,
+                within,
+            } => {
+                let global = |side: &[u32]| -> Box<[u32]> {
+                    let mut v: Vec<u32> = side.iter().map(|i| first_term + i).collect();
+                    v.sort_unstable();
+                    v.dedup();
+                    v.into_boxed_slice()
                 };
-                ops.push(Op::Lang(idx as u32));
+                self.nears.push(NearTest {
+                    left: global(left),
+                    right: global(right),
+                    within: *within,
+                });
+                ops.push(Op::Near((self.nears.len() - 1) as u32));
+            }
+            Query::Field(field) => {
+                let test = match field {
+                    Field::Lang(tags) => FieldTest::Lang(
+                        tags.iter()
+                            .map(|t| primary_subtag(t).to_ascii_lowercase())
+                            .collect(),
+                    ),
+                    Field::From(who) => FieldTest::From(who.clone().into_boxed_slice()),
+                    Field::Is(kind) => FieldTest::Is(*kind),
+                    Field::Has(what) => FieldTest::Has(*what),
+                    Field::Url(part) => FieldTest::Url(part.clone()),
+                    Field::Domain(host) => FieldTest::Domain(host.clone()),
+                    Field::Followers(cmp, n) => FieldTest::Followers(*cmp, *n),
+                };
+                self.fields.push(test);
+                ops.push(Op::Field((self.fields.len() - 1) as u32));
             }
             Query::Not(inner) => {
                 self.compile(inner, first_term, ops);
@@ -334,6 +453,23 @@ impl Matcher {
         out.clear();
         scratch.found.clear();
         scratch.candidates.clear();
+        scratch.occurrences.clear();
+        // Rules that ignore accents match against a folded copy of the text, made only when
+        // folding changes something (never for ASCII text).
+        let mut folded = std::mem::take(&mut scratch.folded);
+        let two_texts = self.accent_free && normalize_accents(norm, &mut folded);
+        self.scan(post, norm, Pass::Normal { two_texts }, scratch);
+        if two_texts {
+            self.scan(post, &folded, Pass::Folded, scratch);
+        }
+        if !scratch.candidates.is_empty() {
+            self.evaluate(post, norm, &folded, scratch, out);
+        }
+        scratch.folded = folded;
+    }
+
+    /// One search of one text, recording the terms that pass their boundary rules.
+    fn scan(&self, post: &Post<'_>, norm: &Normalized, pass: Pass, scratch: &mut MatchScratch) {
         let text = norm.text();
         // Cannot fail: `build` checked that overlapping search is supported.
         let Ok(matches) = self.ac.try_find_overlapping_iter(text) else {
@@ -351,41 +487,73 @@ impl Matcher {
                 .unwrap_or(&[])
             {
                 let t_ = t as usize;
-                if !accepts(self.term_boundary[t_], text, m.start(), m.end(), norm) {
+                let flags = self.term_flags[t_];
+                let wanted = match pass {
+                    Pass::Normal { two_texts } => !two_texts || flags & ACCENT_FREE == 0,
+                    Pass::Folded => flags & ACCENT_FREE != 0,
+                };
+                let boundary = self.term_boundary[t_];
+                if !wanted || !accepts(boundary, text, m.start(), m.end(), norm) {
+                    continue;
+                }
+                if flags & EXACT != 0 && !exact_occurs(&post.text, self.literal(t), boundary) {
                     continue;
                 }
                 scratch.found.push(t);
-                if self.term_anchor[t_] {
+                if flags & ANCHOR != 0 {
                     scratch.candidates.push(self.term_rule[t_]);
+                }
+                if flags & NEAR != 0 {
+                    scratch.occurrences.push(Occurrence {
+                        term: t,
+                        start: m.start(),
+                        end: m.end(),
+                        folded: pass == Pass::Folded,
+                    });
                 }
             }
         }
-        if scratch.candidates.is_empty() {
-            return;
-        }
+    }
+
+    /// Evaluates the marked rules and fills `out` with those that hold.
+    fn evaluate(
+        &self,
+        post: &Post<'_>,
+        norm: &Normalized,
+        folded: &Normalized,
+        scratch: &mut MatchScratch,
+        out: &mut Vec<Hit>,
+    ) {
         scratch.found.sort_unstable();
         scratch.found.dedup();
         scratch.candidates.sort_unstable();
         scratch.candidates.dedup();
-        let lang = post.lang.as_deref().map(primary_subtag);
+        let facts = Facts {
+            found: &scratch.found,
+            occurrences: &scratch.occurrences,
+            post,
+            norm,
+            folded,
+            lang: post.lang.as_deref().map(primary_subtag),
+        };
         for &r in &scratch.candidates {
             let Some(rule) = self.rules.get(r as usize) else {
                 continue;
             };
             let holds = match &rule.program {
                 None => true,
-                Some(program) => self.eval(program, &scratch.found, lang, &mut scratch.stack),
+                Some(program) => self.eval(program, &facts, &mut scratch.stack),
             };
             if !holds {
                 continue;
             }
-            let found = &scratch.found;
+            let found = facts.found;
             let from = found.partition_point(|&t| t < rule.first_term);
             let to = found.partition_point(|&t| t < rule.end_term);
             let terms = found[from..to]
                 .iter()
                 .copied()
-                .filter(|&t| self.term_anchor[t as usize])
+                .filter(|&t| self.term_flags[t as usize] & ANCHOR != 0)
                 .collect();
             out.push(Hit {
                 rule: r,
@@ -395,23 +563,21 @@ impl Matcher {
         }
     }
 
-    fn eval(
-        &self,
-        program: &[Op],
-        found: &[u32],
-        lang: Option<&str>,
-        stack: &mut Vec<bool>,
-    ) -> bool {
+    fn eval(&self, program: &[Op], facts: &Facts<'_, '_>, stack: &mut Vec<bool>) -> bool {
         stack.clear();
         for op in program {
             match *op {
-                Op::Term(t) => stack.push(found.binary_search(&t).is_ok()),
-                Op::Lang(l) => {
-                    let want = self.langs.get(l as usize).map(String::as_str);
-                    stack.push(
-                        matches!((lang, want), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b)),
-                    );
-                }
+                Op::Term(t) => stack.push(facts.found.binary_search(&t).is_ok()),
+                Op::Near(n) => stack.push(
+                    self.nears
+                        .get(n as usize)
+                        .is_some_and(|near| near_holds(near, facts)),
+                ),
+                Op::Field(f) => stack.push(
+                    self.fields
+                        .get(f as usize)
+                        .is_some_and(|field| field_holds(field, facts)),
+                ),
                 Op::Not => {
                     if let Some(top) = stack.last_mut() {
                         *top = !*top;
@@ -443,6 +609,20 @@ impl Matcher {
         self.term_text.get(start..end).unwrap_or("")
     }
 
+    /// The rule (index into [`RuleSet::rules`]) that term `idx` belongs to.
+    pub fn term_rule(&self, idx: u32) -> Option<u32> {
+        self.term_rule.get(idx as usize).copied()
+    }
+
+    /// The term's literal: as written, without the `*` of a prefix term.
+    fn literal(&self, idx: u32) -> &str {
+        let text = self.term(idx);
+        match self.term_boundary.get(idx as usize) {
+            Some(Boundary::Prefix) => text.strip_suffix('*').unwrap_or(text),
+            _ => text,
+        }
+    }
+
     /// How many terms (over all rules) the matcher indexes.
     pub fn term_count(&self) -> usize {
         self.term_end.len()
@@ -466,16 +646,186 @@ impl Matcher {
             + 8 * self.term_end.capacity()
             + 4 * self.term_rule.capacity()
             + self.term_boundary.capacity()
-            + self.term_anchor.capacity()
+            + self.term_flags.capacity()
     }
 }
 
+/// Which text a search runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// The normalized text; `two_texts` when the folded text gets its own search, so terms
+    /// of accent-insensitive rules wait for that one.
+    Normal { two_texts: bool },
+    /// The accent-folded text: only terms of accent-insensitive rules.
+    Folded,
+}
+
+/// The terms written as an operand of a `NEAR`.
+fn mark_near_terms(q: &Query, marks: &mut [bool]) {
+    match q {
+        Query::Near { left, right, .. } => {
+            for &i in left.iter().chain(right) {
+                if let Some(m) = marks.get_mut(i as usize) {
+                    *m = true;
+                }
+            }
+        }
+        Query::Not(inner) => mark_near_terms(inner, marks),
+        Query::And(parts) | Query::Or(parts) => {
+            parts.iter().for_each(|p| mark_near_terms(p, marks))
+        }
+        Query::Term(_) | Query::Field(_) => {}
+    }
+}
+
+/// Whether a term of each side was found, in the same text, not overlapping, with at most
+/// `within` words between.
+fn near_holds(near: &NearTest, facts: &Facts<'_, '_>) -> bool {
+    let on = |side: &[u32], o: &Occurrence| side.binary_search(&o.term).is_ok();
+    facts.occurrences.iter().any(|a| {
+        on(&near.left, a)
+            && facts.occurrences.iter().any(|b| {
+                if !on(&near.right, b) || a.folded != b.folded {
+                    return false;
+                }
+                let (x, y) = if a.start <= b.start { (a, b) } else { (b, a) };
+                if y.start < x.end {
+                    return false;
+                }
+                let text = if a.folded {
+                    facts.folded.text()
+                } else {
+                    facts.norm.text()
+                };
+                words_between(text, x.end, y.start) <= near.within
+            })
+    })
+}
+
+/// How many words start in `text[from..to]` (a word continuing from before `from` does not
+/// count). A word is a run of word characters; a change between a script written without
+/// spaces and another starts a new one.
+fn words_between(text: &str, from: usize, to: usize) -> u32 {
+    let Some(gap) = text.get(from..to) else {
+        return u32::MAX;
+    };
+    let mut prev = char_before(text, from);
+    let mut words = 0u32;
+    for c in gap.chars() {
+        if is_word_char(c) && is_boundary(c, prev) {
+            words = words.saturating_add(1);
+        }
+        prev = Some(c);
+    }
+    words
+}
+
+fn field_holds(field: &FieldTest, facts: &Facts<'_, '_>) -> bool {
+    let post = facts.post;
+    match field {
+        FieldTest::Lang(primaries) => facts
+            .lang
+            .is_some_and(|l| primaries.iter().any(|p| l.eq_ignore_ascii_case(p))),
+        FieldTest::From(who) => who.iter().any(|w| {
+            post.author.id.eq_ignore_ascii_case(w)
+                || post
+                    .author
+                    .handle
+                    .as_deref()
+                    .is_some_and(|h| handle_is(h, w))
+        }),
+        FieldTest::Is(PostKind::Reply) => post.flags.reply,
+        FieldTest::Is(PostKind::Repost) => post.flags.repost,
+        FieldTest::Is(PostKind::Quote) => post.flags.quote,
+        FieldTest::Has(Attachment::Link) => post.flags.link,
+        FieldTest::Has(Attachment::Media) => post.flags.media,
+        FieldTest::Url(part) => urls(facts).any(|u| contains_ignore_ascii_case(u, part)),
+        FieldTest::Domain(host) => urls(facts).any(|u| on_domain(u, host)),
+        FieldTest::Followers(cmp, n) => post.author.followers.is_some_and(|f| cmp.holds(f, *n)),
+    }
+}
+
+/// The URLs a post carries: its links, then the URLs written in its text.
+fn urls<'s>(facts: &'s Facts<'_, '_>) -> impl Iterator<Item = &'s str> {
+    let text = facts.norm.text();
+    facts
+        .norm
+        .tokens()
+        .iter()
+        .filter(|t| t.kind == TokenKind::Url)
+        .filter_map(move |t| text.get(t.start..t.end))
+}
+
+/// Whether handle `h` is `want` (lowercase), or `want` followed by a domain or server
+/// (`acmehq` is `AcmeHQ`, `acmehq.bsky.social` and `acmehq@mastodon.social`).
+fn handle_is(h: &str, want: &str) -> bool {
+    let lower;
+    let h = if h.is_ascii() {
+        h
+    } else {
+        lower = h.to_lowercase();
+        &lower
+    };
+    h.len() >= want.len()
+        && h.as_bytes()[..want.len()].eq_ignore_ascii_case(want.as_bytes())
+        && matches!(h.as_bytes().get(want.len()), None | Some(b'.' | b'@'))
+}
+
+/// Case-insensitive (ASCII) substring test; `needle` is lowercase.
+fn contains_ignore_ascii_case(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
+/// Whether `url`'s host is `host` (lowercase) or a subdomain of it.
+fn on_domain(url: &str, host: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit('@').next().unwrap_or(authority);
+    let h = hostport
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('.');
+    h.eq_ignore_ascii_case(host)
+        || (h.len() > host.len()
+            && h.as_bytes()[h.len() - host.len() - 1] == b'.'
+            && h.as_bytes()[h.len() - host.len()..].eq_ignore_ascii_case(host.as_bytes()))
+}
+
+/// Whether the post's own text holds `literal` with its exact letters and the boundaries of
+/// `boundary` (a `raw:` term; the casefolded search found a candidate already).
+fn exact_occurs(text: &str, literal: &str, boundary: Boundary) -> bool {
+    let (Some(first), Some(last)) = (literal.chars().next(), literal.chars().next_back()) else {
+        return false;
+    };
+    text.match_indices(literal).any(|(s, _)| {
+        let e = s + literal.len();
+        match boundary {
+            Boundary::Substring => true,
+            Boundary::Prefix => is_boundary(first, char_before(text, s)),
+            Boundary::Handle => {
+                is_boundary(first, char_before(text, s))
+                    && char_at(text, e) != Some('-')
+                    && is_boundary(last, char_at(text, e))
+            }
+            Boundary::Word | Boundary::Strict => {
+                is_boundary(first, char_before(text, s)) && is_boundary(last, char_at(text, e))
+            }
+        }
+    })
+}
+
 /// The boundary rule of a term.
-fn boundary_of(kind: TermKind, needle: &str) -> Boundary {
-    match kind {
+fn boundary_of(term: &Term) -> Boundary {
+    let needle = term.needle.as_str();
+    match term.kind {
         TermKind::Word | TermKind::Phrase if needle.chars().any(is_unspaced_script) => {
             Boundary::Substring
         }
+        _ if term.prefix => Boundary::Prefix,
         TermKind::Word => Boundary::Word,
         TermKind::Phrase | TermKind::Hashtag | TermKind::Cashtag => Boundary::Strict,
         TermKind::Handle => Boundary::Handle,
@@ -498,13 +848,19 @@ fn accepts(b: Boundary, text: &str, start: usize, end: usize, norm: &Normalized)
         Boundary::Word => is_boundary(last, next) || norm.inside_hashtag_or_handle(start, end),
         Boundary::Strict => is_boundary(last, next),
         Boundary::Handle => next != Some('-') && is_boundary(last, next),
-        Boundary::Substring => true,
+        Boundary::Prefix | Boundary::Substring => true,
     }
 }
 
 /// `pt-BR` → `pt`; `zh_Hant` → `zh`.
 fn primary_subtag(tag: &str) -> &str {
     tag.split(['-', '_']).next().unwrap_or(tag)
+}
+
+/// Provisional: until normalize provides accent folding, no text changes.
+fn normalize_accents(_norm: &Normalized, out: &mut Normalized) -> bool {
+    let _ = out;
+    false
 }
 
 #[cfg(test)]
@@ -779,6 +1135,175 @@ competitor globex "Globex"
         }
     }
 
+    const LANGUAGE_RULES: &str = r#"
+list jobs: hiring OR "we're hiring" OR careers OR #hiring
+brand acme "Acme"
+  rule near: (acme OR @acmehq) NEAR/3 (refund OR "money back")
+  rule prefix: refund* acme
+  rule tagprefix: #acmefa*
+  rule raw: raw:ACME
+  rule from: acme from:acmehq
+  rule reply: acme is:reply
+  rule media: acme has:media
+  rule url: acme url:acme.com/help
+  rule domain: acme domain:acme.com
+  rule big: acme followers:>=10k
+  rule langs: acme lang:pt,es
+  rule nojobs: vacancy -list:jobs
+  rule jobs: acme list:jobs
+"#;
+
+    #[test]
+    fn language_operators() {
+        let cases: &[(&str, &str, Meta, &[&str])] = &[
+            (
+                "near, 0 between",
+                "acme refund",
+                Meta::default(),
+                &["near", "prefix"],
+            ),
+            (
+                "near, 3 between, either order",
+                "refund is what acme owes",
+                Meta::default(),
+                &["near", "prefix"],
+            ),
+            (
+                "near, 4 between",
+                "acme did not send my refund",
+                Meta::default(),
+                &["prefix"],
+            ),
+            (
+                "near with a phrase and a handle",
+                "@acmehq I want my money back",
+                Meta::default(),
+                &["near"],
+            ),
+            ("prefix", "Acme refunded me", Meta::default(), &["prefix"]),
+            (
+                "prefix needs its left boundary",
+                "acme prerefund",
+                Meta::default(),
+                &[],
+            ),
+            (
+                "hashtag prefix",
+                "#AcmeFail again",
+                Meta::default(),
+                &["tagprefix"],
+            ),
+            (
+                "raw matches exact case",
+                "ACME stock",
+                Meta::default(),
+                &["raw"],
+            ),
+            ("raw refuses other case", "Acme stock", Meta::default(), &[]),
+            (
+                "from, bluesky handle",
+                "acme news",
+                Meta {
+                    from: Some("AcmeHQ.bsky.social"),
+                    ..Meta::default()
+                },
+                &["from"],
+            ),
+            (
+                "from, another author",
+                "acme news",
+                Meta {
+                    from: Some("acmehqx"),
+                    ..Meta::default()
+                },
+                &[],
+            ),
+            (
+                "is:reply and has:media",
+                "acme",
+                Meta {
+                    flags: PostFlags {
+                        reply: true,
+                        media: true,
+                        ..PostFlags::default()
+                    },
+                    ..Meta::default()
+                },
+                &["reply", "media"],
+            ),
+            (
+                "url and domain",
+                "acme see https://Help.acme.com/x and https://acme.com/help/42",
+                Meta::default(),
+                &["url", "domain"],
+            ),
+            (
+                "domain is not a suffix of a longer name; url: is any part",
+                "acme https://notacme.com/help",
+                Meta::default(),
+                &["url"],
+            ),
+            (
+                "followers at least 10k",
+                "acme",
+                Meta {
+                    followers: Some(10_000),
+                    ..Meta::default()
+                },
+                &["big"],
+            ),
+            ("followers unknown", "acme", Meta::default(), &[]),
+            (
+                "lang list",
+                "acme",
+                Meta {
+                    lang: Some("es-MX"),
+                    ..Meta::default()
+                },
+                &["langs"],
+            ),
+            (
+                "list as terms",
+                "acme is hiring",
+                Meta::default(),
+                &["jobs"],
+            ),
+            (
+                "list phrase",
+                "acme: we're hiring!",
+                Meta::default(),
+                &["jobs"],
+            ),
+            (
+                "list as exclusion",
+                "a vacancy, #hiring",
+                Meta::default(),
+                &[],
+            ),
+            (
+                "list as exclusion, none",
+                "a vacancy",
+                Meta::default(),
+                &["nojobs"],
+            ),
+        ];
+        let set = rules(LANGUAGE_RULES);
+        for m in matchers(&set) {
+            for (name, text, meta, want) in cases {
+                let got: Vec<String> = fast_meta(&m, text, meta)
+                    .into_iter()
+                    .map(|(r, _)| set.rules()[r as usize].id.0.clone())
+                    .collect();
+                assert_eq!(got, *want, "{name}: {text:?} ({:?})", m.automaton_kind());
+                assert_eq!(
+                    fast_meta(&m, text, meta),
+                    reference_meta(&set, text, meta),
+                    "reference: {name}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn terms_file_rule_and_term_lookup() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -908,6 +1433,23 @@ competitor globex "Globex"
 
     // ---- The slow, obviously correct reference matcher ----
 
+    /// What a test post carries besides its text.
+    #[derive(Debug, Clone, Default)]
+    struct Meta {
+        lang: Option<&'static str>,
+        from: Option<&'static str>,
+        followers: Option<u64>,
+        flags: PostFlags,
+    }
+
+    fn post_with<'a>(text: &'a str, meta: &Meta) -> Post<'a> {
+        let mut p = post(text, meta.lang);
+        p.author.handle = meta.from.map(Cow::Borrowed);
+        p.author.followers = meta.followers;
+        p.flags = meta.flags;
+        p
+    }
+
     /// A word boundary between `edge` (in the term) and its neighbor, spelled out.
     fn ref_boundary(edge: char, neighbor: Option<char>) -> bool {
         match neighbor {
@@ -918,10 +1460,13 @@ competitor globex "Globex"
     }
 
     /// Whether `start..end` lies in a `#hashtag` or `@handle`, found by walking back from
-    /// `start` to the sigil.
-    fn ref_inside_tag(t: &str, start: usize, end: usize) -> bool {
+    /// `start` to the sigil (a sigil inside one of the `urls` ranges starts nothing).
+    fn ref_inside_tag(t: &str, start: usize, end: usize, urls: &[(usize, usize)]) -> bool {
         for (j, c) in t[..start].char_indices().rev() {
             if c == '#' || c == '@' {
+                if urls.iter().any(|&(a, b)| a <= j && j < b) {
+                    return false;
+                }
                 if !ref_boundary(c, t[..j].chars().next_back()) {
                     return false;
                 }
@@ -943,72 +1488,215 @@ competitor globex "Globex"
         false
     }
 
-    fn ref_occurs(t: &str, term: &Term) -> bool {
+    /// Every place `needle` occurs in `t` at a char boundary and passes the term's rules.
+    fn ref_occurrences(t: &str, term: &Term, urls: &[(usize, usize)]) -> Vec<(usize, usize)> {
         let needle = term.needle.as_str();
         let unspaced = matches!(term.kind, TermKind::Word | TermKind::Phrase)
             && needle.chars().any(is_unspaced_script);
         let (Some(first), Some(last)) = (needle.chars().next(), needle.chars().next_back()) else {
-            return false;
+            return Vec::new();
         };
-        t.char_indices().map(|(s, _)| s).any(|s| {
-            if !t[s..].starts_with(needle) {
-                return false;
-            }
-            if unspaced {
-                return true;
-            }
-            let e = s + needle.len();
-            let before = t[..s].chars().next_back();
-            let after = t[e..].chars().next();
-            let left = ref_boundary(first, before);
-            let right = ref_boundary(last, after);
-            match term.kind {
-                TermKind::Word => left && (right || ref_inside_tag(t, s, e)),
-                TermKind::Phrase | TermKind::Hashtag | TermKind::Cashtag => left && right,
-                TermKind::Handle => left && right && after != Some('-'),
-            }
-        })
+        t.char_indices()
+            .map(|(s, _)| s)
+            .filter(|&s| t[s..].starts_with(needle))
+            .map(|s| (s, s + needle.len()))
+            .filter(|&(s, e)| {
+                if unspaced {
+                    return true;
+                }
+                let before = t[..s].chars().next_back();
+                let after = t[e..].chars().next();
+                let left = ref_boundary(first, before);
+                let right = ref_boundary(last, after);
+                if term.prefix {
+                    return left;
+                }
+                match term.kind {
+                    TermKind::Word => left && (right || ref_inside_tag(t, s, e, urls)),
+                    TermKind::Phrase | TermKind::Hashtag | TermKind::Cashtag => left && right,
+                    TermKind::Handle => left && right && after != Some('-'),
+                }
+            })
+            .collect()
     }
 
-    fn ref_eval(q: &Query, found: &[bool], lang: Option<&str>) -> bool {
-        match q {
-            Query::Term(i) => found[*i as usize],
-            Query::Lang(tag) => {
-                let want = tag.split('-').next().unwrap_or("");
-                lang.and_then(|l| l.split(['-', '_']).next())
-                    .is_some_and(|l| l.eq_ignore_ascii_case(want))
+    /// Whether the post's own text holds a `raw:` term's exact letters, whole-word.
+    fn ref_exact(original: &str, term: &Term) -> bool {
+        let lit = term.literal();
+        let unspaced = lit.chars().any(is_unspaced_script);
+        let (Some(first), Some(last)) = (lit.chars().next(), lit.chars().next_back()) else {
+            return false;
+        };
+        original
+            .char_indices()
+            .map(|(s, _)| s)
+            .filter(|&s| original[s..].starts_with(lit))
+            .any(|s| {
+                let e = s + lit.len();
+                let after = original[e..].chars().next();
+                unspaced
+                    || (ref_boundary(first, original[..s].chars().next_back())
+                        && (term.prefix
+                            || (ref_boundary(last, after)
+                                && !(term.kind == TermKind::Handle && after == Some('-')))))
+            })
+    }
+
+    /// Byte offsets where words start: a word character after a non-word character, or after
+    /// a character of the other kind of script (spaced or not).
+    fn ref_word_starts(t: &str) -> Vec<usize> {
+        let mut starts = Vec::new();
+        let mut prev: Option<char> = None;
+        for (i, c) in t.char_indices() {
+            let starts_word = is_word_char(c)
+                && prev.is_none_or(|p| {
+                    !is_word_char(p) || is_unspaced_script(p) != is_unspaced_script(c)
+                });
+            if starts_word {
+                starts.push(i);
             }
-            Query::Not(inner) => !ref_eval(inner, found, lang),
-            Query::And(parts) => parts.iter().all(|p| ref_eval(p, found, lang)),
-            Query::Or(parts) => parts.iter().any(|p| ref_eval(p, found, lang)),
+            prev = Some(c);
+        }
+        starts
+    }
+
+    fn ref_handle_is(handle: &str, want: &str) -> bool {
+        let h = handle.to_lowercase();
+        h == want || h.starts_with(&format!("{want}.")) || h.starts_with(&format!("{want}@"))
+    }
+
+    fn ref_host(url: &str) -> String {
+        let rest = url.split_once("://").map_or("", |(_, r)| r);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let hostport = authority.rsplit('@').next().unwrap_or("");
+        hostport.split(':').next().unwrap_or("").to_lowercase()
+    }
+
+    struct RefPost<'a> {
+        post: &'a Post<'a>,
+        /// The normalized text.
+        text: &'a str,
+        /// URLs written in the text.
+        urls: Vec<String>,
+        /// Per term of the rule: where it occurs.
+        occ: Vec<Vec<(usize, usize)>>,
+    }
+
+    fn ref_eval(q: &Query, p: &RefPost<'_>) -> bool {
+        let post = p.post;
+        match q {
+            Query::Term(i) => !p.occ[*i as usize].is_empty(),
+            Query::Near {
+                left,
+                right,
+                within,
+            } => {
+                let starts = ref_word_starts(p.text);
+                let occ = |side: &[u32]| -> Vec<(usize, usize)> {
+                    side.iter()
+                        .flat_map(|&i| p.occ[i as usize].iter().copied())
+                        .collect()
+                };
+                let (ls, rs) = (occ(left), occ(right));
+                ls.iter().any(|&a| {
+                    rs.iter().any(|&b| {
+                        let (x, y) = if a.0 <= b.0 { (a, b) } else { (b, a) };
+                        y.0 >= x.1
+                            && starts.iter().filter(|&&s| s >= x.1 && s < y.0).count()
+                                <= *within as usize
+                    })
+                })
+            }
+            Query::Field(Field::Lang(tags)) => post
+                .lang
+                .as_deref()
+                .and_then(|l| l.split(['-', '_']).next())
+                .is_some_and(|l| {
+                    tags.iter()
+                        .any(|tag| l.eq_ignore_ascii_case(tag.split('-').next().unwrap_or("")))
+                }),
+            Query::Field(Field::From(who)) => who.iter().any(|w| {
+                post.author.id.to_lowercase() == *w
+                    || post
+                        .author
+                        .handle
+                        .as_deref()
+                        .is_some_and(|h| ref_handle_is(h, w))
+            }),
+            Query::Field(Field::Is(kind)) => match kind {
+                PostKind::Reply => post.flags.reply,
+                PostKind::Repost => post.flags.repost,
+                PostKind::Quote => post.flags.quote,
+            },
+            Query::Field(Field::Has(Attachment::Link)) => post.flags.link,
+            Query::Field(Field::Has(Attachment::Media)) => post.flags.media,
+            Query::Field(Field::Url(part)) => p.urls.iter().any(|u| u.contains(part.as_str())),
+            Query::Field(Field::Domain(host)) => p.urls.iter().any(|u| {
+                let h = ref_host(u);
+                h == *host || h.ends_with(&format!(".{host}"))
+            }),
+            Query::Field(Field::Followers(cmp, n)) => {
+                post.author.followers.is_some_and(|f| cmp.holds(f, *n))
+            }
+            Query::Not(inner) => !ref_eval(inner, p),
+            Query::And(parts) => parts.iter().all(|q| ref_eval(q, p)),
+            Query::Or(parts) => parts.iter().any(|q| ref_eval(q, p)),
         }
     }
 
     fn ref_positive(q: &Query, out: &mut Vec<u32>) {
         match q {
             Query::Term(i) => out.push(*i),
-            Query::Lang(_) | Query::Not(_) => {}
+            Query::Near { left, right, .. } => out.extend(left.iter().chain(right)),
+            Query::Field(_) | Query::Not(_) => {}
             Query::And(parts) | Query::Or(parts) => parts.iter().for_each(|p| ref_positive(p, out)),
         }
     }
 
     /// `(rule index, global indices of its positive terms found)` for each rule that holds.
-    fn reference(set: &RuleSet, text: &str, lang: Option<&str>) -> Vec<(u32, Vec<u32>)> {
+    fn reference_meta(set: &RuleSet, text: &str, meta: &Meta) -> Vec<(u32, Vec<u32>)> {
+        let post = post_with(text, meta);
         let mut norm = Normalized::new();
         normalize(text, &mut norm);
         let t = norm.text();
+        let url_ranges: Vec<(usize, usize)> = norm
+            .tokens()
+            .iter()
+            .filter(|tok| tok.kind == TokenKind::Url)
+            .map(|tok| (tok.start, tok.end))
+            .collect();
+        let urls: Vec<String> = url_ranges
+            .iter()
+            .map(|&(a, b)| t[a..b].to_string())
+            .collect();
         let mut out = Vec::new();
         let mut first = 0u32;
         for (r, rule) in set.rules().iter().enumerate() {
-            let found: Vec<bool> = rule.terms.iter().map(|term| ref_occurs(t, term)).collect();
-            if ref_eval(&rule.query, &found, lang) {
+            let occ: Vec<Vec<(usize, usize)>> = rule
+                .terms
+                .iter()
+                .map(|term| {
+                    if term.fold == Fold::Exact && !ref_exact(text, term) {
+                        Vec::new()
+                    } else {
+                        ref_occurrences(t, term, &url_ranges)
+                    }
+                })
+                .collect();
+            let p = RefPost {
+                post: &post,
+                text: t,
+                urls: urls.clone(),
+                occ,
+            };
+            if ref_eval(&rule.query, &p) {
                 let mut positive = Vec::new();
                 ref_positive(&rule.query, &mut positive);
                 positive.sort_unstable();
                 positive.dedup();
                 let terms = positive
                     .into_iter()
-                    .filter(|&i| found[i as usize])
+                    .filter(|&i| !p.occ[i as usize].is_empty())
                     .map(|i| first + i);
                 out.push((r as u32, terms.collect()));
             }
@@ -1017,17 +1705,34 @@ competitor globex "Globex"
         out
     }
 
-    fn fast(m: &Matcher, text: &str, lang: Option<&str>) -> Vec<(u32, Vec<u32>)> {
+    fn reference(set: &RuleSet, text: &str, lang: Option<&'static str>) -> Vec<(u32, Vec<u32>)> {
+        let meta = Meta {
+            lang,
+            ..Meta::default()
+        };
+        reference_meta(set, text, &meta)
+    }
+
+    fn fast_meta(m: &Matcher, text: &str, meta: &Meta) -> Vec<(u32, Vec<u32>)> {
         let mut norm = Normalized::new();
         normalize(text, &mut norm);
         let mut out = Vec::new();
-        m.match_post(&post(text, lang), &norm, &mut MatchScratch::new(), &mut out);
+        let p = post_with(text, meta);
+        m.match_post(&p, &norm, &mut MatchScratch::new(), &mut out);
         out.into_iter().map(|h| (h.rule, h.terms)).collect()
+    }
+
+    fn fast(m: &Matcher, text: &str, lang: Option<&'static str>) -> Vec<(u32, Vec<u32>)> {
+        let meta = Meta {
+            lang,
+            ..Meta::default()
+        };
+        fast_meta(m, text, &meta)
     }
 
     #[test]
     fn reference_agrees_on_the_tables() {
-        for rules_text in [BOUNDARY_RULES, EVAL_RULES] {
+        for rules_text in [BOUNDARY_RULES, EVAL_RULES, LANGUAGE_RULES] {
             let set = rules(rules_text);
             for m in matchers(&set) {
                 for text in [
@@ -1035,6 +1740,8 @@ competitor globex "Globex"
                     "@acmehq.bsky.social help",
                     "東京 ácme",
                     "acme anvil joke",
+                    "my refund for the acme skates never came",
+                    "ACME Corp refunded me https://help.acme.com/x",
                 ] {
                     assert_eq!(
                         fast(&m, text, Some("en")),
@@ -1049,17 +1756,54 @@ competitor globex "Globex"
     // ---- Property: the fast matcher finds what the reference finds ----
 
     /// Texts are runs of (prefix, word, separator): words in several cases and scripts,
-    /// sigils and word characters before them, spaces, punctuation, possessives, kana and
-    /// emoji after, so random texts often hold terms right at the boundary cases.
+    /// sigils and word characters before them, spaces, punctuation, possessives, kana, emoji
+    /// and URLs after, so random texts often hold terms right at the boundary cases.
     const PREFIXES: &[&str] = &["", "", "", "#", "@", "$", "x", "é", "東", "-"];
     const WORDS: &[&str] = &[
-        "a", "ab", "AB", "acme", "Acme", "ACME", "b", "c", "é", "É", "東", "京", "แอ", "corp", "x",
-        "İ", "ＡＣ", "e\u{301}",
+        "a",
+        "ab",
+        "AB",
+        "acme",
+        "Acme",
+        "ACME",
+        "acmes",
+        "b",
+        "c",
+        "é",
+        "É",
+        "東",
+        "京",
+        "แอ",
+        "corp",
+        "x",
+        "İ",
+        "ＡＣ",
+        "e\u{301}",
+        "https://acme.com/help",
+        "https://shop.acme.com",
+        "https://x.io/acme",
     ];
     const SEPARATORS: &[&str] = &[
         " ", " ", " ", "  ", "\n", ".", "-", "_", "'s", "’s", "の", "🔥", "", "#", "@",
     ];
     const TERM_PARTS: &[&str] = &["a", "ab", "acme", "b", "c", "é", "東", "corp", "x", "แอ"];
+    const FIELDS: &[&str] = &[
+        "lang:en",
+        "lang:pt-BR",
+        "lang:ja,en",
+        "is:reply",
+        "is:repost",
+        "is:quote",
+        "has:link",
+        "has:media",
+        "from:acme",
+        "from:@other.bsky.social",
+        "followers:>100",
+        "followers:<=5000",
+        "url:acme.com",
+        "url:/acme",
+        "domain:acme.com",
+    ];
 
     fn term_strategy() -> impl Strategy<Value = String> {
         let part = || prop::sample::select(TERM_PARTS);
@@ -1067,20 +1811,32 @@ competitor globex "Globex"
             3 => part().prop_map(String::from),
             1 => (part(), part()).prop_map(|(a, b)| format!("{a}{b}")),
         ];
-        (0..6u8, body.clone(), body).prop_map(|(kind, a, b)| match kind {
+        let raw =
+            prop::sample::select(&["raw:Acme", "raw:ACME", "raw:acme", "raw:\"Acme corp\""][..])
+                .prop_map(String::from);
+        let plain = (0..8u8, body.clone(), body).prop_map(|(kind, a, b)| match kind {
             0 | 1 => a,
             2 => format!("\"{a} {b}\""),
             3 => format!("#{a}"),
             4 => format!("@{a}"),
-            _ => format!("${a}"),
-        })
+            5 => format!("${a}"),
+            // Prefix terms; a short one is rejected at load, which the caller filters.
+            6 => format!("{a}*"),
+            _ => format!("#{a}*"),
+        });
+        prop_oneof![6 => plain, 1 => raw]
     }
 
-    /// Random queries over a pool of terms (so rules share terms and texts can hold them).
+    /// Random queries over a pool of terms (so rules share terms and texts can hold them),
+    /// with `NEAR` pairs and field operators.
     fn query_strategy(pool: Vec<String>) -> impl Strategy<Value = String> {
+        let term = prop::sample::select(pool);
+        let near = (term.clone(), term.clone(), 0..4u32)
+            .prop_map(|(a, b, n)| format!("({a} NEAR/{n} {b})"));
         let leaf = prop_oneof![
-            8 => prop::sample::select(pool),
-            1 => prop::sample::select(&["lang:en", "lang:pt-BR", "lang:ja"][..]).prop_map(String::from),
+            8 => term,
+            2 => near,
+            2 => prop::sample::select(FIELDS).prop_map(String::from),
         ];
         leaf.prop_recursive(3, 12, 3, |inner| {
             prop_oneof![
@@ -1099,13 +1855,53 @@ competitor globex "Globex"
         prop::collection::vec(term_strategy(), 1..6).prop_flat_map(|pool| {
             let mut words: Vec<String> = WORDS.iter().map(|w| w.to_string()).collect();
             for term in &pool {
-                let written = term.trim_matches('"');
+                let written = term
+                    .trim_start_matches("raw:")
+                    .trim_matches('"')
+                    .trim_end_matches('*');
                 words.push(written.to_string());
                 words.push(written.to_uppercase());
             }
             let queries = prop::collection::vec(query_strategy(pool), 1..6);
             (queries, prop::collection::vec(text_strategy(words), 1..8))
         })
+    }
+
+    fn meta_strategy() -> impl Strategy<Value = Meta> {
+        (
+            prop::sample::select(&[None, Some("en"), Some("pt-BR"), Some("JA")][..]),
+            prop::sample::select(
+                &[
+                    None,
+                    Some("acme"),
+                    Some("AcmeHQ"),
+                    Some("other.bsky.social"),
+                ][..],
+            ),
+            prop::sample::select(
+                &[
+                    None,
+                    Some(0u64),
+                    Some(100),
+                    Some(101),
+                    Some(5000),
+                    Some(9000),
+                ][..],
+            ),
+            prop::array::uniform5(any::<bool>()),
+        )
+            .prop_map(|(lang, from, followers, f)| Meta {
+                lang,
+                from,
+                followers,
+                flags: PostFlags {
+                    reply: f[0],
+                    repost: f[1],
+                    quote: f[2],
+                    link: f[3],
+                    media: f[4],
+                },
+            })
     }
 
     /// A rule set of the generated queries that are valid rules (a query that could match
@@ -1153,15 +1949,15 @@ competitor globex "Globex"
         #[test]
         fn fast_matcher_equals_reference(
             (queries, texts) in case_strategy(),
-            lang in prop::sample::select(&[None, Some("en"), Some("pt-BR"), Some("JA")][..]),
+            meta in meta_strategy(),
         ) {
             let Some(set) = rules_from(&queries) else { return Ok(()) };
             for m in matchers(&set) {
                 for text in &texts {
                     prop_assert_eq!(
-                        fast(&m, text, lang),
-                        reference(&set, text, lang),
-                        "text {:?}, rules {:?}, {:?}", text, queries, m.automaton_kind()
+                        fast_meta(&m, text, &meta),
+                        reference_meta(&set, text, &meta),
+                        "text {:?}, rules {:?}, {:?}, {:?}", text, queries, meta, m.automaton_kind()
                     );
                 }
             }
@@ -1174,7 +1970,7 @@ competitor globex "Globex"
             after in prop::sample::select(&["", " ", "x", "'s", "東", ".", "-", "の"][..]),
         ) {
             let Some(set) = rules_from(std::slice::from_ref(&term)) else { return Ok(()) };
-            let written = term.trim_matches('"');
+            let written = term.trim_start_matches("raw:").trim_matches('"').trim_end_matches('*');
             let text = format!("{before}{written}{after}");
             for m in matchers(&set) {
                 prop_assert_eq!(fast(&m, &text, None), reference(&set, &text, None), "{:?}", text);
@@ -1217,7 +2013,7 @@ competitor globex "Globex"
             let rule: &Rule = rule;
             for (i, term) in rule.terms.iter().enumerate() {
                 assert_eq!(m.term(global as u32), term.text);
-                assert_eq!(m.term_anchor[global], rule.is_anchor(i));
+                assert_eq!(m.term_flags[global] & ANCHOR != 0, rule.is_anchor(i));
                 global += 1;
             }
         }

@@ -189,6 +189,76 @@ queue = "nowhere"
 }
 
 #[test]
+fn check_reports_each_rule_mistake_then_each_failing_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("acme.rules");
+    let check = |text: &str| {
+        std::fs::write(&rules, text).unwrap();
+        let out = earshot()
+            .args(["check", "--rules"])
+            .arg(&rules)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let file = rules.display().to_string();
+
+    // Several mistakes: each is printed with its location; nothing runs.
+    let (ok, _, stderr) = check(
+        "brand acme \"Acme\"\n\
+         \x20 rule a: acme NEAR/3 (refund lang:en)\n\
+         \x20 rule b: acme -list:jobs\n\
+         \x20 rule c tags=Support: acme followers:lots\n\
+         \x20 expect hit acme\n",
+    );
+    assert!(!ok);
+    for want in [
+        format!("{file}:2:23: NEAR/3 joins two terms"),
+        format!("{file}:3:17: unknown list 'jobs'"),
+        format!("{file}:4:10: invalid tag 'Support'"),
+        format!("{file}:4:29: expected a comparison and a count after 'followers:'"),
+        format!("{file}:5:14: expected the post's text in double quotes"),
+    ] {
+        assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
+    }
+    assert_eq!(stderr.matches(&file).count(), 5, "{stderr}");
+
+    // Valid rules whose examples do not all hold: each failing example, at its line.
+    let rules_text = "list jobs: hiring OR careers\n\
+         brand acme \"Acme\"\n\
+         \x20 rule support: (acme OR @acmehq) NEAR/3 (refund* OR broken) -list:jobs\n\
+         \x20   expect hit \"Acme, my order arrived broken\"\n\
+         \x20   expect hit \"acme has not refunded me\"\n\
+         \x20   expect miss \"acme is hiring: refund analysts\"\n\
+         \x20   expect miss \"ACME refund please\"\n\
+         \x20   expect hit \"acme, where is my money\"\n";
+    let (ok, _, stderr) = check(rules_text);
+    assert!(!ok);
+    for want in [
+        format!("{file}:7:5: example expects rule 'support' not to hit, but it does (on: acme, refund*)"),
+        format!("{file}:8:5: example expects rule 'support' to hit, but it does not (terms found: acme)"),
+    ] {
+        assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
+    }
+    assert_eq!(stderr.matches(&file).count(), 2, "{stderr}");
+
+    // Fixed: every example runs and passes.
+    let fixed = rules_text
+        .replace("expect miss \"ACME refund", "expect hit \"ACME refund")
+        .replace("where is my money", "where is my refund");
+    let (ok, stdout, stderr) = check(&fixed);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("1 rules, 6 terms, 5 examples pass"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn check_accepts_the_embedded_default_and_the_shipped_rules() {
     let out = earshot().args(["check"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -26,8 +26,8 @@ const TOKEN: &str = "test-token-4f1c9a";
 /// The repository's rule pack with every `rule ID:` renamed `PREFIX-ID` (terms-file rules
 /// keep their `<brand>-terms` id in both generations).
 fn rules_generation(prefix: &str) -> String {
-    let pack = std::fs::read_to_string(support::rules_dir().join("acme.rules")).unwrap()
-        + &std::fs::read_to_string(support::rules_dir().join("competitors.rules")).unwrap();
+    let read = |name: &str| std::fs::read_to_string(support::rules_dir().join(name)).unwrap();
+    let pack = read("lists.rules") + &read("acme.rules") + &read("competitors.rules");
     pack.lines()
         .map(|line| match line.trim_start().strip_prefix("rule ") {
             Some(rest) => format!("  rule {prefix}-{rest}"),

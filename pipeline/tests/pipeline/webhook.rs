@@ -42,6 +42,7 @@ fn mention(n: u32) -> Arc<Mention> {
         mention_id: mention_id(post.platform, &mpost.id),
         post: mpost,
         matches: vec![MatchOut {
+            tags: Vec::new(),
             rule: "acme-mentions".into(),
             brand: "acme".into(),
             kind: BrandKind::Brand,
