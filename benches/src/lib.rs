@@ -92,6 +92,54 @@ pub fn terms_rules(terms_file: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// A rule pack with one rule per line of `terms_file`, written next to it as
+/// `{name}.pack.rules`: the scale test of the rule language. Rules come in blocks of 100 per
+/// brand and cycle through the shapes a brand team writes — a lone term (half of them), a term
+/// with support words and `lang:`, a term or its hashtag minus a shared list, a `NEAR/5`
+/// complaint, exclusions, and field operators — so the pack exercises the evaluator, not only
+/// the automaton. Every rule has its term as an anchor, so it can hit the corpus the same way
+/// the terms-file form does.
+pub fn rule_pack(terms_file: &Path) -> anyhow::Result<PathBuf> {
+    let name = terms_file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("terms");
+    let path = terms_file.with_file_name(format!("{name}.pack.rules"));
+    let terms = std::fs::read_to_string(terms_file)
+        .with_context(|| format!("reading {}", terms_file.display()))?;
+    let mut out = String::from(
+        "list jobs: hiring OR \"we're hiring\" OR careers OR \"apply now\"\n\
+         list spam: giveaway OR airdrop OR \"free followers\"\n",
+    );
+    let written = terms
+        .lines()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.starts_with("# "));
+    for (i, term) in written.enumerate() {
+        if i % 100 == 0 {
+            out.push_str(&format!("brand b{} \"Brand {}\"\n", i / 100, i / 100));
+        }
+        let q = if term.contains(char::is_whitespace) {
+            format!("\"{term}\"")
+        } else {
+            term.to_string()
+        };
+        let is_word = !q.starts_with(['"', '#', '@', '$']);
+        let rule = match i % 10 {
+            0..=4 => q,
+            5 => format!("{q} (help OR support OR refund*) lang:en,es"),
+            6 if is_word => format!("({q} OR #{q}) -list:jobs"),
+            6 => format!("{q} -list:jobs"),
+            7 => format!("{q} NEAR/5 (broken OR \"not working\" OR down)"),
+            8 => format!("{q} -giveaway -\"free followers\" -list:spam"),
+            _ => format!("{q} (is:reply OR has:link OR followers:>1000)"),
+        };
+        out.push_str(&format!("  rule r{i} tags=t{}: {rule}\n", i % 16));
+    }
+    std::fs::write(&path, out)?;
+    Ok(path)
+}
+
 /// Compiles rules, matcher, scorer and a router with one catch-all queue.
 pub fn compile(rules: &Path) -> anyhow::Result<Compiled> {
     compile_with(rules, false)
@@ -99,11 +147,32 @@ pub fn compile(rules: &Path) -> anyhow::Result<Compiled> {
 
 /// [`compile`], with plain substring matching instead of word boundaries when `plain`.
 pub fn compile_with(rules: &Path, plain: bool) -> anyhow::Result<Compiled> {
+    compile_timed(rules, plain).map(|(compiled, _)| compiled)
+}
+
+/// Seconds spent in each part of compiling rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompileTimes {
+    /// Reading and parsing the rule files (`RuleSet::load`).
+    pub load_s: f64,
+    /// Building the automaton and tables (`Matcher::build`).
+    pub matcher_s: f64,
+}
+
+/// [`compile_with`], also returning where the time went.
+pub fn compile_timed(rules: &Path, plain: bool) -> anyhow::Result<(Compiled, CompileTimes)> {
+    let started = std::time::Instant::now();
     let rules = RuleSet::load(&[rules.to_path_buf()]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let load_s = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
     let matcher = if plain {
         Matcher::build_plain_substring(&rules)?
     } else {
         Matcher::build(&rules)?
+    };
+    let times = CompileTimes {
+        load_s,
+        matcher_s: started.elapsed().as_secs_f64(),
     };
     let scorer = Scorer::build(&ScoringConfig::default())?;
     let queues = vec!["all".to_string()];
@@ -112,12 +181,13 @@ pub fn compile_with(rules: &Path, plain: bool) -> anyhow::Result<Compiled> {
         ..RouteConfig::default()
     }];
     let router = Router::build(&routes, &queues, &rules).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    Ok(Compiled {
+    let compiled = Compiled {
         rules,
         matcher,
         scorer,
         router,
-    })
+    };
+    Ok((compiled, times))
 }
 
 /// The decoder settings every benchmark uses: Jetstream, default limits.
@@ -126,4 +196,16 @@ pub fn jetstream() -> (Vec<FormatChoice>, earshot::stage::decode::DecodeLimits) 
         vec![FormatChoice::Fixed(Format::Jetstream)],
         LimitsSettings::default().decode_limits(),
     )
+}
+
+/// This process's peak resident set so far (`VmHWM`), in MB; 0 where `/proc` is absent.
+pub fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
 }

@@ -40,6 +40,10 @@ struct Args {
     /// Plain case-insensitive substring matching (no word boundaries), the peers' definition.
     #[arg(long)]
     plain: bool,
+    /// Turn a terms file into a rule pack of one rule per term in mixed shapes
+    /// (`earshot_benches::rule_pack`) instead of one terms-file rule.
+    #[arg(long)]
+    pack: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,12 +54,16 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| b::data_dir().join("corpus-1m.ndjson"));
     let rules = if args.rules.extension().is_some_and(|e| e == "rules") {
         args.rules.clone()
+    } else if args.pack {
+        b::rule_pack(&args.rules)?
     } else {
         b::terms_rules(&args.rules)?
     };
     let compile_started = Instant::now();
-    let compiled = Arc::new(b::compile_with(&rules, args.plain)?);
+    let (compiled, times) = b::compile_timed(&rules, args.plain)?;
+    let compiled = Arc::new(compiled);
     let compile_s = compile_started.elapsed().as_secs_f64();
+    let rss_after_compile_mb = b::peak_rss_mb();
     let lines = b::load_lines(&corpus, args.limit)?;
     let bytes: usize = lines.iter().map(Vec::len).sum();
     let pristine = b::batches(&lines, args.batch);
@@ -134,6 +142,7 @@ fn main() -> anyhow::Result<()> {
         serde_json::json!({
             "program": if args.plain { "earshot-inmem-plain" } else { "earshot-inmem" },
             "workers": args.workers,
+            "rules": compiled.rules.rules().len(),
             "terms": compiled.matcher.term_count(),
             "events": frames,
             "posts": posts,
@@ -142,6 +151,10 @@ fn main() -> anyhow::Result<()> {
             "events_per_s": (frames as f64 / secs).round(),
             "mb_per_s": (bytes as f64 / secs / 1e5).round() / 10.0,
             "compile_s": compile_s,
+            "load_s": times.load_s,
+            "matcher_s": times.matcher_s,
+            "peak_rss_mb_after_compile": rss_after_compile_mb,
+            "peak_rss_mb": b::peak_rss_mb(),
         })
     );
     Ok(())

@@ -1046,11 +1046,17 @@ fn id_message(what: &str, id: &str) -> String {
     )
 }
 
-/// A rule's distinct terms, deduplicated by kind, needle, prefix and fold.
+/// Up to this many terms a table finds duplicates by scanning (most rules have a handful of
+/// terms, and hashing each would cost more); beyond it, through an index by needle.
+const LINEAR_INTERN: usize = 16;
+
+/// A rule's distinct terms, deduplicated by kind, needle, prefix and fold (and, for `raw:`
+/// terms, letters as written).
 #[derive(Debug, Default)]
 pub(crate) struct TermTable {
     terms: Vec<Term>,
-    index: HashMap<(TermKind, String, bool, Fold, String), u32>,
+    /// Needle → indices of the terms with it; filled once the table outgrows a scan.
+    index: HashMap<String, Vec<u32>>,
     /// The rule ignores accents (`accents=ignore`).
     accents: bool,
 }
@@ -1077,25 +1083,44 @@ impl TermTable {
         if needle.is_empty() {
             return Err(format!("term '{}' is empty once normalized", lit.text));
         }
-        // An exact term is told apart by its letters as written, not only by its needle.
-        let exact = if fold == Fold::Exact {
-            literal.to_string()
-        } else {
-            String::new()
+        let same = |t: &Term| {
+            t.kind == lit.kind
+                && t.prefix == lit.prefix
+                && t.fold == fold
+                && t.needle == needle
+                // An exact term is told apart by its letters as written, not only by its needle.
+                && (fold != Fold::Exact || t.literal() == literal)
         };
-        let key = (lit.kind, needle, lit.prefix, fold, exact);
-        if let Some(&i) = self.index.get(&key) {
-            return Ok(i);
+        let found = if self.terms.len() <= LINEAR_INTERN {
+            self.terms.iter().position(same)
+        } else {
+            self.index
+                .get(&needle)
+                .and_then(|ids| ids.iter().find(|&&i| same(&self.terms[i as usize])))
+                .map(|&i| i as usize)
+        };
+        if let Some(i) = found {
+            return Ok(i as u32);
         }
         let i = u32::try_from(self.terms.len()).map_err(|_| "too many terms".to_string())?;
+        if self.terms.len() == LINEAR_INTERN {
+            for (j, t) in self.terms.iter().enumerate() {
+                self.index
+                    .entry(t.needle.clone())
+                    .or_default()
+                    .push(j as u32);
+            }
+        }
+        if self.terms.len() >= LINEAR_INTERN {
+            self.index.entry(needle.clone()).or_default().push(i);
+        }
         self.terms.push(Term {
             kind: lit.kind,
             text: lit.text.clone(),
-            needle: key.1.clone(),
+            needle,
             prefix: lit.prefix,
             fold,
         });
-        self.index.insert(key, i);
         Ok(i)
     }
 }
@@ -1230,7 +1255,11 @@ impl QueryParser<'_, '_, '_> {
     }
 
     fn parse_or(&mut self, depth: usize, after: Option<&str>) -> Parsed {
-        let mut parts = vec![self.parse_and(depth, after)?];
+        let first = self.parse_and(depth, after)?;
+        if self.peek() != Some(&Tok::Or) {
+            return Ok(first);
+        }
+        let mut parts = vec![first];
         while self.peek() == Some(&Tok::Or) {
             self.pos += 1;
             parts.push(self.parse_and(depth, Some("OR"))?);
@@ -1239,7 +1268,22 @@ impl QueryParser<'_, '_, '_> {
     }
 
     fn parse_and(&mut self, depth: usize, after: Option<&str>) -> Parsed {
-        let mut parts = vec![self.parse_unary(depth, after)?];
+        let first = self.parse_unary(depth, after)?;
+        if !matches!(
+            self.peek(),
+            Some(
+                Tok::And
+                    | Tok::Term(_)
+                    | Tok::Field(_)
+                    | Tok::List(_)
+                    | Tok::LParen
+                    | Tok::Not
+                    | Tok::Invalid
+            )
+        ) {
+            return Ok(first);
+        }
+        let mut parts = vec![first];
         loop {
             match self.peek() {
                 Some(Tok::And) => {
