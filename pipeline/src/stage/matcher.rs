@@ -908,10 +908,14 @@ competitor globex "Globex"
 
     // ---- The slow, obviously correct reference matcher ----
 
-    /// A word boundary between `edge` (in the term) and its neighbor, spelled out.
+    /// A word boundary between `edge` (in the term) and its neighbor, spelled out: an edge
+    /// that is emoji or punctuation needs none, except a sigil, which needs a non-word
+    /// neighbor like a word does.
     fn ref_boundary(edge: char, neighbor: Option<char>) -> bool {
+        let sigil = matches!(edge, '#' | '@' | '$');
         match neighbor {
             None => true,
+            Some(_) if !is_word_char(edge) && !sigil => true,
             Some(n) if !is_word_char(n) => true,
             Some(n) => is_unspaced_script(n) != is_unspaced_script(edge),
         }
@@ -1054,12 +1058,14 @@ competitor globex "Globex"
     const PREFIXES: &[&str] = &["", "", "", "#", "@", "$", "x", "é", "東", "-"];
     const WORDS: &[&str] = &[
         "a", "ab", "AB", "acme", "Acme", "ACME", "b", "c", "é", "É", "東", "京", "แอ", "corp", "x",
-        "İ", "ＡＣ", "e\u{301}",
+        "İ", "ＡＣ", "e\u{301}", "🔥", "❤️", "❤", "👍🏽", "STRASSE", "Straße",
     ];
     const SEPARATORS: &[&str] = &[
         " ", " ", " ", "  ", "\n", ".", "-", "_", "'s", "’s", "の", "🔥", "", "#", "@",
     ];
-    const TERM_PARTS: &[&str] = &["a", "ab", "acme", "b", "c", "é", "東", "corp", "x", "แอ"];
+    const TERM_PARTS: &[&str] = &[
+        "a", "ab", "acme", "b", "c", "é", "東", "corp", "x", "แอ", "🔥", "❤️", "👍", "straße",
+    ];
 
     fn term_strategy() -> impl Strategy<Value = String> {
         let part = || prop::sample::select(TERM_PARTS);
@@ -1224,5 +1230,67 @@ competitor globex "Globex"
         assert_eq!(global, m.term_count());
         assert_eq!(m.automaton_kind(), AhoCorasickKind::DFA);
         assert!(m.memory_usage() > 0);
+    }
+
+    // ---- Unicode case folding and emoji terms ----
+
+    const UNICODE_RULES: &str = r#"
+brand acme "Acme"
+  rule street: straße
+  rule wisdom: σοφίας
+  rule fire: 🔥
+  rule fire_sale: "🔥 sale"
+  rule heart: ❤️
+  rule thumbs: 👍
+  rule tagged: #acme
+  rule handle: @acmehq
+"#;
+
+    #[test]
+    fn full_case_folding_and_emoji_terms() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            ("sharp s upper case", "STRASSE closed", &["street"]),
+            ("sharp s as written", "die Straße ist zu", &["street"]),
+            ("capital sharp s", "STRAẞE", &["street"]),
+            ("sharp s inside a word", "hauptstraße", &[]),
+            ("final sigma upper case", "ΣΟΦΊΑΣ", &["wisdom"]),
+            ("final sigma as written", "της σοφίας", &["wisdom"]),
+            ("emoji after a word", "acme🔥🔥", &["fire"]),
+            ("emoji phrase", "🔥 sale today", &["fire", "fire_sale"]),
+            (
+                "emoji phrase glued to a word",
+                "big🔥 sale",
+                &["fire", "fire_sale"],
+            ),
+            ("emoji between letters", "hot🔥deal", &["fire"]),
+            ("heart without selector", "i ❤ acme", &["heart"]),
+            ("heart with selector", "i ❤️ acme", &["heart"]),
+            ("heart glued to words", "i❤️acme", &["heart"]),
+            ("skin tone", "👍🏽 great", &["thumbs"]),
+            ("thumbs in a row", "👍👍", &["thumbs"]),
+            ("other emoji", "😀 ❣️", &[]),
+            (
+                "sigil term still needs a boundary",
+                "x#acme me@acmehq.com",
+                &[],
+            ),
+            (
+                "sigil term after an emoji",
+                "🔥#acme 🔥@acmehq",
+                &["fire", "tagged", "handle"],
+            ),
+        ];
+        let set = rules(UNICODE_RULES);
+        for m in matchers(&set) {
+            for (name, text, want) in cases {
+                let got: Vec<String> = run(&m, &set, text, None).into_iter().map(|h| h.0).collect();
+                assert_eq!(got, *want, "{name}: {text:?} ({:?})", m.automaton_kind());
+                assert_eq!(
+                    fast(&m, text, None),
+                    reference(&set, text, None),
+                    "{name}: reference"
+                );
+            }
+        }
     }
 }
