@@ -35,12 +35,7 @@ use super::{
     MAX_LIST_TERMS, MAX_QUERY_ATOMS, MAX_QUERY_BYTES, MAX_TAGS, MAX_TERMS_FILE_TERMS,
 };
 use crate::post::PostFlags;
-use crate::stage::normalize::casefold;
-
-// Provisional accent folding (NFD minus combining marks) until normalize provides it.
-fn fold_accents(s: &str) -> String {
-    s.to_string()
-}
+use crate::stage::normalize::{casefold, fold_accents};
 
 /// Errors reported per file before the rest are summarized: a garbage file of a million lines
 /// should produce a readable report, not a million lines.

@@ -48,7 +48,8 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use crate::post::Post;
 use crate::rules::{Attachment, Compare, Field, Fold, PostKind, Query, RuleSet, Term, TermKind};
 use crate::stage::normalize::{
-    char_at, char_before, is_boundary, is_unspaced_script, is_word_char, Normalized, TokenKind,
+    char_at, char_before, is_boundary, is_unspaced_script, is_word_char, normalize_accents,
+    Normalized, TokenKind,
 };
 
 /// Most distinct needles for which the automaton is a DFA; above, a contiguous NFA.
@@ -857,12 +858,6 @@ fn primary_subtag(tag: &str) -> &str {
     tag.split(['-', '_']).next().unwrap_or(tag)
 }
 
-/// Provisional: until normalize provides accent folding, no text changes.
-fn normalize_accents(_norm: &Normalized, out: &mut Normalized) -> bool {
-    let _ = out;
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
@@ -1151,6 +1146,7 @@ brand acme "Acme"
   rule langs: acme lang:pt,es
   rule nojobs: vacancy -list:jobs
   rule jobs: acme list:jobs
+  rule cafe accents=ignore: "acme café" OR ação OR (crème NEAR/1 brûlée)
 "#;
 
     #[test]
@@ -1285,6 +1281,42 @@ brand acme "Acme"
                 "a vacancy",
                 Meta::default(),
                 &["nojobs"],
+            ),
+            (
+                "accents ignored, ASCII text",
+                "Acme CAFE",
+                Meta::default(),
+                &["cafe"],
+            ),
+            (
+                "accents ignored, other accents",
+                "Acme Cafè",
+                Meta::default(),
+                &["cafe"],
+            ),
+            (
+                "accents ignored, Portuguese",
+                "que AÇÃO!",
+                Meta::default(),
+                &["cafe"],
+            ),
+            (
+                "accents ignored, near",
+                "CREME, true brulée",
+                Meta::default(),
+                &["cafe"],
+            ),
+            (
+                "accents ignored, too far",
+                "creme – the best – brulee",
+                Meta::default(),
+                &[],
+            ),
+            (
+                "accents ignored, whole words",
+                "acme cafés",
+                Meta::default(),
+                &[],
             ),
         ];
         let set = rules(LANGUAGE_RULES);
@@ -1450,10 +1482,14 @@ brand acme "Acme"
         p
     }
 
-    /// A word boundary between `edge` (in the term) and its neighbor, spelled out.
+    /// A word boundary between `edge` (in the term) and its neighbor, spelled out: an edge
+    /// that is emoji or punctuation needs none, except a sigil, which needs a non-word
+    /// neighbor like a word does.
     fn ref_boundary(edge: char, neighbor: Option<char>) -> bool {
+        let sigil = matches!(edge, '#' | '@' | '$');
         match neighbor {
             None => true,
+            Some(_) if !is_word_char(edge) && !sigil => true,
             Some(n) if !is_word_char(n) => true,
             Some(n) => is_unspaced_script(n) != is_unspaced_script(edge),
         }
@@ -1574,12 +1610,14 @@ brand acme "Acme"
 
     struct RefPost<'a> {
         post: &'a Post<'a>,
-        /// The normalized text.
-        text: &'a str,
+        /// The normalized text, and the accent-folded one (the same when folding changes
+        /// nothing).
+        texts: [&'a str; 2],
         /// URLs written in the text.
         urls: Vec<String>,
-        /// Per term of the rule: where it occurs.
-        occ: Vec<Vec<(usize, usize)>>,
+        /// Per term of the rule: where it occurs, as (text, start, end) with text an index
+        /// into `texts`.
+        occ: Vec<Vec<(usize, usize, usize)>>,
     }
 
     fn ref_eval(q: &Query, p: &RefPost<'_>) -> bool {
@@ -1591,18 +1629,20 @@ brand acme "Acme"
                 right,
                 within,
             } => {
-                let starts = ref_word_starts(p.text);
-                let occ = |side: &[u32]| -> Vec<(usize, usize)> {
+                let starts = p.texts.map(ref_word_starts);
+                let occ = |side: &[u32]| -> Vec<(usize, usize, usize)> {
                     side.iter()
                         .flat_map(|&i| p.occ[i as usize].iter().copied())
                         .collect()
                 };
                 let (ls, rs) = (occ(left), occ(right));
+                // Both in the same text, not overlapping, few enough words between.
                 ls.iter().any(|&a| {
                     rs.iter().any(|&b| {
-                        let (x, y) = if a.0 <= b.0 { (a, b) } else { (b, a) };
-                        y.0 >= x.1
-                            && starts.iter().filter(|&&s| s >= x.1 && s < y.0).count()
+                        let (x, y) = if a.1 <= b.1 { (a, b) } else { (b, a) };
+                        a.0 == b.0
+                            && y.1 >= x.2
+                            && starts[a.0].iter().filter(|&&s| s >= x.2 && s < y.1).count()
                                 <= *within as usize
                     })
                 })
@@ -1659,12 +1699,23 @@ brand acme "Acme"
         let mut norm = Normalized::new();
         normalize(text, &mut norm);
         let t = norm.text();
-        let url_ranges: Vec<(usize, usize)> = norm
-            .tokens()
-            .iter()
-            .filter(|tok| tok.kind == TokenKind::Url)
-            .map(|tok| (tok.start, tok.end))
-            .collect();
+        let url_ranges_of = |n: &Normalized| -> Vec<(usize, usize)> {
+            n.tokens()
+                .iter()
+                .filter(|tok| tok.kind == TokenKind::Url)
+                .map(|tok| (tok.start, tok.end))
+                .collect()
+        };
+        let url_ranges = url_ranges_of(&norm);
+        // Accent-insensitive terms are looked for in the folded text; where folding changes
+        // nothing, that is the normalized text itself.
+        let mut folded_norm = Normalized::new();
+        let changed = crate::stage::normalize::normalize_accents(&norm, &mut folded_norm);
+        let (folded, folded_urls, folded_id) = if changed {
+            (folded_norm.text(), url_ranges_of(&folded_norm), 1)
+        } else {
+            (t, url_ranges.clone(), 0)
+        };
         let urls: Vec<String> = url_ranges
             .iter()
             .map(|&(a, b)| t[a..b].to_string())
@@ -1672,20 +1723,24 @@ brand acme "Acme"
         let mut out = Vec::new();
         let mut first = 0u32;
         for (r, rule) in set.rules().iter().enumerate() {
-            let occ: Vec<Vec<(usize, usize)>> = rule
+            let occ: Vec<Vec<(usize, usize, usize)>> = rule
                 .terms
                 .iter()
-                .map(|term| {
-                    if term.fold == Fold::Exact && !ref_exact(text, term) {
-                        Vec::new()
-                    } else {
-                        ref_occurrences(t, term, &url_ranges)
-                    }
+                .map(|term| match term.fold {
+                    Fold::Exact if !ref_exact(text, term) => Vec::new(),
+                    Fold::Exact | Fold::Case => ref_occurrences(t, term, &url_ranges)
+                        .into_iter()
+                        .map(|(s, e)| (0, s, e))
+                        .collect(),
+                    Fold::CaseAndAccents => ref_occurrences(folded, term, &folded_urls)
+                        .into_iter()
+                        .map(|(s, e)| (folded_id, s, e))
+                        .collect(),
                 })
                 .collect();
             let p = RefPost {
                 post: &post,
-                text: t,
+                texts: [t, folded],
                 urls: urls.clone(),
                 occ,
             };
@@ -1782,11 +1837,19 @@ brand acme "Acme"
         "https://acme.com/help",
         "https://shop.acme.com",
         "https://x.io/acme",
+        "🔥",
+        "❤️",
+        "❤",
+        "👍🏽",
+        "STRASSE",
+        "Straße",
     ];
     const SEPARATORS: &[&str] = &[
         " ", " ", " ", "  ", "\n", ".", "-", "_", "'s", "’s", "の", "🔥", "", "#", "@",
     ];
-    const TERM_PARTS: &[&str] = &["a", "ab", "acme", "b", "c", "é", "東", "corp", "x", "แอ"];
+    const TERM_PARTS: &[&str] = &[
+        "a", "ab", "acme", "b", "c", "é", "東", "corp", "x", "แอ", "🔥", "❤️", "👍", "straße",
+    ];
     const FIELDS: &[&str] = &[
         "lang:en",
         "lang:pt-BR",
@@ -1919,7 +1982,9 @@ brand acme "Acme"
         }
         let mut text = String::from("brand b \"B\"\n");
         for (i, q) in valid.iter().enumerate() {
-            text.push_str(&format!("rule r{i}: {q}\n"));
+            // Every third rule ignores accents.
+            let options = if i % 3 == 2 { " accents=ignore" } else { "" };
+            text.push_str(&format!("rule r{i}{options}: {q}\n"));
         }
         RuleSet::parse_str("p.rules", &text, Path::new(".")).ok()
     }
@@ -2020,5 +2085,67 @@ brand acme "Acme"
         assert_eq!(global, m.term_count());
         assert_eq!(m.automaton_kind(), AhoCorasickKind::DFA);
         assert!(m.memory_usage() > 0);
+    }
+
+    // ---- Unicode case folding and emoji terms ----
+
+    const UNICODE_RULES: &str = r#"
+brand acme "Acme"
+  rule street: straße
+  rule wisdom: σοφίας
+  rule fire: 🔥
+  rule fire_sale: "🔥 sale"
+  rule heart: ❤️
+  rule thumbs: 👍
+  rule tagged: #acme
+  rule handle: @acmehq
+"#;
+
+    #[test]
+    fn full_case_folding_and_emoji_terms() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            ("sharp s upper case", "STRASSE closed", &["street"]),
+            ("sharp s as written", "die Straße ist zu", &["street"]),
+            ("capital sharp s", "STRAẞE", &["street"]),
+            ("sharp s inside a word", "hauptstraße", &[]),
+            ("final sigma upper case", "ΣΟΦΊΑΣ", &["wisdom"]),
+            ("final sigma as written", "της σοφίας", &["wisdom"]),
+            ("emoji after a word", "acme🔥🔥", &["fire"]),
+            ("emoji phrase", "🔥 sale today", &["fire", "fire_sale"]),
+            (
+                "emoji phrase glued to a word",
+                "big🔥 sale",
+                &["fire", "fire_sale"],
+            ),
+            ("emoji between letters", "hot🔥deal", &["fire"]),
+            ("heart without selector", "i ❤ acme", &["heart"]),
+            ("heart with selector", "i ❤️ acme", &["heart"]),
+            ("heart glued to words", "i❤️acme", &["heart"]),
+            ("skin tone", "👍🏽 great", &["thumbs"]),
+            ("thumbs in a row", "👍👍", &["thumbs"]),
+            ("other emoji", "😀 ❣️", &[]),
+            (
+                "sigil term still needs a boundary",
+                "x#acme me@acmehq.com",
+                &[],
+            ),
+            (
+                "sigil term after an emoji",
+                "🔥#acme 🔥@acmehq",
+                &["fire", "tagged", "handle"],
+            ),
+        ];
+        let set = rules(UNICODE_RULES);
+        for m in matchers(&set) {
+            for (name, text, want) in cases {
+                let got: Vec<String> = run(&m, &set, text, None).into_iter().map(|h| h.0).collect();
+                assert_eq!(got, *want, "{name}: {text:?} ({:?})", m.automaton_kind());
+                assert_eq!(
+                    fast(&m, text, None),
+                    reference(&set, text, None),
+                    "{name}: reference"
+                );
+            }
+        }
     }
 }

@@ -1,26 +1,38 @@
 //! Normalize: post text → casefolded text plus the hashtag, handle, cashtag and URL tokens the
-//! matcher's word-boundary rules need.
+//! matcher's word-boundary rules need; and, for accent-insensitive rules, the same text with
+//! the accents of Latin and Greek letters removed.
 //!
 //! # Input → output
 //! [`normalize`] clears a caller-owned [`Normalized`] and refills it with
-//! - the text lowercased (`char::to_lowercase`, with an ASCII fast path since most posts are
-//!   ASCII), fullwidth ASCII forms (`ＡＣＭＥ`, common in Japanese posts) mapped to ASCII, and
-//!   every run of whitespace (`\n`, tabs, no-break spaces, U+3000) collapsed to one `' '`, so a
-//!   phrase term `"acme corp"` is one literal needle whatever the spacing;
+//! - the text under full Unicode case folding (CaseFolding.txt statuses C and F, so `Straße`,
+//!   `STRASSE` and `straße` all become `strasse`, a final `ς` becomes `σ` and `ﬁ` becomes `fi`;
+//!   with an ASCII fast path since most posts are ASCII), fullwidth ASCII forms (`ＡＣＭＥ`,
+//!   common in Japanese posts) mapped to ASCII, the emoji variation selectors U+FE0E/U+FE0F
+//!   dropped (so `❤️` and `❤` are one character; skin-tone modifiers stay), and every run of
+//!   whitespace (`\n`, tabs, no-break spaces, U+3000) collapsed to one `' '`, so a phrase term
+//!   `"acme corp"` is one literal needle whatever the spacing;
 //! - the tokens of that text, in order: `#hashtags`, `@handles` (Bluesky handles with their
 //!   domain: `@acmehq.bsky.social`), `$cashtags` and `http(s)://` URLs, as byte ranges into
 //!   [`Normalized::text`].
 //!
-//! Terms of rules are folded by the very same function ([`casefold_into`]), so a term and the
-//! text it should hit always agree on case, width and spacing.
+//! Terms of rules are folded by the very same function ([`casefold_into`], through
+//! [`casefold`]), so a term and the text it should hit always agree on case, width, spacing
+//! and variation selectors: full folding applied to both sides is what makes `straße` find
+//! `STRASSE`.
+//!
+//! [`normalize_accents`] derives from a [`Normalized`] a second one whose text has the accents
+//! of Latin and Greek letters removed ([`fold_accents_into`]: `café` → `cafe`, `ωμέγα` →
+//! `ωμεγα`), for rules that ask to ignore accents; their terms go through [`fold_accents`]
+//! after [`casefold`]. It reports when nothing changed, so the matcher can skip a second
+//! search of the (usually ASCII) text.
 //!
 //! # Invariants
 //! - All offsets are byte offsets into [`Normalized::text`] (not into the original text) and lie
 //!   on char boundaries; tokens are sorted by start and never overlap.
 //! - A token's sigil has a word boundary before it ([`is_boundary`]): `foo@bar.com` holds no
 //!   handle and `c#` no hashtag. `#`, `@` and `$` inside a URL start no token.
-//! - No allocation once the buffers have grown to the longest post seen: `normalize` only
-//!   clears and refills.
+//! - No allocation once the buffers have grown to the longest post seen: `normalize` and
+//!   `normalize_accents` only clear and refill.
 //!
 //! # Why shaped so
 //! The matcher searches one Aho-Corasick automaton over this text and checks boundaries only
@@ -34,8 +46,18 @@
 //! written as `e` + U+0301 is one word). Scripts written without spaces between words (Han,
 //! kana, Hangul, Thai, Lao, Khmer, Myanmar, Tibetan) are word characters too, but a change
 //! between such a script and any other is a word boundary: `acmeの新製品` mentions `acme`.
+//! The edge of a term that is not a word character (emoji, punctuation) needs no boundary on
+//! its side, so the term `🔥` is found in `acme🔥🔥`; the sigils `#`, `@` and `$` are the
+//! exception, since they start a token only after a non-word character.
 
+// Case folding comes from `caseless` (unicode-rs): its `Caseless::default_case_fold` adapter
+// folds one `char` at a time with the full C + F mappings of CaseFolding.txt and no
+// allocation, which is what the single-pass, copy-unchanged-runs loop below needs. `unicase`
+// has the same table but only folds into a new `String` (its per-char lookup is private), and
+// `focaccia` only compares two strings; neither fits a fold into a reused buffer.
+use caseless::Caseless;
 use memchr::memmem;
+use unicode_normalization::char::{decompose_canonical, is_combining_mark};
 
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,13 +152,16 @@ pub fn normalize(text: &str, out: &mut Normalized) {
     find_tokens(&out.text, &out.urls, &mut out.tokens);
 }
 
-/// Appends the casefolded form of `text` to `out`: lowercase, fullwidth ASCII mapped to ASCII,
-/// whitespace runs collapsed to one space. Used for post texts and, at rule load, for terms.
+/// Appends the casefolded form of `text` to `out`: full Unicode case folding (C + F),
+/// fullwidth ASCII mapped to ASCII, emoji variation selectors dropped, whitespace runs
+/// collapsed to one space. Used for post texts and, at rule load, for terms.
 ///
 /// One pass that copies unchanged runs with a single `push_str` (ASCII letters are lowercased
 /// in place at the end; kana, Han, Hangul and emoji are skipped over without a table lookup,
 /// see `has_no_case`) and writes only what changes: whitespace runs other than one `' '`,
-/// fullwidth forms, and characters with a different lowercase.
+/// fullwidth forms, variation selectors, and characters that fold to something else. A
+/// variation selector inside a whitespace run is part of the run, so dropping it never leaves
+/// two spaces side by side.
 pub fn casefold_into(text: &str, out: &mut String) {
     let from = out.len();
     let bytes = text.as_bytes();
@@ -158,7 +183,7 @@ pub fn casefold_into(text: &str, out: &mut String) {
                 i += 1;
                 continue;
             }
-            if b == b' ' && space_len_at(text, i + 1) == 0 {
+            if b == b' ' && space_len_at(text, i + 1) == 0 && selector_len_at(bytes, i + 1) == 0 {
                 // A lone space is already normal.
                 i += 1;
                 continue;
@@ -172,29 +197,41 @@ pub fn casefold_into(text: &str, out: &mut String) {
                 i += len;
                 continue;
             }
+            if is_emoji_selector(c) {
+                out.push_str(&text[seg..i]);
+                i += len;
+                seg = i;
+                continue;
+            }
             if !c.is_whitespace() {
-                let changed = if let Some(a) = fullwidth_to_ascii(c) {
+                if let Some(a) = fullwidth_to_ascii(c) {
                     out.push_str(&text[seg..i]);
                     out.push(a);
-                    true
-                } else if c.to_lowercase().eq(std::iter::once(c)) {
-                    false
+                    seg = i + len;
                 } else {
-                    out.push_str(&text[seg..i]);
-                    out.extend(c.to_lowercase());
-                    true
-                };
-                i += len;
-                if changed {
-                    seg = i;
+                    let mut fold = std::iter::once(c).default_case_fold();
+                    let first = fold.next().unwrap_or(c);
+                    let second = fold.next();
+                    if first != c || second.is_some() {
+                        out.push_str(&text[seg..i]);
+                        out.push(first);
+                        out.extend(second);
+                        out.extend(fold);
+                        seg = i + len;
+                    }
                 }
+                i += len;
                 continue;
             }
         }
-        // A whitespace run that is not a lone ' ': collapse it.
+        // A whitespace run that is not a lone ' ' (variation selectors in it included):
+        // collapse it.
         let mut j = i;
         loop {
-            let n = space_len_at(text, j);
+            let n = match space_len_at(text, j) {
+                0 => selector_len_at(bytes, j),
+                n => n,
+            };
             if n == 0 {
                 break;
             }
@@ -207,6 +244,23 @@ pub fn casefold_into(text: &str, out: &mut String) {
     }
     out.push_str(&text[seg..]);
     out[from..].make_ascii_lowercase();
+}
+
+/// U+FE0E (text style) and U+FE0F (emoji style): they choose how a character is drawn, not
+/// which character it is, and posts use them inconsistently (`❤️` and `❤` are both common),
+/// so folding drops them. Other variation selectors (U+FE00..U+FE0D, for CJK and math forms)
+/// stay.
+fn is_emoji_selector(c: char) -> bool {
+    matches!(c, '\u{FE0E}' | '\u{FE0F}')
+}
+
+/// Byte length (3) of the emoji variation selector at byte `i` of `bytes`, or 0 if there is
+/// none.
+fn selector_len_at(bytes: &[u8], i: usize) -> usize {
+    match bytes.get(i..i + 3) {
+        Some([0xEF, 0xB8, 0x8E | 0x8F]) => 3,
+        _ => 0,
+    }
 }
 
 const LO_BYTES: u64 = 0x0101_0101_0101_0101;
@@ -227,10 +281,14 @@ fn is_plain_chunk(x: u64) -> bool {
     spaces & (spaces << 8) == 0 && spaces >> 63 == 0
 }
 
-/// The casefolded form of a term, trimmed: what the matcher searches for.
+/// The casefolded form of a term, trimmed: what the matcher searches for. Trimmed again after
+/// folding, since a dropped variation selector can leave a space at an end (`"\u{FE0F} acme"`).
 pub fn casefold(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     casefold_into(text.trim(), &mut out);
+    if out.starts_with(' ') || out.ends_with(' ') {
+        out = out.trim_matches(' ').to_string();
+    }
     out
 }
 
@@ -252,9 +310,9 @@ fn space_len_at(text: &str, i: usize) -> usize {
     }
 }
 
-/// Blocks where no character has a lowercase mapping and none is whitespace (checked for
-/// every character by a test): most non-ASCII text in posts (kana, Han, Hangul, emoji,
-/// punctuation) skips the case-table lookup.
+/// Blocks where no character has a case folding, none is whitespace and none is an emoji
+/// variation selector (checked for every character by a test): most non-ASCII text in posts
+/// (kana, Han, Hangul, emoji, punctuation) skips the case-table lookup.
 fn has_no_case(c: char) -> bool {
     matches!(c as u32,
         0x2010..=0x2027       // dashes, quotes, bullets
@@ -265,7 +323,7 @@ fn has_no_case(c: char) -> bool {
         | 0x3001..=0xA63F     // CJK punctuation, kana, Bopomofo, Hangul Jamo, CJK, Yi
         | 0xAC00..=0xD7FF     // Hangul syllables
         | 0xF900..=0xFAFF     // CJK compatibility ideographs
-        | 0xFE00..=0xFE0F     // variation selectors
+        | 0xFE00..=0xFE0D     // variation selectors, less the emoji ones (dropped)
         | 0x1F000..=0x1FAFF   // emoji and pictographs
         | 0x20000..=0x3FFFF // CJK extensions
     )
@@ -279,6 +337,193 @@ fn fullwidth_to_ascii(c: char) -> Option<char> {
     } else {
         None
     }
+}
+
+/// Fills `out` with `src`'s text accent-folded ([`fold_accents_into`]) and that text's tokens,
+/// and returns true; or, when folding changes nothing (every ASCII post, and most others),
+/// leaves `out` cleared and returns false, so the caller need not search the same text twice.
+/// Allocates only while `out`'s buffers grow to the longest text seen.
+pub fn normalize_accents(src: &Normalized, out: &mut Normalized) -> bool {
+    out.clear();
+    let text = src.text.as_str();
+    let start = ascii_prefix_len(text.as_bytes());
+    if start == text.len() || !fold_accents_from(text, start, &mut out.text) {
+        out.clear();
+        return false;
+    }
+    find_urls(&out.text, &out.scheme_sep, &mut out.urls);
+    find_tokens(&out.text, &out.urls, &mut out.tokens);
+    true
+}
+
+/// Appends `folded` (text already casefolded by [`casefold_into`]) to `out` with the accents of
+/// Latin and Greek letters removed, and returns whether anything changed. Pure ASCII is
+/// appended unchanged after a word-at-a-time scan, and returns false.
+///
+/// What is removed or replaced, and why:
+/// - Combining marks of the combining-diacritics blocks (U+0300–036F, U+1AB0–1AFF,
+///   U+1DC0–1DFF, U+20D0–20FF, U+FE20–FE2F) that follow a Latin or Greek letter, whether
+///   written as separate characters (`e` + U+0301) or inside a precomposed letter (`é`, `ệ`,
+///   `ά`, found by canonical decomposition with `unicode-normalization`): `café` → `cafe`,
+///   `ação` → `acao`, `ωμέγα` → `ωμεγα`, `i̇stanbul` (from `İSTANBUL`) → `istanbul`.
+/// - Latin letters that have no decomposition but are read as accented forms of a base
+///   letter: `ø`→`o`, `ł`→`l`, `đ`→`d`, `ħ`→`h`, `ı`→`i`, `æ`→`ae`, `œ`→`oe`, `þ`→`th`
+///   (lowercase only: the input is casefolded).
+///
+/// What stays:
+/// - Marks on any other base. In Cyrillic `й` (и + U+0306) and `ё` are letters of their own
+///   to Russian and Ukrainian readers, not accented `и` and `е`, so they are kept; marks on
+///   digits and symbols (the keycap U+20E3 in `1⃣`) are kept too.
+/// - Everything outside Latin and Greek letters is copied unchanged, not renormalized, so
+///   kana voicing marks (`が`, U+3099/U+309A are outside those blocks anyway) and Hangul
+///   (`한국`) survive as written. A Latin or Greek letter loses only diacritic-block marks,
+///   and every canonical composition of such a letter uses only those (checked by a test over
+///   all of Unicode), so what remains needs no recomposition to be in NFC.
+///
+/// Folding is idempotent and never changes ASCII.
+pub fn fold_accents_into(folded: &str, out: &mut String) -> bool {
+    let start = ascii_prefix_len(folded.as_bytes());
+    if start == folded.len() {
+        out.push_str(folded);
+        return false;
+    }
+    fold_accents_from(folded, start, out)
+}
+
+/// The accent-folded form of a term already casefolded with [`casefold`]: what an
+/// accent-insensitive rule searches for in [`normalize_accents`]'s text.
+pub fn fold_accents(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    fold_accents_into(s, &mut out);
+    out
+}
+
+/// [`fold_accents_into`] for text whose first non-ASCII byte is at `start`.
+fn fold_accents_from(folded: &str, start: usize, out: &mut String) -> bool {
+    let mut changed = false;
+    let mut seg = 0;
+    // Whether the last character that is not a combining mark is a Latin or Greek letter:
+    // the marks that follow it are its accents.
+    let mut after_letter = start > 0 && folded.as_bytes()[start - 1].is_ascii_alphabetic();
+    for (i, c) in folded[start..].char_indices() {
+        let i = start + i;
+        if c.is_ascii() {
+            after_letter = c.is_ascii_alphabetic();
+            continue;
+        }
+        if is_diacritic_mark(c) {
+            if after_letter {
+                out.push_str(&folded[seg..i]);
+                seg = i + c.len_utf8();
+                changed = true;
+            }
+            continue;
+        }
+        // Another mark on the same letter (a Hebrew point, say): kept, and the letter's later
+        // diacritics still go. Only asked after a Latin or Greek letter, which is rare
+        // outside Latin and Greek text.
+        if after_letter && is_combining_mark(c) {
+            continue;
+        }
+        after_letter = is_latin_or_greek_letter(c);
+        if !after_letter {
+            continue;
+        }
+        let base = strip_diacritics(c).unwrap_or(c);
+        let replacement = letter_without_accent(base);
+        if base == c && replacement.is_none() {
+            continue;
+        }
+        out.push_str(&folded[seg..i]);
+        match replacement {
+            Some(r) => out.push_str(r),
+            None => out.push(base),
+        }
+        seg = i + c.len_utf8();
+        changed = true;
+    }
+    out.push_str(&folded[seg..]);
+    changed
+}
+
+/// Length of the ASCII prefix of `bytes`, eight bytes at a time.
+fn ascii_prefix_len(bytes: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(chunk) = bytes
+        .get(i..i + 8)
+        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+    {
+        if u64::from_le_bytes(chunk) & HI_BITS != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i + bytes[i..]
+        .iter()
+        .position(|&b| b >= 0x80)
+        .unwrap_or(bytes.len() - i)
+}
+
+/// A combining mark of the combining-diacritics blocks: what accent folding removes.
+fn is_diacritic_mark(c: char) -> bool {
+    matches!(c as u32,
+        0x0300..=0x036F       // Combining Diacritical Marks
+        | 0x1AB0..=0x1AFF     // ... Extended
+        | 0x1DC0..=0x1DFF     // ... Supplement
+        | 0x20D0..=0x20FF     // ... for Symbols
+        | 0xFE20..=0xFE2F // Combining Half Marks
+    )
+}
+
+/// A letter of the Latin or Greek blocks, the bases whose diacritics accent folding removes.
+fn is_latin_or_greek_letter(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphabetic();
+    }
+    matches!(c as u32,
+        0x00C0..=0x02AF       // Latin-1 letters, Latin Extended-A and -B, IPA
+        | 0x0370..=0x03FF     // Greek and Coptic
+        | 0x1D00..=0x1DBF     // phonetic extensions
+        | 0x1E00..=0x1FFF     // Latin Extended Additional, Greek Extended
+        | 0x2C60..=0x2C7F     // Latin Extended-C
+        | 0xA720..=0xA7FF     // Latin Extended-D
+        | 0xAB30..=0xAB6F     // Latin Extended-E
+        | 0xFB00..=0xFB06 // Latin ligatures
+    ) && c.is_alphabetic()
+}
+
+/// The base letter of a precomposed Latin or Greek letter whose canonical decomposition is
+/// that letter and diacritic-block marks only (`ệ` → `e`), or `None`.
+fn strip_diacritics(c: char) -> Option<char> {
+    let mut base = None;
+    let mut marks = 0;
+    let mut other = false;
+    decompose_canonical(c, |d| {
+        if base.is_none() {
+            base = Some(d);
+        } else if is_diacritic_mark(d) {
+            marks += 1;
+        } else {
+            other = true;
+        }
+    });
+    base.filter(|&b| marks > 0 && !other && is_latin_or_greek_letter(b))
+}
+
+/// Latin letters with no canonical decomposition that readers take for an accented base
+/// letter (or a ligature of two), and what accent-insensitive matching reads them as.
+fn letter_without_accent(c: char) -> Option<&'static str> {
+    Some(match c {
+        'ø' => "o",
+        'ł' => "l",
+        'đ' => "d",
+        'ħ' => "h",
+        'ı' => "i",
+        'æ' => "ae",
+        'œ' => "oe",
+        'þ' => "th",
+        _ => return None,
+    })
 }
 
 /// A word character: Unicode alphanumeric, `_`, or a combining diacritical mark.
@@ -329,13 +574,21 @@ pub fn is_unspaced_script(c: char) -> bool {
 
 /// Whether there is a word boundary between `edge` (the character at the edge of a term or
 /// token) and `neighbor` (the character beside it, `None` at the start or end of the text):
-/// the neighbor is not a word character, or one of the two belongs to a script written
-/// without spaces and the other does not.
+/// - an edge that is not a word character (emoji, punctuation) is a boundary by itself, so a
+///   term `🔥` is found in `acme🔥🔥` and `"acme 🔥"` in `acme 🔥sale`: a word boundary is
+///   about not cutting a word in two, and such an edge cuts none;
+/// - except the sigils `#`, `@` and `$`, which start a token only after a non-word character
+///   (`me@acmehq.com` holds no handle, so the term `@acmehq` must not be found there);
+/// - otherwise the neighbor is not a word character, or one of the two belongs to a script
+///   written without spaces and the other does not.
 pub fn is_boundary(edge: char, neighbor: Option<char>) -> bool {
-    match neighbor {
-        None => true,
-        Some(n) => !is_word_char(n) || is_unspaced_script(n) != is_unspaced_script(edge),
+    let Some(n) = neighbor else {
+        return true;
+    };
+    if !is_word_char(edge) && !matches!(edge, '#' | '@' | '$') {
+        return true;
     }
+    !is_word_char(n) || is_unspaced_script(n) != is_unspaced_script(edge)
 }
 
 /// The character just before byte offset `at` of `text`, if any (and if `at` is a boundary).
@@ -481,13 +734,36 @@ mod tests {
             ("ascii lone specials", "a\tb\nc\rd\x0be", "a b c d e"),
             ("unicode lowercase", "ÁCME Ünïcode", "ácme ünïcode"),
             ("greek sigma by char", "ΣΟΦΙΑ", "σοφια"),
+            ("greek final sigma", "σοφίας ΣΟΦΊΑΣ", "σοφίασ σοφίασ"),
+            ("sharp s", "Straße", "strasse"),
+            ("capital sharp s", "STRAẞE", "strasse"),
+            ("ligature fi", "ﬁnance", "finance"),
+            ("n with apostrophe", "ŉ", "\u{2bc}n"),
+            ("long s", "ſ", "s"),
+            ("micro sign is mu", "µ", "μ"),
+            ("kelvin sign", "\u{212a}", "k"),
+            ("greek with ypogegrammeni", "ᾳ", "αι"),
+            ("cherokee folds to uppercase", "ꭰꮎ Ꮎ", "ᎠᎾ Ꮎ"),
             ("dotted capital I expands", "İ", "i\u{307}"),
+            ("armenian ligature", "և", "եւ"),
             ("fullwidth ascii", "ＡＣＭＥの新製品", "acmeの新製品"),
             ("unicode spaces", "acme\u{a0}\u{3000}corp", "acme corp"),
             ("mixed path spaces", "é \t x", "é x"),
             ("leading and trailing runs", "  acme  ", " acme "),
             ("empty", "", ""),
-            ("emoji untouched", "ACME 🔥🏳️‍🌈", "acme 🔥🏳️‍🌈"),
+            (
+                "emoji kept, variation selectors dropped",
+                "ACME 🔥🏳️‍🌈",
+                "acme 🔥🏳\u{200d}🌈",
+            ),
+            ("emoji style selector", "I ❤️ acme", "i ❤ acme"),
+            ("text style selector", "☺\u{fe0e}", "☺"),
+            ("skin tone stays", "👍🏽", "👍🏽"),
+            ("keycap", "1️⃣", "1\u{20e3}"),
+            ("selector inside a space run", "a \u{fe0f} b", "a b"),
+            ("selector after a space", "a \u{fe0f}b", "a b"),
+            ("selector before a space", "a\u{fe0f} b", "a b"),
+            ("cjk variation selector stays", "葛\u{fe00}", "葛\u{fe00}"),
         ];
         let mut n = Normalized::new();
         for (name, input, want) in cases {
@@ -497,11 +773,29 @@ mod tests {
         }
     }
 
-    /// The obvious per-character fold the fast one must equal.
+    #[test]
+    fn terms_fold_like_text() {
+        let cases: &[(&str, &str)] = &[
+            ("  Straße ", "strasse"),
+            ("❤️", "❤"),
+            ("\u{fe0f} acme \u{fe0f}", "acme"),
+            ("\u{fe0f}", ""),
+            ("ＡＣＭＥ Corp", "acme corp"),
+        ];
+        for (term, want) in cases {
+            assert_eq!(casefold(term), *want, "{term:?}");
+        }
+    }
+
+    /// The obvious per-character fold the fast one must equal: a variation selector is
+    /// dropped without ending a whitespace run.
     fn fold_reference(text: &str) -> String {
         let mut out = String::new();
         let mut in_space = false;
         for c in text.chars() {
+            if matches!(c, '\u{fe0e}' | '\u{fe0f}') {
+                continue;
+            }
             if c.is_whitespace() {
                 if !in_space {
                     out.push(' ');
@@ -512,7 +806,7 @@ mod tests {
             in_space = false;
             match fullwidth_to_ascii(c) {
                 Some(a) => out.push(a.to_ascii_lowercase()),
-                None => out.extend(c.to_lowercase()),
+                None => out.extend(std::iter::once(c).default_case_fold()),
             }
         }
         out
@@ -549,10 +843,13 @@ mod tests {
         let all = (0..=0x10FFFFu32).filter_map(char::from_u32);
         for c in all.filter(|&c| has_no_case(c)) {
             assert!(
-                c.to_lowercase().eq(std::iter::once(c)),
-                "{c:?} has a lowercase"
+                std::iter::once(c)
+                    .default_case_fold()
+                    .eq(std::iter::once(c)),
+                "{c:?} has a case folding"
             );
             assert!(!c.is_whitespace(), "{c:?} is whitespace");
+            assert!(!is_emoji_selector(c), "{c:?} is dropped");
             assert!(fullwidth_to_ascii(c).is_none(), "{c:?} is fullwidth ASCII");
         }
     }
@@ -572,7 +869,8 @@ mod tests {
                         " ", "  ", "\t", "\n", "\u{a0}", "\u{3000}", " \u{3000}", "\u{3000} ",
                         "\u{2028}", "\x0b", "ÁCME", "İ", "ǅ", "Ω", "K", "ＡＣ", "東京", "ア",
                         "🏳️‍🌈", "ß", "Σ", "e\u{301}", "#", "@x.y", "Hello World", "ab cd",
-                        "x", "ABCDEFGHIJ", "a\r\nb",
+                        "x", "ABCDEFGHIJ", "a\r\nb", "ẞ", "ﬁ", "ꭰ", "ς", "µ", "❤️", "👍🏽",
+                        "\u{fe0f}", "\u{fe0e}", " \u{fe0f} ", "1️⃣", "abcdefg ",
                     ][..]).prop_map(String::from),
                     "\\PC{0,6}",
                 ],
@@ -701,6 +999,15 @@ mod tests {
             ('東', Some('京'), false),
             ('東', Some('a'), true),
             ('#', Some('a'), false),
+            ('@', Some('a'), false),
+            ('$', Some('é'), false),
+            ('@', Some('東'), true),
+            ('🔥', Some('a'), true),
+            ('🔥', Some('🔥'), true),
+            ('❤', Some('x'), true),
+            ('!', Some('x'), true),
+            ('👍', Some('\u{1f3fd}'), true),
+            ('a', Some('🔥'), true),
         ];
         for (edge, n, want) in cases {
             assert_eq!(is_boundary(edge, n), want, "{edge:?} {n:?}");
@@ -748,6 +1055,220 @@ mod tests {
             assert!(n.tokens().windows(2).all(|w| w[0].end <= w[1].start));
         }
         assert_eq!(texts, 17, "the sample holds 17 post creates");
+    }
+
+    #[test]
+    fn folds_accents() {
+        use unicode_normalization::UnicodeNormalization;
+        // (name, casefolded input, accent-folded output)
+        let cases: &[(&str, &str, &str)] = &[
+            ("ascii unchanged", "acme corp #up", "acme corp #up"),
+            ("french", "café crème", "cafe creme"),
+            ("portuguese", "ação não", "acao nao"),
+            ("german umlaut", "über strasse", "uber strasse"),
+            ("spanish", "señor", "senor"),
+            ("vietnamese stacked marks", "việt nam đẹp", "viet nam dep"),
+            ("vietnamese horn", "phở ư", "pho u"),
+            ("polish", "łódź", "lodz"),
+            ("danish and norwegian", "søren æbler", "soren aebler"),
+            ("french ligature", "œuvre", "oeuvre"),
+            ("icelandic thorn", "þing", "thing"),
+            ("croatian and maltese", "đak ħal", "dak hal"),
+            ("dotless i", "ıi", "ii"),
+            ("letter with accent and no decomposition", "ǿ ǽ", "o ae"),
+            (
+                "separate combining marks",
+                "cafe\u{301} a\u{300}\u{323}",
+                "cafe a",
+            ),
+            ("dotted i from casefolded İ", "i\u{307}stanbul", "istanbul"),
+            ("greek", "ωμέγα ΐ ῷ", "ωμεγα ι ω"),
+            ("greek separate mark", "α\u{301}", "α"),
+            ("cyrillic short i kept", "йогурт", "йогурт"),
+            ("cyrillic yo kept", "ёлка", "ёлка"),
+            ("cyrillic with separate breve kept", "и\u{306}", "и\u{306}"),
+            ("kana voicing kept", "がぱ", "がぱ"),
+            ("decomposed kana kept", "か\u{3099}", "か\u{3099}"),
+            ("hangul kept", "한국", "한국"),
+            ("keycap kept", "1\u{20e3}", "1\u{20e3}"),
+            ("mark on punctuation kept", "!\u{301}", "!\u{301}"),
+            ("mark at start kept", "\u{301}a", "\u{301}a"),
+            (
+                "other mark kept, diacritic after it removed",
+                "a\u{5b0}\u{301}",
+                "a\u{5b0}",
+            ),
+            (
+                "marks of several blocks",
+                "a\u{1ab0}\u{1dc0}\u{20d0}\u{fe20}",
+                "a",
+            ),
+            ("emoji kept", "café 🔥👍🏽", "cafe 🔥👍🏽"),
+            (
+                "ascii after the first change",
+                "é and then a long ascii tail",
+                "e and then a long ascii tail",
+            ),
+        ];
+        for (name, input, want) in cases {
+            let mut out = String::from("kept:");
+            let changed = fold_accents_into(input, &mut out);
+            assert_eq!(&out[5..], *want, "{name}");
+            assert_eq!(changed, input != want, "{name}: changed");
+            assert_eq!(fold_accents(input), *want, "{name} (fold_accents)");
+            // The reference recomposes everything, the fast fold only what it changes.
+            let want_nfc: String = want.nfc().collect();
+            assert_eq!(
+                fold_accents_reference(input),
+                want_nfc,
+                "{name} (reference)"
+            );
+        }
+    }
+
+    #[test]
+    fn normalize_accents_refolds_tokens() {
+        let mut n = Normalized::new();
+        let mut a = Normalized::new();
+        normalize("Ação da #Açaí e @José.bsky.social: https://x.io/é", &mut n);
+        assert!(normalize_accents(&n, &mut a));
+        assert_eq!(
+            a.text(),
+            "acao da #acai e @jose.bsky.social: https://x.io/e"
+        );
+        let kinds: Vec<(TokenKind, &str)> = a
+            .tokens()
+            .iter()
+            .map(|t| (t.kind, &a.text()[t.start..t.end]))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (TokenKind::Hashtag, "#acai"),
+                (TokenKind::Handle, "@jose.bsky.social"),
+                (TokenKind::Url, "https://x.io/e"),
+            ]
+        );
+        for unchanged in ["plain ascii #acme", "東京タワー", "йогурт", ""] {
+            normalize(unchanged, &mut n);
+            assert!(!normalize_accents(&n, &mut a), "{unchanged}");
+            assert_eq!((a.text(), a.tokens()), ("", &[][..]), "{unchanged}");
+        }
+    }
+
+    #[test]
+    fn normalize_accents_reuses_buffers() {
+        let mut n = Normalized::new();
+        let mut a = Normalized::new();
+        normalize(
+            "a much longer café text with #tags and @josé.bsky.social",
+            &mut n,
+        );
+        assert!(normalize_accents(&n, &mut a));
+        let caps = (a.text.capacity(), a.tokens.capacity(), a.urls.capacity());
+        for text in ["ação #x", "ascii only", "é"] {
+            normalize(text, &mut n);
+            normalize_accents(&n, &mut a);
+            assert_eq!(
+                (a.text.capacity(), a.tokens.capacity(), a.urls.capacity()),
+                caps,
+                "{text}"
+            );
+        }
+    }
+
+    /// Removing diacritic-block marks from a Latin or Greek letter can leave no composable
+    /// mark behind (so `fold_accents_into` needs no NFC pass): every precomposed Latin or
+    /// Greek letter decomposes to a Latin or Greek base and diacritic-block marks only, or is
+    /// left alone.
+    #[test]
+    fn latin_and_greek_compositions_use_diacritics_only() {
+        let all = (0..=0x10FFFFu32).filter_map(char::from_u32);
+        for c in all.filter(|&c| is_latin_or_greek_letter(c)) {
+            let mut parts = Vec::new();
+            decompose_canonical(c, |d| parts.push(d));
+            if parts.len() < 2 {
+                continue;
+            }
+            assert!(is_latin_or_greek_letter(parts[0]), "{c:?} → {parts:?}");
+            assert!(
+                parts[1..].iter().all(|&m| is_diacritic_mark(m)),
+                "{c:?} → {parts:?}"
+            );
+            assert_eq!(strip_diacritics(c), Some(parts[0]), "{c:?}");
+        }
+    }
+
+    /// Accent folding as the standard spells it: canonical decomposition, drop the
+    /// diacritic-block marks that follow a Latin or Greek letter (other marks between them do
+    /// not end the letter), map the letters with no decomposition, recompose (NFC). The fast
+    /// fold leaves text it does not change as written, so the two agree on NFC input.
+    fn fold_accents_reference(folded: &str) -> String {
+        use unicode_normalization::UnicodeNormalization;
+        let mut after_letter = false;
+        let mut kept = String::new();
+        for d in folded.nfc().collect::<String>().nfd() {
+            if is_diacritic_mark(d) && after_letter {
+                continue;
+            }
+            if !is_combining_mark(d) {
+                after_letter = is_latin_or_greek_letter(d);
+            }
+            match letter_without_accent(d) {
+                Some(r) => kept.push_str(r),
+                None => kept.push(d),
+            }
+        }
+        kept.nfc().collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 1024,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn accent_folding_is_idempotent_and_keeps_ascii(
+            parts in prop::collection::vec(
+                prop_oneof![
+                    prop::sample::select(&[
+                        " ", "acme", "é", "e\u{301}", "\u{301}", "\u{323}", "\u{5b0}",
+                        "ø", "æ", "þ", "ı", "ǿ", "ệ", "ώ", "ΐ", "α", "й", "и\u{306}", "が",
+                        "か\u{3099}", "한", "1\u{20e3}", "🔥", "👍🏽", "#", "@x.y", "東京",
+                        "\u{1ab0}", "\u{fe20}", "ﬁ", "!",
+                    ][..]).prop_map(String::from),
+                    "\\PC{0,6}",
+                    "[ -~]{0,12}",
+                ],
+                0..16,
+            )
+        ) {
+            let text = parts.concat();
+            let folded = casefold(&text);
+            let once = fold_accents(&folded);
+            let mut twice = String::new();
+            prop_assert!(!fold_accents_into(&once, &mut twice), "{:?}", once);
+            prop_assert_eq!(&twice, &once);
+            // ASCII is never changed: every ASCII char of the input is in the output, in
+            // order, and pure ASCII comes back as it was.
+            prop_assert!(ascii_is_subsequence(&folded, &once), "{:?} → {:?}", folded, once);
+            if folded.is_ascii() {
+                prop_assert_eq!(&once, &folded);
+            }
+            let nfc: String = {
+                use unicode_normalization::UnicodeNormalization;
+                folded.nfc().collect()
+            };
+            prop_assert_eq!(fold_accents(&nfc), fold_accents_reference(&nfc), "{:?}", nfc);
+        }
+    }
+
+    /// Whether the ASCII chars of `a` appear in `b` in order.
+    fn ascii_is_subsequence(a: &str, b: &str) -> bool {
+        let mut b = b.chars();
+        a.chars().filter(char::is_ascii).all(|c| b.any(|d| d == c))
     }
 
     fn fixtures_dir() -> Option<std::path::PathBuf> {
