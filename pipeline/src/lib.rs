@@ -12,12 +12,14 @@
 //! - [`sink`]: where mentions go (signed webhooks, NDJSON files and stdout).
 //! - [`metrics`]: the metric catalogue; [`admin`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`config`]: the configuration file, validated at load; [`app`]: wiring it all together.
+//! - [`backtest`]: a rule change replayed on recorded posts, rule by rule, before it goes live.
 //! - [`demo`]: the embedded firehose simulator and webhook receiver behind `earshot demo`.
 //! - [`shutdown`], [`tls`]: process plumbing.
 #![deny(missing_docs)]
 
 pub mod admin;
 pub mod app;
+pub mod backtest;
 pub mod config;
 pub mod demo;
 pub mod examples;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use earshot::app::{self, Report, RunOptions};
+use earshot::backtest::{Comparer, RuleSide, Side};
 use earshot::config::{Config, FormatChoice, SourceConfig, SourceKind};
 use earshot::shutdown::{self, ShutdownTrigger};
 use earshot::source::file::FileOptions;
@@ -44,21 +45,35 @@ enum Command {
     },
     /// Run the pipeline over NDJSON files or stdin: one JSON line per matched post on stdout,
     /// a summary on stderr. Routes are evaluated but nothing is delivered.
+    ///
+    /// With --baseline-rules: backtest a rule change instead. Every post is matched by the
+    /// baseline rules and by the new ones (--rules, or the config's), and a report per rule
+    /// (hits under each, posts gained and lost, examples) goes to stdout.
     Replay {
         /// Configuration file for rules, scoring and routes (without it: the embedded default).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Use these rule files or folders instead of the config's.
+        /// Use these rule files or folders instead of the config's (in a backtest: the new
+        /// rules).
         #[arg(long)]
         rules: Vec<PathBuf>,
+        /// Backtest: the rules in force (files or folders), compared with the new rules.
+        #[arg(long)]
+        baseline_rules: Vec<PathBuf>,
+        /// Backtest: example posts per rule for each of gained, lost and hits.
+        #[arg(long, default_value_t = earshot::backtest::DEFAULT_SAMPLES, requires = "baseline_rules")]
+        samples: usize,
+        /// Backtest: print the report as one JSON document.
+        #[arg(long, requires = "baseline_rules")]
+        json: bool,
         /// Input format: auto, jetstream, x_v2, x_v1, x_activity, mastodon, reddit.
         #[arg(long, default_value = "auto")]
         format: String,
-        /// Worker threads (0 = one per core).
-        #[arg(long)]
+        /// Worker threads (0 = one per core). A backtest matches on one thread.
+        #[arg(long, conflicts_with = "baseline_rules")]
         workers: Option<usize>,
         /// Count only: do not print matched posts.
-        #[arg(long, short)]
+        #[arg(long, short, conflicts_with = "baseline_rules")]
         quiet: bool,
         /// NDJSON files; none or `-` reads stdin.
         inputs: Vec<PathBuf>,
@@ -207,6 +222,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Replay {
             config,
             rules,
+            baseline_rules,
+            samples,
+            json,
             format,
             workers,
             quiet,
@@ -225,21 +243,27 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     Format::from_name(name).with_context(|| format!("unknown format `{name}`"))?,
                 ),
             };
-            let inputs = if inputs.is_empty() {
+            let inputs: Vec<FileOptions> = if inputs.is_empty() {
                 vec![PathBuf::from("-")]
             } else {
                 inputs
-            };
+            }
+            .into_iter()
+            .map(|path| FileOptions {
+                max_frame_bytes: config.limits.max_frame_bytes,
+                ..FileOptions::new(path)
+            })
+            .collect();
+            if !baseline_rules.is_empty() {
+                return backtest(&config, &baseline_rules, format, inputs, samples, json).await;
+            }
             config.sources = inputs
-                .iter()
+                .into_iter()
                 .enumerate()
-                .map(|(i, path)| SourceConfig {
+                .map(|(i, file)| SourceConfig {
                     id: format!("input{i}"),
                     format: format.clone(),
-                    kind: SourceKind::File(FileOptions {
-                        max_frame_bytes: config.limits.max_frame_bytes,
-                        ..FileOptions::new(path.clone())
-                    }),
+                    kind: SourceKind::File(file),
                 })
                 .collect();
             let compiled = app::compile(&config)?;
@@ -292,6 +316,56 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `earshot replay --baseline-rules`: compares the baseline rules with the config's (already
+/// replaced by `--rules`) over `inputs`; the report goes to stdout. A rule set that does not
+/// load prints every error and fails, naming its side.
+async fn backtest(
+    config: &Config,
+    baseline: &[PathBuf],
+    format: FormatChoice,
+    inputs: Vec<FileOptions>,
+    samples: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    // Both sides load before either error is shown, so one run lists every mistake.
+    let (baseline, new) = match (
+        RuleSide::load(Side::Baseline, baseline),
+        RuleSide::load(Side::New, &config.rules.paths),
+    ) {
+        (Ok(baseline), Ok(new)) => (baseline, new),
+        (baseline, new) => {
+            for e in [baseline.err(), new.err()].into_iter().flatten() {
+                eprintln!("earshot: {e}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let comparer = Comparer::new(
+        baseline,
+        new,
+        format,
+        config.limits.decode_limits(),
+        samples,
+    );
+    let options = earshot::backtest::RunOptions {
+        inputs,
+        batch_limits: config.pipeline.batch_limits(),
+        channel_batches: config.pipeline.channel_batches,
+    };
+    let (trigger, shutdown) = shutdown::channel();
+    install_signals(trigger.clone());
+    let report = earshot::backtest::run(comparer, options, shutdown).await?;
+    drop(trigger);
+    let out = if json {
+        serde_json::to_string_pretty(&report).context("writing the report")? + "\n"
+    } else {
+        report.to_string()
+    };
+    std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())
+        .context("writing the report")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Failure when any source stopped on an error (an unreadable input, a missing token).

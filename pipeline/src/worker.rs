@@ -316,22 +316,12 @@ impl Worker {
             counts.frames += 1;
             counts.bytes += frame.len() as u64;
             *frame_seq += 1;
-            if slot.is_none() && is_auto {
-                match Format::detect(frame) {
-                    Some(format) => *slot = Some(Decoder::new(format, *limits)),
-                    None => {
-                        counts.skipped.add(if frame.len() > limits.max_frame_bytes {
-                            SkipReason::Oversize
-                        } else {
-                            SkipReason::WrongShape
-                        });
-                        return;
-                    }
+            let decoder = match decoder_for(slot, is_auto, frame, *limits) {
+                Ok(decoder) => decoder,
+                Err(reason) => {
+                    counts.skipped.add(reason);
+                    return;
                 }
-            }
-            let Some(decoder) = slot.as_mut() else {
-                counts.skipped.add(SkipReason::WrongShape);
-                return;
             };
             let sampled = *frame_seq % SAMPLE_EVERY == 0;
             let start = sampled.then(Instant::now);
@@ -442,6 +432,26 @@ impl Worker {
         c.routed = 0;
         c.skipped = SkipCounts::default();
     }
+}
+
+/// The decoder for a frame of one source: the source's fixed decoder, or with `auto` the one
+/// built for the format detected from the first frame that names one. A frame before that is
+/// skipped (`Oversize` when over `limits`, otherwise `WrongShape`) and the next one is tried.
+/// Shared with `earshot replay --baseline-rules` so both read input the same way.
+pub fn decoder_for<'a>(
+    slot: &'a mut Option<Decoder>,
+    auto: bool,
+    frame: &[u8],
+    limits: DecodeLimits,
+) -> Result<&'a mut Decoder, SkipReason> {
+    if slot.is_none() && auto {
+        match Format::detect(frame) {
+            Some(format) => *slot = Some(Decoder::new(format, limits)),
+            None if frame.len() > limits.max_frame_bytes => return Err(SkipReason::Oversize),
+            None => return Err(SkipReason::WrongShape),
+        }
+    }
+    slot.as_mut().ok_or(SkipReason::WrongShape)
 }
 
 /// Times consecutive stages of one post when sampling is on.

@@ -1,16 +1,8 @@
 //! The `earshot` binary as a user runs it: replay, check and demo.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use crate::support;
-
-fn earshot() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_earshot"));
-    c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
-    c.env("EARSHOT_LOG", "warn");
-    c
-}
+use crate::support::{self, earshot};
 
 /// Counts in replay's stderr summary: `skipped like: 105` → ("skipped like", 105), and the
 /// `key=value` pairs of its first line.

@@ -1,5 +1,6 @@
 //! Integration tests: one binary (link time), real components on 127.0.0.1 port 0.
 
+mod backtest;
 mod cli;
 mod e2e;
 mod reload;

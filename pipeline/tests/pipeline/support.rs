@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Once;
 
 /// The variable the tests' webhook queues read their secret from.
@@ -12,6 +13,14 @@ pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub fn set_secret() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| std::env::set_var(SECRET_ENV, SECRET));
+}
+
+/// The `earshot` binary, run from the repository root with warnings-only logs.
+pub fn earshot() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_earshot"));
+    c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    c.env("EARSHOT_LOG", "warn");
+    c
 }
 
 /// `shared/fixtures/formats`, found by walking up from the crate (works in a checkout with
