@@ -157,6 +157,8 @@ pub struct CompileTimes {
     pub load_s: f64,
     /// Building the automaton and tables (`Matcher::build`).
     pub matcher_s: f64,
+    /// Peak resident set once the rules are loaded, before the matcher is built, in MB.
+    pub rss_after_load_mb: u64,
 }
 
 /// [`compile_with`], also returning where the time went.
@@ -164,6 +166,7 @@ pub fn compile_timed(rules: &Path, plain: bool) -> anyhow::Result<(Compiled, Com
     let started = std::time::Instant::now();
     let rules = RuleSet::load(&[rules.to_path_buf()]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let load_s = started.elapsed().as_secs_f64();
+    let rss_after_load_mb = peak_rss_mb();
     let started = std::time::Instant::now();
     let matcher = if plain {
         Matcher::build_plain_substring(&rules)?
@@ -173,6 +176,7 @@ pub fn compile_timed(rules: &Path, plain: bool) -> anyhow::Result<(Compiled, Com
     let times = CompileTimes {
         load_s,
         matcher_s: started.elapsed().as_secs_f64(),
+        rss_after_load_mb,
     };
     let scorer = Scorer::build(&ScoringConfig::default())?;
     let queues = vec!["all".to_string()];

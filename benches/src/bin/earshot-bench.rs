@@ -143,6 +143,8 @@ fn main() -> anyhow::Result<()> {
             "program": if args.plain { "earshot-inmem-plain" } else { "earshot-inmem" },
             "workers": args.workers,
             "rules": compiled.rules.rules().len(),
+            "matcher_mb": compiled.matcher.memory_usage() / (1 << 20),
+            "patterns": compiled.matcher.pattern_count(),
             "terms": compiled.matcher.term_count(),
             "events": frames,
             "posts": posts,
@@ -153,6 +155,7 @@ fn main() -> anyhow::Result<()> {
             "compile_s": compile_s,
             "load_s": times.load_s,
             "matcher_s": times.matcher_s,
+            "peak_rss_mb_after_load": times.rss_after_load_mb,
             "peak_rss_mb_after_compile": rss_after_compile_mb,
             "peak_rss_mb": b::peak_rss_mb(),
         })

@@ -133,8 +133,9 @@ pub struct Brand {
 /// Where something was written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Location {
-    /// The file, as named in errors.
-    pub file: String,
+    /// The file, as named in errors; shared by every location in that file (a 100k-rule pack
+    /// would otherwise hold 100k copies of its path).
+    pub file: std::sync::Arc<str>,
     /// 1-based line.
     pub line: u32,
     /// 1-based column, in characters.

@@ -24,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::lex::{
     self, count, is_comment_start, literal, shorten, term_kind_of, LexError, Lit, Spanned, Tok,
@@ -104,7 +105,7 @@ pub(crate) struct Builder {
 /// The line being parsed, for turning byte offsets into locations.
 #[derive(Clone, Copy)]
 struct LineCtx<'a> {
-    file: &'a str,
+    file: &'a Arc<str>,
     line_no: u32,
     line: &'a str,
 }
@@ -116,14 +117,14 @@ impl LineCtx<'_> {
 
     fn loc(&self, at: usize) -> Location {
         Location {
-            file: self.file.to_string(),
+            file: Arc::clone(self.file),
             line: self.line_no,
             col: self.col(at),
         }
     }
 
     fn err(&self, at: usize, message: impl Into<String>) -> RuleError {
-        RuleError::at(self.file, self.line_no, self.col(at), message)
+        RuleError::at(&**self.file, self.line_no, self.col(at), message)
     }
 }
 
@@ -150,7 +151,7 @@ struct Statement<'a> {
 }
 
 /// The statement lines of a file (blank and comment lines skipped).
-fn statements<'a>(file: &'a str, text: &'a str) -> impl Iterator<Item = Statement<'a>> {
+fn statements<'a>(file: &'a Arc<str>, text: &'a str) -> impl Iterator<Item = Statement<'a>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     text.split('\n').enumerate().filter_map(move |(n, raw)| {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -183,7 +184,8 @@ impl Builder {
     /// First pass over a file: its `list` lines. Run it on every file before
     /// [`Builder::parse_file`] on any, so rules can use lists defined anywhere.
     pub(crate) fn collect_lists(&mut self, file: &str, text: &str, base_dir: &Path) {
-        for st in statements(file, text) {
+        let file: Arc<str> = Arc::from(file);
+        for st in statements(&file, text) {
             if st.directive == "list" {
                 self.list_line(st.ctx, st.after, base_dir);
             }
@@ -195,12 +197,14 @@ impl Builder {
         let errors_before = self.errors.len();
         let mut block: Option<usize> = None;
         let mut last = LastRule::None;
+        let name = file;
+        let file: Arc<str> = Arc::from(file);
         for Statement {
             ctx,
             start,
             directive,
             after,
-        } in statements(file, text)
+        } in statements(&file, text)
         {
             match directive {
                 "list" => {}
@@ -247,7 +251,7 @@ impl Builder {
         if found > MAX_ERRORS_PER_FILE {
             self.errors.truncate(errors_before + MAX_ERRORS_PER_FILE);
             self.errors.push(RuleError::whole_file(
-                file,
+                name,
                 format!(
                     "{} more errors in this file not shown",
                     found - MAX_ERRORS_PER_FILE
@@ -279,7 +283,7 @@ impl Builder {
             let loc = ctx.loc(after + leading_space(&ctx.line[after..]));
             if let Some(first) = self.brand_index.get(&id) {
                 self.errors.push(RuleError {
-                    file: loc.file.clone(),
+                    file: loc.file.to_string(),
                     line: loc.line,
                     col: loc.col,
                     message: format!("duplicate brand id '{id}' (first defined at {first})"),

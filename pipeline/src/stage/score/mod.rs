@@ -170,7 +170,8 @@ impl Scorer {
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_lowercase)
+            // Folded exactly as the text they are searched in (`ß` → `ss`, final `ς` → `σ`).
+            .map(crate::stage::normalize::casefold)
             .collect();
         let cue_needs_boundary = cue_words
             .iter()
@@ -318,7 +319,7 @@ fn is_question(text: &str) -> bool {
 /// Whether `text` (casefolded) names `@handle` as a whole handle (`@acmehq` or
 /// `@acmehq.bsky.social` when the handle is `acmehq`).
 fn names_handle(text: &str, handle: &str) -> bool {
-    let handle = handle.trim_start_matches('@').to_lowercase();
+    let handle = crate::stage::normalize::casefold(handle.trim_start_matches('@'));
     if handle.is_empty() {
         return false;
     }
