@@ -124,7 +124,7 @@ impl LineCtx<'_> {
     }
 
     fn err(&self, at: usize, message: impl Into<String>) -> RuleError {
-        RuleError::at(&**self.file, self.line_no, self.col(at), message)
+        RuleError::at(self.file, self.line_no, self.col(at), message)
     }
 }
 
