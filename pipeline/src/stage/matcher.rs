@@ -532,6 +532,7 @@ mod tests {
             time_us: None,
             engagement: None,
             flags: PostFlags::default(),
+            links: Vec::new(),
         }
     }
 
