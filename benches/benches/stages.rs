@@ -54,6 +54,7 @@ fn owned(p: &Post<'_>) -> Post<'static> {
         time_us: p.time_us,
         engagement: p.engagement,
         flags: p.flags,
+        links: p.links.iter().map(own).collect(),
     }
 }
 

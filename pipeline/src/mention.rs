@@ -56,6 +56,10 @@ pub struct MentionPost {
     pub lang: Option<String>,
     /// Creation time as the platform gave it.
     pub created_at: Option<String>,
+    /// Full URLs of the links the post carries, in the format's order (see
+    /// [`Post::links`]); left out when there are none, as most posts have none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
 }
 
 /// The author part of the contract.
@@ -101,6 +105,7 @@ impl MentionPost {
             text: post.text.to_string(),
             lang: post.lang.as_deref().map(str::to_string),
             created_at: post.created_at.as_deref().map(str::to_string),
+            links: post.links.iter().map(|l| l.to_string()).collect(),
         }
     }
 }
@@ -187,6 +192,44 @@ mod tests {
         );
         assert_eq!(a.len(), 26);
         assert!(a.starts_with("m_"));
+    }
+
+    #[test]
+    fn links_are_in_the_contract_only_when_the_post_has_some() {
+        use crate::post::{Author, PostFlags};
+        use std::borrow::Cow;
+        let mut post = Post {
+            platform: Platform::Bluesky,
+            id: Cow::Borrowed("3l3qo2v6show4"),
+            uri: None,
+            url: None,
+            author: Author {
+                id: Cow::Borrowed("did:plc:x"),
+                ..Author::default()
+            },
+            text: Cow::Borrowed("acme.example/blog/…"),
+            lang: None,
+            created_at: None,
+            time_us: None,
+            engagement: None,
+            flags: PostFlags::default(),
+            links: Vec::new(),
+        };
+        let json = serde_json::to_value(MentionPost::from_post(&post)).expect("json");
+        assert!(json.get("links").is_none());
+        post.flags.link = true;
+        post.links = vec![
+            Cow::Borrowed("https://acme.example/blog/outage-update"),
+            Cow::Owned("https://acme.example/?a=1&b=2".to_owned()),
+        ];
+        let json = serde_json::to_value(MentionPost::from_post(&post)).expect("json");
+        assert_eq!(
+            json["links"],
+            serde_json::json!([
+                "https://acme.example/blog/outage-update",
+                "https://acme.example/?a=1&b=2"
+            ])
+        );
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! plain text, a follower count summed from two fields) are owned. Identifiers that a consumer
 //! needs in canonical form (the `at://` URI, the web URL) are built only for posts that leave
 //! the worker, by [`Post::canonical_id`] and [`Post::web_url`].
+//!
+//! [`Post::links`] holds the full URLs a post links to as the format states them (a Bluesky
+//! link facet's `uri`, an X entity's `expanded_url`, a Mastodon `href`), because the text
+//! alone shows shortened forms (`acme.com/blog/…`, `t.co` links) that `url:` / `domain:` rules
+//! cannot match. An empty `Vec` does not allocate, so the many posts without links cost
+//! nothing.
 
 use std::borrow::Cow;
 
@@ -38,6 +44,16 @@ impl Platform {
         }
     }
 }
+
+/// Most links kept per post. Real posts carry one to four; the bound keeps a crafted post (a
+/// Bluesky record with hundreds of link facets) from costing more than an ordinary one, in
+/// the decoder and in every rule that looks at links.
+pub const MAX_LINKS: usize = 16;
+
+/// Longest link kept, in bytes. Browsers and link shorteners stop near 2,000 characters; a
+/// longer URI is left out of [`Post::links`] (the post itself is kept), so one odd facet can
+/// neither fail a post nor swell a mention.
+pub const MAX_LINK_BYTES: usize = 2048;
 
 /// Who wrote a post.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -106,6 +122,13 @@ pub struct Post<'a> {
     pub engagement: Option<u64>,
     /// Reply / repost / quote / link / media.
     pub flags: PostFlags,
+    /// Full URLs of the links the post carries (facets, entities, cards, embeds), in the
+    /// order the format lists them, deduplicated, at most [`MAX_LINKS`]. Only `http` /
+    /// `https` URLs of at most [`MAX_LINK_BYTES`] are kept. Whenever it is non-empty,
+    /// `flags.link` is set; the flag can be set without links (an embed without a URI, a
+    /// link to the post's own page).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Cow<'a, str>>,
 }
 
 impl Post<'_> {

@@ -36,6 +36,7 @@ fn mention(n: u32) -> Arc<Mention> {
         time_us: None,
         engagement: None,
         flags: PostFlags::default(),
+        links: Vec::new(),
     };
     let mpost = MentionPost::from_post(&post);
     Arc::new(Mention {

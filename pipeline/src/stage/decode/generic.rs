@@ -7,7 +7,8 @@
 //! frame is [`SkipReason::WrongShape`]; author id may be a string or an integer and is empty
 //! when absent; followers may be an integer or a string of digits; the other fields are
 //! strings and are left out when absent or of another type. A handle's leading `@` is
-//! removed. Integers are written into the decoder's scratch buffers, not allocated.
+//! removed. Integers are written into the decoder's scratch buffers, not allocated. There is
+//! no field for links (`url` is the post's own page), so a generic post has none.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -126,6 +127,7 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
         time_us: None,
         engagement: None,
         flags: PostFlags::default(),
+        links: Vec::new(),
     });
     Ok(1)
 }

@@ -11,13 +11,21 @@
 //! named ones sanitizers emit; an unknown name is kept verbatim, as browsers do).
 //!
 //! The conversion also reports whether the HTML links anywhere other than a mention or a
-//! hashtag, which is the post's `link` flag. One pass, no allocation beyond growing the
-//! output buffer; any input, however broken, yields some text and never panics.
+//! hashtag, which is the post's `link` flag, and collects the `href` of each such link into
+//! the post's links (the text shows them cut short by the hidden spans' `…`). An `href` is
+//! borrowed from the HTML unless it holds character references (`?a=1&amp;b=2`), which are
+//! decoded into an owned copy. One pass, no allocation beyond growing the output buffer (and
+//! the links, for HTML that has any); any input, however broken, yields some text and never
+//! panics.
 //!
 //! [`unescape_basic`] is the much smaller job X and Reddit need: their plain text arrives
 //! with `&`, `<` and `>` escaped as `&amp;`, `&lt;`, `&gt;`, and nothing else.
 
+use std::borrow::Cow;
+
 use memchr::{memchr, memchr2};
+
+use super::push_link;
 
 /// What the conversion learned besides the text.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +34,13 @@ pub(super) struct HtmlFacts {
     pub(super) link: bool,
 }
 
-/// Appends the plain text of `html` to `out`.
-pub(super) fn to_text(html: &str, out: &mut String) -> HtmlFacts {
+/// Appends the plain text of `html` to `out`, and the targets of its plain links to `links`
+/// (through [`push_link`], in document order).
+pub(super) fn to_text<'h>(
+    html: &'h str,
+    out: &mut String,
+    links: &mut Vec<Cow<'h, str>>,
+) -> HtmlFacts {
     let mut facts = HtmlFacts::default();
     let bytes = html.as_bytes();
     let start_len = out.len();
@@ -76,7 +89,12 @@ pub(super) fn to_text(html: &str, out: &mut String) -> HtmlFacts {
             "p" | "div" | "blockquote" | "pre" | "ul" | "ol" | "h1" | "h2" | "h3" | "h4" | "h5"
             | "h6" | "hr" => pending = 2,
             "li" => pending = pending.max(1),
-            "a" if !closing => facts.link |= is_plain_link(attrs),
+            "a" if !closing => {
+                if let Some(href) = plain_link_href(attrs) {
+                    facts.link = true;
+                    push_link(links, decode_attribute(href));
+                }
+            }
             "script" | "style" if !closing => {
                 // Skip to the matching close tag (or the end).
                 let closer = if name.eq_ignore_ascii_case("script") {
@@ -147,13 +165,15 @@ fn flush_breaks(out: &mut String, start_len: usize, pending: &mut usize) {
     *pending = 0;
 }
 
-/// Whether an `<a>`'s attributes make it a real link (has `href`, is not a mention/hashtag).
-fn is_plain_link(attrs: &str) -> bool {
-    let mut href = false;
+/// The `href` of an `<a>` whose attributes make it a real link: it has a non-empty `href`
+/// and is not a mention or a hashtag. The last `href` counts.
+fn plain_link_href(attrs: &str) -> Option<&str> {
+    let mut href = None;
     let mut social = false;
     for (name, value) in Attrs(attrs) {
         if name.eq_ignore_ascii_case("href") {
-            href = !value.is_empty();
+            href = Some(value.trim_matches(|c: char| c.is_ascii_whitespace()))
+                .filter(|v| !v.is_empty());
         } else if name.eq_ignore_ascii_case("class") {
             social |= value
                 .split_ascii_whitespace()
@@ -164,7 +184,27 @@ fn is_plain_link(attrs: &str) -> bool {
                 .any(|r| r.eq_ignore_ascii_case("tag"));
         }
     }
-    href && !social
+    href.filter(|_| !social)
+}
+
+/// An attribute value with its character references decoded: borrowed when it has none.
+fn decode_attribute(value: &str) -> Cow<'_, str> {
+    let Some(first) = memchr(b'&', value.as_bytes()) else {
+        return Cow::Borrowed(value);
+    };
+    let mut out = String::with_capacity(value.len());
+    out.push_str(&value[..first]);
+    let mut i = first;
+    while i < value.len() {
+        if value.as_bytes()[i] == b'&' {
+            i += decode_reference(&value[i..], &mut out);
+        } else {
+            let end = memchr(b'&', &value.as_bytes()[i..]).map_or(value.len(), |n| i + n);
+            out.push_str(&value[i..end]);
+            i = end;
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Iterator over `name="value"` / `name='value'` / `name=value` / `name` attributes.
@@ -316,50 +356,88 @@ mod tests {
 
     #[test]
     fn converts_the_html_mastodon_sends() {
-        // (name, html, text, link)
-        let cases: &[(&str, &str, &str, bool)] = &[
-            ("one paragraph", "<p>Hello world</p>", "Hello world", false),
-            ("paragraphs", "<p>a</p><p>b</p>", "a\n\nb", false),
-            ("br", "<p>a<br>b<br />c</p>", "a\nb\nc", false),
-            ("br then paragraph", "<p>a<br></p><p>b</p>", "a\n\nb", false),
-            ("entities", "<p>&quot;x&quot; &amp; &lt;y&gt; &#39;z&#x27;</p>", "\"x\" & <y> 'z'", false),
-            ("unknown entity kept", "a &bogus; b &amp c", "a &bogus; b &amp c", false),
-            ("nbsp and emoji ref", "a&nbsp;b &#128512;", "a\u{A0}b 😀", false),
-            ("bad numeric ref", "&#0; &#xD800; &#99999999;", "\u{FFFD} \u{FFFD} \u{FFFD}", false),
+        // (name, html, text, link, links)
+        let cases: &[(&str, &str, &str, bool, &[&str])] = &[
+            ("one paragraph", "<p>Hello world</p>", "Hello world", false, &[]),
+            ("paragraphs", "<p>a</p><p>b</p>", "a\n\nb", false, &[]),
+            ("br", "<p>a<br>b<br />c</p>", "a\nb\nc", false, &[]),
+            ("br then paragraph", "<p>a<br></p><p>b</p>", "a\n\nb", false, &[]),
+            ("entities", "<p>&quot;x&quot; &amp; &lt;y&gt; &#39;z&#x27;</p>", "\"x\" & <y> 'z'", false, &[]),
+            ("unknown entity kept", "a &bogus; b &amp c", "a &bogus; b &amp c", false, &[]),
+            ("nbsp and emoji ref", "a&nbsp;b &#128512;", "a\u{A0}b 😀", false, &[]),
+            ("bad numeric ref", "&#0; &#xD800; &#99999999;", "\u{FFFD} \u{FFFD} \u{FFFD}", false, &[]),
             (
                 "hidden url spans read whole",
                 "<p><a href=\"https://ex.com/a/b\" rel=\"nofollow noopener\"><span class=\"invisible\">https://</span><span class=\"ellipsis\">ex.com/a</span><span class=\"invisible\">/b</span></a></p>",
                 "https://ex.com/a/b",
                 true,
+                &["https://ex.com/a/b"],
             ),
             (
                 "mention is not a link",
                 "<p><span class=\"h-card\"><a href=\"https://m.s/@x\" class=\"u-url mention\">@<span>x</span></a></span> hi</p>",
                 "@x hi",
                 false,
+                &[],
             ),
             (
                 "hashtag is not a link",
                 "<p><a href=\"https://m.s/tags/rust\" class=\"mention hashtag\" rel=\"tag\">#<span>rust</span></a></p>",
                 "#rust",
                 false,
+                &[],
             ),
-            ("rel tag alone", "<a href='https://p.l/tag/x' rel=tag>#x</a>", "#x", false),
-            ("anchor without href", "<a name=x>y</a>", "y", false),
-            ("script dropped", "<p>a</p><script>alert('<p>')</script><p>b</p>", "a\n\nb", false),
-            ("list items", "<ul><li>a</li><li>b</li></ul>", "a\nb", false),
-            ("lone lt is text", "1 < 2", "1 < 2", false),
-            ("unclosed tag is text", "a <b", "a <b", false),
-            ("comment", "a<!-- c -->b", "ab", false),
-            ("empty", "", "", false),
-            ("uppercase tags", "<P>a</P><P>b<BR>c</P>", "a\n\nb\nc", false),
+            ("rel tag alone", "<a href='https://p.l/tag/x' rel=tag>#x</a>", "#x", false, &[]),
+            ("anchor without href", "<a name=x>y</a>", "y", false, &[]),
+            ("script dropped", "<p>a</p><script>alert('<p>')</script><p>b</p>", "a\n\nb", false, &[]),
+            ("list items", "<ul><li>a</li><li>b</li></ul>", "a\nb", false, &[]),
+            ("lone lt is text", "1 < 2", "1 < 2", false, &[]),
+            ("unclosed tag is text", "a <b", "a <b", false, &[]),
+            ("comment", "a<!-- c -->b", "ab", false, &[]),
+            ("empty", "", "", false, &[]),
+            ("uppercase tags", "<P>a</P><P>b<BR>c</P>", "a\n\nb\nc", false, &[]),
+            (
+                "references in href decoded",
+                "<a href=\"https://ex.com/?a=1&amp;b=2&#38;c=&#x33;&amp\">x</a>",
+                "x",
+                true,
+                &["https://ex.com/?a=1&b=2&c=3&amp"],
+            ),
+            (
+                "links in order, once each, web only",
+                "<A HREF='https://b.example/'>b</A> <a href=https://a.example/>a</a> <a href=\" https://b.example/ \">b</a> <a href=\"mailto:x@y.z\">m</a> <a href=\"/relative\">r</a>",
+                "b a b m r",
+                true,
+                &["https://b.example/", "https://a.example/"],
+            ),
+            (
+                "mention and hashtag hrefs are not links",
+                "<a href=\"https://m.s/@x\" class=\"u-url mention\">@x</a> <a href=\"https://m.s/tags/y\" rel=\"tag\">#y</a> <a href=\"https://ex.com\">ex</a>",
+                "@x #y ex",
+                true,
+                &["https://ex.com"],
+            ),
         ];
-        for (name, html, text, link) in cases {
+        for (name, html, text, link, links) in cases {
             let mut out = String::new();
-            let facts = to_text(html, &mut out);
+            let mut found = Vec::new();
+            let facts = to_text(html, &mut out, &mut found);
             assert_eq!(out, *text, "{name}");
             assert_eq!(facts.link, *link, "{name}");
+            assert_eq!(found, *links, "{name}");
         }
+    }
+
+    #[test]
+    fn hrefs_borrow_the_html_unless_they_hold_references() {
+        let html = r#"<a href="https://ex.com/a">a</a> <a href="https://ex.com/?a&amp;b">b</a>"#;
+        let mut links = Vec::new();
+        to_text(html, &mut String::new(), &mut links);
+        assert!(
+            matches!(&links[..], [Cow::Borrowed(_), Cow::Owned(_)]),
+            "{links:?}"
+        );
+        assert_eq!(links, ["https://ex.com/a", "https://ex.com/?a&b"]);
     }
 
     #[test]
@@ -392,7 +470,7 @@ mod tests {
             html in "(<[a-zA-Z/!]{0,6}[^>]{0,24}>?|&[#a-zA-Z0-9]{0,9};?|[^<&]{0,12})*",
         ) {
             let mut out = String::new();
-            to_text(&html, &mut out);
+            to_text(&html, &mut out, &mut Vec::new());
             let mut buf = String::new();
             let plain = unescape_basic(&html, &mut buf);
             proptest::prop_assert!(plain.len() <= html.len());
@@ -402,7 +480,7 @@ mod tests {
     #[test]
     fn appends_after_existing_text() {
         let mut out = String::from("CW\n\n");
-        to_text("<p>a</p><p>b</p>", &mut out);
+        to_text("<p>a</p><p>b</p>", &mut out, &mut Vec::new());
         assert_eq!(out, "CW\n\na\n\nb");
     }
 }

@@ -9,6 +9,9 @@
 //! quote = embed `app.bsky.embed.record` or `recordWithMedia`; link = a facet feature
 //! `app.bsky.richtext.facet#link` or embed `external`; media = embed `images` / `video`, or
 //! the media half of `recordWithMedia` (an `external` there counts as a link instead).
+//! Links: the `uri` of every link facet feature and the `external.uri` of an `external`
+//! embed (or of an `external` as the media of `recordWithMedia`), in document order; the
+//! text only shows them shortened (`acme.com/blog/…`).
 //!
 //! Everything else is skipped under its own reason: the operation decides first (`delete` →
 //! Delete, `update` → Update, whatever the collection), then the collection of a create
@@ -20,18 +23,29 @@
 //! handles every ordinary event; [`decode`] walks simd-json's tape and handles whatever the
 //! fast reader is unsure of (malformed frames, escaped keys, duplicate containers…). Both
 //! keep the same rules for repeated keys: a later scalar field replaces an earlier one,
-//! flags from every `embed` / `facets` add up, and inside an embed or facet the first
-//! `$type` / `media` / `features` counts (as [`Val::get`] finds it).
+//! flags and links from every `embed` / `facets` add up, and inside an embed or facet the
+//! first `$type` / `media` / `features` / `external` / `uri` counts (as [`Val::get`] finds
+//! it). Both hand the same URIs in the same order to [`super::push_link`], which filters
+//! them, so their links agree too.
 
 use std::borrow::Cow;
 
+use super::push_link;
 use super::scan::{unescape_in_place, Cursor, RawStr, Scan, Unsure};
 use super::tape::Val;
-use crate::post::{Author, Platform, Post, PostFlags};
+use crate::post::{Author, Platform, Post, PostFlags, MAX_LINKS};
 use crate::skip::SkipReason;
 
 const POST: &[u8] = b"app.bsky.feed.post";
 const LINK_FEATURE: &[u8] = b"app.bsky.richtext.facet#link";
+const EXTERNAL: &[u8] = b"app.bsky.embed.external";
+const RECORD_WITH_MEDIA: &[u8] = b"app.bsky.embed.recordWithMedia";
+
+/// Link URIs the fast reader collects from one event before it hands the event to the tape
+/// decoder instead. Four times what a post keeps, so that duplicates and non-web URIs cannot
+/// push a keepable link out; real posts have a handful, and the rare event with more is read
+/// by the tape decoder, which filters as it goes and needs no such bound.
+const MAX_LINK_CANDIDATES: usize = 4 * MAX_LINKS;
 
 /// Decides from an event's `kind` and its commit's `operation` and `collection` whether it
 /// is a post create, or which skip it is.
@@ -63,26 +77,48 @@ fn classify(
     }
 }
 
+/// Where an embed keeps the URI of its link card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EmbedLink {
+    /// No link card.
+    None,
+    /// `embed.external.uri` (an `external` embed).
+    External,
+    /// `embed.media.external.uri` (a `recordWithMedia` whose media is `external`).
+    MediaExternal,
+}
+
 /// Sets quote / link / media from an embed's `$type` and, for `recordWithMedia`, the
-/// `$type` of its `media`.
-fn embed_flags(embed_type: Option<&[u8]>, media_type: Option<&[u8]>, flags: &mut PostFlags) {
+/// `$type` of its `media`; says where the embed's link URI is.
+fn embed_flags(
+    embed_type: Option<&[u8]>,
+    media_type: Option<&[u8]>,
+    flags: &mut PostFlags,
+) -> EmbedLink {
     match embed_type {
         Some(b"app.bsky.embed.record") => flags.quote = true,
-        Some(b"app.bsky.embed.recordWithMedia") => {
+        Some(RECORD_WITH_MEDIA) => {
             flags.quote = true;
             match media_type {
-                Some(b"app.bsky.embed.external") => flags.link = true,
+                Some(EXTERNAL) => {
+                    flags.link = true;
+                    return EmbedLink::MediaExternal;
+                }
                 _ => flags.media = true,
             }
         }
-        Some(b"app.bsky.embed.external") => flags.link = true,
+        Some(EXTERNAL) => {
+            flags.link = true;
+            return EmbedLink::External;
+        }
         Some(b"app.bsky.embed.images" | b"app.bsky.embed.video") => flags.media = true,
         _ => {}
     }
+    EmbedLink::None
 }
 
 /// The fields of a post create, as the event carries them.
-struct Fields<S> {
+struct Fields<'a, S> {
     did: S,
     rkey: S,
     text: S,
@@ -90,9 +126,10 @@ struct Fields<S> {
     lang: Option<S>,
     time_us: Option<u64>,
     flags: PostFlags,
+    links: Vec<Cow<'a, str>>,
 }
 
-impl<'a> Fields<&'a str> {
+impl<'a> Fields<'a, &'a str> {
     fn into_post(self) -> Post<'a> {
         Post {
             platform: Platform::Bluesky,
@@ -109,6 +146,7 @@ impl<'a> Fields<&'a str> {
             time_us: self.time_us,
             engagement: None,
             flags: self.flags,
+            links: self.links,
         }
     }
 }
@@ -137,12 +175,16 @@ struct Event {
 /// Reads one Jetstream event from `frame` without a tape: `Some` with the same result
 /// [`decode`] gives, or `None` when the reader is unsure of the frame (then nothing in it
 /// has changed and the caller decodes it with simd-json).
+///
+/// `link_spans` is the caller's reusable buffer for the link URIs found on the way.
 pub(super) fn read<F: FnMut(Post<'_>)>(
     frame: &mut [u8],
     max_depth: usize,
+    link_spans: &mut Vec<RawStr>,
     on_post: &mut F,
 ) -> Option<Result<usize, SkipReason>> {
-    let event = scan_event(frame, max_depth).ok()?;
+    link_spans.clear();
+    let event = scan_event(frame, max_depth, link_spans).ok()?;
     let plain = |s: Option<RawStr>| s.map(|s| s.plain(frame)).transpose();
     let decided = classify(
         plain(event.kind).ok()?,
@@ -165,12 +207,18 @@ pub(super) fn read<F: FnMut(Post<'_>)>(
         event.created_at,
         event.lang,
     ];
-    for span in spans.iter_mut().flatten() {
+    for span in spans.iter_mut().flatten().chain(link_spans.iter_mut()) {
         if span.escaped {
             span.end = unescape_in_place(frame, *span);
         }
     }
     let frame: &[u8] = frame;
+    let mut links = Vec::new();
+    for span in link_spans.iter() {
+        if let Ok(uri) = simdutf8::basic::from_utf8(span.raw(frame)) {
+            push_link(&mut links, Cow::Borrowed(uri));
+        }
+    }
     let value = |s: Option<RawStr>| s.and_then(|s| simdutf8::basic::from_utf8(s.raw(frame)).ok());
     let [did, rkey, text, created_at, lang] = spans.map(value);
     let (Some(did), Some(rkey), Some(text)) = (did, rkey, text) else {
@@ -186,14 +234,16 @@ pub(super) fn read<F: FnMut(Post<'_>)>(
             lang,
             time_us: event.time_us,
             flags: event.flags,
+            links,
         }
         .into_post(),
     );
     Some(Ok(1))
 }
 
-/// Reads and checks the whole event, collecting the fields a post needs.
-fn scan_event(frame: &[u8], max_depth: usize) -> Scan<Event> {
+/// Reads and checks the whole event, collecting the fields a post needs (link URIs into
+/// `links`).
+fn scan_event(frame: &[u8], max_depth: usize, links: &mut Vec<RawStr>) -> Scan<Event> {
     let mut event = Event::default();
     let mut cursor = Cursor::new(frame, max_depth);
     cursor.object(|c, key| {
@@ -203,7 +253,7 @@ fn scan_event(frame: &[u8], max_depth: usize) -> Scan<Event> {
             b"kind" => event.kind = c.string_or_skip()?,
             b"commit" => {
                 first_time(&mut event.commit)?;
-                scan_commit(c, &mut event)?;
+                scan_commit(c, &mut event, links)?;
             }
             _ => c.skip()?,
         }
@@ -223,7 +273,7 @@ fn first_time(seen: &mut bool) -> Scan<()> {
     }
 }
 
-fn scan_commit(c: &mut Cursor<'_>, event: &mut Event) -> Scan<()> {
+fn scan_commit(c: &mut Cursor<'_>, event: &mut Event, links: &mut Vec<RawStr>) -> Scan<()> {
     c.object_or_skip(|c, key| {
         match key {
             b"operation" => event.operation = c.string_or_skip()?,
@@ -231,7 +281,7 @@ fn scan_commit(c: &mut Cursor<'_>, event: &mut Event) -> Scan<()> {
             b"rkey" => event.rkey = c.string_or_skip()?,
             b"record" => {
                 first_time(&mut event.record)?;
-                scan_record(c, event)?;
+                scan_record(c, event, links)?;
             }
             _ => c.skip()?,
         }
@@ -239,15 +289,15 @@ fn scan_commit(c: &mut Cursor<'_>, event: &mut Event) -> Scan<()> {
     })
 }
 
-fn scan_record(c: &mut Cursor<'_>, event: &mut Event) -> Scan<()> {
+fn scan_record(c: &mut Cursor<'_>, event: &mut Event, links: &mut Vec<RawStr>) -> Scan<()> {
     c.object_or_skip(|c, key| {
         match key {
             b"text" => event.text = c.string_or_skip()?,
             b"createdAt" => event.created_at = c.string_or_skip()?,
             b"langs" => event.lang = first_string(c)?,
             b"reply" => event.flags.reply = !c.is_null()?,
-            b"embed" => scan_embed(c, &mut event.flags)?,
-            b"facets" => event.flags.link |= scan_facets(c)?,
+            b"embed" => scan_embed(c, &mut event.flags, links)?,
+            b"facets" => event.flags.link |= scan_facets(c, links)?,
             _ => c.skip()?,
         }
         Ok(())
@@ -288,31 +338,76 @@ fn scan_typed(
     Ok(kind.flatten())
 }
 
-fn scan_embed(c: &mut Cursor<'_>, flags: &mut PostFlags) -> Scan<()> {
-    let mut media_type: Option<Option<RawStr>> = None;
-    let embed_type = scan_typed(c, |c, key| {
-        if key == b"media" && media_type.is_none() {
-            media_type = Some(scan_typed(c, |c, _| c.skip())?);
+fn scan_embed(c: &mut Cursor<'_>, flags: &mut PostFlags, links: &mut Vec<RawStr>) -> Scan<()> {
+    let mut media: Option<(Option<RawStr>, Option<RawStr>)> = None;
+    let mut external: Option<Option<RawStr>> = None;
+    let embed_type = scan_typed(c, |c, key| match key {
+        b"media" if media.is_none() => {
+            let mut media_external = None;
+            let media_type = scan_typed(c, |c, key| {
+                if key == b"external" && media_external.is_none() {
+                    media_external = Some(scan_uri(c)?);
+                    Ok(())
+                } else {
+                    c.skip()
+                }
+            })?;
+            media = Some((media_type, media_external.flatten()));
+            Ok(())
+        }
+        b"external" if external.is_none() => {
+            external = Some(scan_uri(c)?);
+            Ok(())
+        }
+        _ => c.skip(),
+    })?;
+    let doc = c.doc();
+    let plain = |s: Option<RawStr>| s.map(|s| s.plain(doc)).transpose();
+    let (media_type, media_uri) = media.unwrap_or_default();
+    let uri = match embed_flags(plain(embed_type)?, plain(media_type)?, flags) {
+        EmbedLink::None => None,
+        EmbedLink::External => external.flatten(),
+        EmbedLink::MediaExternal => media_uri,
+    };
+    match uri {
+        Some(uri) => push_candidate(links, uri),
+        None => Ok(()),
+    }
+}
+
+/// The first `uri` of an object if it is a string; the value consumed.
+fn scan_uri(c: &mut Cursor<'_>) -> Scan<Option<RawStr>> {
+    let mut uri = None;
+    c.object_or_skip(|c, key| {
+        if key == b"uri" && uri.is_none() {
+            uri = Some(c.string_or_skip()?);
             Ok(())
         } else {
             c.skip()
         }
     })?;
-    let doc = c.doc();
-    let plain = |s: Option<RawStr>| s.map(|s| s.plain(doc)).transpose();
-    embed_flags(plain(embed_type)?, plain(media_type.flatten())?, flags);
+    Ok(uri.flatten())
+}
+
+/// Keeps a link URI for after the event is accepted; [`Unsure`] past
+/// [`MAX_LINK_CANDIDATES`].
+fn push_candidate(links: &mut Vec<RawStr>, uri: RawStr) -> Scan<()> {
+    if links.len() >= MAX_LINK_CANDIDATES {
+        return Err(Unsure);
+    }
+    links.push(uri);
     Ok(())
 }
 
-/// Whether any facet carries a link feature; the value consumed.
-fn scan_facets(c: &mut Cursor<'_>) -> Scan<bool> {
+/// Whether any facet carries a link feature; the value consumed, link URIs kept in `links`.
+fn scan_facets(c: &mut Cursor<'_>, links: &mut Vec<RawStr>) -> Scan<bool> {
     let mut link = false;
     c.array_or_skip(|c| {
         let mut features_seen = false;
         c.object_or_skip(|c, key| {
             if key == b"features" && !features_seen {
                 features_seen = true;
-                link |= scan_features(c)?;
+                link |= scan_features(c, links)?;
                 Ok(())
             } else {
                 c.skip()
@@ -322,12 +417,26 @@ fn scan_facets(c: &mut Cursor<'_>) -> Scan<bool> {
     Ok(link)
 }
 
-fn scan_features(c: &mut Cursor<'_>) -> Scan<bool> {
+fn scan_features(c: &mut Cursor<'_>, links: &mut Vec<RawStr>) -> Scan<bool> {
     let mut link = false;
     c.array_or_skip(|c| {
         let doc = c.doc();
-        if let Some(kind) = scan_typed(c, |c, _| c.skip())? {
-            link |= kind.plain(doc)? == LINK_FEATURE;
+        let mut uri = None;
+        let kind = scan_typed(c, |c, key| {
+            if key == b"uri" && uri.is_none() {
+                uri = Some(c.string_or_skip()?);
+                Ok(())
+            } else {
+                c.skip()
+            }
+        })?;
+        if let Some(kind) = kind {
+            if kind.plain(doc)? == LINK_FEATURE {
+                link = true;
+                if let Some(uri) = uri.flatten() {
+                    push_candidate(links, uri)?;
+                }
+            }
         }
         Ok(())
     })?;
@@ -383,18 +492,25 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
     let mut created_at = None;
     let mut lang = None;
     let mut flags = PostFlags::default();
+    let mut links = Vec::new();
     for (key, value) in record.entries() {
         match key {
             "text" => text = value.str(),
             "createdAt" => created_at = value.str(),
             "langs" => lang = value.items().next().and_then(Val::str),
             "reply" => flags.reply = !value.is_null(),
-            "embed" => embed_flags(
-                type_of(Some(value)),
-                type_of(value.get("media")),
-                &mut flags,
-            ),
-            "facets" => flags.link |= has_link_facet(value),
+            "embed" => {
+                let media = value.get("media");
+                let uri = match embed_flags(type_of(Some(value)), type_of(media), &mut flags) {
+                    EmbedLink::None => None,
+                    EmbedLink::External => uri_of(value.get("external")),
+                    EmbedLink::MediaExternal => uri_of(media.and_then(|m| m.get("external"))),
+                };
+                if let Some(uri) = uri {
+                    push_link(&mut links, Cow::Borrowed(uri));
+                }
+            }
+            "facets" => flags.link |= link_facets(value, &mut links),
             _ => {}
         }
     }
@@ -409,6 +525,7 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
             lang,
             time_us,
             flags,
+            links,
         }
         .into_post(),
     );
@@ -423,13 +540,23 @@ fn type_of<'f>(value: Option<Val<'_, 'f>>) -> Option<&'f [u8]> {
         .map(str::as_bytes)
 }
 
-/// Whether any facet carries a link feature.
-fn has_link_facet(facets: Val<'_, '_>) -> bool {
-    facets.items().any(|facet| {
-        facet.get("features").is_some_and(|features| {
-            features
-                .items()
-                .any(|feature| type_of(Some(feature)) == Some(LINK_FEATURE))
-        })
-    })
+/// The first `uri` of an object, if it is a string.
+fn uri_of<'f>(value: Option<Val<'_, 'f>>) -> Option<&'f str> {
+    value.and_then(|v| v.get("uri")).and_then(Val::str)
+}
+
+/// Whether any facet carries a link feature; adds the link features' URIs to `links`.
+fn link_facets<'f>(facets: Val<'_, 'f>, links: &mut Vec<Cow<'f, str>>) -> bool {
+    let mut link = false;
+    for facet in facets.items() {
+        for feature in facet.get("features").into_iter().flat_map(Val::items) {
+            if type_of(Some(feature)) == Some(LINK_FEATURE) {
+                link = true;
+                if let Some(uri) = uri_of(Some(feature)) {
+                    push_link(links, Cow::Borrowed(uri));
+                }
+            }
+        }
+    }
+    link
 }

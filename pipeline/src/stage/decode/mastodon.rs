@@ -9,7 +9,10 @@
 //! from the reblogged status (as an X retweet carries `RT @user: …`), while id and author stay
 //! the reblogger's. Flags: reply = `in_reply_to_id` non-null, repost = `reblog` non-null,
 //! quote = `quote` non-null, link = a `card` or an `<a href>` in the content that is not a
-//! mention or hashtag, media = `media_attachments` non-empty.
+//! mention or hashtag, media = `media_attachments` non-empty. Links: the `href` of every
+//! such `<a>` in document order, then the `card`'s `url` (the preview Mastodon built for one
+//! of them, so usually the same URL and kept once); a reblog's come from the reblogged status
+//! with its text.
 //!
 //! The streaming API's WebSocket envelope `{"stream", "event", "payload"}` carries the status
 //! as a JSON **string**: for `update` the (already unescaped) payload is copied into a reused
@@ -22,7 +25,7 @@ use std::borrow::Cow;
 use simd_json::Buffers;
 
 use super::tape::Val;
-use super::{html, sum_counts, with_inner_document, Scratch};
+use super::{html, push_link, sum_counts, with_inner_document, Scratch};
 use crate::post::{Author, Platform, Post, PostFlags};
 use crate::skip::SkipReason;
 
@@ -81,7 +84,7 @@ fn status<F: FnMut(Post<'_>)>(
     let mut lang = None;
     let mut created_at = None;
     let mut reblog = None;
-    let mut card = false;
+    let mut card = None;
     let mut media = false;
     let mut counts = [None; 3];
     let mut flags = PostFlags::default();
@@ -98,7 +101,7 @@ fn status<F: FnMut(Post<'_>)>(
             "in_reply_to_id" => flags.reply = !value.is_null(),
             "reblog" => reblog = value.non_null(),
             "quote" => flags.quote = !value.is_null(),
-            "card" => card = !value.is_null(),
+            "card" => card = value.non_null(),
             "media_attachments" => media = value.is_nonempty_array(),
             "favourites_count" => counts[0] = value.u64(),
             "reblogs_count" => counts[1] = value.u64(),
@@ -112,7 +115,7 @@ fn status<F: FnMut(Post<'_>)>(
     flags.repost = reblog.is_some();
     if let Some(original) = reblog.filter(|_| content.is_empty()) {
         content = original.get("content").and_then(Val::str).unwrap_or("");
-        card = original.get("card").is_some_and(|c| !c.is_null());
+        card = original.get("card").and_then(Val::non_null);
         media = original
             .get("media_attachments")
             .is_some_and(Val::is_nonempty_array);
@@ -137,8 +140,12 @@ fn status<F: FnMut(Post<'_>)>(
         text.push_str(spoiler);
         text.push_str("\n\n");
     }
-    let facts = html::to_text(content, text);
-    flags.link = card || facts.link;
+    let mut links = Vec::new();
+    let facts = html::to_text(content, text, &mut links);
+    if let Some(url) = card.and_then(|c| c.get("url")).and_then(Val::str) {
+        push_link(&mut links, Cow::Borrowed(url));
+    }
+    flags.link = card.is_some() || facts.link;
     flags.media = media;
 
     on_post(Post {
@@ -153,6 +160,7 @@ fn status<F: FnMut(Post<'_>)>(
         time_us: None,
         engagement: sum_counts(counts),
         flags,
+        links,
     });
     Ok(1)
 }

@@ -24,6 +24,15 @@
 //! - Well-formed events that are not posts (likes, deletes, identity events, stream errors…)
 //!   are skipped under their own reason so that operators can tell "quiet" from "broken".
 //!
+//! # Links
+//! Every decoder fills [`Post::links`] from the fields its format gives for links (see each
+//! module), through [`push_link`], so one rule decides for all of them: `http` / `https`
+//! only (an `at://` record, a `mailto:` are not web links), at most
+//! [`crate::post::MAX_LINK_BYTES`] each (a longer one is left out, not the post), no
+//! duplicates, the first [`crate::post::MAX_LINKS`] in the format's order. Links borrow the
+//! frame like every other string; only a Mastodon `href` holding character references is
+//! built.
+//!
 //! # Multi-post frames
 //! An X v2 search page (`data: [...]`), a v1.1 `search/tweets` response (`statuses: [...]`)
 //! and a Reddit Listing carry many posts. Posts are emitted as they are found; an item of such
@@ -57,10 +66,13 @@ mod tests;
 use serde::Deserialize;
 use simd_json::{Buffers, ErrorType, Tape};
 
-use crate::post::Post;
+use std::borrow::Cow;
+
+use crate::post::{Post, MAX_LINKS, MAX_LINK_BYTES};
 use crate::skip::SkipReason;
 
 use self::generic::GenericPaths;
+use self::scan::RawStr;
 use self::tape::Val;
 
 /// Source formats the decoder understands.
@@ -308,6 +320,8 @@ struct Scratch {
     id: String,
     /// Built author id: a generic author id given as a number.
     author_id: String,
+    /// Link URIs the Jetstream fast reader found in an event, before they are unescaped.
+    link_spans: Vec<RawStr>,
 }
 
 /// Counts of one multi-post frame while it is walked.
@@ -427,9 +441,12 @@ impl Decoder {
             return Err(SkipReason::Oversize);
         }
         if self.format == Format::Jetstream {
-            if let Some(result) =
-                jetstream::read(&mut buf[..len], self.limits.max_depth, &mut on_post)
-            {
+            if let Some(result) = jetstream::read(
+                &mut buf[..len],
+                self.limits.max_depth,
+                &mut self.scratch.link_spans,
+                &mut on_post,
+            ) {
                 return result;
             }
         }
@@ -555,6 +572,32 @@ fn with_inner_document<R>(
     payload.clear();
     scratch.payload = payload;
     outcome
+}
+
+/// Adds `url` to a post's `links` if it is a web link (`http://` or `https://`, any case,
+/// with something after it) of at most [`MAX_LINK_BYTES`], not already there, and fewer than
+/// [`MAX_LINKS`] are kept. Every decoder goes through here, in the format's order, so the two
+/// Jetstream readers (which call it with the same URIs in the same order) agree.
+fn push_link<'a>(links: &mut Vec<Cow<'a, str>>, url: Cow<'a, str>) {
+    if links.len() < MAX_LINKS && is_web_link(&url) && !links.contains(&url) {
+        links.push(url);
+    }
+}
+
+/// Whether `url` is an `http` / `https` URL short enough to keep.
+fn is_web_link(url: &str) -> bool {
+    if url.len() > MAX_LINK_BYTES {
+        return false;
+    }
+    let bytes = url.as_bytes();
+    let after_scheme = if bytes.len() >= 7 && bytes[..7].eq_ignore_ascii_case(b"http://") {
+        7
+    } else if bytes.len() >= 8 && bytes[..8].eq_ignore_ascii_case(b"https://") {
+        8
+    } else {
+        return false;
+    };
+    bytes.len() > after_scheme
 }
 
 /// Sums the counts that are present; `None` when none is.

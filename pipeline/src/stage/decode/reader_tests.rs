@@ -1,14 +1,14 @@
 //! The Jetstream fast reader ([`super::scan`], [`jetstream::read`]) against the tape decoder:
 //! for every frame, what the decoder gives (the fast reader, falling back to the tape when it
-//! is unsure) equals what the tape decoder alone gives, and the fast reader handles every
-//! ordinary event itself.
+//! is unsure) equals what the tape decoder alone gives, links included, and the fast reader
+//! handles every ordinary event itself.
 
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use super::tests::{fixture_frames, fixture_names};
+use super::tests::{check_links, fixture_frames, fixture_names};
 use super::*;
 use crate::demo::generator::{GenSettings, Generator};
 
@@ -27,7 +27,8 @@ fn by_decoder(frame: &[u8], limits: DecodeLimits) -> Outcome {
     let mut frame = frame.to_vec();
     let mut posts = Vec::new();
     let result = decoder.decode(&mut frame, |p| {
-        posts.push(serde_json::to_value(&p).unwrap())
+        check_links(&p);
+        posts.push(serde_json::to_value(&p).unwrap());
     });
     collect(result, posts)
 }
@@ -39,6 +40,7 @@ fn by_tape(frame: &[u8], limits: DecodeLimits) -> Outcome {
     let len = frame.len();
     let mut posts = Vec::new();
     let result = decoder.decode_tape(&mut frame, len, |p| {
+        check_links(&p);
         posts.push(serde_json::to_value(&p).unwrap());
     });
     collect(result, posts)
@@ -49,7 +51,10 @@ fn by_tape(frame: &[u8], limits: DecodeLimits) -> Outcome {
 fn by_reader(frame: &[u8], limits: DecodeLimits) -> Option<Outcome> {
     let mut copy = frame.to_vec();
     let mut posts = Vec::new();
-    let result = jetstream::read(&mut copy, limits.max_depth, &mut |p: Post<'_>| {
+    let mut spans = Vec::new();
+    let result = jetstream::read(&mut copy, limits.max_depth, &mut spans, &mut |p: Post<
+        '_,
+    >| {
         posts.push(serde_json::to_value(&p).unwrap());
     });
     if result.is_none() {
@@ -134,6 +139,18 @@ fn reader_follows_the_tape_on_repeated_and_odd_keys() {
         record(r#"{"text":"a","facets":[{"features":[{"$type":"x"}]},{"features":[{"$type":"app.bsky.richtext.facet#link"}]}]}"#),
         record(r#"{"text":"a","facets":[{"features":[{"$type":"x"}],"features":[{"$type":"app.bsky.richtext.facet#link"}]}]}"#),
         record(r#"{"text":"a","facets":{"features":[]}}"#),
+        // Links: the first `external` / `uri` counts, in embeds, media and features alike;
+        // a non-string first `uri` means none; every embed and facet adds its link.
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.external","external":{"uri":"https://a.example/1","uri":"https://a.example/2"},"external":{"uri":"https://a.example/3"}}}"#),
+        record(r#"{"text":"a","embed":{"external":{"uri":1,"uri":"https://a.example/2"},"$type":"app.bsky.embed.external"}}"#),
+        record(r#"{"text":"a","embed":{"external":[],"$type":"app.bsky.embed.external","external":{"uri":"https://a.example/3"}}}"#),
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.images","external":{"uri":"https://a.example/1"}}}"#),
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.recordWithMedia","media":{"external":{"uri":"https://a.example/m"},"$type":"app.bsky.embed.external","external":{"uri":"https://a.example/n"}},"external":{"uri":"https://a.example/x"}}}"#),
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.recordWithMedia","media":{"$type":"app.bsky.embed.images","external":{"uri":"https://a.example/m"}}}}"#),
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.external","external":{"uri":"https://a.example/e"}},"facets":[{"features":[{"uri":"https://a.example/f","$type":"app.bsky.richtext.facet#link","uri":"https://a.example/g"},{"$type":"app.bsky.richtext.facet#tag","uri":"https://a.example/t"},{"$type":"app.bsky.richtext.facet#link","uri":null}]}],"embed":{"$type":"app.bsky.embed.external","external":{"uri":"https://a.example/e2"}},"facets":[{"features":[{"$type":"app.bsky.richtext.facet#link","uri":"https://a.example/e"}]}]}"#),
+        // Escaped URIs are unescaped before they are compared, kept or left out.
+        record(r#"{"text":"a","facets":[{"features":[{"$type":"app.bsky.richtext.facet#link","uri":"https:\/\/a.example\/?q=1\u0026r=\u00e9"},{"$type":"app.bsky.richtext.facet#link","uri":"https://a.example/?q=1&r=é"},{"$type":"app.bsky.richtext.facet#link","uri":"\u0061t://did:plc:x/app.bsky.feed.post/1"},{"$type":"app.bsky.richtext.facet#link","uri":"\u0068ttps://b.example"}]}]}"#),
+        record(r#"{"text":"a","facets":[{"features":[{"$type":"app.bsky.richtext.facet\u0023link","uri":"https://a.example"}]}]}"#),
         // Escapes: in values read (unescaped in place), in values compared, in keys.
         record(r#"{"text":"line\none \"q\" caf\u00e9 \ud83d\ude00 \u0026"}"#),
         record(r#"{"text":"a","createdAt":"2024\u002d01","langs":["p\u0074"]}"#),
@@ -162,6 +179,30 @@ fn reader_follows_the_tape_on_repeated_and_odd_keys() {
 }
 
 #[test]
+fn reader_leaves_events_with_many_link_uris_to_the_tape() {
+    let feature = |n: usize| {
+        format!(r#"{{"$type":"app.bsky.richtext.facet#link","uri":"https://a.example/{n}"}}"#)
+    };
+    let frame = |links: usize| {
+        let features: Vec<String> = (0..links).map(|n| feature(n % 20)).collect();
+        format!(
+            r#"{{"did":"d","kind":"commit","commit":{{"operation":"create","collection":"app.bsky.feed.post","rkey":"k","record":{{"text":"a","facets":[{{"features":[{}]}}]}}}}}}"#,
+            features.join(",")
+        )
+    };
+    let limits = DecodeLimits::default();
+    for links in [0, 1, 16, 17, 63, 64, 65, 200] {
+        let frame = frame(links);
+        let fast = by_reader(frame.as_bytes(), limits);
+        assert_eq!(fast.is_some(), links <= 64, "{links} link URIs");
+        let tape = by_tape(frame.as_bytes(), limits).expect("a post");
+        let kept = tape[0]["links"].as_array().map_or(0, Vec::len);
+        assert_eq!(kept, links.min(16), "{links} link URIs");
+        assert_agree(frame.as_bytes(), limits);
+    }
+}
+
+#[test]
 fn reader_leaves_the_depth_limit_to_the_tape() {
     for max_depth in [1, 2, 3, 4, 5, 8, 16, 63, 64, 65, 100] {
         let limits = DecodeLimits {
@@ -179,15 +220,15 @@ fn reader_leaves_the_depth_limit_to_the_tape() {
     }
 }
 
-/// JSON text for `s` with every non-ASCII character as a `\u` escape (surrogate pairs above
-/// the BMP), as some relays write it.
+/// JSON text for `s` with every non-ASCII character (and `&`, `<`, `>`, as Go's encoder
+/// writes them) as a `\u` escape (surrogate pairs above the BMP), as some relays write it.
 fn ascii_escaped(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 || !c.is_ascii() => {
+            c if u32::from(c) < 0x20 || !c.is_ascii() || matches!(c, '&' | '<' | '>') => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
                     out.push_str(&format!("\\u{unit:04x}"));
@@ -197,6 +238,23 @@ fn ascii_escaped(s: &str) -> String {
         }
     }
     out.push('"');
+    out
+}
+
+/// Serialized JSON with every non-ASCII character and `&`, `<`, `>` (in strings or not, which
+/// only strings hold) rewritten as `\u` escapes.
+fn go_escaped(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if !c.is_ascii() || matches!(c, '&' | '<' | '>') {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
     out
 }
 
@@ -222,6 +280,43 @@ fn text() -> impl Strategy<Value = String> {
         0..24,
     )
     .prop_map(|parts| parts.concat())
+}
+
+/// A link URI: web links and others, duplicates, characters written escaped, one too long.
+fn link_uri() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => Just(json!("https://acme.example/a")),
+        2 => Just(json!("https://acme.example/b?x=1&y=<2>")),
+        2 => Just(json!("http://café.example/é🙂")),
+        1 => Just(json!("HTTPS://ACME.EXAMPLE/A")),
+        1 => Just(json!("at://did:plc:abc/app.bsky.feed.post/3l3qo2v6show4")),
+        1 => Just(json!("mailto:press@acme.example")),
+        1 => Just(json!("https://")),
+        1 => Just(json!(format!("https://acme.example/{}", "l".repeat(2030)))),
+        1 => Just(json!(7)),
+        1 => "https://[a-z]{1,3}\\.example/[a-z]{0,2}".prop_map(Value::from),
+    ]
+}
+
+/// A facet: a link feature with a URI, or a tag.
+fn facet() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => link_uri().prop_map(|uri| json!({"features": [{"$type": "app.bsky.richtext.facet#link", "uri": uri}], "index": {"byteEnd": 3, "byteStart": 0}})),
+        1 => Just(json!({"features": [{"$type": "app.bsky.richtext.facet#tag", "tag": "acme"}], "index": {"byteEnd": 3, "byteStart": 0}})),
+        1 => Just(json!({"features": [{"$type": "app.bsky.richtext.facet#link"}]})),
+    ]
+}
+
+/// An embed: none, media, a quote, or a link card (alone or as a quote's media).
+fn embed() -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(json!({"$type": "app.bsky.embed.images", "images": [{"alt": "é", "image": {"size": 10}}]}))),
+        Just(Some(json!({"$type": "app.bsky.embed.record", "record": {"uri": "at://x"}}))),
+        link_uri().prop_map(|uri| Some(json!({"$type": "app.bsky.embed.external", "external": {"description": "d", "title": "t", "uri": uri}}))),
+        link_uri().prop_map(|uri| Some(json!({"$type": "app.bsky.embed.recordWithMedia", "media": {"$type": "app.bsky.embed.external", "external": {"uri": uri}}, "record": {"record": {"uri": "at://x"}}}))),
+        Just(Some(json!({"$type": "app.bsky.embed.recordWithMedia", "media": {"$type": "app.bsky.embed.external"}}))),
+    ]
 }
 
 /// A random value where the event puts one of the fields the reader reads.
@@ -253,13 +348,8 @@ prop_compose! {
         ],
         text in text(),
         escape_all in any::<bool>(),
-        embed in prop_oneof![
-            Just(None),
-            Just(Some(json!({"$type": "app.bsky.embed.images", "images": [{"alt": "é", "image": {"size": 10}}]}))),
-            Just(Some(json!({"$type": "app.bsky.embed.recordWithMedia", "media": {"$type": "app.bsky.embed.external"}}))),
-            Just(Some(json!({"$type": "app.bsky.embed.record", "record": {"uri": "at://x"}}))),
-        ],
-        facets in any::<bool>(),
+        embed in embed(),
+        facets in proptest::collection::vec(facet(), 0..24),
         odd in proptest::option::of((0usize..6, odd_value())),
         shuffle in any::<u64>(),
     ) -> String {
@@ -270,8 +360,8 @@ prop_compose! {
         if let Some(embed) = embed {
             record.insert("embed".into(), embed);
         }
-        if facets {
-            record.insert("facets".into(), json!([{"features": [{"$type": "app.bsky.richtext.facet#link", "uri": "https://x"}], "index": {"byteEnd": 3, "byteStart": 0}}]));
+        if !facets.is_empty() {
+            record.insert("facets".into(), Value::from(facets));
         }
         let fields = ["text", "langs", "reply", "embed", "facets", "createdAt"];
         let odd_text = odd.as_ref().is_some_and(|(at, _)| *at == 0);
@@ -282,9 +372,14 @@ prop_compose! {
         // character escaped.
         let mut keys: Vec<String> = record.keys().cloned().collect();
         keys.sort_by_key(|k| (k.len() as u64).wrapping_mul(shuffle) % 7);
+        // With `escape_all`, every value is written with non-ASCII and `&<>` escaped.
+        let write = |value: &Value| {
+            let plain = value.to_string();
+            if escape_all { go_escaped(&plain) } else { plain }
+        };
         let mut record_json: Vec<String> = keys
             .iter()
-            .map(|k| format!("{}:{}", json!(k), record[k]))
+            .map(|k| format!("{}:{}", json!(k), write(&record[k])))
             .collect();
         let text_json = if escape_all { ascii_escaped(&text) } else { json!(text).to_string() };
         if !odd_text {

@@ -8,7 +8,11 @@
 //! written as an RFC 3339 UTC string. A comment's text is `body` and it is always a reply; its
 //! engagement is `score`. A submission's text is `title`, then a blank line and `selftext`
 //! when there is one; link = not `is_self`; media = `post_hint` image / video, `is_video` or
-//! `is_gallery`; engagement = `score` + `num_comments`. A negative score counts as 0.
+//! `is_gallery`; engagement = `score` + `num_comments`. A negative score counts as 0. A link
+//! submission's link is its `url` (left out when it is the submission's own page, as a
+//! self post's `url` is). A comment has no links: Reddit gives no field for the links in a
+//! comment's markdown, and its `link_url` is the link of the submission it answers, not one
+//! the comment carries.
 //! Reddit's JSON escapes `&`, `<` and `>` in text as HTML references unless the client asked
 //! for `raw_json=1`; they are decoded either way (a user who literally typed `&amp;` under
 //! `raw_json=1` is the rare loser).
@@ -21,7 +25,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::tape::Val;
-use super::{html, Emitted, Scratch};
+use super::{html, push_link, Emitted, Scratch};
 use crate::post::{Author, Platform, Post, PostFlags};
 use crate::skip::SkipReason;
 
@@ -105,6 +109,7 @@ fn thing<F: FnMut(Post<'_>)>(
     let mut created = None;
     let mut score = None;
     let mut comments = None;
+    let mut url = None;
     let mut flags = PostFlags {
         reply: comment,
         ..PostFlags::default()
@@ -123,6 +128,7 @@ fn thing<F: FnMut(Post<'_>)>(
             "created_utc" => created = value.f64(),
             "score" => score = value.i64(),
             "num_comments" if !comment => comments = value.u64(),
+            "url" if !comment => url = value.str(),
             "is_self" if !comment => flags.link = value.bool() == Some(false),
             "post_hint" if !comment => {
                 flags.media |= matches!(value.str(), Some("image" | "hosted:video" | "rich:video"));
@@ -171,6 +177,11 @@ fn thing<F: FnMut(Post<'_>)>(
     }
     let uri = (!scratch.uri.is_empty()).then_some(scratch.uri.as_str());
 
+    let mut links = Vec::new();
+    if let Some(url) = url.filter(|u| flags.link && !is_own_page(u, permalink)) {
+        push_link(&mut links, unescape_url(url));
+    }
+
     scratch.stamp.clear();
     let created_at = created.and_then(|secs| rfc3339(secs, &mut scratch.stamp));
 
@@ -196,8 +207,40 @@ fn thing<F: FnMut(Post<'_>)>(
         time_us: None,
         engagement,
         flags,
+        links,
     });
     Thing::Post
+}
+
+/// Whether `url` is the page of the submission whose permalink is `permalink`
+/// (`https://www.reddit.com/r/x/comments/…/`, on any reddit.com host).
+fn is_own_page(url: &str, permalink: Option<&str>) -> bool {
+    let Some(permalink) = permalink.filter(|p| !p.is_empty()) else {
+        return false;
+    };
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let reddit = host.eq_ignore_ascii_case("reddit.com")
+        || host
+            .len()
+            .checked_sub(".reddit.com".len())
+            .and_then(|at| host.get(at..))
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(".reddit.com"));
+    reddit && path.split(['?', '#']).next() == Some(permalink)
+}
+
+/// A submission `url` with the references Reddit escapes without `raw_json=1` (`&amp;`,
+/// `&lt;`, `&gt;`) decoded: borrowed unless it holds one.
+fn unescape_url(url: &str) -> Cow<'_, str> {
+    if url.contains('&') && ["&amp;", "&lt;", "&gt;"].iter().any(|r| url.contains(r)) {
+        let mut out = String::with_capacity(url.len());
+        html::push_unescaped_basic(url, &mut out);
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(url)
+    }
 }
 
 /// Writes `secs` since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` into `out` (fractions are

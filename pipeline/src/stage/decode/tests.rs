@@ -11,6 +11,23 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use super::*;
+use crate::post::{MAX_LINKS, MAX_LINK_BYTES};
+
+/// What every decoded post's links must satisfy, whatever the input: web links only, none
+/// too long, no duplicates, at most [`MAX_LINKS`], and never without the `link` flag.
+pub(super) fn check_links(post: &Post<'_>) {
+    let links = &post.links;
+    assert!(links.len() <= MAX_LINKS, "too many links: {links:?}");
+    for (i, link) in links.iter().enumerate() {
+        assert!(is_web_link(link), "not a web link: {link}");
+        assert!(link.len() <= MAX_LINK_BYTES, "link too long");
+        assert!(!links[..i].contains(link), "duplicate link {link}");
+    }
+    assert!(
+        links.is_empty() || post.flags.link,
+        "links {links:?} without the link flag"
+    );
+}
 
 // ---------------------------------------------------------------------------------------
 // Fixtures and goldens
@@ -103,6 +120,7 @@ fn decode_all(decoder: &mut Decoder, frames: &[(usize, Vec<u8>)]) -> Vec<Decoded
             let mut frame = frame.clone();
             let mut posts = Vec::new();
             let result = decoder.decode(&mut frame, |post| {
+                check_links(&post);
                 posts.push(serde_json::to_value(&post).expect("a post serializes"));
             });
             let result = result.map(|n| {
@@ -569,6 +587,392 @@ fn reddit_fixtures() {
         post["uri"],
         "https://www.reddit.com/comments/2gmzqe/_/cklhv0f/"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Links, on the real fixtures (and on real frames edited where the fixtures lack a case)
+// ---------------------------------------------------------------------------------------
+
+/// A decoded post's links (empty when the field is left out).
+fn links_of(post: &Value) -> Vec<&str> {
+    post.get("links")
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The post with `id` among `posts`.
+fn post_with_id<'v>(posts: &[&'v Value], id: &str) -> &'v Value {
+    posts
+        .iter()
+        .find(|p| p["id"] == id)
+        .unwrap_or_else(|| panic!("no post {id}"))
+}
+
+/// Decodes one frame given as JSON, returning its posts.
+fn run_value(format: &Format, frame: &Value) -> Vec<Value> {
+    run(format, &frame.to_string()).unwrap_or_else(|r| panic!("skipped: {r:?}"))
+}
+
+/// The first frame of a fixture as JSON, to be edited.
+fn fixture_value(name: &str, line: usize) -> Value {
+    let (_, frame) = fixture_frames(name)
+        .into_iter()
+        .find(|(l, _)| *l == line)
+        .unwrap_or_else(|| panic!("{name}:{line}"));
+    serde_json::from_slice(&frame).expect("fixture JSON")
+}
+
+#[test]
+fn jetstream_links_come_from_link_facets_and_external_embeds() {
+    let decoded = decode_fixture("jetstream-sample.ndjson");
+    let posts = posts(&decoded);
+    // (rkey, links): every post of the sample that has any. Lines 2 and 94 have an external
+    // embed and a link facet with the same URI; line 131's embed URI is written with Go's
+    // `\u0026` escapes; line 134 has a facet only; line 148 a facet beside an images embed.
+    let expected: &[(&str, &[&str])] = &[
+        ("3mptbyoeyc22k", &["https://www.youtube.com/watch?v=V5lDo-jw8mA"]),
+        (
+            "3mptbyoigog2b",
+            &["https://www.ufofeed.com/266486/has-anyone-properly-debunked-tic-tac-video/"],
+        ),
+        (
+            "3mptbyproxc2q",
+            &["https://static.klipy.com/ii/f87f46a2c5aeaeed4c68910815f73eaf/7d/09/g1bpFVOm.gif?hh=498&ww=498&mp4=IrGBygbn&webm=1Tnl61JE"],
+        ),
+        ("3mptbypt22l26", &["https://denikn.cz/2113523"]),
+        (
+            "3mptbyo7tas2u",
+            &["https://www.tumblr.com/tempo-tales/765681292369166336/behind-them-timmi-and-wankyu-follow-silently-but?source=share"],
+        ),
+    ];
+    for post in &posts {
+        let id = post["id"].as_str().expect("id");
+        let want = expected
+            .iter()
+            .find(|(rkey, _)| *rkey == id)
+            .map_or(&[][..], |(_, links)| *links);
+        assert_eq!(links_of(post), want, "{id}");
+    }
+    // The text shows the facet's link shortened; the link is whole.
+    let single = decode_fixture("jetstream-post-create.json");
+    let post = posts_of_first(&single);
+    assert_eq!(
+        links_of(post),
+        ["https://www.ufofeed.com/266486/has-anyone-properly-debunked-tic-tac-video/"]
+    );
+}
+
+fn posts_of_first(decoded: &[Decoded]) -> &Value {
+    &decoded[0].result.as_ref().expect("a post")[0]
+}
+
+#[test]
+fn jetstream_links_from_edited_real_events() {
+    let base = fixture_value("jetstream-post-create.json", 1);
+    let record = |edit: &dyn Fn(&mut Value)| {
+        let mut event = base.clone();
+        edit(&mut event["commit"]["record"]);
+        run_value(&Format::Jetstream, &event).remove(0)
+    };
+    let external = base["commit"]["record"]["embed"].clone();
+    let facet_uri = "https://www.ufofeed.com/266486/has-anyone-properly-debunked-tic-tac-video/";
+
+    // The external card as the media of a quote (recordWithMedia), and no facets.
+    let post = record(&|r| {
+        r["embed"] = serde_json::json!({
+            "$type": "app.bsky.embed.recordWithMedia",
+            "media": external.clone(),
+            "record": {"$type": "app.bsky.embed.record", "record": {"cid": "c", "uri": "at://did:plc:x/app.bsky.feed.post/1"}},
+        });
+        r.as_object_mut().expect("record").remove("facets");
+    });
+    assert_eq!(links_of(&post), [facet_uri]);
+    assert_eq!(post["flags"]["quote"], true);
+    assert_eq!(post["flags"]["link"], true);
+
+    // Facets that are not web links, a duplicate, a link too long, then a new one.
+    let long = format!("https://example.com/{}", "a".repeat(MAX_LINK_BYTES));
+    let post = record(&|r| {
+        let facets = r["facets"].as_array_mut().expect("facets");
+        let facet = facets[0].clone();
+        for uri in [
+            "at://did:plc:x/app.bsky.feed.post/1",
+            "mailto:press@example.com",
+            facet_uri,
+            &long,
+            "https://example.com/next",
+        ] {
+            let mut f = facet.clone();
+            f["features"][0]["uri"] = Value::from(uri);
+            facets.push(f);
+        }
+    });
+    assert_eq!(links_of(&post), [facet_uri, "https://example.com/next"]);
+
+    // Many distinct link facets: the first MAX_LINKS in order are kept.
+    let post = record(&|r| {
+        let facet = r["facets"][0].clone();
+        let facets = r["facets"].as_array_mut().expect("facets");
+        facets.clear();
+        for n in 0..40 {
+            let mut f = facet.clone();
+            f["features"][0]["uri"] = Value::from(format!("https://example.com/{n}"));
+            facets.push(f);
+        }
+        r.as_object_mut().expect("record").remove("embed");
+    });
+    let want: Vec<String> = (0..MAX_LINKS)
+        .map(|n| format!("https://example.com/{n}"))
+        .collect();
+    assert_eq!(links_of(&post), want);
+
+    // An external embed without a URI keeps its link flag and has no link.
+    let post = record(&|r| {
+        r["embed"]["external"]
+            .as_object_mut()
+            .expect("external")
+            .remove("uri");
+        r.as_object_mut().expect("record").remove("facets");
+    });
+    assert!(links_of(&post).is_empty());
+    assert_eq!(post["flags"]["link"], true);
+}
+
+#[test]
+fn x_v2_links_are_expanded_urls_without_the_tweets_own_pages() {
+    let stream = decode_fixture("x-v2-stream.ndjson");
+    let posts_ = posts(&stream);
+    // Line 1: its own photo page and the quoted tweet; only the quoted tweet is a link.
+    assert_eq!(
+        links_of(post_with_id(&posts_, "1377650090978992134")),
+        ["https://twitter.com/Manie_DS/status/1377640162566496258"]
+    );
+    assert_eq!(posts_[0]["flags"]["link"], true);
+    // Line 3: an Instagram post behind a t.co link.
+    assert_eq!(
+        links_of(post_with_id(&posts_, "1377650277642338305")),
+        ["https://www.instagram.com/p/CNIQbqSrZRL/?igshid=je3jmv61ndpu"]
+    );
+    // Line 4: only its own photo: the flag stays, no link.
+    let photo = post_with_id(&posts_, "1377650387579248643");
+    assert!(links_of(photo).is_empty());
+    assert_eq!(photo["flags"]["link"], true);
+
+    let page = decode_fixture("x-v2-search-page.json");
+    let page = posts(&page);
+    assert_eq!(
+        links_of(post_with_id(&page, "1440716656943058945")),
+        ["https://www.nytimes.com/2021/09/22/world/europe/france-submarines-biden.html"]
+    );
+    // Its own photo listed three times, then a quoted tweet.
+    assert_eq!(
+        links_of(post_with_id(&page, "1440713966649417731")),
+        ["https://twitter.com/JavierBlas/status/1440670794103754762"]
+    );
+    assert_eq!(
+        links_of(post_with_id(&page, "1440715564863791107")),
+        ["http://www.tagesschau.de/wirtschaft/weltwirtschaft/grossbritannien-usa-handelsabkommen-101.html"]
+    );
+    let with_errors = decode_fixture("x-v2-search-page-with-errors.json");
+    // A retweet lists the original's photo page: media, not a link.
+    let retweet = post_with_id(&posts(&with_errors), "1440717092546756616");
+    assert!(links_of(retweet).is_empty());
+    assert_eq!(retweet["flags"]["repost"], true);
+    assert_eq!(
+        links_of(post_with_id(&posts(&with_errors), "1440716520372404238")),
+        ["https://www.amazon.co.jp/dp/B09G2NSXZ1?&_encoding=UTF8&tag=issy4504-22"]
+    );
+    let cashtags = decode_fixture("x-v2-tweet-cashtags.json");
+    assert_eq!(
+        links_of(posts(&cashtags)[0]),
+        ["http://go.trade-ideas.com/SHHb"]
+    );
+
+    // Without `expanded_url` the t.co `url` is the link.
+    let mut line = fixture_value("x-v2-stream.ndjson", 3);
+    line["data"]["entities"]["urls"][0]
+        .as_object_mut()
+        .expect("url entity")
+        .remove("expanded_url");
+    assert_eq!(
+        links_of(&run_value(&Format::XV2, &line)[0]),
+        ["https://t.co/QHp3Dk7OeK"]
+    );
+}
+
+#[test]
+fn x_v1_links_prefer_the_extended_tweet() {
+    let one = decode_fixture("x-v1-tweet.json");
+    assert_eq!(
+        links_of(posts(&one)[0]),
+        ["https://engineering.twitter.com/2012/11/bolstering-our-infrastructure.html"]
+    );
+
+    let search = decode_fixture("x-v1-search-tweets.json");
+    let search = posts(&search);
+    assert_eq!(
+        links_of(post_with_id(&search, "1149698684646563840")),
+        ["https://www.data-blogger.com/2017/02/24/gathering-tweets-with-python/"]
+    );
+    // A retweet carries the links of its RT text.
+    assert_eq!(
+        links_of(post_with_id(&search, "1149603041349259266")),
+        ["https://www.independent.co.uk/travel/news-and-advice/air-canada-flight-turbulence-plane-hawaii-landing-vancouver-sydney-a9001731.html?utm_medium=Social&utm_source=Twitter#Echobox=1562921543"]
+    );
+    // Truncated without an extended_tweet: the only URL is "read more" to itself.
+    let truncated = post_with_id(&search, "1149678185375600641");
+    assert!(links_of(truncated).is_empty());
+    assert_eq!(truncated["flags"]["link"], true);
+    // Photos are media, not links.
+    assert!(links_of(post_with_id(&search, "1149788838430224391")).is_empty());
+
+    let enterprise = decode_fixture("x-v1-enterprise-original-format.ndjson");
+    let enterprise = posts(&enterprise);
+    // Line 10: the top-level entities hold only `i/web/status/<own id>`; the quoted tweet's
+    // link is in extended_tweet.entities.
+    assert_eq!(
+        links_of(post_with_id(&enterprise, "867479301360205824")),
+        ["https://twitter.com/notFromShrek/status/861652051016663040"]
+    );
+    assert_eq!(
+        links_of(post_with_id(&enterprise, "867470833744191488")),
+        ["https://smittenkitchen.com/2009/12/ridiculously-easy-butterscotch-sauce/"]
+    );
+    assert!(links_of(post_with_id(&enterprise, "867473446648676352")).is_empty());
+    let with_links = enterprise
+        .iter()
+        .filter(|p| !links_of(p).is_empty())
+        .count();
+    assert_eq!(with_links, 9);
+}
+
+#[test]
+fn gnip_links_match_their_original_format_twins() {
+    let original = decode_fixture("x-v1-enterprise-original-format.ndjson");
+    let activity = decode_fixture("x-gnip-activity-streams.ndjson");
+    for (o, a) in posts(&original).into_iter().zip(posts(&activity)) {
+        assert_eq!(links_of(o), links_of(a), "{}", o["id"]);
+    }
+}
+
+#[test]
+fn mastodon_links_are_plain_hrefs_and_the_card() {
+    // The href and the card's url are the same article: one link.
+    let status = decode_fixture("mastodon-status.json");
+    assert_eq!(
+        links_of(posts(&status)[0]),
+        ["https://www.theguardian.com/money/2019/dec/07/i-lost-my-193000-inheritance-with-one-wrong-digit-on-my-sort-code"]
+    );
+    let hello = decode_fixture("mastodon-status-hello-world.json");
+    assert!(links_of(posts(&hello)[0]).is_empty());
+    // A mention is not a link.
+    let sse = decode_fixture("mastodon-stream.sse");
+    let mention = post_with_id(&posts(&sse), "108914327388663283");
+    assert!(links_of(mention).is_empty());
+
+    // The ruby.social edit in the SSE transcript is a Status with four hashtags and one
+    // link; decoded as a status, only the link is.
+    let transcript =
+        std::fs::read_to_string(fixtures_dir().join("mastodon-stream.sse")).expect("fixture");
+    let data = transcript
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .find(|d| d.contains("cstudios.bandcamp.com"))
+        .expect("the ruby.social status");
+    assert_eq!(
+        links_of(&run(&Format::Mastodon, data.trim()).expect("a status")[0]),
+        ["https://cstudios.bandcamp.com/track/celestia-gravity-assist-no-19-var-2"]
+    );
+
+    // The real status with a query in its link: `&amp;` in the href is decoded, and the
+    // card's url (plain JSON) is then the same link. A second card URL would follow it.
+    let mut edited = fixture_value("mastodon-status.json", 1);
+    let article = edited["card"]["url"].as_str().expect("card url").to_owned();
+    let content = edited["content"].as_str().expect("content").replace(
+        &format!("href=\"{article}\""),
+        &format!("href=\"{article}?utm_source=m&amp;utm_medium=s\""),
+    );
+    edited["content"] = Value::from(content);
+    edited["card"]["url"] = Value::from(format!("{article}?utm_source=m&utm_medium=s"));
+    let post = &run_value(&Format::Mastodon, &edited)[0];
+    assert_eq!(
+        links_of(post),
+        [format!("{article}?utm_source=m&utm_medium=s")]
+    );
+    edited["card"]["url"] = Value::from("https://www.theguardian.com/");
+    let post = &run_value(&Format::Mastodon, &edited)[0];
+    assert_eq!(
+        links_of(post),
+        [
+            format!("{article}?utm_source=m&utm_medium=s"),
+            "https://www.theguardian.com/".to_owned()
+        ]
+    );
+}
+
+#[test]
+fn reddit_links_are_link_submissions_urls() {
+    let submissions = decode_fixture("reddit-submissions-listing.json");
+    let subs = posts(&submissions);
+    let links: Vec<Vec<&str>> = subs.iter().map(|p| links_of(p)).collect();
+    assert_eq!(
+        links,
+        [
+            vec!["http://www.independent.co.uk/news/science/dementia-alzheimers-parkinsons-disease-genetic-condition-ageing-a7489111.html"],
+            vec!["https://i.imgur.com/zxSSOAS.png"],
+            vec![], // a self post: its url is its own page
+            vec!["https://clips.twitch.tv/pokelawls/UnusualOtterTheTarFu"],
+        ]
+    );
+    // Comments carry no link fields of their own (link_url is their submission's).
+    let comments = decode_fixture("reddit-comments-listing.json");
+    assert!(posts(&comments).iter().all(|p| links_of(p).is_empty()));
+
+    // Without raw_json=1 Reddit escapes `&` in the url; a link submission pointing at its
+    // own page (as a crosspost stub can) has no link.
+    let mut listing = fixture_value("reddit-submissions-listing.json", 1);
+    listing["data"]["children"][0]["data"]["url"] =
+        Value::from("https://www.youtube.com/watch?v=abc&amp;t=10");
+    let fourth = &mut listing["data"]["children"][3]["data"];
+    let permalink = fourth["permalink"].as_str().expect("permalink").to_owned();
+    fourth["url"] = Value::from(format!("https://old.reddit.com{permalink}"));
+    let edited = run_value(&Format::Reddit, &listing);
+    assert_eq!(
+        links_of(&edited[0]),
+        ["https://www.youtube.com/watch?v=abc&t=10"]
+    );
+    assert!(links_of(&edited[3]).is_empty());
+}
+
+#[test]
+fn links_keep_only_short_web_urls() {
+    // (url, kept)
+    let cases: &[(&str, bool)] = &[
+        ("https://acme.example/a", true),
+        ("http://acme.example", true),
+        ("HTTPS://ACME.EXAMPLE/", true),
+        ("https://", false),
+        ("http:/acme.example", false),
+        ("at://did:plc:x/app.bsky.feed.post/1", false),
+        ("mailto:press@acme.example", false),
+        ("ftp://acme.example/file", false),
+        ("javascript:alert(1)", false),
+        ("/relative/path", false),
+        ("", false),
+    ];
+    for (url, kept) in cases {
+        let mut links = Vec::new();
+        push_link(&mut links, std::borrow::Cow::Borrowed(*url));
+        assert_eq!(links.len() == 1, *kept, "{url}");
+    }
+    let longest = format!("https://a.example/{}", "x".repeat(MAX_LINK_BYTES - 18));
+    assert_eq!(longest.len(), MAX_LINK_BYTES);
+    let mut links = Vec::new();
+    push_link(&mut links, longest.as_str().into());
+    push_link(&mut links, format!("{longest}y").into());
+    push_link(&mut links, longest.as_str().into());
+    assert_eq!(links, [longest.as_str()]);
 }
 
 #[test]
@@ -1397,7 +1801,10 @@ fn all_formats() -> Vec<Format> {
 fn decode_bytes(decoder: &mut Decoder, frame: &[u8]) -> Result<usize, SkipReason> {
     let mut frame = frame.to_vec();
     let mut emitted = 0;
-    let result = decoder.decode(&mut frame, |_| emitted += 1);
+    let result = decoder.decode(&mut frame, |post| {
+        check_links(&post);
+        emitted += 1;
+    });
     if let Ok(n) = result {
         assert_eq!(n, emitted);
         assert!(n >= 1);

@@ -6,7 +6,8 @@
 //!   `verified`). Text is `note_tweet.text` for long posts, else `text`. engagement = like +
 //!   retweet + reply + quote counts of `data.public_metrics`. Flags: `referenced_tweets` types
 //!   `replied_to` / `quoted` / `retweeted` → reply / quote / repost; link = `entities.urls`
-//!   non-empty; media = `attachments.media_keys` non-empty. A line holding `errors` and no
+//!   non-empty; media = `attachments.media_keys` non-empty. Links: `entities.urls[]`
+//!   `expanded_url`, else `url` (the `t.co` form). A line holding `errors` and no
 //!   `data` is [`SkipReason::StreamError`], while a page's partial `errors` (a suspended
 //!   mentioned user) do not stop its tweets. `matching_rules` (numeric or string ids) and
 //!   twarc's `__twarc` envelope are ignored.
@@ -15,18 +16,31 @@
 //!   `full_text`, else `text`. Flags from `in_reply_to_status_id(_str)`, `retweeted_status`,
 //!   `quoted_status(_id_str)`, `entities.urls`, and `media` in `entities` /
 //!   `extended_entities` (including those inside `extended_tweet`). engagement = favorite +
-//!   retweet (+ reply + quote when present). Stream control messages are skipped: `delete` →
+//!   retweet (+ reply + quote when present). Links: `expanded_url` (else `url`) of
+//!   `extended_tweet.entities.urls` when the status has an `extended_tweet` (the top-level
+//!   `entities` then describe the 140-character cut, whose only link may be the "read more"
+//!   link to the tweet itself), else of `entities.urls`. Media are not links: v1.1 lists them
+//!   in `entities.media`. Stream control messages are skipped: `delete` →
 //!   Delete, `limit` / `disconnect` / `warning` / `errors` → StreamError, other envelopes →
 //!   OtherEvent.
 //! - **Gnip Activity Streams** ([`decode_activity`]): `verb: post | share`; ids are `tag:` /
 //!   `id:` URIs whose last `:`-separated part is the tweet / user id. Text is
 //!   `long_object.body`, else `body`. `share` (a retweet) sets repost; reply = `inReplyTo`;
 //!   quote = `twitter_quoted_status`; link / media from `twitter_entities` /
-//!   `twitter_extended_entities` (and `long_object`'s). engagement = favorites + retweets.
+//!   `twitter_extended_entities` (and `long_object`'s); links as v1.1 with
+//!   `long_object.twitter_entities` in the place of `extended_tweet.entities`. Gnip's own
+//!   `gnip.urls` enrichment is not read. engagement = favorites + retweets.
 //!   `verb: delete` → Delete; Gnip `info` → OtherEvent; `error` → StreamError.
 //!
 //! All three escape `&`, `<` and `>` in text as HTML references; they are decoded (into the
 //! decoder's text buffer, only when present).
+//!
+//! In all three, a URL that is the post itself or a photo / video is not one of its links:
+//! v2 lists photos and videos among a tweet's URLs as `twitter.com/<user>/status/<id>/photo/1`
+//! (a retweet lists the original's), where v1.1 keeps them apart in `entities.media`; and a
+//! truncated tweet links to its own `twitter.com/i/web/status/<own id>`. Left in, they would
+//! make every tweet with a photo match `domain:twitter.com`, and v2 and v1.1 would disagree
+//! on the same tweet. The `link` flag still counts them, as before.
 //!
 //! Retweets are posts with the repost flag (their `RT @user: …` text is what a listener
 //! sees); deduplication of reposts is the route stage's decision, not the decoder's.
@@ -36,7 +50,7 @@
 use std::borrow::Cow;
 
 use super::tape::Val;
-use super::{html, sum_counts, Emitted, Scratch};
+use super::{html, push_link, sum_counts, Emitted, Scratch};
 use crate::post::{Author, Platform, Post, PostFlags};
 use crate::skip::SkipReason;
 
@@ -101,6 +115,7 @@ fn v2_tweet<'s, 'f: 's>(
     let mut created_at = None;
     let mut engagement = None;
     let mut flags = PostFlags::default();
+    let mut entities = None;
     for (key, value) in tweet.entries() {
         match key {
             "id" => id = value.str(),
@@ -130,6 +145,7 @@ fn v2_tweet<'s, 'f: 's>(
             }
             "entities" => {
                 flags.link |= value.get("urls").is_some_and(Val::is_nonempty_array);
+                entities = Some(value);
             }
             "attachments" => {
                 flags.media |= value.get("media_keys").is_some_and(Val::is_nonempty_array);
@@ -137,6 +153,7 @@ fn v2_tweet<'s, 'f: 's>(
             _ => {}
         }
     }
+    let id = id?;
     let author_id = author_id?;
     let mut author = Author {
         id: Cow::Borrowed(author_id),
@@ -162,7 +179,7 @@ fn v2_tweet<'s, 'f: 's>(
     }
     Some(Post {
         platform: Platform::X,
-        id: Cow::Borrowed(id?),
+        id: Cow::Borrowed(id),
         uri: None,
         url: None,
         author,
@@ -172,6 +189,7 @@ fn v2_tweet<'s, 'f: 's>(
         time_us: None,
         engagement,
         flags,
+        links: entity_links(entities, id),
     })
 }
 
@@ -233,6 +251,8 @@ fn v1_status<'s, 'f: 's>(status: Val<'_, 'f>, buf: &'s mut String) -> Option<Pos
     let mut created_at = None;
     let mut counts = [None; 4];
     let mut flags = PostFlags::default();
+    let mut entities = None;
+    let mut extended_entities = None;
     for (key, value) in status.entries() {
         match key {
             "id_str" => id = value.str(),
@@ -240,7 +260,8 @@ fn v1_status<'s, 'f: 's>(status: Val<'_, 'f>, buf: &'s mut String) -> Option<Pos
             "full_text" => full_text = value.str(),
             "extended_tweet" => {
                 extended_text = value.get("full_text").and_then(Val::str);
-                entity_flags(value.get("entities"), &mut flags);
+                extended_entities = value.get("entities");
+                entity_flags(extended_entities, &mut flags);
                 entity_flags(value.get("extended_entities"), &mut flags);
             }
             "user" => user = Some(value),
@@ -255,10 +276,15 @@ fn v1_status<'s, 'f: 's>(status: Val<'_, 'f>, buf: &'s mut String) -> Option<Pos
             }
             "retweeted_status" => flags.repost |= !value.is_null(),
             "quoted_status" | "quoted_status_id_str" => flags.quote |= !value.is_null(),
-            "entities" | "extended_entities" => entity_flags(Some(value), &mut flags),
+            "entities" => {
+                entity_flags(Some(value), &mut flags);
+                entities = Some(value);
+            }
+            "extended_entities" => entity_flags(Some(value), &mut flags),
             _ => {}
         }
     }
+    let id = id?;
     let user = user?;
     let mut author = Author::default();
     let mut user_id = None;
@@ -275,7 +301,7 @@ fn v1_status<'s, 'f: 's>(status: Val<'_, 'f>, buf: &'s mut String) -> Option<Pos
     author.id = Cow::Borrowed(user_id?);
     Some(Post {
         platform: Platform::X,
-        id: Cow::Borrowed(id?),
+        id: Cow::Borrowed(id),
         uri: None,
         url: None,
         author,
@@ -288,7 +314,63 @@ fn v1_status<'s, 'f: 's>(status: Val<'_, 'f>, buf: &'s mut String) -> Option<Pos
         time_us: None,
         engagement: sum_counts(counts),
         flags,
+        links: entity_links(extended_entities.or(entities), id),
     })
+}
+
+/// The links of an `entities` object (v2, v1.1, Gnip's `twitter_entities`): each of its
+/// `urls` as `expanded_url`, else as `url`, leaving out the tweet `own_id` itself and photo
+/// and video pages.
+/// Nothing is allocated for a tweet without URLs.
+fn entity_links<'f>(entities: Option<Val<'_, 'f>>, own_id: &str) -> Vec<Cow<'f, str>> {
+    let mut links = Vec::new();
+    let urls = entities.and_then(|e| e.get("urls"));
+    for item in urls.into_iter().flat_map(Val::items) {
+        let url = item
+            .get("expanded_url")
+            .and_then(Val::str)
+            .or_else(|| item.get("url").and_then(Val::str));
+        if let Some(url) = url.filter(|u| !is_self_or_media(u, own_id)) {
+            push_link(&mut links, Cow::Borrowed(url));
+        }
+    }
+    links
+}
+
+/// Whether `url`, on twitter.com / x.com, is a page of the tweet `id` (`…/status/<id>` or
+/// `…/statuses/<id>`, with anything after it) or the photo / video page of any tweet
+/// (`…/status/<other id>/photo/1`).
+fn is_self_or_media(url: &str, id: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    if !(scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")) {
+        return false;
+    }
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = strip_prefix_ci(host, "www.")
+        .or_else(|| strip_prefix_ci(host, "mobile."))
+        .unwrap_or(host);
+    if !(host.eq_ignore_ascii_case("twitter.com") || host.eq_ignore_ascii_case("x.com")) {
+        return false;
+    }
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let mut segments = path.split('/');
+    while let Some(segment) = segments.next() {
+        if segment == "status" || segment == "statuses" {
+            let status = segments.next();
+            let media = matches!(segments.next(), Some("photo" | "video"));
+            return media || (!id.is_empty() && status == Some(id));
+        }
+    }
+    false
+}
+
+/// `s` without `prefix` (ASCII, any case), if it starts with it.
+fn strip_prefix_ci<'s>(s: &'s str, prefix: &str) -> Option<&'s str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// link / media from a v1.1 `entities` or `extended_entities` object.
@@ -313,6 +395,8 @@ pub(super) fn decode_activity<F: FnMut(Post<'_>)>(
     let mut created_at = None;
     let mut counts = [None; 2];
     let mut flags = PostFlags::default();
+    let mut entities = None;
+    let mut long_entities = None;
     let mut control = None;
     for (key, value) in root.entries() {
         match key {
@@ -321,7 +405,8 @@ pub(super) fn decode_activity<F: FnMut(Post<'_>)>(
             "body" => body = value.str(),
             "long_object" => {
                 long_body = value.get("body").and_then(Val::str);
-                entity_flags(value.get("twitter_entities"), &mut flags);
+                long_entities = value.get("twitter_entities");
+                entity_flags(long_entities, &mut flags);
                 entity_flags(value.get("twitter_extended_entities"), &mut flags);
             }
             "actor" => actor = Some(value),
@@ -331,9 +416,11 @@ pub(super) fn decode_activity<F: FnMut(Post<'_>)>(
             "retweetCount" => counts[1] = value.u64(),
             "inReplyTo" => flags.reply |= !value.is_null(),
             "twitter_quoted_status" => flags.quote |= !value.is_null(),
-            "twitter_entities" | "twitter_extended_entities" => {
+            "twitter_entities" => {
                 entity_flags(Some(value), &mut flags);
+                entities = Some(value);
             }
+            "twitter_extended_entities" => entity_flags(Some(value), &mut flags),
             "info" => control = Some(SkipReason::OtherEvent),
             "error" => control = Some(SkipReason::StreamError),
             _ => {}
@@ -362,9 +449,10 @@ pub(super) fn decode_activity<F: FnMut(Post<'_>)>(
         }
     }
     author.id = Cow::Borrowed(last_part(actor_id.ok_or(SkipReason::WrongShape)?));
+    let id = last_part(id);
     on_post(Post {
         platform: Platform::X,
-        id: Cow::Borrowed(last_part(id)),
+        id: Cow::Borrowed(id),
         uri: None,
         url: None,
         author,
@@ -374,6 +462,7 @@ pub(super) fn decode_activity<F: FnMut(Post<'_>)>(
         time_us: None,
         engagement: sum_counts(counts),
         flags,
+        links: entity_links(long_entities.or(entities), id),
     });
     Ok(1)
 }
@@ -381,4 +470,34 @@ pub(super) fn decode_activity<F: FnMut(Post<'_>)>(
 /// `tag:search.twitter.com,2005:887453193294282752` → `887453193294282752`.
 fn last_part(uri: &str) -> &str {
     uri.rsplit(':').next().unwrap_or(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_the_tweet_itself_and_media_from_links() {
+        // (url, is the tweet 42 itself or media)
+        let cases: &[(&str, bool)] = &[
+            ("https://twitter.com/i/web/status/42", true),
+            ("https://twitter.com/acme/status/42", true),
+            ("https://x.com/acme/status/42?s=20", true),
+            ("http://mobile.twitter.com/acme/statuses/42#m", true),
+            ("https://WWW.Twitter.com/acme/status/42/photo/1", true),
+            ("https://twitter.com/other/status/7/photo/1", true),
+            ("https://twitter.com/other/status/7/video/1", true),
+            ("https://twitter.com/other/status/7", false),
+            ("https://twitter.com/other/status/421", false),
+            ("https://twitter.com/acme", false),
+            ("https://nottwitter.com/acme/status/42", false),
+            ("https://example.com/status/42", false),
+            ("ftp://twitter.com/acme/status/42", false),
+            ("twitter.com/acme/status/42", false),
+        ];
+        for (url, itself) in cases {
+            assert_eq!(is_self_or_media(url, "42"), *itself, "{url}");
+        }
+        assert!(!is_self_or_media("https://twitter.com/i/web/status/", ""));
+    }
 }
