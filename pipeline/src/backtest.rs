@@ -550,6 +550,7 @@ mod tests {
             time_us: None,
             engagement: None,
             flags: PostFlags::default(),
+            links: Vec::new(),
         }
     }
 

@@ -94,5 +94,10 @@ fn post_of(example: &Example) -> Post<'_> {
         time_us: None,
         engagement: None,
         flags: example.flags,
+        links: example
+            .links
+            .iter()
+            .map(|l| Cow::Borrowed(l.as_str()))
+            .collect(),
     }
 }

@@ -746,15 +746,18 @@ fn field_holds(field: &FieldTest, facts: &Facts<'_, '_>) -> bool {
     }
 }
 
-/// The URLs a post carries: its links, then the URLs written in its text.
+/// The URLs a post carries: its links (full URLs from facets, entities, cards), then the URLs
+/// written in its text (Mastodon and X texts hold them; Bluesky shows shortened ones).
 fn urls<'s>(facts: &'s Facts<'_, '_>) -> impl Iterator<Item = &'s str> {
     let text = facts.norm.text();
-    facts
-        .norm
-        .tokens()
-        .iter()
-        .filter(|t| t.kind == TokenKind::Url)
-        .filter_map(move |t| text.get(t.start..t.end))
+    facts.post.links.iter().map(|l| l.as_ref()).chain(
+        facts
+            .norm
+            .tokens()
+            .iter()
+            .filter(|t| t.kind == TokenKind::Url)
+            .filter_map(move |t| text.get(t.start..t.end)),
+    )
 }
 
 /// Whether handle `h` is `want` (lowercase), or `want` followed by a domain or server
@@ -1473,6 +1476,7 @@ brand acme "Acme"
         from: Option<&'static str>,
         followers: Option<u64>,
         flags: PostFlags,
+        links: Vec<&'static str>,
     }
 
     fn post_with<'a>(text: &'a str, meta: &Meta) -> Post<'a> {
@@ -1480,6 +1484,7 @@ brand acme "Acme"
         p.author.handle = meta.from.map(Cow::Borrowed);
         p.author.followers = meta.followers;
         p.flags = meta.flags;
+        p.links = meta.links.iter().map(|&l| Cow::Borrowed(l)).collect();
         p
     }
 
@@ -1717,9 +1722,11 @@ brand acme "Acme"
         } else {
             (t, url_ranges.clone(), 0)
         };
-        let urls: Vec<String> = url_ranges
+        let urls: Vec<String> = post
+            .links
             .iter()
-            .map(|&(a, b)| t[a..b].to_string())
+            .map(|l| l.to_lowercase())
+            .chain(url_ranges.iter().map(|&(a, b)| t[a..b].to_string()))
             .collect();
         let mut out = Vec::new();
         let mut first = 0u32;
@@ -1953,11 +1960,21 @@ brand acme "Acme"
                 ][..],
             ),
             prop::array::uniform5(any::<bool>()),
+            prop::sample::subsequence(
+                &[
+                    "https://Acme.com/Help/1",
+                    "https://shop.acme.com/x",
+                    "https://notacme.com/y",
+                    "https://x.io/acme",
+                ][..],
+                0..3,
+            ),
         )
-            .prop_map(|(lang, from, followers, f)| Meta {
+            .prop_map(|(lang, from, followers, f, links)| Meta {
                 lang,
                 from,
                 followers,
+                links,
                 flags: PostFlags {
                     reply: f[0],
                     repost: f[1],
