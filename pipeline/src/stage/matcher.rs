@@ -19,10 +19,14 @@
 //!    `@handle` term also accepts a `.domain` after it but not a `-` (`@acmehq.bsky.social` is
 //!    `@acmehq`, `@acmehq-x` is not). Words and phrases written in a script without spaces
 //!    (CJK, Thai, …) match anywhere.
-//! 3. A term that passes marks the rules it *anchors* (it is written outside every exclusion).
-//!    Only marked rules are evaluated, so cost follows matches, not rule count; a rule that is
-//!    a plain OR of terms (a 10k-term terms file) holds as soon as it is marked. Other rules
-//!    run their compiled query (postfix, over the sorted set of terms found and `post.lang`).
+//! 3. A term that passes marks its rule as a candidate if it is one of the rule's
+//!    *triggers*: a set of terms of which every way the rule can hold needs one (for an AND,
+//!    only its cheapest required part: `acme (help OR support)` is woken by `acme`, never by
+//!    `help`). Only marked rules are evaluated, so cost follows matches, not rule count, even
+//!    when thousands of rules share a common word; a rule that is a plain OR of terms (a
+//!    10k-term terms file) holds as soon as it is marked. Other rules run their compiled query
+//!    (postfix, over the sorted set of terms found, their positions for `NEAR`, and the post's
+//!    fields).
 //!
 //! # Invariants
 //! - No allocation when no term is found (≈98% of posts): the scratch vectors only clear.
@@ -156,8 +160,12 @@ enum Boundary {
     Substring,
 }
 
-/// Per-term flags.
+/// Per-term flag: written outside every exclusion, so reported in [`Hit::terms`] when found.
 const ANCHOR: u8 = 1;
+/// Per-term flag: finding it makes its rule a candidate. Only one required part of an AND
+/// needs to trigger it (see [`triggers`]), so words many rules share (`help`, `down`) do not
+/// wake every rule that mentions them.
+const TRIGGER: u8 = 16;
 /// The term is an operand of a `NEAR`: record where it was found.
 const NEAR: u8 = 2;
 /// `raw:`: confirm the exact letters in the post's own text.
@@ -230,7 +238,7 @@ pub struct Matcher {
     term_end: Vec<usize>,
     term_rule: Vec<u32>,
     term_boundary: Vec<Boundary>,
-    /// [`ANCHOR`], [`NEAR`], [`EXACT`], [`ACCENT_FREE`].
+    /// [`ANCHOR`], [`TRIGGER`], [`NEAR`], [`EXACT`], [`ACCENT_FREE`].
     term_flags: Vec<u8>,
     rules: Vec<CompiledRule>,
     nears: Vec<NearTest>,
@@ -313,6 +321,14 @@ impl Matcher {
             let first_term = m.term_end.len() as u32;
             let mut near_terms = vec![false; rule.terms.len()];
             mark_near_terms(&rule.query, &mut near_terms);
+            let mut trigger_terms = vec![false; rule.terms.len()];
+            // The loader guarantees every rule needs some term; all anchors otherwise.
+            match triggers(&rule.query, &rule.terms) {
+                Some(set) => set.iter().for_each(|&i| trigger_terms[i as usize] = true),
+                None => (0..rule.terms.len())
+                    .filter(|&i| rule.is_anchor(i))
+                    .for_each(|i| trigger_terms[i] = true),
+            }
             for (i, term) in rule.terms.iter().enumerate() {
                 let next = needles.len() as u32;
                 let p = *needle_index.entry(term.needle.as_str()).or_insert_with(|| {
@@ -327,6 +343,9 @@ impl Matcher {
                 let mut flags = 0;
                 if rule.is_anchor(i) {
                     flags |= ANCHOR;
+                }
+                if trigger_terms[i] {
+                    flags |= TRIGGER;
                 }
                 if near_terms[i] {
                     flags |= NEAR;
@@ -501,7 +520,7 @@ impl Matcher {
                     continue;
                 }
                 scratch.found.push(t);
-                if flags & ANCHOR != 0 {
+                if flags & TRIGGER != 0 {
                     scratch.candidates.push(self.term_rule[t_]);
                 }
                 if flags & NEAR != 0 {
@@ -659,6 +678,46 @@ enum Pass {
     Normal { two_texts: bool },
     /// The accent-folded text: only terms of accent-insensitive rules.
     Folded,
+}
+
+/// Terms (indices into `terms`) of which every way `q` can hold needs at least one: the
+/// rule's triggers. `None` when `q` can hold with no term found (an exclusion or a field
+/// operator alone). For AND, the one part whose set is cheapest: fewest terms, then the
+/// longest shortest needle — a brand name rather than `help OR support OR refund*`.
+fn triggers(q: &Query, terms: &[Term]) -> Option<Vec<u32>> {
+    match q {
+        Query::Term(i) => Some(vec![*i]),
+        Query::Near { left, right, .. } => {
+            let sides = [left.clone(), right.clone()];
+            sides.into_iter().min_by_key(|side| cost(side, terms))
+        }
+        Query::Field(_) | Query::Not(_) => None,
+        Query::Or(parts) => {
+            let mut all = Vec::new();
+            for p in parts {
+                all.extend(triggers(p, terms)?);
+            }
+            all.sort_unstable();
+            all.dedup();
+            Some(all)
+        }
+        Query::And(parts) => parts
+            .iter()
+            .filter_map(|p| triggers(p, terms))
+            .min_by_key(|set| cost(set, terms)),
+    }
+}
+
+/// How often a set of triggers is expected to wake its rule, as an ordering key: more terms
+/// wake it more often, and short needles are common words.
+fn cost(set: &[u32], terms: &[Term]) -> (usize, std::cmp::Reverse<usize>) {
+    let shortest = set
+        .iter()
+        .filter_map(|&i| terms.get(i as usize))
+        .map(|t| t.needle.chars().count())
+        .min()
+        .unwrap_or(0);
+    (set.len(), std::cmp::Reverse(shortest))
 }
 
 /// The terms written as an operand of a `NEAR`.
@@ -2062,6 +2121,37 @@ brand acme "Acme"
             let alone = format!("x {written} x");
             let hits = fast(&Matcher::build(&set).expect("build"), &alone, None);
             prop_assert_eq!(hits.len(), 1, "{:?}", alone);
+        }
+    }
+
+    #[test]
+    fn triggers_are_the_cheapest_required_part() {
+        let cases: &[(&str, Option<&[&str]>)] = &[
+            ("acme", Some(&["acme"])),
+            ("acme (help OR support OR refund*)", Some(&["acme"])),
+            (
+                "(acme OR @acmehq) (help OR support OR broken)",
+                Some(&["acme", "@acmehq"]),
+            ),
+            ("(a OR b) globex", Some(&["globex"])),
+            ("help globex", Some(&["globex"])),
+            (
+                "\"acme cloud\" NEAR/4 (down OR outage)",
+                Some(&["acme cloud"]),
+            ),
+            ("acme OR (globex help)", Some(&["acme", "globex"])),
+            ("acme -coyote lang:en", Some(&["acme"])),
+        ];
+        for (query, want) in cases {
+            let set = rules(&format!("brand b \"B\"\nrule r: {query}\n"));
+            let rule = &set.rules()[0];
+            let got = triggers(&rule.query, &rule.terms).map(|ids| {
+                ids.iter()
+                    .map(|&i| rule.terms[i as usize].text.clone())
+                    .collect::<Vec<_>>()
+            });
+            let want = want.map(|w| w.iter().map(|t| t.to_string()).collect::<Vec<_>>());
+            assert_eq!(got, want, "{query}");
         }
     }
 
