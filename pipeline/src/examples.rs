@@ -29,10 +29,9 @@ pub fn run(rules: &RuleSet, matcher: &Matcher) -> Result<usize, RuleErrors> {
             matcher.match_post(&post, &norm, &mut scratch, &mut hits);
             let hit = hits.iter().any(|h| h.rule as usize == r);
             // The rule's own terms in the text, whatever the query made of them.
-            let found: Vec<&str> = scratch
-                .found_terms()
+            let found: Vec<&str> = matcher
+                .found_terms(r as u32, &scratch)
                 .into_iter()
-                .filter(|&t| matcher.term_rule(t) == Some(r as u32))
                 .map(|t| matcher.term(t))
                 .collect();
             let message = match (example.expect, hit) {

@@ -33,7 +33,10 @@
 //!   A post that hits allocates its `Hit::terms`.
 //! - A term index ([`Hit::terms`], [`Matcher::term`]) names one term of one rule: rule `r`'s
 //!   terms are a contiguous range, in the order of [`crate::rules::Rule::terms`]. Terms of
-//!   different rules that share a needle share one automaton pattern.
+//!   different rules that share a needle share one automaton pattern, and terms that also
+//!   share their boundary rule and letter comparison share one *variant*: a hit is checked
+//!   once per variant, and a rule's query reads variants, so a word written in 10,000 rules
+//!   costs one check per occurrence, not 10,000.
 //! - Nothing here panics on input, counts, logs or reads a clock (STYLE 2).
 //!
 //! # Automaton kind
@@ -106,7 +109,7 @@ pub struct Hit {
 /// Per-worker scratch, reused across posts so matching allocates nothing in the steady state.
 #[derive(Debug, Clone, Default)]
 pub struct MatchScratch {
-    /// Terms that passed their boundary check in this post.
+    /// Variants (see [`Matcher`]) that passed their boundary check in this post.
     found: Vec<u32>,
     /// Rules an anchor term marked.
     candidates: Vec<u32>,
@@ -123,22 +126,12 @@ impl MatchScratch {
     pub fn new() -> Self {
         MatchScratch::default()
     }
-
-    /// The terms (of any rule, anchors or not, whether their rule held or not) found in the
-    /// last post matched with this scratch, ascending. For explaining a result, not for the
-    /// hot path.
-    pub fn found_terms(&self) -> Vec<u32> {
-        let mut found = self.found.clone();
-        found.sort_unstable();
-        found.dedup();
-        found
-    }
 }
 
-/// One place a `NEAR` term was found.
+/// One place a variant used by a `NEAR` was found.
 #[derive(Debug, Clone, Copy)]
 struct Occurrence {
-    term: u32,
+    variant: u32,
     start: usize,
     end: usize,
     /// Found in the accent-folded text rather than the normalized text.
@@ -146,7 +139,7 @@ struct Occurrence {
 }
 
 /// The boundary rule a term is matched with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Boundary {
     /// Words: both sides, except no right boundary inside a hashtag or handle token.
     Word,
@@ -190,7 +183,7 @@ enum Op {
     Or(u32),
 }
 
-/// A compiled `NEAR/n`: global term indices of each side, sorted.
+/// A compiled `NEAR/n`: the variants of each side's terms, sorted.
 #[derive(Debug, Clone)]
 struct NearTest {
     left: Box<[u32]>,
@@ -224,14 +217,69 @@ struct CompiledRule {
     program: Option<Box<[Op]>>,
 }
 
+/// What an automaton hit is checked against: one needle with one boundary rule and one way
+/// of comparing letters. Every term is one variant; terms of different rules that are the same
+/// variant (`help` in ten thousand rules) are checked once per hit, not once per rule.
+#[derive(Debug, Clone, Copy)]
+struct Variant {
+    boundary: Boundary,
+    /// [`EXACT`], [`ACCENT_FREE`] and [`NEAR`] (some term of it is a `NEAR` operand).
+    flags: u8,
+    /// For [`EXACT`]: the term whose letters are confirmed (exact terms are never shared).
+    exact_term: u32,
+}
+
+/// Compressed lists: the items of list `i` are `items[start[i]..start[i + 1]]`.
+#[derive(Debug, Clone, Default)]
+struct Lists {
+    start: Vec<u32>,
+    items: Vec<u32>,
+}
+
+impl Lists {
+    /// Builds the lists from `(list, item)` pairs; each list keeps its items ascending.
+    fn build(lists: usize, mut pairs: Vec<(u32, u32)>) -> Lists {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut start = vec![0u32; lists + 1];
+        for &(l, _) in &pairs {
+            start[l as usize + 1] += 1;
+        }
+        for i in 1..start.len() {
+            start[i] += start[i - 1];
+        }
+        Lists {
+            start,
+            items: pairs.into_iter().map(|(_, item)| item).collect(),
+        }
+    }
+
+    fn get(&self, i: u32) -> &[u32] {
+        let i = i as usize;
+        match (self.start.get(i), self.start.get(i + 1)) {
+            (Some(&a), Some(&b)) => self.items.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    fn capacity_bytes(&self) -> usize {
+        4 * (self.start.capacity() + self.items.capacity())
+    }
+}
+
 /// All rules compiled into one automaton plus per-term and per-rule tables. `Send + Sync`;
 /// share it behind an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Matcher {
     ac: AhoCorasick,
-    /// Pattern `p`'s terms are `pattern_terms[pattern_start[p]..pattern_start[p + 1]]`.
-    pattern_start: Vec<u32>,
-    pattern_terms: Vec<u32>,
+    /// Pattern → its variants.
+    pattern_variants: Lists,
+    variants: Vec<Variant>,
+    /// Variant → the rules it triggers.
+    variant_rules: Lists,
+    /// Variant → its terms, ascending (so a rule's terms are one contiguous run).
+    variant_terms: Lists,
+    term_variant: Vec<u32>,
     /// Term `t` as written is `term_text[term_end[t - 1]..term_end[t]]` (one buffer instead of
     /// a million small strings).
     term_text: String,
@@ -269,9 +317,9 @@ impl Matcher {
     /// plain substrings, which must agree exactly.
     pub fn build_plain_substring(rules: &RuleSet) -> Result<Matcher, MatcherError> {
         let mut m = Matcher::build(rules)?;
-        m.term_boundary
+        m.variants
             .iter_mut()
-            .for_each(|b| *b = Boundary::Substring);
+            .for_each(|v| v.boundary = Boundary::Substring);
         Ok(m)
     }
 
@@ -301,11 +349,13 @@ impl Matcher {
 
         let mut needles: Vec<&str> = Vec::new();
         let mut needle_index: HashMap<&str, u32> = HashMap::new();
-        let mut term_pattern: Vec<u32> = Vec::with_capacity(term_count);
         let mut m = Matcher {
             ac: AhoCorasick::new([""; 0])?,
-            pattern_start: Vec::new(),
-            pattern_terms: Vec::new(),
+            pattern_variants: Lists::default(),
+            variants: Vec::new(),
+            variant_rules: Lists::default(),
+            variant_terms: Lists::default(),
+            term_variant: Vec::with_capacity(term_count),
             term_text: String::new(),
             term_end: Vec::with_capacity(term_count),
             term_rule: Vec::with_capacity(term_count),
@@ -316,6 +366,10 @@ impl Matcher {
             fields: Vec::new(),
             accent_free: false,
         };
+        let mut variant_index: HashMap<(u32, Boundary, u8, u32), u32> = HashMap::new();
+        let mut variant_pattern: Vec<u32> = Vec::new();
+        let mut rule_pairs: Vec<(u32, u32)> = Vec::new();
+        let mut term_pairs: Vec<(u32, u32)> = Vec::with_capacity(term_count);
         for (r, rule) in rules.rules().iter().enumerate() {
             // Both fit: checked above.
             let first_term = m.term_end.len() as u32;
@@ -335,7 +389,6 @@ impl Matcher {
                     needles.push(term.needle.as_str());
                     next
                 });
-                term_pattern.push(p);
                 m.term_text.push_str(&term.text);
                 m.term_end.push(m.term_text.len());
                 m.term_rule.push(r as u32);
@@ -359,6 +412,27 @@ impl Matcher {
                     }
                 }
                 m.term_flags.push(flags);
+                let t = m.term_end.len() as u32 - 1;
+                let boundary = boundary_of(term);
+                let exact_term = if flags & EXACT != 0 { t } else { u32::MAX };
+                let key = (p, boundary, flags & (EXACT | ACCENT_FREE), exact_term);
+                let v = *variant_index.entry(key).or_insert_with(|| {
+                    m.variants.push(Variant {
+                        boundary,
+                        flags: flags & (EXACT | ACCENT_FREE),
+                        exact_term,
+                    });
+                    variant_pattern.push(p);
+                    (m.variants.len() - 1) as u32
+                });
+                if flags & NEAR != 0 {
+                    m.variants[v as usize].flags |= NEAR;
+                }
+                if flags & TRIGGER != 0 {
+                    rule_pairs.push((v, r as u32));
+                }
+                term_pairs.push((v, t));
+                m.term_variant.push(v);
             }
             let program = if rule.is_pure_or() {
                 None
@@ -375,19 +449,34 @@ impl Matcher {
             });
         }
 
-        // Counting sort of terms by pattern: CSR lists, each ascending by term index.
-        m.pattern_start = vec![0; needles.len() + 1];
-        for &p in &term_pattern {
-            m.pattern_start[p as usize + 1] += 1;
+        let variants = m.variants.len();
+        m.pattern_variants = Lists::build(
+            needles.len(),
+            variant_pattern
+                .iter()
+                .enumerate()
+                .map(|(v, &p)| (p, v as u32))
+                .collect(),
+        );
+        m.variant_rules = Lists::build(variants, rule_pairs);
+        m.variant_terms = Lists::build(variants, term_pairs);
+        // Queries name terms; evaluation looks at variants.
+        for near in &mut m.nears {
+            for side in [&mut near.left, &mut near.right] {
+                let mut v: Vec<u32> = side.iter().map(|&t| m.term_variant[t as usize]).collect();
+                v.sort_unstable();
+                v.dedup();
+                *side = v.into_boxed_slice();
+            }
         }
-        for i in 1..m.pattern_start.len() {
-            m.pattern_start[i] += m.pattern_start[i - 1];
-        }
-        let mut fill = m.pattern_start.clone();
-        m.pattern_terms = vec![0; term_pattern.len()];
-        for (t, &p) in term_pattern.iter().enumerate() {
-            m.pattern_terms[fill[p as usize] as usize] = t as u32;
-            fill[p as usize] += 1;
+        for rule in &mut m.rules {
+            if let Some(program) = &mut rule.program {
+                for op in program.iter_mut() {
+                    if let Op::Term(t) = op {
+                        *t = m.term_variant[*t as usize];
+                    }
+                }
+            }
         }
 
         let kind = if needles.len() <= dfa_max_patterns {
@@ -496,36 +585,29 @@ impl Matcher {
             return;
         };
         for m in matches {
-            let p = m.pattern().as_usize();
-            let (Some(&a), Some(&b)) = (self.pattern_start.get(p), self.pattern_start.get(p + 1))
-            else {
-                continue;
-            };
-            for &t in self
-                .pattern_terms
-                .get(a as usize..b as usize)
-                .unwrap_or(&[])
-            {
-                let t_ = t as usize;
-                let flags = self.term_flags[t_];
-                let wanted = match pass {
-                    Pass::Normal { two_texts } => !two_texts || flags & ACCENT_FREE == 0,
-                    Pass::Folded => flags & ACCENT_FREE != 0,
+            for &v in self.pattern_variants.get(m.pattern().as_u32()) {
+                let Some(var) = self.variants.get(v as usize) else {
+                    continue;
                 };
-                let boundary = self.term_boundary[t_];
-                if !wanted || !accepts(boundary, text, m.start(), m.end(), norm) {
+                let wanted = match pass {
+                    Pass::Normal { two_texts } => !two_texts || var.flags & ACCENT_FREE == 0,
+                    Pass::Folded => var.flags & ACCENT_FREE != 0,
+                };
+                if !wanted || !accepts(var.boundary, text, m.start(), m.end(), norm) {
                     continue;
                 }
-                if flags & EXACT != 0 && !exact_occurs(&post.text, self.literal(t), boundary) {
+                if var.flags & EXACT != 0
+                    && !exact_occurs(&post.text, self.literal(var.exact_term), var.boundary)
+                {
                     continue;
                 }
-                scratch.found.push(t);
-                if flags & TRIGGER != 0 {
-                    scratch.candidates.push(self.term_rule[t_]);
-                }
-                if flags & NEAR != 0 {
+                scratch.found.push(v);
+                scratch
+                    .candidates
+                    .extend_from_slice(self.variant_rules.get(v));
+                if var.flags & NEAR != 0 {
                     scratch.occurrences.push(Occurrence {
-                        term: t,
+                        variant: v,
                         start: m.start(),
                         end: m.end(),
                         folded: pass == Pass::Folded,
@@ -567,14 +649,7 @@ impl Matcher {
             if !holds {
                 continue;
             }
-            let found = facts.found;
-            let from = found.partition_point(|&t| t < rule.first_term);
-            let to = found.partition_point(|&t| t < rule.end_term);
-            let terms = found[from..to]
-                .iter()
-                .copied()
-                .filter(|&t| self.term_flags[t as usize] & ANCHOR != 0)
-                .collect();
+            let terms = self.rule_terms_found(rule, facts.found, ANCHOR);
             out.push(Hit {
                 rule: r,
                 brand: rule.brand,
@@ -619,6 +694,38 @@ impl Matcher {
         stack.pop().unwrap_or(false)
     }
 
+    /// The terms of `rule` whose variant is in `found` (sorted) and that have all of `flags`,
+    /// ascending.
+    fn rule_terms_found(&self, rule: &CompiledRule, found: &[u32], flags: u8) -> Vec<u32> {
+        let mut terms = Vec::new();
+        for &v in found {
+            let all = self.variant_terms.get(v);
+            let from = all.partition_point(|&t| t < rule.first_term);
+            let to = all.partition_point(|&t| t < rule.end_term);
+            terms.extend(
+                all[from..to]
+                    .iter()
+                    .copied()
+                    .filter(|&t| self.term_flags[t as usize] & flags == flags),
+            );
+        }
+        terms.sort_unstable();
+        terms
+    }
+
+    /// The terms of rule `rule` (index into [`RuleSet::rules`]) found in the last post matched
+    /// with `scratch`, excluded ones included, whether the rule held or not. For explaining a
+    /// result (examples, backtests), not for the hot path.
+    pub fn found_terms(&self, rule: u32, scratch: &MatchScratch) -> Vec<u32> {
+        let mut found = scratch.found.clone();
+        found.sort_unstable();
+        found.dedup();
+        self.rules
+            .get(rule as usize)
+            .map(|r| self.rule_terms_found(r, &found, 0))
+            .unwrap_or_default()
+    }
+
     /// The term with index `idx` as written in its rule (`""` for an index out of range).
     pub fn term(&self, idx: u32) -> &str {
         let i = idx as usize;
@@ -650,7 +757,7 @@ impl Matcher {
 
     /// How many distinct needles the automaton holds.
     pub fn pattern_count(&self) -> usize {
-        self.pattern_start.len().saturating_sub(1)
+        self.pattern_variants.start.len().saturating_sub(1)
     }
 
     /// The automaton kind chosen (see the module docs).
@@ -662,7 +769,11 @@ impl Matcher {
     pub fn memory_usage(&self) -> usize {
         self.ac.memory_usage()
             + self.term_text.capacity()
-            + 4 * (self.pattern_start.capacity() + self.pattern_terms.capacity())
+            + self.pattern_variants.capacity_bytes()
+            + self.variant_rules.capacity_bytes()
+            + self.variant_terms.capacity_bytes()
+            + std::mem::size_of::<Variant>() * self.variants.capacity()
+            + 4 * self.term_variant.capacity()
             + 8 * self.term_end.capacity()
             + 4 * self.term_rule.capacity()
             + self.term_boundary.capacity()
@@ -741,7 +852,7 @@ fn mark_near_terms(q: &Query, marks: &mut [bool]) {
 /// Whether a term of each side was found, in the same text, not overlapping, with at most
 /// `within` words between.
 fn near_holds(near: &NearTest, facts: &Facts<'_, '_>) -> bool {
-    let on = |side: &[u32], o: &Occurrence| side.binary_search(&o.term).is_ok();
+    let on = |side: &[u32], o: &Occurrence| side.binary_search(&o.variant).is_ok();
     facts.occurrences.iter().any(|a| {
         on(&near.left, a)
             && facts.occurrences.iter().any(|b| {
