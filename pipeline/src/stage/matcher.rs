@@ -40,14 +40,16 @@
 //! - Nothing here panics on input, counts, logs or reads a clock (STYLE 2).
 //!
 //! # Automaton kind
-//! A DFA is the fastest search while it fits in cache (BASELINES: 1.38 M texts/s at 10k terms
-//! vs 0.72 M for the contiguous NFA), but it costs about 1.8 KB per pattern and its build time
-//! grows with it: 19 MB / 0.1 s at 10k patterns, 176–181 MB / 1.1–1.4 s at 100k (measured with
-//! `earshot-bench`, benches/NOTES.md). At 100k patterns the DFA no longer fits any cache, and
-//! the contiguous NFA (17–21 MB, 0.3–0.6 s) searched about as fast in the same runs, so the DFA
-//! is used up to [`DFA_MAX_PATTERNS`] distinct needles and the NFA above: a 100k-rule pack then
-//! compiles in well under a second and stays far below 300 MB, and a hot reload (which holds
-//! two matchers for a moment) cannot double a gigabyte.
+//! A DFA is the fastest search (BASELINES: 1.38 M texts/s at 10k terms vs 0.72 M for the
+//! contiguous NFA), but it costs about 1.8 KB per pattern and its build time grows with it:
+//! 19 MB / 0.1 s at 10k patterns, 176–181 MB / 1.0–1.5 s at 100k (`earshot-bench`,
+//! benches/NOTES.md). Even at 100k patterns, where it no longer fits any cache, the whole
+//! worker ran about 25% faster with it than with the contiguous NFA (interleaved runs: 490 k vs
+//! 391 k events/s on the 100k-term list; the NFA was 17–21 MB and built in 0.3–0.6 s). So the
+//! DFA is used up to [`DFA_MAX_PATTERNS`] distinct needles (≈280 MB: the 100k lists with one
+//! copy per process, shared by every worker, plus a second one while a hot reload builds its
+//! replacement); above that the NFA keeps memory bounded for million-term lists, where a DFA
+//! would need gigabytes.
 
 use std::collections::HashMap;
 
@@ -60,9 +62,9 @@ use crate::stage::normalize::{
     Normalized, TokenKind,
 };
 
-/// Most distinct needles for which the automaton is a DFA (≈90 MB, ≈0.5 s to build); above,
-/// a contiguous NFA (see the module docs).
-pub const DFA_MAX_PATTERNS: usize = 50_000;
+/// Most distinct needles for which the automaton is a DFA; above, a contiguous NFA (see the
+/// module docs).
+pub const DFA_MAX_PATTERNS: usize = 150_000;
 
 /// Why a [`Matcher`] could not be built.
 #[derive(Debug, thiserror::Error)]
