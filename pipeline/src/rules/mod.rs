@@ -2,7 +2,8 @@
 //!
 //! # Input → output
 //! [`RuleSet::load`] reads rule files and directories of them (plus the terms files they
-//! name); [`RuleSet::parse_str`] parses one file's text. Either returns every brand and rule
+//! name, and the named lists any of them defines); [`RuleSet::parse_str`] parses one file's
+//! text. Either returns every brand and rule
 //! with its query parsed into a [`Query`] over the rule's own [`Term`]s, or *every* mistake
 //! found, each at `file:line:col` ([`RuleErrors`]).
 //!
@@ -11,23 +12,27 @@
 //! brand acme "Acme Corp"
 //!   handle @acmehq.bsky.social @acmehq
 //!   terms acme-products.txt              # one term per line: becomes rule `acme-terms`
-//!   rule acme-mentions: acme OR "acme corp" OR #acme OR @acmehq -"acme anvil joke"
-//!   rule acme-support: (acme OR @acmehq) (help OR support OR broken OR refund) lang:en
+//!   rule acme-mentions tags=mentions: (acme OR "acme corp" OR #acme OR @acmehq) -list:jobs
+//!     expect miss "Acme is hiring"
+//!   rule acme-support: (acme OR @acmehq) NEAR/5 (help OR broken OR refund*) lang:en
+//! list jobs: hiring OR careers OR "apply now"
 //! ```
 //! The syntax is documented for users in `rules/README.md`.
 //!
 //! # Invariants of a loaded set
 //! - Brand ids and rule ids are unique across all files; ids match `[a-z0-9][a-z0-9_-]*`.
 //! - Every rule's query needs at least one term that is not excluded to match (a rule of only
-//!   exclusions or `lang:` would match the whole firehose), so the matcher may evaluate a rule
-//!   only when one of its [anchor terms](Rule::is_anchor) was found.
-//! - Within a rule, terms are deduplicated by kind and casefolded needle; [`Query::Term`] holds
-//!   an index into [`Rule::terms`].
+//!   exclusions and field operators would match the whole firehose), so the matcher may
+//!   evaluate a rule only when one of its [anchor terms](Rule::is_anchor) was found.
+//! - Within a rule, terms are deduplicated by kind, needle, prefix and fold; [`Query::Term`]
+//!   and [`Query::Near`] hold indices into [`Rule::terms`]; a `list:` reference is expanded
+//!   into the rule's own terms.
 //! - Limits (each a clear error, because a rule file is input a person edits and a reload must
 //!   not be able to take the process down): a query ≤ [`MAX_QUERY_BYTES`], nesting ≤
 //!   [`MAX_DEPTH`], ≤ [`MAX_QUERY_ATOMS`] atoms per query, terms ≤ [`MAX_TERM_BYTES`], rule
 //!   files ≤ [`MAX_RULE_FILE_BYTES`], terms files ≤ [`MAX_TERMS_FILE_TERMS`] terms and
-//!   [`MAX_TERMS_FILE_BYTES`].
+//!   [`MAX_TERMS_FILE_BYTES`], `NEAR/n` ≤ [`MAX_NEAR`], prefixes ≥ [`MIN_PREFIX_CHARS`],
+//!   lists ≤ [`MAX_LIST_TERMS`], ≤ [`MAX_TAGS`] tags, examples ≤ [`MAX_EXAMPLE_BYTES`].
 //!
 //! # Why shaped so
 //! Loading is the only place rules can be wrong, so it validates completely and reports all
@@ -52,7 +57,8 @@ pub use error::{RuleError, RuleErrors};
 pub const MAX_QUERY_BYTES: usize = 4096;
 /// Deepest parenthesis nesting in a query: bounds the parser's recursion.
 pub const MAX_DEPTH: usize = 32;
-/// Most terms and `lang:` atoms in one query; terms files are exempt.
+/// Most terms, field operators and list references in one query; terms files and the terms
+/// inside a list are exempt.
 pub const MAX_QUERY_ATOMS: usize = 1000;
 /// Longest term, in bytes as written (sigil included, phrase quotes not).
 pub const MAX_TERM_BYTES: usize = 256;
