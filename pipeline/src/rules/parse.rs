@@ -876,26 +876,9 @@ impl Builder {
                     example.flags.link = true;
                     true
                 }
-                ("is", "reply") => {
-                    example.flags.reply = true;
-                    true
-                }
-                ("is", "repost") => {
-                    example.flags.repost = true;
-                    true
-                }
-                ("is", "quote") => {
-                    example.flags.quote = true;
-                    true
-                }
-                ("has", "link") => {
-                    example.flags.link = true;
-                    true
-                }
-                ("has", "media") => {
-                    example.flags.media = true;
-                    true
-                }
+                ("is" | "has", v) => flag(&mut example.flags, key, v)
+                    .map(|f| *f = true)
+                    .is_some(),
                 _ => false,
             };
             if !set {
@@ -984,6 +967,18 @@ impl Builder {
             }
         }
         Some(words)
+    }
+}
+
+/// The flag that `is:reply` … `has:media` in an example sets.
+fn flag<'f>(flags: &'f mut PostFlags, key: &str, value: &str) -> Option<&'f mut bool> {
+    match (key, value) {
+        ("is", "reply") => Some(&mut flags.reply),
+        ("is", "repost") => Some(&mut flags.repost),
+        ("is", "quote") => Some(&mut flags.quote),
+        ("has", "link") => Some(&mut flags.link),
+        ("has", "media") => Some(&mut flags.media),
+        _ => None,
     }
 }
 

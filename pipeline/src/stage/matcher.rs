@@ -113,16 +113,24 @@ pub struct Hit {
 /// Per-worker scratch, reused across posts so matching allocates nothing in the steady state.
 #[derive(Debug, Clone, Default)]
 pub struct MatchScratch {
-    /// Variants (see [`Matcher`]) that passed their boundary check in this post.
-    found: Vec<u32>,
-    /// Rules an anchor term marked.
-    candidates: Vec<u32>,
+    /// What the searches of this post found.
+    seen: Seen,
     /// Evaluation stack for compiled queries.
     stack: Vec<bool>,
-    /// Where the terms used by `NEAR` were found.
-    occurrences: Vec<Occurrence>,
-    /// The text with accents removed, for rules with `accents=ignore`.
+    /// The text with accents removed, for rules with `accents=ignore` (refilled in place: a
+    /// fresh `Normalized` per post would rebuild its URL searcher every time).
     folded: Normalized,
+}
+
+/// What the searches of one post found.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    /// Variants (see [`Matcher`]) that passed their boundary check.
+    found: Vec<u32>,
+    /// Rules a trigger marked.
+    candidates: Vec<u32>,
+    /// Where the variants used by `NEAR` were found.
+    occurrences: Vec<Occurrence>,
 }
 
 impl MatchScratch {
@@ -564,25 +572,28 @@ impl Matcher {
         out: &mut Vec<Hit>,
     ) {
         out.clear();
-        scratch.found.clear();
-        scratch.candidates.clear();
-        scratch.occurrences.clear();
+        let MatchScratch {
+            seen,
+            stack,
+            folded,
+        } = scratch;
+        seen.found.clear();
+        seen.candidates.clear();
+        seen.occurrences.clear();
         // Rules that ignore accents match against a folded copy of the text, made only when
         // folding changes something (never for ASCII text).
-        let mut folded = std::mem::take(&mut scratch.folded);
-        let two_texts = self.accent_free && normalize_accents(norm, &mut folded);
-        self.scan(post, norm, Pass::Normal { two_texts }, scratch);
+        let two_texts = self.accent_free && normalize_accents(norm, folded);
+        self.scan(post, norm, Pass::Normal { two_texts }, seen);
         if two_texts {
-            self.scan(post, &folded, Pass::Folded, scratch);
+            self.scan(post, folded, Pass::Folded, seen);
         }
-        if !scratch.candidates.is_empty() {
-            self.evaluate(post, norm, &folded, scratch, out);
+        if !seen.candidates.is_empty() {
+            self.evaluate(post, norm, folded, seen, stack, out);
         }
-        scratch.folded = folded;
     }
 
     /// One search of one text, recording the terms that pass their boundary rules.
-    fn scan(&self, post: &Post<'_>, norm: &Normalized, pass: Pass, scratch: &mut MatchScratch) {
+    fn scan(&self, post: &Post<'_>, norm: &Normalized, pass: Pass, seen: &mut Seen) {
         let text = norm.text();
         // Cannot fail: `build` checked that overlapping search is supported.
         let Ok(matches) = self.ac.try_find_overlapping_iter(text) else {
@@ -605,12 +616,10 @@ impl Matcher {
                 {
                     continue;
                 }
-                scratch.found.push(v);
-                scratch
-                    .candidates
-                    .extend_from_slice(self.variant_rules.get(v));
+                seen.found.push(v);
+                seen.candidates.extend_from_slice(self.variant_rules.get(v));
                 if var.flags & NEAR != 0 {
-                    scratch.occurrences.push(Occurrence {
+                    seen.occurrences.push(Occurrence {
                         variant: v,
                         start: m.start(),
                         end: m.end(),
@@ -627,28 +636,29 @@ impl Matcher {
         post: &Post<'_>,
         norm: &Normalized,
         folded: &Normalized,
-        scratch: &mut MatchScratch,
+        seen: &mut Seen,
+        stack: &mut Vec<bool>,
         out: &mut Vec<Hit>,
     ) {
-        scratch.found.sort_unstable();
-        scratch.found.dedup();
-        scratch.candidates.sort_unstable();
-        scratch.candidates.dedup();
+        seen.found.sort_unstable();
+        seen.found.dedup();
+        seen.candidates.sort_unstable();
+        seen.candidates.dedup();
         let facts = Facts {
-            found: &scratch.found,
-            occurrences: &scratch.occurrences,
+            found: &seen.found,
+            occurrences: &seen.occurrences,
             post,
             norm,
             folded,
             lang: post.lang.as_deref().map(primary_subtag),
         };
-        for &r in &scratch.candidates {
+        for &r in &seen.candidates {
             let Some(rule) = self.rules.get(r as usize) else {
                 continue;
             };
             let holds = match &rule.program {
                 None => true,
-                Some(program) => self.eval(program, &facts, &mut scratch.stack),
+                Some(program) => self.eval(program, &facts, stack),
             };
             if !holds {
                 continue;
@@ -721,7 +731,7 @@ impl Matcher {
     /// with `scratch`, excluded ones included, whether the rule held or not. For explaining a
     /// result (examples, backtests), not for the hot path.
     pub fn found_terms(&self, rule: u32, scratch: &MatchScratch) -> Vec<u32> {
-        let mut found = scratch.found.clone();
+        let mut found = scratch.seen.found.clone();
         found.sort_unstable();
         found.dedup();
         self.rules
@@ -1566,8 +1576,8 @@ brand acme "Acme"
         m.match_post(&post(hit, Some("en")), &norm, &mut scratch, &mut out);
         assert_eq!(out.len(), 6);
         let caps = (
-            scratch.found.capacity(),
-            scratch.candidates.capacity(),
+            scratch.seen.found.capacity(),
+            scratch.seen.candidates.capacity(),
             out.capacity(),
         );
         for text in ["nothing here", "acmes pacmen", "#notacme", ""] {
@@ -1575,8 +1585,8 @@ brand acme "Acme"
             m.match_post(&post(text, None), &norm, &mut scratch, &mut out);
             assert!(out.is_empty(), "{text}");
             let now = (
-                scratch.found.capacity(),
-                scratch.candidates.capacity(),
+                scratch.seen.found.capacity(),
+                scratch.seen.candidates.capacity(),
                 out.capacity(),
             );
             assert_eq!(now, caps, "{text}");
