@@ -1,5 +1,5 @@
-//! Match: a normalized post → the rules it satisfies ([`Hit`]s), from one Aho-Corasick
-//! automaton over every term of every rule.
+//! Match: a normalized post → the rules it satisfies ([`Hit`]s), from one search over every
+//! term of every rule.
 //!
 //! # Input → output
 //! [`Matcher::build`] compiles a [`RuleSet`] once (shared by all workers behind an `Arc`);
@@ -8,8 +8,11 @@
 //! order, naming the rule's non-excluded terms that were found.
 //!
 //! # How a post is matched
-//! 1. One overlapping search (`MatchKind::Standard`, so `acme` is found inside `acme corp`)
-//!    of the casefolded text finds every occurrence of every distinct needle.
+//! 1. One search of the casefolded text finds every occurrence of every distinct needle at a
+//!    place where a term can start (overlapping, so `acme` is found inside `acme corp`): a
+//!    [`StartTrie`] of all needles walked from word starts, plus, only when some term is
+//!    written in a script without spaces, an Aho-Corasick automaton of those needles, which
+//!    can start anywhere.
 //! 2. Each occurrence is checked against the boundary rule of each term written with that
 //!    needle: a word boundary on the left (start of text, a non-word character, or a change
 //!    between a script written without spaces and another); on the right the same, except
@@ -39,17 +42,14 @@
 //!   costs one check per occurrence, not 10,000.
 //! - Nothing here panics on input, counts, logs or reads a clock (STYLE 2).
 //!
-//! # Automaton kind
-//! A DFA is the fastest search (BASELINES: 1.38 M texts/s at 10k terms vs 0.72 M for the
-//! contiguous NFA), but it costs about 1.8 KB per pattern and its build time grows with it:
-//! 19 MB / 0.1 s at 10k patterns, 176–181 MB / 1.0–1.5 s at 100k (`earshot-bench`,
-//! benches/NOTES.md). Even at 100k patterns, where it no longer fits any cache, the whole
-//! worker ran about 25% faster with it than with the contiguous NFA (interleaved runs: 490 k vs
-//! 391 k events/s on the 100k-term list; the NFA was 17–21 MB and built in 0.3–0.6 s). So the
-//! DFA is used up to [`DFA_MAX_PATTERNS`] distinct needles (≈280 MB: the 100k lists with one
-//! copy per process, shared by every worker, plus a second one while a hot reload builds its
-//! replacement); above that the NFA keeps memory bounded for million-term lists, where a DFA
-//! would need gigabytes.
+//! # Search structures
+//! Up to 150k distinct needles the Aho-Corasick DFA over all of them used to be the search;
+//! at 100k needles it was 180 MB and took 0.8 s to build, over the rule-scale targets, and
+//! the trie that replaced it builds in a tenth of the time and size and runs as fast or faster
+//! (see [`StartTrie`] and benches/NOTES.md). The automaton of needles written without spaces
+//! (CJK, Thai names) stays a DFA up to [`DFA_MAX_PATTERNS`] of them and a contiguous NFA
+//! above, which bounds its memory; [`Matcher::build_plain_substring`], for the benchmark that
+//! counts plain substrings like the peers, puts every needle in it.
 
 use std::collections::HashMap;
 
@@ -61,9 +61,10 @@ use crate::stage::normalize::{
     char_at, char_before, is_boundary, is_unspaced_script, is_word_char, normalize_accents,
     Normalized, TokenKind,
 };
+use crate::stage::start_trie::StartTrie;
 
-/// Most distinct needles for which the automaton is a DFA; above, a contiguous NFA (see the
-/// module docs).
+/// Most needles written without spaces for which their automaton is a DFA; above, a
+/// contiguous NFA (see the module docs).
 pub const DFA_MAX_PATTERNS: usize = 150_000;
 
 /// Why a [`Matcher`] could not be built.
@@ -283,7 +284,12 @@ impl Lists {
 /// share it behind an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Matcher {
-    ac: AhoCorasick,
+    /// Needles that need a word boundary on their left (see [`StartTrie`]).
+    trie: StartTrie,
+    /// Needles written in a script without spaces, found anywhere; `None` when there are none.
+    floating: Option<AhoCorasick>,
+    /// Floating automaton pattern → needle (pattern) index.
+    floating_pattern: Vec<u32>,
     /// Pattern → its variants.
     pattern_variants: Lists,
     variants: Vec<Variant>,
@@ -320,7 +326,7 @@ struct Facts<'s, 'p> {
 impl Matcher {
     /// Compiles every rule of `rules`.
     pub fn build(rules: &RuleSet) -> Result<Matcher, MatcherError> {
-        Matcher::build_with_dfa_limit(rules, DFA_MAX_PATTERNS)
+        Matcher::build_with(rules, DFA_MAX_PATTERNS, false)
     }
 
     /// A matcher that ignores word boundaries: every term matches wherever its casefolded
@@ -328,18 +334,16 @@ impl Matcher {
     /// finds `acme` in `pacmen`); benchmarks use it to check earshot against peers that count
     /// plain substrings, which must agree exactly.
     pub fn build_plain_substring(rules: &RuleSet) -> Result<Matcher, MatcherError> {
-        let mut m = Matcher::build(rules)?;
-        m.variants
-            .iter_mut()
-            .for_each(|v| v.boundary = Boundary::Substring);
-        Ok(m)
+        Matcher::build_with(rules, DFA_MAX_PATTERNS, true)
     }
 
-    /// [`Matcher::build`] with the DFA/NFA threshold as a parameter, so tests run every case
-    /// through both automaton kinds.
-    fn build_with_dfa_limit(
+    /// [`Matcher::build`] with the DFA/NFA threshold of the floating automaton as a parameter,
+    /// so tests run every case through both automaton kinds; `plain` for
+    /// [`Matcher::build_plain_substring`].
+    fn build_with(
         rules: &RuleSet,
         dfa_max_patterns: usize,
+        plain: bool,
     ) -> Result<Matcher, MatcherError> {
         let term_count = rules.term_count();
         let max = u32::MAX as usize - 1;
@@ -362,7 +366,9 @@ impl Matcher {
         let mut needles: Vec<&str> = Vec::new();
         let mut needle_index: HashMap<&str, u32> = HashMap::new();
         let mut m = Matcher {
-            ac: AhoCorasick::new([""; 0])?,
+            trie: StartTrie::build(&[]),
+            floating: None,
+            floating_pattern: Vec::new(),
             pattern_variants: Lists::default(),
             variants: Vec::new(),
             variant_rules: Lists::default(),
@@ -491,18 +497,49 @@ impl Matcher {
             }
         }
 
-        let kind = if needles.len() <= dfa_max_patterns {
-            AhoCorasickKind::DFA
-        } else {
-            AhoCorasickKind::ContiguousNFA
-        };
-        m.ac = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(kind))
-            .build(&needles)?;
-        // Overlapping search is what `match_post` runs; prove once that it is supported so
-        // the hot path can rely on it.
-        m.ac.try_find_overlapping_iter("")?.for_each(drop);
+        if plain {
+            m.variants
+                .iter_mut()
+                .for_each(|v| v.boundary = Boundary::Substring);
+        }
+        // A needle is found anywhere when its variants say so (they agree: only words and
+        // phrases in a script without spaces are, and no other kind shares their needle).
+        let mut floating = vec![false; needles.len()];
+        for (v, &p) in variant_pattern.iter().enumerate() {
+            if m.variants[v].boundary == Boundary::Substring {
+                floating[p as usize] = true;
+            }
+        }
+        let anchored: Vec<(u32, &str)> = needles
+            .iter()
+            .enumerate()
+            .filter(|&(p, _)| !floating[p])
+            .map(|(p, &n)| (p as u32, n))
+            .collect();
+        m.trie = StartTrie::build(&anchored);
+        drop(anchored);
+        let (floating_pattern, floating_needles): (Vec<u32>, Vec<&str>) = needles
+            .iter()
+            .enumerate()
+            .filter(|&(p, _)| floating[p])
+            .map(|(p, &n)| (p as u32, n))
+            .unzip();
+        if !floating_needles.is_empty() {
+            let kind = if floating_needles.len() <= dfa_max_patterns {
+                AhoCorasickKind::DFA
+            } else {
+                AhoCorasickKind::ContiguousNFA
+            };
+            let ac = AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(kind))
+                .build(&floating_needles)?;
+            // Overlapping search is what `match_post` runs; prove once that it is supported
+            // so the hot path can rely on it.
+            ac.try_find_overlapping_iter("")?.for_each(drop);
+            m.floating = Some(ac);
+            m.floating_pattern = floating_pattern;
+        }
         Ok(m)
     }
 
@@ -595,12 +632,8 @@ impl Matcher {
     /// One search of one text, recording the terms that pass their boundary rules.
     fn scan(&self, post: &Post<'_>, norm: &Normalized, pass: Pass, seen: &mut Seen) {
         let text = norm.text();
-        // Cannot fail: `build` checked that overlapping search is supported.
-        let Ok(matches) = self.ac.try_find_overlapping_iter(text) else {
-            return;
-        };
-        for m in matches {
-            for &v in self.pattern_variants.get(m.pattern().as_u32()) {
+        let mut on_hit = |pattern: u32, start: usize, end: usize| {
+            for &v in self.pattern_variants.get(pattern) {
                 let Some(var) = self.variants.get(v as usize) else {
                     continue;
                 };
@@ -608,7 +641,7 @@ impl Matcher {
                     Pass::Normal { two_texts } => !two_texts || var.flags & ACCENT_FREE == 0,
                     Pass::Folded => var.flags & ACCENT_FREE != 0,
                 };
-                if !wanted || !accepts(var.boundary, text, m.start(), m.end(), norm) {
+                if !wanted || !accepts(var.boundary, text, start, end, norm) {
                     continue;
                 }
                 if var.flags & EXACT != 0
@@ -621,10 +654,23 @@ impl Matcher {
                 if var.flags & NEAR != 0 {
                     seen.occurrences.push(Occurrence {
                         variant: v,
-                        start: m.start(),
-                        end: m.end(),
+                        start,
+                        end,
                         folded: pass == Pass::Folded,
                     });
+                }
+            }
+        };
+        self.trie.for_each_match(text, &mut on_hit);
+        // Cannot fail: `build` checked that overlapping search is supported.
+        if let Some(Ok(matches)) = self
+            .floating
+            .as_ref()
+            .map(|ac| ac.try_find_overlapping_iter(text))
+        {
+            for m in matches {
+                if let Some(&p) = self.floating_pattern.get(m.pattern().as_usize()) {
+                    on_hit(p, m.start(), m.end());
                 }
             }
         }
@@ -769,19 +815,22 @@ impl Matcher {
         self.term_end.len()
     }
 
-    /// How many distinct needles the automaton holds.
+    /// How many distinct needles the matcher searches for.
     pub fn pattern_count(&self) -> usize {
         self.pattern_variants.start.len().saturating_sub(1)
     }
 
-    /// The automaton kind chosen (see the module docs).
-    pub fn automaton_kind(&self) -> AhoCorasickKind {
-        self.ac.kind()
+    /// The kind of the automaton of needles found anywhere (see the module docs); `None` when
+    /// no needle is.
+    pub fn floating_kind(&self) -> Option<AhoCorasickKind> {
+        self.floating.as_ref().map(|ac| ac.kind())
     }
 
-    /// Approximate heap bytes used by the automaton and the tables.
+    /// Approximate heap bytes used by the searchers and the tables.
     pub fn memory_usage(&self) -> usize {
-        self.ac.memory_usage()
+        self.trie.memory_usage()
+            + self.floating.as_ref().map_or(0, |ac| ac.memory_usage())
+            + 4 * self.floating_pattern.capacity()
             + self.term_text.capacity()
             + self.pattern_variants.capacity_bytes()
             + self.variant_rules.capacity_bytes()
@@ -1082,7 +1131,7 @@ mod tests {
     fn matchers(set: &RuleSet) -> Vec<Matcher> {
         [usize::MAX, 0]
             .iter()
-            .map(|&limit| Matcher::build_with_dfa_limit(set, limit).expect("build"))
+            .map(|&limit| Matcher::build_with(set, limit, false).expect("build"))
             .collect()
     }
 
@@ -1202,7 +1251,7 @@ brand acme "Acme"
         for m in matchers(&set) {
             for (name, text, want) in cases {
                 let got: Vec<String> = run(&m, &set, text, None).into_iter().map(|h| h.0).collect();
-                assert_eq!(got, *want, "{name}: {text:?} ({:?})", m.automaton_kind());
+                assert_eq!(got, *want, "{name}: {text:?} ({:?})", m.floating_kind());
             }
         }
     }
@@ -1313,7 +1362,7 @@ competitor globex "Globex"
                     .iter()
                     .map(|(r, ts)| (r.to_string(), ts.iter().map(|t| t.to_string()).collect()))
                     .collect();
-                assert_eq!(got, want, "{name} ({:?})", m.automaton_kind());
+                assert_eq!(got, want, "{name} ({:?})", m.floating_kind());
             }
         }
     }
@@ -1514,7 +1563,7 @@ brand acme "Acme"
                     .into_iter()
                     .map(|(r, _)| set.rules()[r as usize].id.0.clone())
                     .collect();
-                assert_eq!(got, *want, "{name}: {text:?} ({:?})", m.automaton_kind());
+                assert_eq!(got, *want, "{name}: {text:?} ({:?})", m.floating_kind());
                 assert_eq!(
                     fast_meta(&m, text, meta),
                     reference_meta(&set, text, meta),
@@ -2224,7 +2273,7 @@ brand acme "Acme"
                     prop_assert_eq!(
                         fast_meta(&m, text, &meta),
                         reference_meta(&set, text, &meta),
-                        "text {:?}, rules {:?}, {:?}, {:?}", text, queries, meta, m.automaton_kind()
+                        "text {:?}, rules {:?}, {:?}, {:?}", text, queries, meta, m.floating_kind()
                     );
                 }
             }
@@ -2288,18 +2337,25 @@ brand acme "Acme"
     }
 
     #[test]
-    fn automaton_kind_follows_pattern_count() {
-        let set = rules(EVAL_RULES);
-        let patterns = Matcher::build(&set).expect("build").pattern_count();
+    fn floating_automaton_holds_unspaced_needles_only() {
+        let ascii = Matcher::build(&rules(EVAL_RULES)).expect("build");
+        assert_eq!(ascii.floating_kind(), None, "every needle is in the trie");
+        let set = rules("brand b \"B\"\n  rule r: acme OR 東京 OR \"acme 東京\" OR #東京\n");
         let cases = [
-            (patterns, AhoCorasickKind::DFA),
-            (patterns - 1, AhoCorasickKind::ContiguousNFA),
-            (DFA_MAX_PATTERNS, AhoCorasickKind::DFA),
+            (2, Some(AhoCorasickKind::DFA)),
+            (1, Some(AhoCorasickKind::ContiguousNFA)),
         ];
         for (limit, kind) in cases {
-            let m = Matcher::build_with_dfa_limit(&set, limit).expect("build");
-            assert_eq!(m.automaton_kind(), kind, "limit {limit}");
+            let m = Matcher::build_with(&set, limit, false).expect("build");
+            assert_eq!(m.floating_kind(), kind, "limit {limit}");
+            assert_eq!(
+                m.floating_pattern,
+                vec![1, 2],
+                "a hashtag keeps its left boundary"
+            );
         }
+        let plain = Matcher::build_plain_substring(&set).expect("build");
+        assert_eq!(plain.floating_pattern, vec![0, 1, 2, 3]);
     }
 
     #[test]
@@ -2316,7 +2372,6 @@ brand acme "Acme"
             }
         }
         assert_eq!(global, m.term_count());
-        assert_eq!(m.automaton_kind(), AhoCorasickKind::DFA);
         assert!(m.memory_usage() > 0);
     }
 
@@ -2372,7 +2427,7 @@ brand acme "Acme"
         for m in matchers(&set) {
             for (name, text, want) in cases {
                 let got: Vec<String> = run(&m, &set, text, None).into_iter().map(|h| h.0).collect();
-                assert_eq!(got, *want, "{name}: {text:?} ({:?})", m.automaton_kind());
+                assert_eq!(got, *want, "{name}: {text:?} ({:?})", m.floating_kind());
                 assert_eq!(
                     fast(&m, text, None),
                     reference(&set, text, None),

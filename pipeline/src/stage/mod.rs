@@ -5,3 +5,4 @@ pub mod matcher;
 pub mod normalize;
 pub mod route;
 pub mod score;
+pub mod start_trie;
