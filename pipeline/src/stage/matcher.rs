@@ -290,6 +290,10 @@ pub struct Matcher {
     floating: Option<AhoCorasick>,
     /// Floating automaton pattern → needle (pattern) index.
     floating_pattern: Vec<u32>,
+    /// Every needle is floating ([`Matcher::build_plain_substring`]). Otherwise each floating
+    /// needle holds a character of a script without spaces (U+0E00 and above, three or four
+    /// UTF-8 bytes), so a text without a byte from 0xE0 up cannot hold one and is not searched.
+    floating_everywhere: bool,
     /// Pattern → its variants.
     pattern_variants: Lists,
     variants: Vec<Variant>,
@@ -369,6 +373,7 @@ impl Matcher {
             trie: StartTrie::build(&[]),
             floating: None,
             floating_pattern: Vec::new(),
+            floating_everywhere: plain,
             pattern_variants: Lists::default(),
             variants: Vec::new(),
             variant_rules: Lists::default(),
@@ -662,12 +667,14 @@ impl Matcher {
             }
         };
         self.trie.for_each_match(text, &mut on_hit);
+        let Some(ac) = &self.floating else {
+            return;
+        };
+        if !self.floating_everywhere && !text.bytes().any(|b| b >= 0xE0) {
+            return;
+        }
         // Cannot fail: `build` checked that overlapping search is supported.
-        if let Some(Ok(matches)) = self
-            .floating
-            .as_ref()
-            .map(|ac| ac.try_find_overlapping_iter(text))
-        {
+        if let Ok(matches) = ac.try_find_overlapping_iter(text) {
             for m in matches {
                 if let Some(&p) = self.floating_pattern.get(m.pattern().as_usize()) {
                     on_hit(p, m.start(), m.end());
