@@ -303,16 +303,9 @@ impl Backtest {
         self.matched_new += u64::from(in_new);
         self.gained += u64::from(in_new && !in_baseline);
         self.lost += u64::from(in_baseline && !in_new);
-        // A post has at most one hit per rule, and a handful of hits at most: linear search.
-        let slot_of = |slots: &[usize], h: &Hit| slots.get(h.rule as usize).copied();
-        for hit in baseline.hits {
-            let Some(slot) = slot_of(&self.baseline_slot, hit) else {
-                continue;
-            };
-            let kept = new
-                .hits
-                .iter()
-                .any(|h| slot_of(&self.new_slot, h) == Some(slot));
+        for (slot, hit, kept) in
+            slotted(&self.baseline_slot, baseline.hits, &self.new_slot, new.hits)
+        {
             let t = &mut self.tallies[slot];
             t.hits_baseline += 1;
             if !kept {
@@ -322,14 +315,9 @@ impl Backtest {
                 }
             }
         }
-        for hit in new.hits {
-            let Some(slot) = slot_of(&self.new_slot, hit) else {
-                continue;
-            };
-            let kept = baseline
-                .hits
-                .iter()
-                .any(|h| slot_of(&self.baseline_slot, h) == Some(slot));
+        for (slot, hit, kept) in
+            slotted(&self.new_slot, new.hits, &self.baseline_slot, baseline.hits)
+        {
             let t = &mut self.tallies[slot];
             t.hits_new += 1;
             if !kept {
@@ -517,6 +505,23 @@ fn samples(f: &mut fmt::Formatter<'_>, label: &str, total: u64, list: &[Sample])
         writeln!(f, "      [{}] {}", s.terms.join(", "), s.text)?;
     }
     Ok(())
+}
+
+/// Each of `hits` (rules indexed by `slots`) with its tally slot and whether `other` (indexed
+/// by `other_slots`) has a hit in the same slot. A post has a handful of hits at most, so the
+/// search is linear.
+fn slotted<'h>(
+    slots: &'h [usize],
+    hits: &'h [Hit],
+    other_slots: &'h [usize],
+    other: &'h [Hit],
+) -> impl Iterator<Item = (usize, &'h Hit, bool)> + 'h {
+    let slot_of = |slots: &[usize], h: &Hit| slots.get(h.rule as usize).copied();
+    hits.iter().filter_map(move |hit| {
+        let slot = slot_of(slots, hit)?;
+        let kept = other.iter().any(|h| slot_of(other_slots, h) == Some(slot));
+        Some((slot, hit, kept))
+    })
 }
 
 #[cfg(test)]
