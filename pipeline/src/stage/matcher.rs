@@ -61,7 +61,7 @@ use crate::stage::normalize::{
     char_at, char_before, is_boundary, is_unspaced_script, is_word_char, normalize_accents,
     Normalized, TokenKind,
 };
-use crate::stage::start_trie::StartTrie;
+use crate::stage::start_trie::{Needle, StartTrie};
 
 /// Most needles written without spaces for which their automaton is a DFA; above, a
 /// contiguous NFA (see the module docs).
@@ -509,17 +509,25 @@ impl Matcher {
         }
         // A needle is found anywhere when its variants say so (they agree: only words and
         // phrases in a script without spaces are, and no other kind shares their needle).
+        // A needle is open when some variant needs no boundary on its right.
         let mut floating = vec![false; needles.len()];
+        let mut open = vec![false; needles.len()];
         for (v, &p) in variant_pattern.iter().enumerate() {
-            if m.variants[v].boundary == Boundary::Substring {
-                floating[p as usize] = true;
+            match m.variants[v].boundary {
+                Boundary::Substring => floating[p as usize] = true,
+                Boundary::Prefix => open[p as usize] = true,
+                Boundary::Word | Boundary::Strict | Boundary::Handle => {}
             }
         }
-        let anchored: Vec<(u32, &str)> = needles
+        let anchored: Vec<Needle<'_>> = needles
             .iter()
             .enumerate()
             .filter(|&(p, _)| !floating[p])
-            .map(|(p, &n)| (p as u32, n))
+            .map(|(p, &text)| Needle {
+                pattern: p as u32,
+                text,
+                open: open[p],
+            })
             .collect();
         m.trie = StartTrie::build(&anchored);
         drop(anchored);
@@ -666,7 +674,7 @@ impl Matcher {
                 }
             }
         };
-        self.trie.for_each_match(text, &mut on_hit);
+        self.trie.for_each_match(text, norm.tokens(), &mut on_hit);
         let Some(ac) = &self.floating else {
             return;
         };
