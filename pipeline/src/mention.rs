@@ -121,8 +121,10 @@ pub fn mention_id(platform: Platform, canonical_id: &str) -> String {
     let digest = h.finalize();
     let mut id = String::with_capacity(26);
     id.push_str("m_");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in &digest[..12] {
-        id.push_str(&format!("{b:02x}"));
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 15)]));
     }
     id
 }

@@ -55,7 +55,6 @@ mod rules;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -199,10 +198,13 @@ impl SentimentLabel {
 pub struct SentimentLexicon {
     /// Token → mean valence. Keys are as written in the file; tokens are lowercased before
     /// look-up, so a key with capitals (`:D`) is unreachable, exactly as in the reference.
-    words: HashMap<Box<str>, f64>,
+    words: foldhash::HashMap<Box<str>, f64>,
     /// Emoji code point → description. Multi-code-point entries of the file are validated but
     /// not kept: the reference scans one code point at a time and never matches them.
-    emoji: HashMap<char, Box<str>>,
+    emoji: foldhash::HashMap<char, Box<str>>,
+    /// The smallest code point in `emoji`: every character below it (all of ASCII, with the
+    /// shipped file) is copied without a look-up.
+    emoji_from: char,
 }
 
 impl SentimentLexicon {
@@ -212,7 +214,7 @@ impl SentimentLexicon {
     /// as the reference's dictionary does. The first malformed line is reported with its
     /// line and column.
     pub fn parse(lexicon: &str, emoji: &str) -> Result<Self, LexiconError> {
-        let mut words = HashMap::with_capacity(8192);
+        let mut words = foldhash::HashMap::with_capacity_and_hasher(8192, Default::default());
         for entry in entries(lexicon, LexiconFile::Words) {
             let entry = entry?;
             let valence = parse_valence(entry.value).ok_or_else(|| LexiconError {
@@ -223,7 +225,7 @@ impl SentimentLexicon {
             })?;
             words.insert(Box::from(entry.key), valence);
         }
-        let mut emoji_map = HashMap::with_capacity(2048);
+        let mut emoji_map = foldhash::HashMap::with_capacity_and_hasher(2048, Default::default());
         for entry in entries(emoji, LexiconFile::Emoji) {
             let entry = entry?;
             if entry.value.is_empty() {
@@ -241,6 +243,7 @@ impl SentimentLexicon {
         }
         Ok(SentimentLexicon {
             words,
+            emoji_from: emoji_map.keys().copied().min().unwrap_or(char::MAX),
             emoji: emoji_map,
         })
     }
@@ -323,7 +326,12 @@ impl SentimentLexicon {
         out.clear();
         let mut prev_space = true;
         for c in text.chars() {
-            match self.emoji.get(&c) {
+            let found = if c < self.emoji_from {
+                None
+            } else {
+                self.emoji.get(&c)
+            };
+            match found {
                 Some(description) => {
                     if !prev_space {
                         out.push(' ');
