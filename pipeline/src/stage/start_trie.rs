@@ -35,10 +35,10 @@
 //! and reports needles inside words only for the boundary check to drop them. Here the bytes
 //! between word starts cost a table lookup each, most words end at the filters, and only
 //! words whose whole first run begins a needle reach the trie, so the levels that do not fit
-//! a cache are touched about 0.6 times per post at 100k needles. Building is one sort of the needles and one
-//! depth-first pass: at 100k needles about 0.1 s and 17 MB where the DFA took 0.8 s and
-//! 180 MB, and the whole pipeline runs a little faster than with the DFA at 1k and 100k
-//! (benches/NOTES.md, "Needle trie from word starts").
+//! a cache are touched about 0.6 times per post at 100k needles. Building is one sort of the
+//! needles and one depth-first pass: at 100k needles about 0.1 s and 17 MB where the DFA took
+//! 0.8 s and 180 MB (benches/NOTES.md, "Needle trie from word starts" and "Whole-word
+//! filter").
 //!
 //! # Invariants
 //! - Needles are valid UTF-8 and so is the text, so a walk that matched a whole needle ends on
