@@ -364,9 +364,11 @@ impl Worker {
         std::mem::take(&mut self.pending)
     }
 
-    /// Flushes the counts of the batches processed so far to metrics and [`Totals`].
+    /// Flushes the counts of the batches processed so far to metrics and [`Totals`], and the
+    /// worker's stage histograms to its [`Latencies`].
     pub fn flush(&mut self) {
         self.flush_counts();
+        self.latencies.merge(&mut self.stages.local);
     }
 
     /// Sends pending mentions to their queues and the tap; false if a sink is gone.

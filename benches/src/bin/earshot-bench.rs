@@ -5,6 +5,9 @@
 //!
 //! Pin it with `taskset -c 0` for the one-core figure.
 //!
+//! `score_share` is the share of the timed work spent scoring matched posts (every matched
+//! post's scoring is timed), the figure behind the scoring budget of a worker's time.
+//!
 //! `--against OTHER` times a second rule set in the same process, its rounds interleaved with
 //! the first's, and reports the ratio of the two: on a shared machine whose speed drifts by a
 //! quarter between runs, only rounds taken side by side compare (how the scale target of
@@ -16,6 +19,7 @@ use std::time::Instant;
 
 use anyhow::bail;
 use clap::Parser;
+use earshot::metrics::Stage;
 use earshot::source::batch::Batch;
 use earshot::worker::{Compiled, Outputs, Totals, Worker};
 use earshot_benches as b;
@@ -63,6 +67,8 @@ struct Round {
     frames: u64,
     posts: u64,
     matched: u64,
+    /// Time spent scoring: every matched post's score stage is timed.
+    score_secs: f64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -108,6 +114,7 @@ fn main() -> anyhow::Result<()> {
         frames,
         posts,
         matched,
+        score_secs,
     } = median(results);
     if let Some(want) = args.expect {
         if matched != want {
@@ -127,6 +134,7 @@ fn main() -> anyhow::Result<()> {
         "seconds": secs,
         "events_per_s": (frames as f64 / secs).round(),
         "mb_per_s": (bytes as f64 / secs / 1e5).round() / 10.0,
+        "score_share": (score_secs / secs * 1e4).round() / 1e4,
         "compile_s": compile_s,
         "load_s": times.load_s,
         "matcher_s": times.matcher_s,
@@ -177,6 +185,7 @@ fn time_round(
     let (formats, limits) = b::jetstream();
     let work: Vec<_> = pristine.iter().map(b::working_copy).collect();
     let totals = Arc::new(Totals::new(1));
+    let latencies = earshot::metrics::Latencies::new();
     let workers: Vec<Worker> = (0..workers.max(1))
         .map(|i| {
             Worker::new(
@@ -186,7 +195,7 @@ fn time_round(
                 limits,
                 Outputs::default(),
                 totals.clone(),
-                earshot::metrics::Latencies::new(),
+                latencies.clone(),
             )
         })
         .collect();
@@ -227,7 +236,14 @@ fn time_round(
     });
     let secs = started.elapsed().as_secs_f64();
     drop(done);
+    let stages = latencies.snapshot().stages;
+    let score = Stage::ALL
+        .iter()
+        .position(|s| *s == Stage::Score)
+        .and_then(|i| stages.get(i))
+        .map_or(0.0, |h| h.mean() * h.len() as f64 / 1e9);
     Ok(Round {
+        score_secs: score,
         secs,
         frames: totals.frames.load(std::sync::atomic::Ordering::Relaxed),
         posts: totals.posts.load(std::sync::atomic::Ordering::Relaxed),
