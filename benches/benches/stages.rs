@@ -8,7 +8,7 @@ use earshot::post::{Author, Post};
 use earshot::stage::decode::{DecodeLimits, Decoder, Format};
 use earshot::stage::matcher::{Hit, MatchScratch};
 use earshot::stage::normalize::{normalize, Normalized};
-use earshot::stage::score::sentiment::SentimentScratch;
+use earshot::stage::score::{ScoreInput, ScoreScratch};
 use earshot_benches as b;
 
 fn lines() -> Vec<Vec<u8>> {
@@ -182,7 +182,7 @@ fn score_and_route(c: &mut Criterion) {
         })
         .collect();
     assert!(!matched.is_empty(), "the slice has mentions");
-    let mut sentiment = SentimentScratch::new();
+    let mut score_scratch = ScoreScratch::default();
     let mut queues = Vec::new();
     let mut g = c.benchmark_group("score+route");
     g.throughput(Throughput::Elements(matched.len() as u64));
@@ -190,9 +190,15 @@ fn score_and_route(c: &mut Criterion) {
         bench.iter(|| {
             let mut routed = 0;
             for (p, n, hits) in &matched {
-                let s = compiled
-                    .scorer
-                    .score(p, n, hits, &compiled.rules, &mut sentiment);
+                let input = ScoreInput {
+                    post: p,
+                    norm: n,
+                    hits,
+                    rules: &compiled.rules,
+                    customer_tier: None,
+                    in_spike: false,
+                };
+                let s = compiled.scorer.score(&input, &mut score_scratch);
                 compiled
                     .router
                     .route(p, hits, &compiled.rules, &s, &mut queues);

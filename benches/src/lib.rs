@@ -178,7 +178,7 @@ pub fn compile_timed(rules: &Path, plain: bool) -> anyhow::Result<(Compiled, Com
         matcher_s: started.elapsed().as_secs_f64(),
         rss_after_load_mb,
     };
-    let scorer = Scorer::build(&ScoringConfig::default())?;
+    let scorer = Scorer::build(&ScoringConfig::default(), &rules)?;
     let queues = vec!["all".to_string()];
     let routes = vec![RouteConfig {
         queue: "all".into(),

@@ -73,7 +73,7 @@ pub fn compile(config: &Config) -> Result<Compiled, AppError> {
     let rules = RuleSet::load(&config.rules.paths).map_err(AppError::Rules)?;
     let matcher = Matcher::build(&rules).map_err(|e| AppError::Matcher(e.to_string()))?;
     let examples = crate::examples::run(&rules, &matcher).map_err(AppError::Rules)?;
-    let scorer = Scorer::build(&config.scoring)?;
+    let scorer = Scorer::build(&config.scoring, &rules)?;
     let queue_ids: Vec<String> = config.queues.iter().map(|q| q.id.clone()).collect();
     let router = Router::build(&config.routes, &queue_ids, &rules).map_err(|errs| {
         AppError::Routes(

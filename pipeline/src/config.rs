@@ -539,7 +539,7 @@ impl Config {
                 resolve(&mut f.path);
             }
         }
-        if let Some(p) = &mut self.scoring.crisis_cues {
+        if let Some(p) = &mut self.scoring.path {
             resolve(p);
         }
     }

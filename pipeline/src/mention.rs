@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 
 use crate::post::{Platform, Post};
 use crate::rules::BrandKind;
-use crate::stage::score::{Category, SentimentOut, Urgency};
+use crate::stage::score::author::AuthorClass;
+use crate::stage::score::recommend::Recommendation;
+use crate::stage::score::{Category, CueOut, SentimentOut, Urgency};
 
 /// A post that matched at least one rule, scored and routed.
 #[derive(Debug, Clone, Serialize)]
@@ -28,8 +30,18 @@ pub struct Mention {
     pub sentiment: SentimentOut,
     /// Primary category.
     pub category: Category,
+    /// Every category that applies, the primary first.
+    pub categories: Vec<Category>,
     /// Urgency 0–100 with the reasons that add up to it.
     pub urgency: Urgency,
+    /// Who is speaking: the class that decides how to answer.
+    pub author_class: AuthorClass,
+    /// Every class of the author, `author_class` first.
+    pub author_classes: Vec<AuthorClass>,
+    /// What to do about it, and why.
+    pub recommendation: Recommendation,
+    /// The cues of `rules/cues/` that counted in the judgement.
+    pub cues: Vec<CueOut>,
     /// Queue ids the mention was routed to (possibly empty).
     pub queues: Vec<String>,
     /// When earshot received the frame, RFC 3339 UTC with milliseconds.

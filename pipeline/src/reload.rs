@@ -137,7 +137,7 @@ impl Reloader {
     /// A reloader of `shared` from `config` (the configuration the pipeline started with).
     pub fn new(config: Config, shared: Arc<Shared>) -> Arc<Self> {
         metrics::gauge!(RULES_LAST_RELOAD_OK).set(1.0);
-        let read_at = std::sync::Mutex::new(fingerprint(&config.rules.paths));
+        let read_at = std::sync::Mutex::new(fingerprint(&watched(&config)));
         Arc::new(Self {
             config,
             shared,
@@ -170,7 +170,7 @@ impl Reloader {
         let config = self.config.clone();
         let started = Instant::now();
         let compiled = tokio::task::spawn_blocking(move || {
-            let read_at = fingerprint(&config.rules.paths);
+            let read_at = fingerprint(&watched(&config));
             (read_at, compile(&config))
         })
         .await;
@@ -266,7 +266,7 @@ pub async fn on_sighup(reloader: Arc<Reloader>, mut shutdown: Shutdown) {
 /// Polls the rule paths every `interval` and reloads after a change that has held still for
 /// one interval. A failed reload is retried only after the files change again.
 pub async fn watch(reloader: Arc<Reloader>, interval: Duration, mut shutdown: Shutdown) {
-    let paths = reloader.rule_paths().to_vec();
+    let paths = watched(&reloader.config);
     let mut pending: Option<Fingerprint> = None;
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -294,6 +294,13 @@ pub async fn watch(reloader: Arc<Reloader>, interval: Duration, mut shutdown: Sh
         pending = None;
         let _ = reloader.reload(Trigger::Watch).await;
     }
+}
+
+/// What a reload reads: the rule paths and the scoring file with its cue lists.
+fn watched(config: &Config) -> Vec<PathBuf> {
+    let mut paths = config.rules.paths.clone();
+    paths.extend(crate::stage::score::watched_files(&config.scoring));
+    paths
 }
 
 /// Names, sizes and modification times of the rule paths and the files in rule folders.

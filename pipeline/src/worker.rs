@@ -32,8 +32,7 @@ use crate::stage::decode::{DecodeLimits, Decoder, Format, FRAME_PADDING};
 use crate::stage::matcher::{Hit, MatchScratch, Matcher};
 use crate::stage::normalize::{normalize, Normalized};
 use crate::stage::route::Router;
-use crate::stage::score::sentiment::SentimentScratch;
-use crate::stage::score::Scorer;
+use crate::stage::score::{ScoreInput, ScoreScratch, Scorer};
 
 /// One frame in this many is timed stage by stage.
 pub const SAMPLE_EVERY: u64 = 16;
@@ -176,7 +175,7 @@ struct Stages {
     normalized: Normalized,
     match_scratch: MatchScratch,
     hits: Vec<Hit>,
-    sentiment: SentimentScratch,
+    score: ScoreScratch,
     queue_idx: Vec<u16>,
     local: LatencySet,
     inner_ns: u64,
@@ -221,7 +220,7 @@ impl Worker {
                 normalized: Normalized::new(),
                 match_scratch: MatchScratch::new(),
                 hits: Vec::with_capacity(16),
-                sentiment: SentimentScratch::new(),
+                score: ScoreScratch::default(),
                 queue_idx: Vec::with_capacity(8),
                 local: LatencySet::new(),
                 inner_ns: 0,
@@ -514,11 +513,15 @@ impl Stages {
         lap.start();
         counts.matched += 1;
         let scored = compiled.scorer.score(
-            post,
-            &self.normalized,
-            &self.hits,
-            &compiled.rules,
-            &mut self.sentiment,
+            &ScoreInput {
+                post,
+                norm: &self.normalized,
+                hits: &self.hits,
+                rules: &compiled.rules,
+                customer_tier: None,
+                in_spike: false,
+            },
+            &mut self.score,
         );
         lap.stop(&mut self.local, &mut self.inner_ns, Stage::Score);
         compiled.router.route(
@@ -571,7 +574,12 @@ impl Stages {
             matches,
             sentiment: scored.sentiment,
             category: scored.category,
+            categories: scored.categories,
             urgency: scored.urgency,
+            author_class: scored.speaker.class,
+            author_classes: scored.speaker.classes,
+            recommendation: scored.recommendation,
+            cues: scored.cues,
             queues,
             received_at: rfc3339_millis(received_wall),
             received: opened,

@@ -184,6 +184,8 @@ mod tests {
 
     use super::*;
     use crate::post::{Author, Platform, PostFlags};
+    use crate::stage::score::author::{AuthorClass, Speaker};
+    use crate::stage::score::recommend::{Action, Recommendation};
     use crate::stage::score::{Reason, SentimentOut, Urgency};
 
     fn rules() -> RuleSet {
@@ -217,8 +219,13 @@ mod tests {
 
     fn scored(category: Category, label: SentimentLabel, urgency: u8) -> Scored {
         Scored {
-            sentiment: SentimentOut { score: 0.0, label },
+            sentiment: SentimentOut {
+                score: 0.0,
+                label,
+                vader: 0.0,
+            },
             category,
+            categories: vec![category],
             urgency: Urgency {
                 score: urgency,
                 reasons: vec![Reason {
@@ -226,7 +233,16 @@ mod tests {
                     points: i32::from(urgency),
                 }],
             },
-            crisis_cues: Vec::new(),
+            speaker: Speaker {
+                class: AuthorClass::Public,
+                classes: vec![AuthorClass::Public],
+            },
+            recommendation: Recommendation {
+                action: Action::Monitor,
+                team: None,
+                reason: String::new(),
+            },
+            cues: Vec::new(),
         }
     }
 

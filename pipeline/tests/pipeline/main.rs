@@ -3,6 +3,7 @@
 mod backtest;
 mod cli;
 mod e2e;
+mod judgement;
 mod reload;
 mod support;
 mod webhook;

@@ -14,6 +14,8 @@ use earshot::rules::BrandKind;
 use earshot::shutdown;
 use earshot::sink::signature::SigningKey;
 use earshot::sink::webhook::{self, WebhookSettings};
+use earshot::stage::score::author::AuthorClass;
+use earshot::stage::score::recommend::{Action, Recommendation};
 use earshot::stage::score::sentiment::SentimentLabel;
 use earshot::stage::score::{Category, Reason, SentimentOut, Urgency};
 
@@ -52,8 +54,10 @@ fn mention(n: u32) -> Arc<Mention> {
         sentiment: SentimentOut {
             score: -0.4,
             label: SentimentLabel::Negative,
+            vader: -0.4,
         },
         category: Category::Complaint,
+        categories: vec![Category::Complaint],
         urgency: Urgency {
             score: 16,
             reasons: vec![Reason {
@@ -61,6 +65,14 @@ fn mention(n: u32) -> Arc<Mention> {
                 points: 16,
             }],
         },
+        author_class: AuthorClass::Public,
+        author_classes: vec![AuthorClass::Public],
+        recommendation: Recommendation {
+            action: Action::Respond,
+            team: Some("support"),
+            reason: "complaint: support should answer".into(),
+        },
+        cues: Vec::new(),
         queues: vec!["support".into()],
         received_at: rfc3339_millis(std::time::SystemTime::now()),
         received: Instant::now(),

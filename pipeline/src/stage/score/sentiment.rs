@@ -290,6 +290,8 @@ impl SentimentLexicon {
             tokens,
             sentiments,
         } = scratch;
+        // Cleared first: `compound_with` reads the valences of the last text scored.
+        sentiments.clear();
         self.replace_emoji(text, replaced);
         // `text_no_emoji.strip()` of the reference.
         let text = replaced.trim_matches(is_python_space);
@@ -302,7 +304,6 @@ impl SentimentLexicon {
             tokens,
             cap_diff: cap_differential(tokens),
         };
-        sentiments.clear();
         for i in 0..tokens.len() {
             let word = words.lower(i);
             let valence = if rules::booster(word).is_some()
@@ -604,6 +605,39 @@ fn but_check(words: &Words<'_>, sentiments: &mut [f64]) {
             sentiments[si] = sentiment * 1.5;
         }
     }
+}
+
+/// VADER's compound with brand cues taken into account, for the last text scored with
+/// `scratch`: the per-token valences (after every VADER rule) when `lexicon` is set (it is not
+/// for text in another language than English, where the English lexicon's words mean other
+/// things: German *die*, Spanish *no*), leaving out tokens for which `neutral` holds (words
+/// that name things in brand talk, such as *support*); plus `extra`, the cue valences; with
+/// positive valences read as negative when `sarcastic` ("great, another delay").
+/// Punctuation emphasis and normalisation are VADER's own.
+pub fn compound_with(
+    scratch: &SentimentScratch,
+    text: &str,
+    lexicon: bool,
+    neutral: impl Fn(&str) -> bool,
+    extra: f64,
+    sarcastic: bool,
+) -> f64 {
+    let mut sum_s = extra;
+    if lexicon {
+        for (token, &s) in scratch.tokens.iter().zip(&scratch.sentiments) {
+            if s == 0.0 || neutral(&scratch.lower[token.lower.clone()]) {
+                continue;
+            }
+            sum_s += if sarcastic && s > 0.0 { -s } else { s };
+        }
+    }
+    let amplifier = punctuation_emphasis(text);
+    if sum_s > 0.0 {
+        sum_s += amplifier;
+    } else if sum_s < 0.0 {
+        sum_s -= amplifier;
+    }
+    round_half_even(normalize(sum_s), 4)
 }
 
 /// `score_valence`: punctuation emphasis, the compound normalisation and the three shares,
