@@ -6,6 +6,8 @@
 //! - [`stage`]: the CPU stages a worker runs on every post: decode, normalize, match, score,
 //!   route. Each is a compiled value with a pure function at its core.
 //! - [`rules`]: the rule language and the rule files brand teams write.
+//! - [`customers`]: the CRM table of which accounts belong to which customers, attached to
+//!   mentions and read for urgency; reloaded when its file changes.
 //! - [`post`]: the decoded post the stages share; [`skip`]: why a frame was not a post.
 //! - [`worker`]: the worker loop that strings the stages together on OS threads.
 //! - [`mention`]: the routed mention, the stable contract consumers rely on.
@@ -21,6 +23,7 @@ pub mod admin;
 pub mod app;
 pub mod backtest;
 pub mod config;
+pub mod customers;
 pub mod demo;
 pub mod examples;
 pub mod mention;

@@ -57,6 +57,12 @@ pub const RULES_RELOADS: &str = "earshot_rules_reloads_total";
 pub const RULES_GENERATION: &str = "earshot_rules_generation";
 /// 1 when the last reload took effect (or none was tried), 0 after a failed one.
 pub const RULES_LAST_RELOAD_OK: &str = "earshot_rules_last_reload_ok";
+/// Accounts in the customer table in force.
+pub const CUSTOMERS_ROWS: &str = "earshot_customers_rows";
+/// Rows skipped (bad or duplicate) when the customer table in force was loaded.
+pub const CUSTOMERS_ROWS_SKIPPED: &str = "earshot_customers_rows_skipped";
+/// Customer table reloads after the first load. Labels: `outcome` (ok, error).
+pub const CUSTOMERS_RELOADS: &str = "earshot_customers_reloads_total";
 
 /// The worker stages that are timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +191,21 @@ fn describe_all() {
     describe_gauge!(
         RULES_LAST_RELOAD_OK,
         "1 when the last rule reload took effect, 0 after a failed one."
+    );
+    describe_gauge!(
+        CUSTOMERS_ROWS,
+        Unit::Count,
+        "Accounts in the customer table in force."
+    );
+    describe_gauge!(
+        CUSTOMERS_ROWS_SKIPPED,
+        Unit::Count,
+        "Rows skipped when the customer table in force was loaded."
+    );
+    describe_counter!(
+        CUSTOMERS_RELOADS,
+        Unit::Count,
+        "Customer table reloads, by outcome."
     );
 }
 
@@ -393,6 +414,8 @@ mod tests {
             ROUTE_MENTIONS_ROUTED,
             WEBHOOK_DELIVERIES,
             FILE_MENTIONS_WRITTEN,
+            RULES_RELOADS,
+            CUSTOMERS_RELOADS,
         ] {
             assert!(
                 name.starts_with("earshot_") && name.ends_with("_total"),

@@ -303,8 +303,8 @@ fn watched(config: &Config) -> Vec<PathBuf> {
     paths
 }
 
-/// Names, sizes and modification times of the rule paths and the files in rule folders.
-type Fingerprint = Vec<(PathBuf, Option<(u64, Option<SystemTime>)>)>;
+/// Names, sizes and modification times of the watched paths and the files in watched folders.
+pub type Fingerprint = Vec<(PathBuf, Option<(u64, Option<SystemTime>)>)>;
 
 /// The [`Fingerprint`] of `paths`: each path, and for a folder each file in it (rule files
 /// and the terms files beside them).
