@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 
 use crate::admin::ReloadAccess;
 use crate::config::{Config, SourceKind};
+use crate::customers::{CustomerLimits, Customers};
 use crate::mention::Mention;
 use crate::metrics::{DropCounters, Latencies, SourceCounters, CHANNEL_FRAMES_DEPTH, QUEUE_DEPTH};
 use crate::reload::{self, Reloader, Shared};
@@ -43,6 +44,9 @@ pub enum AppError {
     /// The matcher could not be built.
     #[error("matcher: {0}")]
     Matcher(String),
+    /// The CRM customer table does not load.
+    #[error("customers: {0}")]
+    Customers(#[from] crate::customers::CustomerError),
     /// The scorer could not be built.
     #[error("scoring: {0}")]
     Score(#[from] crate::stage::score::ScoreError),
@@ -183,6 +187,7 @@ pub async fn start(
     let reloader = options
         .reload
         .then(|| Reloader::new(config.clone(), shared.clone()));
+    let customers = Customers::load(&config.customers, &CustomerLimits::default())?;
     let latencies = Latencies::new();
     let queue_ids: Vec<String> = compiled.router.queues().to_vec();
 
@@ -246,6 +251,7 @@ pub async fn start(
                 latencies.clone(),
             )
             .follow(shared.clone())
+            .customers(customers.clone())
         })
         .collect();
     drop(outputs);
@@ -304,6 +310,14 @@ pub async fn start(
         trigger.subscribe(),
     )));
 
+    if let (true, Some(path)) = (options.reload, &config.customers.path) {
+        background.push(tokio::spawn(crate::customers::watch(
+            customers.clone(),
+            path.clone(),
+            config.customers.reload,
+            trigger.subscribe(),
+        )));
+    }
     if let Some(reloader) = &reloader {
         background.push(tokio::spawn(reload::on_sighup(
             reloader.clone(),

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use crate::customers::CustomersConfig;
 use crate::sink::{QueueConfig, SinkKind};
 use crate::source::file::FileOptions;
 use crate::source::http_stream::HttpStreamOptions;
@@ -215,6 +216,8 @@ pub struct Config {
     pub admin: AdminSettings,
     /// `[scoring]`.
     pub scoring: ScoringConfig,
+    /// `[customers]`: the CRM customer table.
+    pub customers: CustomersConfig,
     /// `[[source]]`.
     pub sources: Vec<SourceConfig>,
     /// `[[queue]]`.
@@ -311,7 +314,15 @@ pub fn line_col(text: &str, offset: usize) -> (u32, u32) {
 }
 
 const SECTIONS: &[&str] = &[
-    "pipeline", "limits", "rules", "admin", "scoring", "source", "queue", "route",
+    "pipeline",
+    "limits",
+    "rules",
+    "admin",
+    "scoring",
+    "customers",
+    "source",
+    "queue",
+    "route",
 ];
 
 impl Config {
@@ -356,6 +367,7 @@ impl Config {
             rules: RulesSettings::default(),
             admin: AdminSettings::default(),
             scoring: ScoringConfig::default(),
+            customers: CustomersConfig::default(),
             sources: Vec::new(),
             queues: Vec::new(),
             routes: Vec::new(),
@@ -371,6 +383,7 @@ impl Config {
                 "rules" => section(&mut report, name, value, &mut config.rules),
                 "admin" => section(&mut report, name, value, &mut config.admin),
                 "scoring" => section(&mut report, name, value, &mut config.scoring),
+                "customers" => section(&mut report, name, value, &mut config.customers),
                 "source" => {
                     for (i, item) in array_items(&mut report, name, value) {
                         if let Some(s) = source(&mut report, i, item) {
@@ -540,6 +553,9 @@ impl Config {
             }
         }
         if let Some(p) = &mut self.scoring.path {
+            resolve(p);
+        }
+        if let Some(p) = &mut self.customers.path {
             resolve(p);
         }
     }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::customers::Customer;
 use crate::post::{Platform, Post};
 use crate::rules::BrandKind;
 use crate::stage::score::author::AuthorClass;
@@ -42,6 +43,8 @@ pub struct Mention {
     pub recommendation: Recommendation,
     /// The cues of `rules/cues/` that counted in the judgement.
     pub cues: Vec<CueOut>,
+    /// The author's record in the CRM customer table (`null` when the author is not in it).
+    pub customer: Option<Customer>,
     /// Queue ids the mention was routed to (possibly empty).
     pub queues: Vec<String>,
     /// When earshot received the frame, RFC 3339 UTC with milliseconds.

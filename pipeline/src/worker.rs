@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error};
 
 use crate::config::FormatChoice;
+use crate::customers::Customers;
 use crate::mention::{mention_id, rfc3339_millis, MatchOut, Mention, MentionPost};
 use crate::metrics::{
     DropCounters, Latencies, LatencySet, Stage, BRAND_MENTIONS, MATCH_POSTS_MATCHED,
@@ -176,6 +177,8 @@ struct Stages {
     match_scratch: MatchScratch,
     hits: Vec<Hit>,
     score: ScoreScratch,
+    /// The CRM customer table in force (reloaded in place).
+    customers: Customers,
     queue_idx: Vec<u16>,
     local: LatencySet,
     inner_ns: u64,
@@ -221,6 +224,7 @@ impl Worker {
                 match_scratch: MatchScratch::new(),
                 hits: Vec::with_capacity(16),
                 score: ScoreScratch::default(),
+                customers: Customers::empty(),
                 queue_idx: Vec::with_capacity(8),
                 local: LatencySet::new(),
                 inner_ns: 0,
@@ -233,6 +237,12 @@ impl Worker {
             pending: Vec::with_capacity(64),
             frame_seq: 0,
         }
+    }
+
+    /// Makes the worker look authors up in `customers` (empty otherwise).
+    pub fn customers(mut self, customers: Customers) -> Self {
+        self.stages.customers = customers;
+        self
     }
 
     /// Makes the worker take reloaded stages from `shared` (starting with those in force).
@@ -512,13 +522,22 @@ impl Stages {
         // Matched posts are timed every time: they are rare and their latency is the product.
         lap.start();
         counts.matched += 1;
+        let customer = self
+            .customers
+            .current()
+            .lookup(
+                post.platform,
+                &post.author.id,
+                post.author.handle.as_deref(),
+            )
+            .cloned();
         let scored = compiled.scorer.score(
             &ScoreInput {
                 post,
                 norm: &self.normalized,
                 hits: &self.hits,
                 rules: &compiled.rules,
-                customer_tier: None,
+                customer_tier: customer.as_ref().map(|c| c.tier.as_deref()),
                 in_spike: false,
             },
             &mut self.score,
@@ -580,6 +599,7 @@ impl Stages {
             author_classes: scored.speaker.classes,
             recommendation: scored.recommendation,
             cues: scored.cues,
+            customer,
             queues,
             received_at: rfc3339_millis(received_wall),
             received: opened,

@@ -398,3 +398,107 @@ fn replay_of_an_unreadable_input_fails_and_says_why() {
         "{stderr}"
     );
 }
+
+#[test]
+fn replay_judges_who_is_speaking_and_attaches_the_customer_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::write(
+        dir.path().join("customers.csv"),
+        "platform,handle,customer_id,tier,account_owner,lifetime_value,notes\n\
+         bluesky,did:plc:aaa,C-1042,Gold,dana@acme.example,12500.50,renewal in May\n",
+    )
+    .unwrap();
+    let config = format!(
+        "[rules]\npaths = [{rules:?}]\nwatch = \"0\"\n\n[admin]\nenabled = false\n\n\
+         [scoring]\npath = {scoring:?}\n\n[customers]\npath = \"customers.csv\"\n\n\
+         [[source]]\nid = \"in\"\ntype = \"file\"\npath = \"-\"\n\n\
+         [[queue]]\nid = \"out\"\nsink = \"stdout\"\n\n[[route]]\nqueue = \"out\"\n",
+        rules = root.join("rules").display().to_string(),
+        scoring = root.join("rules/scoring.toml").display().to_string(),
+    );
+    let config_path = dir.path().join("earshot.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let post = |did: &str, rkey: &str, text: &str| {
+        format!(
+            r#"{{"did":"{did}","time_us":1725911162330509,"kind":"commit","commit":{{"rev":"3l3qo2vpcwufs","operation":"create","collection":"app.bsky.feed.post","rkey":"{rkey}","record":{{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:03.190Z","langs":["en"],"text":"{text}"}},"cid":"bafy"}}}}"#
+        )
+    };
+    let input = [
+        post(
+            "did:plc:aaa",
+            "3l3qo2v6show4",
+            "@acmehq my acme order is delayed again, still waiting on the refund",
+        ),
+        post(
+            "did:plc:bbb",
+            "3l3qo2v6show5",
+            "Globex lost my parcel again. Thinking of switching to Acme",
+        ),
+    ]
+    .join("\n");
+    let mut child = earshot()
+        .args(["replay", "--config"])
+        .arg(&config_path)
+        .args(["--format", "jetstream", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let by_author = |did: &str| {
+        lines
+            .iter()
+            .find(|m| m["post"]["author"]["id"] == did)
+            .unwrap_or_else(|| panic!("{did} in {stdout}"))
+    };
+
+    // A known customer complaining, with no emotional word: negative, a complaint, the
+    // customer's record and tier points, and support should answer.
+    let m = by_author("did:plc:aaa");
+    assert_eq!(m["sentiment"]["label"], "negative", "{m}");
+    assert_eq!(m["category"], "complaint", "{m}");
+    assert_eq!(m["author_class"], "customer", "{m}");
+    assert_eq!(m["customer"]["customer_id"], "C-1042", "{m}");
+    assert_eq!(m["customer"]["tier"], "gold", "{m}");
+    assert_eq!(m["customer"]["account_owner"], "dana@acme.example", "{m}");
+    assert_eq!(m["recommendation"]["action"], "respond", "{m}");
+    assert_eq!(m["recommendation"]["team"], "support", "{m}");
+    let reasons = m["urgency"]["reasons"].as_array().unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r["feature"] == "customer_tier" && r["points"] == 14),
+        "{m}"
+    );
+    let sum: i64 = reasons.iter().map(|r| r["points"].as_i64().unwrap()).sum();
+    assert_eq!(m["urgency"]["score"].as_i64().unwrap(), sum);
+    assert!(m["cues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["cue"] == "delayed" && c["signal"] == "complaint"));
+
+    // A competitor's unhappy customer: a lead for sales, the author a prospect, no record.
+    let m = by_author("did:plc:bbb");
+    assert_eq!(m["category"], "lead", "{m}");
+    assert_eq!(m["author_class"], "prospect", "{m}");
+    assert!(m["customer"].is_null(), "{m}");
+    assert_eq!(m["recommendation"]["team"], "sales", "{m}");
+}

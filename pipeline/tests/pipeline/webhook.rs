@@ -73,6 +73,7 @@ fn mention(n: u32) -> Arc<Mention> {
             reason: "complaint: support should answer".into(),
         },
         cues: Vec::new(),
+        customer: None,
         queues: vec!["support".into()],
         received_at: rfc3339_millis(std::time::SystemTime::now()),
         received: Instant::now(),

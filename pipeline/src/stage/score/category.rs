@@ -72,8 +72,11 @@ pub struct Evidence {
     pub label: SentimentLabel,
     /// A sarcasm marker, or a sarcastic opener next to a complaint.
     pub sarcastic: bool,
-    /// At least one matched brand is ours.
+    /// What is said is about our brand (in a post naming ours and a competitor's, the
+    /// brand nearest to the complaint, crisis and churn cues).
     pub ours: bool,
+    /// What is said is about a competitor.
+    pub competitor: bool,
     /// A question mark or a question opener.
     pub asks: bool,
 }
@@ -89,7 +92,9 @@ pub fn categorize(e: &Evidence) -> (Category, Vec<Category>) {
         Category::Crisis => e.ours && s.has(Signal::Crisis),
         Category::Spam => s.has(Signal::Spam),
         Category::Complaint => e.ours && unhappy,
-        Category::Lead => s.has(Signal::Lead) || (!e.ours && (unhappy || s.has(Signal::Crisis))),
+        Category::Lead => {
+            s.has(Signal::Lead) || (e.competitor && (unhappy || s.has(Signal::Crisis)))
+        }
         Category::Question => e.asks,
         Category::Praise => e.label == SentimentLabel::Positive && !e.sarcastic,
         Category::Other => false,
@@ -115,6 +120,7 @@ mod tests {
             label,
             sarcastic: false,
             ours,
+            competitor: !ours,
             asks,
         }
     }

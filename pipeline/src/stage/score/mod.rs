@@ -263,12 +263,19 @@ impl Scorer {
         // Category.
         let brand_kind = |h: &Hit| rules.brands()[h.brand as usize].kind;
         let ours = hits.iter().any(|h| brand_kind(h) == BrandKind::Brand);
+        let theirs = hits.iter().any(|h| brand_kind(h) == BrandKind::Competitor);
+        let (about_ours, about_theirs) = if ours && theirs {
+            blame(text, hits, rules, hits_cues, groups)
+        } else {
+            (ours, theirs)
+        };
         let asks = is_question(text) || signals.has(Signal::Question);
         let (category, categories) = category::categorize(&Evidence {
             signals,
             label: sentiment.label,
             sarcastic,
-            ours,
+            ours: about_ours,
+            competitor: about_theirs,
             asks,
         });
 
@@ -429,6 +436,54 @@ pub fn watched_files(config: &ScoringConfig) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// In a post naming both our brand and a competitor, whom the complaint, crisis and churn
+/// cues are about: each goes to the brand named nearest to it ("Globex lost my parcel again,
+/// switching to Acme" blames Globex). Without such cues, or without a place for a brand's
+/// name, the post counts as about ours, so that a person reads it.
+fn blame(
+    text: &str,
+    hits: &[Hit],
+    rules: &RuleSet,
+    cues: &[CueHit],
+    groups: &[cues::Group],
+) -> (bool, bool) {
+    let mut anchors: Vec<(usize, BrandKind)> = Vec::new();
+    for h in hits {
+        let brand = &rules.brands()[h.brand as usize];
+        let names =
+            std::iter::once(brand.id.0.as_str()).chain(brand.handles.iter().map(String::as_str));
+        for name in names {
+            let name = crate::stage::normalize::casefold(name.trim_start_matches('@'));
+            if name.is_empty() {
+                continue;
+            }
+            anchors.extend(
+                text.match_indices(name.as_str())
+                    .map(|(at, _)| (at, brand.kind)),
+            );
+        }
+    }
+    let (mut ours, mut theirs) = (false, false);
+    for c in cues.iter().filter(|c| !c.negated) {
+        let signal = groups[c.group as usize].signal;
+        if !matches!(signal, Signal::Complaint | Signal::Crisis | Signal::Churn) {
+            continue;
+        }
+        let nearest = anchors
+            .iter()
+            .min_by_key(|(at, _)| at.abs_diff(c.span.start))
+            .map(|(_, kind)| *kind);
+        match nearest {
+            Some(BrandKind::Competitor) => theirs = true,
+            _ => ours = true,
+        }
+    }
+    if !ours && !theirs {
+        ours = true;
+    }
+    (ours, theirs)
 }
 
 /// VADER's label thresholds.
