@@ -265,8 +265,33 @@ pub async fn on_sighup(reloader: Arc<Reloader>, mut shutdown: Shutdown) {
 
 /// Polls the rule paths every `interval` and reloads after a change that has held still for
 /// one interval. A failed reload is retried only after the files change again.
-pub async fn watch(reloader: Arc<Reloader>, interval: Duration, mut shutdown: Shutdown) {
+pub async fn watch(reloader: Arc<Reloader>, interval: Duration, shutdown: Shutdown) {
     let paths = watched(&reloader.config);
+    poll(
+        paths,
+        interval,
+        shutdown,
+        || reloader.read_at(),
+        || {
+            let reloader = reloader.clone();
+            async move {
+                let _ = reloader.reload(Trigger::Watch).await;
+            }
+        },
+    )
+    .await;
+}
+
+/// Polls the [`fingerprint`] of `paths` every `interval` and calls `reload` once it differs
+/// from `read_at()` (the fingerprint of what is in force) and has held still for one
+/// interval, so a half-written file is never read. Shared by every file watcher.
+pub async fn poll<F: std::future::Future<Output = ()>>(
+    paths: Vec<PathBuf>,
+    interval: Duration,
+    mut shutdown: Shutdown,
+    read_at: impl Fn() -> Fingerprint,
+    mut reload: impl FnMut() -> F,
+) {
     let mut pending: Option<Fingerprint> = None;
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -282,7 +307,7 @@ pub async fn watch(reloader: Arc<Reloader>, interval: Duration, mut shutdown: Sh
                 Err(_) => continue,
             }
         };
-        if now == reloader.read_at() {
+        if now == read_at() {
             pending = None;
             continue;
         }
@@ -292,7 +317,7 @@ pub async fn watch(reloader: Arc<Reloader>, interval: Duration, mut shutdown: Sh
             continue;
         }
         pending = None;
-        let _ = reloader.reload(Trigger::Watch).await;
+        reload().await;
     }
 }
 

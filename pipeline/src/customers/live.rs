@@ -191,33 +191,13 @@ pub async fn watch(
         shutdown.recv().await;
         return;
     }
-    let mut pending: Option<Fingerprint> = None;
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.recv() => return,
-            _ = ticks.tick() => {}
-        }
-        let now = {
-            let path = path.clone();
-            match tokio::task::spawn_blocking(move || fingerprint(&[path])).await {
-                Ok(f) => f,
-                Err(_) => continue,
-            }
-        };
-        if now == *customers.read_at() {
-            pending = None;
-            continue;
-        }
-        if pending.as_ref() != Some(&now) {
-            // Changed since the last look: wait until it holds still.
-            pending = Some(now);
-            continue;
-        }
-        pending = None;
+    let read_at = || customers.read_at().clone();
+    crate::reload::poll(vec![path.clone()], interval, shutdown, read_at, || {
         let (customers, path) = (customers.clone(), path.clone());
-        // The outcome is logged and counted by `reload`.
-        let _ = tokio::task::spawn_blocking(move || customers.reload(&path)).await;
-    }
+        async move {
+            // The outcome is logged and counted by `reload`.
+            let _ = tokio::task::spawn_blocking(move || customers.reload(&path)).await;
+        }
+    })
+    .await;
 }

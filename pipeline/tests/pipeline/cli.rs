@@ -62,16 +62,13 @@ fn replay_decodes_the_x_stream_and_counts_the_error_line() {
     assert_eq!(s["skipped stream_error"], 1, "{stderr}");
 }
 
-#[test]
-fn replay_prints_one_contract_line_per_matched_post() {
-    let input = concat!(
-        r#"{"did":"did:plc:aaa","time_us":1725911162330509,"kind":"commit","commit":{"rev":"3l3qo2vpcwufs","operation":"create","collection":"app.bsky.feed.post","rkey":"3l3qo2v6show4","record":{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:03.190Z","langs":["en"],"text":"@acmehq.bsky.social my order arrived broken and support is not answering. I want a refund"},"cid":"bafy"}}"#,
-        "\n",
-        r#"{"did":"did:plc:bbb","time_us":1725911162330510,"kind":"commit","commit":{"rev":"3l3qo2vpcwufs","operation":"create","collection":"app.bsky.feed.post","rkey":"3l3qo2v6show5","record":{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:03.190Z","langs":["en"],"text":"pacmen and other games"},"cid":"bafy"}}"#,
-        "\n"
-    );
+/// Runs `earshot replay [args] --format jetstream -` on `input`; the mentions it prints and
+/// its whole stdout.
+fn replay_stdin(args: &[&str], input: &str) -> (Vec<serde_json::Value>, String) {
     let mut child = earshot()
-        .args(["replay", "--format", "jetstream", "-"])
+        .arg("replay")
+        .args(args)
+        .args(["--format", "jetstream", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -88,10 +85,22 @@ fn replay_prints_one_contract_line_per_matched_post() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = stdout
+    let lines = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    (lines, stdout)
+}
+
+#[test]
+fn replay_prints_one_contract_line_per_matched_post() {
+    let input = concat!(
+        r#"{"did":"did:plc:aaa","time_us":1725911162330509,"kind":"commit","commit":{"rev":"3l3qo2vpcwufs","operation":"create","collection":"app.bsky.feed.post","rkey":"3l3qo2v6show4","record":{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:03.190Z","langs":["en"],"text":"@acmehq.bsky.social my order arrived broken and support is not answering. I want a refund"},"cid":"bafy"}}"#,
+        "\n",
+        r#"{"did":"did:plc:bbb","time_us":1725911162330510,"kind":"commit","commit":{"rev":"3l3qo2vpcwufs","operation":"create","collection":"app.bsky.feed.post","rkey":"3l3qo2v6show5","record":{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:03.190Z","langs":["en"],"text":"pacmen and other games"},"cid":"bafy"}}"#,
+        "\n"
+    );
+    let (lines, stdout) = replay_stdin(&[], input);
     assert_eq!(lines.len(), 1, "{stdout}");
     let m = &lines[0];
     assert_eq!(
@@ -437,30 +446,8 @@ fn replay_judges_who_is_speaking_and_attaches_the_customer_record() {
         ),
     ]
     .join("\n");
-    let mut child = earshot()
-        .args(["replay", "--config"])
-        .arg(&config_path)
-        .args(["--format", "jetstream", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let config_arg = config_path.display().to_string();
+    let (lines, stdout) = replay_stdin(&["--config", &config_arg], &input);
     assert_eq!(lines.len(), 2, "{stdout}");
     let by_author = |did: &str| {
         lines
