@@ -16,6 +16,7 @@ use earshot::post::{Author, Platform, Post, PostFlags};
 use earshot::rules::RuleSet;
 use earshot::stage::matcher::{MatchScratch, Matcher};
 use earshot::stage::normalize::{normalize, Normalized};
+use earshot::stage::score::sentiment::SentimentLabel;
 use earshot::stage::score::{ScoreInput, ScoreScratch, Scorer, ScoringConfig};
 
 /// The development table: the cue lists were tuned against it.
@@ -185,15 +186,10 @@ fn evaluate(table: &'static str) -> (Confusion, Confusion, String) {
         let got_s = s.sentiment.label.as_str();
         category.add(row.category, got_c);
         sentiment.add(row.sentiment, got_s);
-        let v = s.sentiment.vader;
-        let vader_label = if v >= 0.05 {
-            "positive"
-        } else if v <= -0.05 {
-            "negative"
-        } else {
-            "neutral"
-        };
-        vader.add(row.sentiment, vader_label);
+        vader.add(
+            row.sentiment,
+            SentimentLabel::of(s.sentiment.vader).as_str(),
+        );
         by_lang
             .entry(row.lang)
             .or_default()

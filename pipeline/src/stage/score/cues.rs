@@ -184,8 +184,8 @@ impl std::fmt::Debug for Cues {
 pub struct CueHit {
     /// Index of the group in [`Cues::groups`].
     pub group: u16,
-    /// The cue as found (casefolded).
-    pub cue: String,
+    /// Which distinct cue it is (see [`Cues::text`]).
+    pub pattern: u32,
     /// Byte range in the casefolded text.
     pub span: Range<usize>,
     /// Preceded by a negation in its clause.
@@ -233,6 +233,11 @@ impl Cues {
         !self.neutral.is_empty() && self.neutral.contains(token)
     }
 
+    /// The cue of a hit, casefolded as it was matched.
+    pub fn text(&self, hit: &CueHit) -> &str {
+        &self.patterns[hit.pattern as usize].text
+    }
+
     /// Number of distinct cues.
     pub fn len(&self) -> usize {
         self.patterns.len()
@@ -256,7 +261,7 @@ impl Cues {
             for &group in &p.groups {
                 out.push(CueHit {
                     group,
-                    cue: p.text.clone(),
+                    pattern: m.pattern().as_u32(),
                     span: start..end,
                     negated: negated && self.groups[group as usize].signal.negatable(),
                 });
@@ -626,7 +631,7 @@ mod tests {
             .map(|h| {
                 (
                     c.groups()[h.group as usize].name.clone(),
-                    h.cue.clone(),
+                    c.text(h).to_string(),
                     h.negated,
                 )
             })

@@ -167,6 +167,8 @@ pub struct Scorer {
     lexicon: &'static SentimentLexicon,
     cues: Cues,
     authors: AuthorLists,
+    /// Per brand of the rules: its id and handles, casefolded, for [`blame`].
+    brand_names: Vec<Vec<String>>,
 }
 
 impl Scorer {
@@ -176,17 +178,24 @@ impl Scorer {
             Some(path) => load_files(path)?,
             None => embedded()?,
         };
+        let brand_names = rules
+            .brands()
+            .iter()
+            .map(|b| {
+                std::iter::once(b.id.0.as_str())
+                    .chain(b.handles.iter().map(String::as_str))
+                    .map(|n| crate::stage::normalize::casefold(n.trim_start_matches('@')))
+                    .filter(|n| !n.is_empty())
+                    .collect()
+            })
+            .collect();
         Ok(Self {
+            brand_names,
             authors: AuthorLists::build(&weights.authors, rules),
             weights,
             lexicon: SentimentLexicon::embedded(),
             cues,
         })
-    }
-
-    /// The cue lists.
-    pub fn cues(&self) -> &Cues {
-        &self.cues
     }
 
     /// Judges one matched post.
@@ -226,7 +235,7 @@ impl Scorer {
             if !counts
                 || counted
                     .iter()
-                    .any(|c| c.cue == h.cue && c.signal == g.signal.as_str())
+                    .any(|c| c.cue == self.cues.text(h) && c.signal == g.signal.as_str())
             {
                 continue;
             }
@@ -237,7 +246,7 @@ impl Scorer {
             };
             extra += g.valence * weight;
             counted.push(CueOut {
-                cue: h.cue.clone(),
+                cue: self.cues.text(h).to_string(),
                 signal: g.signal.as_str(),
                 kind: g.kind.clone(),
             });
@@ -256,7 +265,7 @@ impl Scorer {
         );
         let sentiment = SentimentOut {
             score,
-            label: label_of(score),
+            label: SentimentLabel::of(score),
             vader: polarity.compound,
         };
 
@@ -265,7 +274,7 @@ impl Scorer {
         let ours = hits.iter().any(|h| brand_kind(h) == BrandKind::Brand);
         let theirs = hits.iter().any(|h| brand_kind(h) == BrandKind::Competitor);
         let (about_ours, about_theirs) = if ours && theirs {
-            blame(text, hits, rules, hits_cues, groups)
+            blame(text, hits, rules, &self.brand_names, hits_cues, groups)
         } else {
             (ours, theirs)
         };
@@ -446,23 +455,15 @@ fn blame(
     text: &str,
     hits: &[Hit],
     rules: &RuleSet,
+    brand_names: &[Vec<String>],
     cues: &[CueHit],
     groups: &[cues::Group],
 ) -> (bool, bool) {
     let mut anchors: Vec<(usize, BrandKind)> = Vec::new();
     for h in hits {
-        let brand = &rules.brands()[h.brand as usize];
-        let names =
-            std::iter::once(brand.id.0.as_str()).chain(brand.handles.iter().map(String::as_str));
-        for name in names {
-            let name = crate::stage::normalize::casefold(name.trim_start_matches('@'));
-            if name.is_empty() {
-                continue;
-            }
-            anchors.extend(
-                text.match_indices(name.as_str())
-                    .map(|(at, _)| (at, brand.kind)),
-            );
+        let kind = rules.brands()[h.brand as usize].kind;
+        for name in &brand_names[h.brand as usize] {
+            anchors.extend(text.match_indices(name.as_str()).map(|(at, _)| (at, kind)));
         }
     }
     let (mut ours, mut theirs) = (false, false);
@@ -484,17 +485,6 @@ fn blame(
         ours = true;
     }
     (ours, theirs)
-}
-
-/// VADER's label thresholds.
-fn label_of(score: f64) -> SentimentLabel {
-    if score >= 0.05 {
-        SentimentLabel::Positive
-    } else if score <= -0.05 {
-        SentimentLabel::Negative
-    } else {
-        SentimentLabel::Neutral
-    }
 }
 
 /// Contrast words after which a clause weighs more (VADER's "but" rule, in the covered
@@ -596,5 +586,73 @@ mod tests {
         ] {
             assert_eq!(is_question(text), want, "{text}");
         }
+    }
+
+    fn rules() -> RuleSet {
+        RuleSet::parse_str(
+            "t.rules",
+            "brand acme \"Acme\"\n  rule a: acme\n",
+            Path::new("."),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_shipped_files_on_disk_are_the_built_in_copy() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+        let path = dir.join("scoring.toml");
+        let (from_disk, disk_cues) = load_files(&path).unwrap();
+        let (built_in, built_in_cues) = embedded().unwrap();
+        assert_eq!(from_disk, built_in);
+        assert_eq!(disk_cues.len(), built_in_cues.len());
+        let config = ScoringConfig {
+            path: Some(path.clone()),
+        };
+        let watched = watched_files(&config);
+        assert_eq!(watched.len(), 1 + built_in.cues.len());
+        assert!(watched.iter().all(|p| p.exists()), "{watched:?}");
+        assert_eq!(
+            EMBEDDED.len(),
+            1 + built_in.cues.len(),
+            "every listed cue file is built in"
+        );
+    }
+
+    #[test]
+    fn a_missing_scoring_or_cue_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let e = Scorer::build(
+            &ScoringConfig {
+                path: Some(missing.clone()),
+            },
+            &rules(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}: cannot read the scoring file",
+                missing.display()
+            )),
+            "{e}"
+        );
+
+        let shipped = include_str!("../../../../rules/scoring.toml");
+        let scoring = dir.path().join("scoring.toml");
+        std::fs::write(&scoring, shipped).unwrap();
+        let e = Scorer::build(
+            &ScoringConfig {
+                path: Some(scoring),
+            },
+            &rules(),
+        )
+        .unwrap_err()
+        .to_string();
+        let cue = dir.path().join("cues/complaint.toml");
+        assert!(
+            e.contains(&format!("{}: cannot read the cue file", cue.display())),
+            "{e}"
+        );
     }
 }

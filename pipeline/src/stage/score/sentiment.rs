@@ -159,13 +159,7 @@ impl Polarity {
     /// VADER's standard label: `compound ≥ 0.05` positive, `compound ≤ -0.05` negative,
     /// otherwise neutral.
     pub fn label(&self) -> SentimentLabel {
-        if self.compound >= 0.05 {
-            SentimentLabel::Positive
-        } else if self.compound <= -0.05 {
-            SentimentLabel::Negative
-        } else {
-            SentimentLabel::Neutral
-        }
+        SentimentLabel::of(self.compound)
     }
 }
 
@@ -182,6 +176,17 @@ pub enum SentimentLabel {
 }
 
 impl SentimentLabel {
+    /// The label of a compound score by VADER's thresholds (±0.05).
+    pub fn of(compound: f64) -> SentimentLabel {
+        if compound >= 0.05 {
+            SentimentLabel::Positive
+        } else if compound <= -0.05 {
+            SentimentLabel::Negative
+        } else {
+            SentimentLabel::Neutral
+        }
+    }
+
     /// The lowercase name used in output and as a metric label.
     pub fn as_str(self) -> &'static str {
         match self {

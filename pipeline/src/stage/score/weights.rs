@@ -135,56 +135,52 @@ impl Weights {
         };
         let weights: Weights =
             toml::from_str(text).map_err(|e| vec![at(e.span(), e.message().trim().to_string())])?;
-        let mut errors = Vec::new();
         let u = &weights.urgency;
         let c = &u.category;
-        let named = [
-            ("urgency.negative_max", u.negative_max),
-            ("urgency.crisis", u.crisis),
-            ("urgency.question", u.question),
-            ("urgency.direct_address", u.direct_address),
-            ("urgency.influence_per_decade", u.influence_per_decade),
-            ("urgency.influence_max", u.influence_max),
-            ("urgency.verified", u.verified),
-            ("urgency.engagement_per_decade", u.engagement_per_decade),
-            ("urgency.engagement_max", u.engagement_max),
-            ("urgency.spike", u.spike),
-        ];
-        for (name, v) in named {
-            if !(0.0..=100.0).contains(&v) {
-                errors.push(at(
-                    key_span(text, name),
-                    format!("{name} is {v}, expected 0 to 100"),
-                ));
-            }
-        }
-        let signed = [
-            ("crisis", c.crisis),
-            ("complaint", c.complaint),
-            ("lead", c.lead),
-            ("question", c.question),
-            ("praise", c.praise),
-            ("spam", c.spam),
-            ("other", c.other),
-        ];
-        for (name, v) in signed {
-            if !(-100.0..=100.0).contains(&v) {
-                let key = format!("urgency.category.{name}");
-                errors.push(at(
+        // (key, value, lowest allowed): points are 0–100; category points may also pull down.
+        let mut checks: Vec<(String, f64, f64)> = [
+            ("negative_max", u.negative_max),
+            ("crisis", u.crisis),
+            ("question", u.question),
+            ("direct_address", u.direct_address),
+            ("influence_per_decade", u.influence_per_decade),
+            ("influence_max", u.influence_max),
+            ("verified", u.verified),
+            ("engagement_per_decade", u.engagement_per_decade),
+            ("engagement_max", u.engagement_max),
+            ("spike", u.spike),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("urgency.{k}"), v, 0.0))
+        .collect();
+        checks.extend(
+            [
+                ("crisis", c.crisis),
+                ("complaint", c.complaint),
+                ("lead", c.lead),
+                ("question", c.question),
+                ("praise", c.praise),
+                ("spam", c.spam),
+                ("other", c.other),
+            ]
+            .into_iter()
+            .map(|(k, v)| (format!("urgency.category.{k}"), v, -100.0)),
+        );
+        checks.extend(
+            u.customer_tier
+                .iter()
+                .map(|(k, v)| (format!("urgency.customer_tier.{k}"), *v, 0.0)),
+        );
+        let errors: Vec<ConfigError> = checks
+            .into_iter()
+            .filter(|(_, v, lo)| !(*lo..=100.0).contains(v))
+            .map(|(key, v, lo)| {
+                at(
                     key_span(text, &key),
-                    format!("{key} is {v}, expected -100 to 100"),
-                ));
-            }
-        }
-        for (tier, v) in &u.customer_tier {
-            if !(0.0..=100.0).contains(v) {
-                let key = format!("urgency.customer_tier.{tier}");
-                errors.push(at(
-                    key_span(text, &key),
-                    format!("{key} is {v}, expected 0 to 100"),
-                ));
-            }
-        }
+                    format!("{key} is {v}, expected {lo} to 100"),
+                )
+            })
+            .collect();
         if errors.is_empty() {
             Ok(weights)
         } else {
