@@ -1,6 +1,8 @@
 //! Admin HTTP server: `/metrics` (Prometheus text), `/healthz` (the process is up),
-//! `/readyz` (rules are loaded, workers run and every network source is connected), and
-//! `POST /rules/reload` (load the rule files again; JSON answer).
+//! `/readyz` (rules are loaded, workers run and every network source is connected),
+//! `POST /rules/reload` (load the rule files again; JSON answer), and the dead-letter store:
+//! `GET /dlq`, `POST /dlq/replay`, `POST /dlq/purge` (what `earshot dlq` uses while earshot
+//! runs; a JSON filter `{"queue": …, "ids": […]}` as body or query).
 //!
 //! Bound to 127.0.0.1 by default: metrics reveal brand names and volumes. Mutating endpoints
 //! also need `Authorization: Bearer <token>`, the token coming from an environment variable
@@ -33,6 +35,21 @@ pub struct AdminState {
     pub sources_connected: Vec<(String, Arc<AtomicBool>)>,
     /// Rule reloads; `None` where the pipeline does not reload (then the endpoint is 404).
     pub reload: Option<ReloadAccess>,
+    /// The bearer token of mutating endpoints; `None` refuses every call.
+    pub token: Option<String>,
+    /// The environment variable the token comes from, for the refusal message.
+    pub token_env: String,
+    /// The outbox and the running queues; `None` where nothing is delivered (404).
+    pub dlq: Option<DlqAccess>,
+}
+
+/// What the dead-letter endpoints need.
+#[derive(Clone)]
+pub struct DlqAccess {
+    /// The outbox.
+    pub store: Arc<crate::outbox::store::Store>,
+    /// The running queues.
+    pub queues: Vec<Arc<crate::sink::dispatch::QueueShared>>,
 }
 
 /// What `POST /rules/reload` needs.
@@ -40,10 +57,6 @@ pub struct AdminState {
 pub struct ReloadAccess {
     /// Does the reload.
     pub reloader: Arc<Reloader>,
-    /// The bearer token callers must present; `None` refuses every call.
-    pub token: Option<String>,
-    /// The environment variable the token comes from, for the refusal message.
-    pub token_env: String,
 }
 
 /// The admin routes.
@@ -53,6 +66,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/rules/reload", post(reload_rules))
+        .route("/dlq", get(dlq_list))
+        .route("/dlq/replay", post(dlq_replay))
+        .route("/dlq/purge", post(dlq_purge))
         .with_state(state)
 }
 
@@ -83,24 +99,8 @@ async fn reload_rules(State(state): State<AdminState>, headers: HeaderMap) -> Re
     let Some(access) = &state.reload else {
         return (StatusCode::NOT_FOUND, "rule reload is not available\n").into_response();
     };
-    let Some(expected) = access.token.as_deref() else {
-        let message = format!(
-            "POST /rules/reload is disabled: set a token in the environment variable {}\n",
-            access.token_env
-        );
-        return (StatusCode::FORBIDDEN, message).into_response();
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !presented.is_some_and(|t| token_matches(t, expected)) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "a valid bearer token is required\n",
-        )
-            .into_response();
+    if let Err(refused) = authorized(&state, &headers, "POST /rules/reload") {
+        return *refused;
     }
     let (status, body) = match access.reloader.reload(Trigger::Admin).await {
         Ok(reloaded) => (StatusCode::OK, serde_json::to_string(&reloaded)),
@@ -116,6 +116,144 @@ async fn reload_rules(State(state): State<AdminState>, headers: HeaderMap) -> Re
         body + "\n",
     )
         .into_response()
+}
+
+/// Refuses a mutating call without the configured bearer token (or when none is configured).
+fn authorized(state: &AdminState, headers: &HeaderMap, what: &str) -> Result<(), Box<Response>> {
+    let Some(expected) = state.token.as_deref() else {
+        let message = format!(
+            "{what} is disabled: set a token in the environment variable {}\n",
+            state.token_env
+        );
+        return Err(Box::new((StatusCode::FORBIDDEN, message).into_response()));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !presented.is_some_and(|t| token_matches(t, expected)) {
+        return Err(Box::new(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a valid bearer token is required\n",
+            )
+                .into_response(),
+        ));
+    }
+    Ok(())
+}
+
+fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body + "\n",
+    )
+        .into_response()
+}
+
+fn no_dlq() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "this process delivers nothing: no dead-letter store\n",
+    )
+        .into_response()
+}
+
+/// `GET /dlq?queue=…`: the dead letters, as JSON. Read-only, so no token (the server is on
+/// loopback; dead letters hold what the metrics already reveal, and post texts).
+async fn dlq_list(
+    State(state): State<AdminState>,
+    axum::extract::Query(filter): axum::extract::Query<ListQuery>,
+) -> Response {
+    let Some(dlq) = &state.dlq else {
+        return no_dlq();
+    };
+    let filter = crate::dlq::Filter {
+        queue: filter.queue,
+        ids: filter.id.into_iter().collect(),
+    };
+    match crate::dlq::list(&dlq.store, &filter) {
+        Ok(letters) => json_response(StatusCode::OK, &letters),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+/// Query of `GET /dlq`.
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    queue: Option<String>,
+    id: Option<String>,
+}
+
+/// Answer of the mutating dead-letter endpoints.
+#[derive(serde::Serialize)]
+struct Changed {
+    replayed: Option<usize>,
+    purged: Option<usize>,
+}
+
+async fn dlq_replay(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    dlq_change(state, headers, body, true).await
+}
+
+async fn dlq_purge(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    dlq_change(state, headers, body, false).await
+}
+
+async fn dlq_change(
+    state: AdminState,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+    replay: bool,
+) -> Response {
+    let what = if replay {
+        "POST /dlq/replay"
+    } else {
+        "POST /dlq/purge"
+    };
+    if let Err(refused) = authorized(&state, &headers, what) {
+        return *refused;
+    }
+    let Some(dlq) = &state.dlq else {
+        return no_dlq();
+    };
+    let filter: crate::dlq::Filter = if body.is_empty() {
+        crate::dlq::Filter::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(f) => f,
+            Err(e) => return (StatusCode::BAD_REQUEST, format!("body: {e}\n")).into_response(),
+        }
+    };
+    let result = if replay {
+        crate::dlq::replay(&dlq.store, &filter, &dlq.queues).map(|n| Changed {
+            replayed: Some(n),
+            purged: None,
+        })
+    } else {
+        crate::dlq::purge(&dlq.store, &filter, &dlq.queues).map(|n| Changed {
+            replayed: None,
+            purged: Some(n),
+        })
+    };
+    match result {
+        Ok(changed) => {
+            info!(what, queue = ?filter.queue, ids = filter.ids.len(), "dead letters changed");
+            json_response(StatusCode::OK, &changed)
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
 }
 
 /// Binds `addr` and serves the admin routes until shutdown. Returns the bound address
@@ -150,7 +288,99 @@ mod tests {
             workers_running: Arc::new(AtomicBool::new(workers)),
             sources_connected: vec![("bluesky".into(), Arc::new(AtomicBool::new(connected)))],
             reload: None,
+            token: None,
+            token_env: "EARSHOT_ADMIN_TOKEN".into(),
+            dlq: None,
         }
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_listed_and_replayed_or_purged_with_the_token() {
+        use crate::outbox::entry::{Entry, Event};
+        use crate::outbox::store::{Commit, Store, Table};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("o.redb")).unwrap());
+        let data = |id: &str| {
+            serde_json::value::RawValue::from_string(format!(r#"{{"mention_id":"{id}"}}"#)).unwrap()
+        };
+        let (keys, _) = store
+            .commit(&Commit {
+                entries: ["m_a", "m_b"]
+                    .map(|id| {
+                        (
+                            "support",
+                            Entry::new(id.into(), Event::MentionCreated, data(id), 1),
+                        )
+                    })
+                    .into(),
+                ..Commit::default()
+            })
+            .unwrap();
+        let (stored, _) = store.read(Table::Outbox, "support", 0, 10).unwrap();
+        let items: Vec<_> = keys
+            .iter()
+            .zip(&stored)
+            .map(|(k, s)| (*k, Some(&s.entry)))
+            .collect();
+        store.bury("support", &items).unwrap();
+        let queue = crate::sink::dispatch::QueueShared::new("support", &store);
+        let app = |token: Option<&str>| {
+            let mut s = state(true, true);
+            s.token = token.map(str::to_owned);
+            s.dlq = Some(DlqAccess {
+                store: store.clone(),
+                queues: vec![queue.clone()],
+            });
+            router(s)
+        };
+        let (status, body) = get_status(app(None), "/dlq?queue=support").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let listed: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0]["id"], "m_a");
+        assert_eq!(listed[0]["data"]["mention_id"], "m_a");
+        let post = |app: Router, path: &str, token: Option<&str>, body: &str| {
+            let mut r = Request::post(path);
+            if let Some(t) = token {
+                r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            respond(app, r.body(Body::from(body.to_string())).unwrap())
+        };
+        assert_eq!(
+            post(app(None), "/dlq/replay", Some("t"), "").await.0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            post(app(Some("t")), "/dlq/replay", Some("x"), "").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let (status, body) = post(
+            app(Some("t")),
+            "/dlq/replay",
+            Some("t"),
+            r#"{"ids":["m_b"]}"#,
+        )
+        .await;
+        assert_eq!(
+            (status, body.trim()),
+            (StatusCode::OK, r#"{"replayed":1,"purged":null}"#)
+        );
+        assert_eq!(store.count(Table::Outbox, "support").unwrap(), 1);
+        assert_eq!(queue.depth.load(Ordering::Relaxed), 1);
+        let (status, body) = post(
+            app(Some("t")),
+            "/dlq/purge",
+            Some("t"),
+            r#"{"queue":"support"}"#,
+        )
+        .await;
+        assert_eq!(
+            (status, body.trim()),
+            (StatusCode::OK, r#"{"replayed":null,"purged":1}"#)
+        );
+        assert_eq!(store.count(Table::Dead, "support").unwrap(), 0);
+        let (status, _) = post(app(Some("t")), "/dlq/purge", Some("t"), "{not json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 
     async fn respond(app: Router, request: Request<Body>) -> (StatusCode, String) {
@@ -206,9 +436,8 @@ mod tests {
             let mut s = state(true, true);
             s.reload = Some(ReloadAccess {
                 reloader: reloader.clone(),
-                token: token.map(str::to_owned),
-                token_env: "EARSHOT_ADMIN_TOKEN".into(),
             });
+            s.token = token.map(str::to_owned);
             router(s)
         };
 

@@ -21,12 +21,19 @@ use crate::admin::ReloadAccess;
 use crate::config::{Config, SourceKind};
 use crate::customers::{CustomerLimits, Customers};
 use crate::mention::Mention;
-use crate::metrics::{DropCounters, Latencies, SourceCounters, CHANNEL_FRAMES_DEPTH, QUEUE_DEPTH};
+use crate::metrics::{DropCounters, Latencies, SourceCounters, CHANNEL_FRAMES_DEPTH};
+use crate::outbox::store::Store;
+use crate::outbox::writer::{Writer, WriterQueue};
 use crate::reload::{self, Reloader, Shared};
 use crate::rules::{RuleErrors, RuleSet};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::sink::breaker::BreakerSettings;
+use crate::sink::dispatch::{self, Deliverer, DispatchSettings, QueueShared};
+use crate::sink::file::{LineWriter, Target};
+use crate::sink::payload::Payload;
 use crate::sink::signature::SigningKey;
-use crate::sink::{file, webhook, SinkKind};
+use crate::sink::webhook::{self, WebhookTarget};
+use crate::sink::{QueueConfig, SinkKind};
 use crate::skip::SkipCounts;
 use crate::source::batch::Batch;
 use crate::source::emit::{Emitter, SourceStats};
@@ -61,6 +68,9 @@ pub enum AppError {
         /// What is wrong.
         message: String,
     },
+    /// The outbox cannot be opened.
+    #[error("outbox: {0}")]
+    Outbox(#[from] crate::outbox::store::StoreError),
     /// An OS-level failure (binding a port, spawning a thread).
     #[error("{context}: {source}")]
     Io {
@@ -79,7 +89,8 @@ pub fn compile(config: &Config) -> Result<Compiled, AppError> {
     let examples = crate::examples::run(&rules, &matcher).map_err(AppError::Rules)?;
     let scorer = Scorer::build(&config.scoring, &rules)?;
     let queue_ids: Vec<String> = config.queues.iter().map(|q| q.id.clone()).collect();
-    let router = Router::build(&config.routes, &queue_ids, &rules).map_err(|errs| {
+    let routes = current_routes(config)?;
+    let router = Router::build(&routes, &queue_ids, &rules).map_err(|errs| {
         AppError::Routes(
             errs.iter()
                 .map(|e| e.to_string())
@@ -101,6 +112,30 @@ pub fn compile(config: &Config) -> Result<Compiled, AppError> {
         scorer,
         router,
     })
+}
+
+/// The routes in force: those of the config file, then those of the routing file read again
+/// now (so a reload picks up route changes). A queue added to or changed in the routing file
+/// since the start is refused: queues are built at start, so that change needs a restart.
+fn current_routes(config: &Config) -> Result<Vec<crate::stage::route::RouteConfig>, AppError> {
+    let Some(path) = &config.routing.path else {
+        return Ok(config.routes.clone());
+    };
+    let routing =
+        crate::config::Routing::load(path).map_err(|e| AppError::Routes(e.to_string()))?;
+    for q in &routing.queues {
+        if !config.queues.contains(q) {
+            return Err(AppError::Routes(format!(
+                "{}: queue `{}` is new or changed since the start; queue changes take effect at restart",
+                path.display(),
+                q.id
+            )));
+        }
+    }
+    let mut routes =
+        config.routes[..config.routing.inline_routes.min(config.routes.len())].to_vec();
+    routes.extend(routing.routes);
+    Ok(routes)
 }
 
 /// How to run.
@@ -165,9 +200,10 @@ pub struct Running {
     pub admin_addr: Option<SocketAddr>,
     /// Reloads the rules, when [`RunOptions::reload`] is on.
     pub reloader: Option<Arc<Reloader>>,
+    /// The outbox and the queues' dispatchers (none for `earshot replay`).
+    pub delivery: Option<Delivery>,
     source_tasks: Vec<(String, JoinHandle<Result<(), String>>)>,
     worker_threads: Vec<std::thread::JoinHandle<usize>>,
-    sink_tasks: Vec<(String, JoinHandle<()>)>,
     background: Vec<JoinHandle<()>>,
     workers_running: Arc<AtomicBool>,
     trigger: ShutdownTrigger,
@@ -191,33 +227,61 @@ pub async fn start(
     let latencies = Latencies::new();
     let queue_ids: Vec<String> = compiled.router.queues().to_vec();
 
-    // Sinks first, so workers always have somewhere to send.
-    let mut queue_txs = Vec::new();
-    let mut sink_tasks = Vec::new();
-    for q in &config.queues {
-        if !options.deliver {
-            queue_txs.push(None);
-            continue;
+    // The outbox and its dispatchers first, so workers always have somewhere to send.
+    let mut sources_config = config.sources.clone();
+    let mut delivery = None;
+    let mut routed_tx = None;
+    if options.deliver {
+        let store = Arc::new(Store::open(&config.outbox.path)?);
+        resume_positions(&store, &mut sources_config)?;
+        let mut dispatchers = Vec::new();
+        let mut shared_queues = Vec::new();
+        let mut writer_queues = Vec::new();
+        for q in &config.queues {
+            let shared = QueueShared::new(&q.id, &store);
+            let deliverer = deliverer(q)?;
+            dispatchers.push((
+                q.id.clone(),
+                tokio::spawn(dispatch::run(
+                    store.clone(),
+                    shared.clone(),
+                    deliverer,
+                    dispatch_settings(q),
+                    latencies.clone(),
+                )),
+            ));
+            writer_queues.push(WriterQueue {
+                shared: shared.clone(),
+                noise: q.noise.clone(),
+            });
+            shared_queues.push(shared);
         }
-        let (tx, rx) = mpsc::channel::<Arc<Mention>>(q.capacity);
-        let task = match q.sink {
-            SinkKind::Webhook => {
-                let settings = webhook_settings(q)?;
-                tokio::spawn(webhook::run(settings, rx, latencies.clone()))
-            }
-            SinkKind::File | SinkKind::Stdout => {
-                let target = match (&q.sink, &q.path) {
-                    (SinkKind::File, Some(p)) => file::Target::File(p.clone()),
-                    _ => file::Target::Stdout,
-                };
-                let queue = q.id.clone();
-                tokio::spawn(async move {
-                    let _ = file::run(queue, target, rx).await;
-                })
-            }
-        };
-        sink_tasks.push((q.id.clone(), task));
-        queue_txs.push(Some(tx));
+        let writer = Writer::new(
+            store.clone(),
+            writer_queues,
+            config.sources.iter().map(|s| s.id.clone()).collect(),
+            config.outbox.max_entries,
+        );
+        // Room for every worker's batch and as many again: the writer takes them all in one
+        // commit, so a deeper channel would only add latency.
+        let (tx, rx) = crossbeam_channel::bounded(config.pipeline.worker_count() * 2 + 2);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("earshot-outbox".into())
+            .spawn(move || writer.run(rx, writer_stop))
+            .map_err(|source| AppError::Io {
+                context: "spawning the outbox writer".into(),
+                source,
+            })?;
+        routed_tx = Some(tx);
+        delivery = Some(Delivery {
+            store,
+            queues: shared_queues,
+            writer: Some(thread),
+            writer_stop: stop,
+            dispatchers,
+        });
     }
 
     // Workers: build all, then spawn.
@@ -235,7 +299,7 @@ pub async fn start(
         })
         .unzip();
     let outputs = Outputs {
-        queues: queue_txs,
+        routed: routed_tx,
         tap: options.tap.clone(),
         recycle: recycle_txs,
     };
@@ -265,7 +329,7 @@ pub async fn start(
     let mut sources = Vec::new();
     let mut source_tasks = Vec::new();
     let mut connected_flags = Vec::new();
-    for ((index, s), recycled) in config.sources.iter().enumerate().zip(recycle_rxs) {
+    for ((index, s), recycled) in sources_config.iter().enumerate().zip(recycle_rxs) {
         let stats = Arc::new(SourceStats::default());
         let emitter = Emitter::new(
             index as u16,
@@ -340,12 +404,14 @@ pub async fn start(
             latencies: latencies.clone(),
             workers_running: workers_running.clone(),
             sources_connected: flags,
-            reload: reloader.clone().map(|reloader| ReloadAccess {
-                reloader,
-                token: std::env::var(&config.admin.token_env)
-                    .ok()
-                    .filter(|t| !t.is_empty()),
-                token_env: config.admin.token_env.clone(),
+            reload: reloader.clone().map(|reloader| ReloadAccess { reloader }),
+            token: std::env::var(&config.admin.token_env)
+                .ok()
+                .filter(|t| !t.is_empty()),
+            token_env: config.admin.token_env.clone(),
+            dlq: delivery.as_ref().map(|d| crate::admin::DlqAccess {
+                store: d.store.clone(),
+                queues: d.queues.clone(),
             }),
         };
         let (addr, task) = crate::admin::serve(config.admin.listen, state, trigger.subscribe())
@@ -364,16 +430,89 @@ pub async fn start(
         queues: queue_ids,
         admin_addr,
         reloader,
+        delivery,
         source_tasks,
         worker_threads,
-        sink_tasks,
         background,
         workers_running,
         trigger: trigger.clone(),
     })
 }
 
-fn webhook_settings(q: &crate::sink::QueueConfig) -> Result<webhook::WebhookSettings, AppError> {
+/// The outbox and the delivery side of a running pipeline.
+pub struct Delivery {
+    /// The store (also read by the admin server's dead-letter endpoints).
+    pub store: Arc<Store>,
+    /// Each queue's shared state, in router order.
+    pub queues: Vec<Arc<QueueShared>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    writer_stop: Arc<AtomicBool>,
+    dispatchers: Vec<(String, JoinHandle<()>)>,
+}
+
+/// Starts each source where the last run's checkpoint says, when there is one: a Jetstream
+/// source at its checkpointed cursor less its `resume_overlap` (the overlap's repeats are
+/// dropped by the source), a file at its checkpointed offset (from the start if the file is
+/// now shorter: it was replaced).
+fn resume_positions(
+    store: &Store,
+    sources: &mut [crate::config::SourceConfig],
+) -> Result<(), AppError> {
+    use crate::source::batch::Position;
+    let positions = store.positions()?;
+    for s in sources {
+        let Some((_, p)) = positions.iter().find(|(id, _)| *id == s.id) else {
+            continue;
+        };
+        match (&mut s.kind, *p) {
+            (SourceKind::Jetstream(o), Position::Cursor(c)) => {
+                let cursor = c.saturating_sub(o.resume_overlap.as_micros() as u64);
+                info!(source = %s.id, cursor, "resuming from the checkpoint");
+                o.cursor = Some(cursor);
+            }
+            (SourceKind::File(o), Position::Offset(off)) if o.path.as_os_str() != "-" => {
+                let len = std::fs::metadata(&o.path).map(|m| m.len()).unwrap_or(0);
+                if off <= len {
+                    info!(source = %s.id, offset = off, "resuming from the checkpoint");
+                    o.start_offset = off;
+                } else {
+                    warn!(source = %s.id, offset = off, len,
+                        "the file is shorter than its checkpoint (replaced?); reading it from the start");
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn dispatch_settings(q: &QueueConfig) -> DispatchSettings {
+    DispatchSettings {
+        max_attempts: q.max_attempts,
+        retry_schedule: q.retry_schedule.clone(),
+        concurrency: q.concurrency,
+        ordered: q.ordering == crate::sink::Ordering::Ordered,
+        latency_budget: (!q.latency_budget.is_zero()).then_some(q.latency_budget),
+        breaker: BreakerSettings {
+            threshold: q.breaker_failures,
+            cooldown: q.breaker_cooldown,
+            max_cooldown: q.breaker_max_cooldown.max(q.breaker_cooldown),
+        },
+        disable_after: (!q.disable_after.is_zero()).then_some(q.disable_after),
+    }
+}
+
+fn deliverer(q: &QueueConfig) -> Result<Deliverer, AppError> {
+    Ok(match (q.sink, &q.path) {
+        (SinkKind::Webhook, _) => Deliverer::Webhook(webhook_target(q)?),
+        (SinkKind::File, Some(p)) => {
+            Deliverer::Lines(LineWriter::new(&q.id, Target::File(p.clone())))
+        }
+        _ => Deliverer::Lines(LineWriter::new(&q.id, Target::Stdout)),
+    })
+}
+
+fn webhook_target(q: &QueueConfig) -> Result<WebhookTarget, AppError> {
     let err = |message: String| AppError::Queue {
         queue: q.id.clone(),
         message,
@@ -387,15 +526,24 @@ fn webhook_settings(q: &crate::sink::QueueConfig) -> Result<webhook::WebhookSett
     let secret =
         std::env::var(var).map_err(|_| err(format!("environment variable `{var}` is not set")))?;
     let key = SigningKey::from_secret(&secret).map_err(|e| err(e.to_string()))?;
-    Ok(webhook::WebhookSettings {
+    let auth = match &q.auth {
+        None => None,
+        Some(a) => {
+            let v = std::env::var(&a.env)
+                .map_err(|_| err(format!("environment variable `{}` is not set", a.env)))?;
+            Some(webhook::auth_header(a.scheme, &v).map_err(|m| err(format!("`{}`: {m}", a.env)))?)
+        }
+    };
+    let payload =
+        Payload::load(q.format, q.template.as_deref(), &q.vars).map_err(|e| err(e.to_string()))?;
+    let client = webhook::client(q.timeout).map_err(|e| err(format!("HTTP client: {e}")))?;
+    Ok(WebhookTarget {
         queue: q.id.clone(),
         url,
         key,
-        max_attempts: q.max_attempts,
-        timeout: Duration::from_millis(q.timeout_ms),
-        concurrency: q.concurrency,
-        backoff_base: Duration::from_millis(q.backoff_base_ms),
-        backoff_max: Duration::from_millis(q.backoff_max_ms),
+        auth,
+        payload: Arc::new(payload),
+        client,
     })
 }
 
@@ -507,10 +655,34 @@ impl Running {
             );
         }
         self.workers_running.store(false, Ordering::Relaxed);
-        for (queue, task) in self.sink_tasks {
-            let left = deadline.saturating_sub(started.elapsed());
-            if tokio::time::timeout(left, task).await.is_err() {
-                warn!(queue = %queue, "sink still delivering at the drain deadline");
+        if let Some(mut d) = self.delivery {
+            // The writer ends when the workers' senders are gone and it has committed all.
+            if let Some(writer) = d.writer.take() {
+                let joined = tokio::task::spawn_blocking(move || {
+                    let _ = writer.join();
+                });
+                let left = deadline.saturating_sub(started.elapsed());
+                if tokio::time::timeout(left, joined).await.is_err() {
+                    warn!("the outbox writer is still committing at the drain deadline");
+                    d.writer_stop.store(true, Ordering::Relaxed);
+                }
+            }
+            // Dispatchers deliver what is left until the deadline; the rest stays in the
+            // outbox for the next start.
+            for (queue, mut task) in d.dispatchers {
+                let left = deadline.saturating_sub(started.elapsed());
+                if tokio::time::timeout(left, &mut task).await.is_err() {
+                    if let Some(q) = d.queues.iter().find(|q| q.id == queue) {
+                        let depth = q.depth.load(Ordering::Relaxed);
+                        warn!(queue = %queue, undelivered = depth,
+                            "still delivering at the drain deadline; the rest stays in the outbox for the next start");
+                        q.stop();
+                    }
+                    let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+                }
+            }
+            if let Err(e) = d.store.flush() {
+                warn!(error = %e, "cannot make the last acks durable");
             }
         }
         self.trigger.trigger();
@@ -519,9 +691,6 @@ impl Running {
         }
         let depth = metrics::gauge!(CHANNEL_FRAMES_DEPTH);
         depth.set(0.0);
-        for q in &queues {
-            metrics::gauge!(QUEUE_DEPTH, "queue" => q.clone()).set(0.0);
-        }
         let mut report = Running::report_from(&totals, &sources, &queues);
         report.source_errors = source_errors;
         report

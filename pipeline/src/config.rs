@@ -18,6 +18,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use crate::customers::CustomersConfig;
+use crate::outbox::OutboxSettings;
 use crate::sink::{QueueConfig, SinkKind};
 use crate::source::file::FileOptions;
 use crate::source::http_stream::HttpStreamOptions;
@@ -218,12 +219,31 @@ pub struct Config {
     pub scoring: ScoringConfig,
     /// `[customers]`: the CRM customer table.
     pub customers: CustomersConfig,
+    /// `[outbox]`: the durable outbox and source checkpoints.
+    pub outbox: OutboxSettings,
+    /// `[routing]`: the file of queues and routes, when they are not (only) in this file.
+    pub routing: RoutingSettings,
     /// `[[source]]`.
     pub sources: Vec<SourceConfig>,
     /// `[[queue]]`.
     pub queues: Vec<QueueConfig>,
     /// `[[route]]`.
     pub routes: Vec<RouteConfig>,
+}
+
+/// `[routing]`: where the queues and routes live. A brand team keeps them in `rules/`
+/// beside the rules they route (`rules/routing.toml`), so a route change is reviewed and
+/// reloaded like a rule change; queues and routes written in the config file itself are
+/// added to those.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingSettings {
+    /// The routing file: `[[queue]]` and `[[route]]` tables only.
+    pub path: Option<PathBuf>,
+    /// How many of [`Config::routes`] come from the config file itself (they come first);
+    /// the rest come from the routing file and are read again on reload.
+    #[serde(skip)]
+    pub inline_routes: usize,
 }
 
 /// One problem in a config file.
@@ -320,6 +340,8 @@ const SECTIONS: &[&str] = &[
     "admin",
     "scoring",
     "customers",
+    "outbox",
+    "routing",
     "source",
     "queue",
     "route",
@@ -368,6 +390,8 @@ impl Config {
             admin: AdminSettings::default(),
             scoring: ScoringConfig::default(),
             customers: CustomersConfig::default(),
+            outbox: OutboxSettings::default(),
+            routing: RoutingSettings::default(),
             sources: Vec::new(),
             queues: Vec::new(),
             routes: Vec::new(),
@@ -384,6 +408,8 @@ impl Config {
                 "admin" => section(&mut report, name, value, &mut config.admin),
                 "scoring" => section(&mut report, name, value, &mut config.scoring),
                 "customers" => section(&mut report, name, value, &mut config.customers),
+                "outbox" => section(&mut report, name, value, &mut config.outbox),
+                "routing" => section(&mut report, name, value, &mut config.routing),
                 "source" => {
                     for (i, item) in array_items(&mut report, name, value) {
                         if let Some(s) = source(&mut report, i, item) {
@@ -392,26 +418,15 @@ impl Config {
                         }
                     }
                 }
-                "queue" => {
-                    for (i, item) in array_items(&mut report, name, value) {
-                        if let Some(q) =
-                            de::<QueueConfig>(&mut report, &format!("queue[{i}]"), item)
-                        {
-                            config.queues.push(q);
-                            queue_spans.push(item.span());
-                        }
-                    }
-                }
-                "route" => {
-                    for (i, item) in array_items(&mut report, name, value) {
-                        if let Some(r) =
-                            de::<RouteConfig>(&mut report, &format!("route[{i}]"), item)
-                        {
-                            config.routes.push(r);
-                            route_spans.push(item.span());
-                        }
-                    }
-                }
+                "queue" | "route" => routing_items(
+                    &mut report,
+                    name,
+                    value,
+                    &mut config.queues,
+                    &mut config.routes,
+                    &mut queue_spans,
+                    &mut route_spans,
+                ),
                 other => report.at(
                     Some(key.span()),
                     format!(
@@ -421,8 +436,45 @@ impl Config {
                 ),
             }
         }
-        config.validate(&mut report, &[&source_spans, &queue_spans, &route_spans]);
+        config.validate(&mut report, &source_spans);
+        validate_queues(&mut report, &config.queues, &queue_spans);
+        // The routing file's queues and routes join those of this file.
+        let mut routing_errors = Vec::new();
+        let mut file_queues = 0;
+        if let Some(path) = &config.routing.path {
+            let path = if path.is_relative() {
+                base.join(path)
+            } else {
+                path.clone()
+            };
+            match Routing::load(&path) {
+                Ok(r) => {
+                    file_queues = r.queues.len();
+                    config.queues.extend(r.queues);
+                    config.routes.extend(r.routes);
+                }
+                Err(e) => routing_errors = e.0,
+            }
+        }
+        let ids: Vec<&str> = config.queues.iter().map(|q| q.id.as_str()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            if ids[..i].contains(id) && i >= ids.len() - file_queues {
+                report.at(
+                    None,
+                    format!("queue `{id}` is defined both here and in the routing file"),
+                );
+            }
+        }
+        let inline_routes = route_spans.len();
+        config.routing.inline_routes = inline_routes;
+        validate_routes(
+            &mut report,
+            &config.routes[..inline_routes],
+            &route_spans,
+            &ids,
+        );
         config.resolve_paths(base);
+        report.errors.extend(routing_errors);
         if report.errors.is_empty() {
             Ok(config)
         } else {
@@ -430,9 +482,9 @@ impl Config {
         }
     }
 
-    /// Cross-field checks; `spans` are the places of the sources, queues and routes.
-    fn validate(&self, report: &mut Report<'_>, spans: &[&[Range<usize>]; 3]) {
-        let [source_spans, queue_spans, route_spans] = *spans;
+    /// Cross-field checks of the sources and settings; `source_spans` are the places of the
+    /// sources.
+    fn validate(&self, report: &mut Report<'_>, source_spans: &[Range<usize>]) {
         let mut seen = Vec::new();
         for (s, span) in self.sources.iter().zip(source_spans) {
             let here = Some(span.clone());
@@ -454,74 +506,6 @@ impl Config {
                         report.at(here, format!("source `{}`: url: {m}", s.id));
                     }
                 }
-            }
-        }
-        let mut seen = Vec::new();
-        for (q, span) in self.queues.iter().zip(queue_spans) {
-            let here = Some(span.clone());
-            let field = format!("queue `{}`", q.id);
-            if !is_id(&q.id) {
-                report.at(
-                    here.clone(),
-                    format!("{field}: an id is lowercase letters, digits, `-` and `_`"),
-                );
-            }
-            if seen.contains(&&q.id) {
-                report.at(here.clone(), format!("{field} is defined twice"));
-            }
-            seen.push(&q.id);
-            match q.sink {
-                SinkKind::Webhook => {
-                    match q.url.as_deref().map(url::Url::parse) {
-                        None => report.at(
-                            here.clone(),
-                            format!("{field}: a webhook queue needs `url`"),
-                        ),
-                        Some(Err(e)) => report.at(here.clone(), format!("{field}: url: {e}")),
-                        Some(Ok(u)) => {
-                            if let Err(m) = check_remote_url(&u, &["https"], &["http"]) {
-                                report.at(here.clone(), format!("{field}: url: {m}"));
-                            }
-                        }
-                    }
-                    match &q.secret_env {
-                        None => report.at(
-                            here.clone(),
-                            format!("{field}: a webhook queue needs `secret_env`, the name of the environment variable holding its signing secret"),
-                        ),
-                        Some(var) => match std::env::var(var) {
-                            Err(_) => report.at(
-                                here.clone(),
-                                format!("{field}: environment variable `{var}` (secret_env) is not set"),
-                            ),
-                            Ok(v) => {
-                                if let Err(e) = crate::sink::signature::SigningKey::from_secret(&v) {
-                                    report.at(here.clone(), format!("{field}: `{var}`: {e}"));
-                                }
-                            }
-                        },
-                    }
-                }
-                SinkKind::File => {
-                    if q.path.is_none() {
-                        report.at(here.clone(), format!("{field}: a file queue needs `path`"));
-                    }
-                }
-                SinkKind::Stdout => {}
-            }
-            if q.max_attempts == 0 || q.concurrency == 0 || q.capacity == 0 {
-                report.at(
-                    here,
-                    format!("{field}: max_attempts, concurrency and capacity must be at least 1"),
-                );
-            }
-        }
-        for (r, span) in self.routes.iter().zip(route_spans) {
-            if !self.queues.iter().any(|q| q.id == r.queue) {
-                report.at(
-                    Some(span.clone()),
-                    format!("route: unknown queue `{}`", r.queue),
-                );
             }
         }
         if self.pipeline.channel_batches == 0 {
@@ -546,6 +530,13 @@ impl Config {
             if let Some(p) = &mut q.path {
                 resolve(p);
             }
+            if let Some(p) = &mut q.template {
+                resolve(p);
+            }
+        }
+        resolve(&mut self.outbox.path);
+        if let Some(p) = &mut self.routing.path {
+            resolve(p);
         }
         for s in &mut self.sources {
             if let SourceKind::File(f) = &mut s.kind {
@@ -557,6 +548,225 @@ impl Config {
         }
         if let Some(p) = &mut self.customers.path {
             resolve(p);
+        }
+    }
+}
+
+/// The queues and routes of a routing file (`rules/routing.toml`).
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    /// `[[queue]]`, relative paths resolved against the file's folder.
+    pub queues: Vec<QueueConfig>,
+    /// `[[route]]`.
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Routing {
+    /// Loads and validates a routing file: every problem with `file:line:col`. Routes may name
+    /// only the file's own queues or queues of the config file, which the caller checks.
+    pub fn load(path: &Path) -> Result<Routing, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                line: 0,
+                col: 0,
+                message: format!("cannot read the routing file: {e}"),
+            }])
+        })?;
+        let mut report = Report {
+            file: &file,
+            text: &text,
+            errors: Vec::new(),
+        };
+        let (root, syntax) = DeTable::parse_recoverable(&text);
+        for e in &syntax {
+            report.toml(e, "");
+        }
+        if !syntax.is_empty() {
+            return Err(ConfigErrors(report.errors));
+        }
+        let mut routing = Routing::default();
+        let (mut queue_spans, mut route_spans) = (Vec::new(), Vec::new());
+        for (key, value) in root.get_ref().iter() {
+            let name: &str = key.get_ref();
+            match name {
+                "queue" | "route" => routing_items(
+                    &mut report,
+                    name,
+                    value,
+                    &mut routing.queues,
+                    &mut routing.routes,
+                    &mut queue_spans,
+                    &mut route_spans,
+                ),
+                other => report.at(
+                    Some(key.span()),
+                    format!(
+                        "unknown section `{other}` in a routing file, expected `queue` or `route`"
+                    ),
+                ),
+            }
+        }
+        validate_queues(&mut report, &routing.queues, &queue_spans);
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        for q in &mut routing.queues {
+            for p in [&mut q.path, &mut q.template].into_iter().flatten() {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+        }
+        let ids: Vec<&str> = routing.queues.iter().map(|q| q.id.as_str()).collect();
+        validate_routes(&mut report, &routing.routes, &route_spans, &ids);
+        if report.errors.is_empty() {
+            Ok(routing)
+        } else {
+            Err(ConfigErrors(report.errors))
+        }
+    }
+}
+
+/// Deserializes the `[[queue]]` or `[[route]]` array `value`, keeping each item's place.
+#[allow(clippy::too_many_arguments)]
+fn routing_items(
+    report: &mut Report<'_>,
+    name: &str,
+    value: &Spanned<DeValue<'_>>,
+    queues: &mut Vec<QueueConfig>,
+    routes: &mut Vec<RouteConfig>,
+    queue_spans: &mut Vec<Range<usize>>,
+    route_spans: &mut Vec<Range<usize>>,
+) {
+    for (i, item) in array_items(report, name, value) {
+        if name == "queue" {
+            if let Some(q) = de::<QueueConfig>(report, &format!("queue[{i}]"), item) {
+                queues.push(q);
+                queue_spans.push(item.span());
+            }
+        } else if let Some(r) = de::<RouteConfig>(report, &format!("route[{i}]"), item) {
+            routes.push(r);
+            route_spans.push(item.span());
+        }
+    }
+}
+
+/// Checks each queue on its own: ids, endpoints (TLS), secrets and credentials present in the
+/// environment, settings in range.
+fn validate_queues(report: &mut Report<'_>, queues: &[QueueConfig], spans: &[Range<usize>]) {
+    let mut seen = Vec::new();
+    for (q, span) in queues.iter().zip(spans) {
+        let here = Some(span.clone());
+        let field = format!("queue `{}`", q.id);
+        if !is_id(&q.id) {
+            report.at(
+                here.clone(),
+                format!("{field}: an id is lowercase letters, digits, `-` and `_`"),
+            );
+        }
+        if seen.contains(&&q.id) {
+            report.at(here.clone(), format!("{field} is defined twice"));
+        }
+        seen.push(&q.id);
+        match q.sink {
+            SinkKind::Webhook => {
+                match q.url.as_deref().map(url::Url::parse) {
+                    None => report.at(
+                        here.clone(),
+                        format!("{field}: a webhook queue needs `url`"),
+                    ),
+                    Some(Err(e)) => report.at(here.clone(), format!("{field}: url: {e}")),
+                    Some(Ok(u)) => {
+                        if let Err(m) = check_remote_url(&u, &["https"], &["http"]) {
+                            report.at(here.clone(), format!("{field}: url: {m}"));
+                        }
+                    }
+                }
+                match &q.secret_env {
+                        None => report.at(
+                            here.clone(),
+                            format!("{field}: a webhook queue needs `secret_env`, the name of the environment variable holding its signing secret"),
+                        ),
+                        Some(var) => match std::env::var(var) {
+                            Err(_) => report.at(
+                                here.clone(),
+                                format!("{field}: environment variable `{var}` (secret_env) is not set"),
+                            ),
+                            Ok(v) => {
+                                if let Err(e) = crate::sink::signature::SigningKey::from_secret(&v) {
+                                    report.at(here.clone(), format!("{field}: `{var}`: {e}"));
+                                }
+                            }
+                        },
+                    }
+            }
+            SinkKind::File => {
+                if q.path.is_none() {
+                    report.at(here.clone(), format!("{field}: a file queue needs `path`"));
+                }
+            }
+            SinkKind::Stdout => {}
+        }
+        if q.max_attempts == 0 || q.concurrency == 0 {
+            report.at(
+                here.clone(),
+                format!("{field}: max_attempts and concurrency must be at least 1"),
+            );
+        }
+        if q.retry_schedule.is_empty() || q.retry_schedule.iter().any(|d| d.is_zero()) {
+            report.at(
+                here.clone(),
+                format!("{field}: retry_schedule needs at least one duration, none of them 0"),
+            );
+        }
+        if q.timeout.is_zero() || q.breaker_failures == 0 || q.breaker_cooldown.is_zero() {
+            report.at(
+                here.clone(),
+                format!("{field}: timeout, breaker_failures and breaker_cooldown must be above 0"),
+            );
+        }
+        if q.sink != SinkKind::Webhook
+            && (q.format != crate::sink::payload::PayloadFormat::Generic
+                || q.template.is_some()
+                || q.auth.is_some())
+        {
+            report.at(
+                here.clone(),
+                format!("{field}: format, template and auth apply to webhook queues only"),
+            );
+        }
+        if let Some(auth) = &q.auth {
+            match std::env::var(&auth.env) {
+                Err(_) => report.at(
+                    here.clone(),
+                    format!(
+                        "{field}: environment variable `{}` (auth.env) is not set",
+                        auth.env
+                    ),
+                ),
+                Ok(v) => {
+                    if let Err(m) = crate::sink::webhook::auth_header(auth.scheme, &v) {
+                        report.at(here.clone(), format!("{field}: `{}`: {m}", auth.env));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Checks that every route names a known queue (`ids`).
+fn validate_routes(
+    report: &mut Report<'_>,
+    routes: &[RouteConfig],
+    spans: &[Range<usize>],
+    ids: &[&str],
+) {
+    for (r, span) in routes.iter().zip(spans) {
+        if !ids.contains(&r.queue.as_str()) {
+            report.at(
+                Some(span.clone()),
+                format!("route: unknown queue `{}`", r.queue),
+            );
         }
     }
 }

@@ -78,6 +78,13 @@ enum Command {
         /// NDJSON files; none or `-` reads stdin.
         inputs: Vec<PathBuf>,
     },
+    /// Dead letters: what a queue gave up on (attempts exhausted, refused by the endpoint, or
+    /// a disabled queue). Works on the outbox file, or through the admin server of the
+    /// earshot that has it open.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
     /// Run everything in-process: simulated firehose → earshot → signed webhooks → receiver.
     Demo {
         /// Stop after this many seconds (default: until Ctrl-C).
@@ -96,6 +103,45 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9464")]
         admin: std::net::SocketAddr,
     },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// List dead letters (one line each; --json: the full entries).
+    List {
+        #[command(flatten)]
+        select: DlqSelect,
+        /// One JSON document per dead letter, with its payload data.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back into the outbox (same webhook-id, attempts reset); a disabled
+    /// queue delivers again.
+    Replay {
+        #[command(flatten)]
+        select: DlqSelect,
+    },
+    /// Delete dead letters (all of them only with --all).
+    Purge {
+        #[command(flatten)]
+        select: DlqSelect,
+        /// Delete every dead letter the other options match, even without --queue or --id.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct DlqSelect {
+    /// Configuration file (without it: the embedded default).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Only this queue.
+    #[arg(long)]
+    queue: Option<String>,
+    /// Only these ids (repeat).
+    #[arg(long = "id")]
+    ids: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -273,11 +319,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 (None, None)
             } else {
                 let (tx, rx) = tokio::sync::mpsc::channel(8192);
-                let task = tokio::spawn(earshot::sink::file::run(
-                    "replay".into(),
-                    earshot::sink::file::Target::Stdout,
-                    rx,
-                ));
+                let task = tokio::spawn(earshot::sink::file::print_mentions(rx));
                 (Some(tx), Some(task))
             };
             let started = Instant::now();
@@ -296,6 +338,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             print_summary(&report, Some(elapsed));
             Ok(exit_code(&report))
         }
+        Command::Dlq { action } => dlq(action).await,
         Command::Demo {
             duration,
             rate,
@@ -315,6 +358,111 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             earshot::demo::run(options, trigger).await?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `earshot dlq …`: on the outbox file when it is free, else through the admin server of the
+/// earshot holding it.
+async fn dlq(action: DlqAction) -> anyhow::Result<ExitCode> {
+    use earshot::dlq::{DeadLetter, Filter};
+    use earshot::outbox::store::{Store, StoreError};
+    let (select, verb) = match &action {
+        DlqAction::List { select, .. } => (select, "list"),
+        DlqAction::Replay { select } => (select, "replay"),
+        DlqAction::Purge { select, all } => {
+            if !all && select.queue.is_none() && select.ids.is_empty() {
+                anyhow::bail!("purge deletes dead letters for good: name --queue, --id, or --all");
+            }
+            (select, "purge")
+        }
+    };
+    let config = load_config(&select.config)?;
+    let filter = Filter {
+        queue: select.queue.clone(),
+        ids: select.ids.clone(),
+    };
+    let print = |letters: &[DeadLetter], json: bool| -> anyhow::Result<()> {
+        for l in letters {
+            if json {
+                println!("{}", serde_json::to_string(l)?);
+            } else {
+                println!(
+                    "{}\t{}\t{}\tattempts={}\tdead_at={}\t{}",
+                    l.queue,
+                    l.id,
+                    l.event,
+                    l.attempts,
+                    l.dead_at.as_deref().unwrap_or("-"),
+                    l.last_error.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        eprintln!("{} dead letters", letters.len());
+        Ok(())
+    };
+    match Store::open(&config.outbox.path) {
+        Ok(store) => {
+            match &action {
+                DlqAction::List { json, .. } => {
+                    print(&earshot::dlq::list(&store, &filter)?, *json)?
+                }
+                DlqAction::Replay { .. } => {
+                    let n = earshot::dlq::replay(&store, &filter, &[])?;
+                    println!("replayed {n}: delivered at the next start");
+                }
+                DlqAction::Purge { .. } => {
+                    println!("purged {}", earshot::dlq::purge(&store, &filter, &[])?);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(StoreError::InUse { path }) => {
+            let base = format!("http://{}", config.admin.listen);
+            eprintln!(
+                "{} is in use by a running earshot; asking its admin server at {base}",
+                path.display()
+            );
+            earshot::tls::ensure_crypto_provider();
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?;
+            let resp = if verb == "list" {
+                let mut url = url::Url::parse(&format!("{base}/dlq"))?;
+                if let Some(q) = &filter.queue {
+                    url.query_pairs_mut().append_pair("queue", q);
+                }
+                if filter.ids.len() == 1 {
+                    url.query_pairs_mut().append_pair("id", &filter.ids[0]);
+                }
+                client.get(url).send().await
+            } else {
+                let token = std::env::var(&config.admin.token_env).unwrap_or_default();
+                client
+                    .post(format!("{base}/dlq/{verb}"))
+                    .bearer_auth(token)
+                    .body(serde_json::to_vec(&filter)?)
+                    .send()
+                    .await
+            }
+            .with_context(|| format!("cannot reach the admin server at {base}"))?;
+            let status = resp.status();
+            let body = resp.text().await?;
+            if !status.is_success() {
+                anyhow::bail!("the admin server answered {status}: {}", body.trim());
+            }
+            match &action {
+                DlqAction::List { json, .. } => {
+                    let mut letters: Vec<DeadLetter> = serde_json::from_str(&body)?;
+                    if filter.ids.len() > 1 {
+                        letters.retain(|l| filter.ids.contains(&l.id));
+                    }
+                    print(&letters, *json)?;
+                }
+                _ => println!("{}", body.trim()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -43,14 +43,31 @@ pub const ROUTE_MENTIONS_ROUTED: &str = "earshot_route_mentions_routed_total";
 pub const MENTION_LATENCY: &str = "earshot_mention_latency_seconds";
 /// Ingest-to-delivered latency of webhook deliveries, as quantile gauges. Labels: `quantile`.
 pub const DELIVERY_LATENCY: &str = "earshot_delivery_latency_seconds";
-/// Webhook delivery attempts by outcome. Labels: `queue`, `outcome`.
+/// Delivery attempts by outcome (delivered, retry, rejected, dead). Labels: `queue`, `outcome`.
 pub const WEBHOOK_DELIVERIES: &str = "earshot_webhook_deliveries_total";
 /// Mentions written by a file or stdout sink. Labels: `queue`.
 pub const FILE_MENTIONS_WRITTEN: &str = "earshot_file_mentions_written_total";
 /// Batches waiting in the frame channel between sources and workers.
 pub const CHANNEL_FRAMES_DEPTH: &str = "earshot_channel_frame_batches";
-/// Mentions waiting in a queue's delivery channel. Labels: `queue`.
+/// Entries waiting in the outbox for delivery. Labels: `queue`.
 pub const QUEUE_DEPTH: &str = "earshot_queue_depth";
+/// Entries in the dead-letter store. Labels: `queue`.
+pub const QUEUE_DEAD_LETTERS: &str = "earshot_queue_dead_letters";
+/// 1 while a queue is disabled (its endpoint failed past `disable_after`). Labels: `queue`.
+pub const QUEUE_DISABLED: &str = "earshot_queue_disabled";
+/// 1 while a queue's circuit breaker is open. Labels: `queue`.
+pub const QUEUE_BREAKER_OPEN: &str = "earshot_queue_breaker_open";
+/// Deliveries later than the queue's latency budget. Labels: `queue`.
+pub const QUEUE_OVER_BUDGET: &str = "earshot_queue_over_budget_total";
+/// Mentions held back by noise control for a digest. Labels: `queue`, `reason` (repost,
+/// storm, cooldown, rate_limited).
+pub const NOISE_HELD: &str = "earshot_noise_held_total";
+/// Digests written to the outbox. Labels: `queue`.
+pub const NOISE_DIGESTS: &str = "earshot_noise_digests_total";
+/// Durable outbox commits (each an fsync).
+pub const OUTBOX_COMMITS: &str = "earshot_outbox_commits_total";
+/// Outbox operations that failed (retried; the source position does not advance meanwhile).
+pub const OUTBOX_ERRORS: &str = "earshot_outbox_errors_total";
 /// Rule reloads attempted. Labels: `trigger` (signal, admin, watch), `outcome` (ok, error).
 pub const RULES_RELOADS: &str = "earshot_rules_reloads_total";
 /// Generation of the rules in force: 1 at start, one more per reload that took effect.
@@ -181,7 +198,34 @@ fn describe_all() {
         Unit::Count,
         "Batches waiting for a worker."
     );
-    describe_gauge!(QUEUE_DEPTH, Unit::Count, "Mentions waiting for delivery.");
+    describe_gauge!(
+        QUEUE_DEPTH,
+        Unit::Count,
+        "Outbox entries waiting for delivery."
+    );
+    describe_gauge!(
+        QUEUE_DEAD_LETTERS,
+        Unit::Count,
+        "Entries in the dead-letter store."
+    );
+    describe_gauge!(QUEUE_DISABLED, "1 while the queue is disabled.");
+    describe_gauge!(
+        QUEUE_BREAKER_OPEN,
+        "1 while the queue's circuit breaker is open."
+    );
+    describe_counter!(
+        QUEUE_OVER_BUDGET,
+        Unit::Count,
+        "Deliveries later than the queue's latency budget."
+    );
+    describe_counter!(
+        NOISE_HELD,
+        Unit::Count,
+        "Mentions held back for a digest, by reason."
+    );
+    describe_counter!(NOISE_DIGESTS, Unit::Count, "Digests written to the outbox.");
+    describe_counter!(OUTBOX_COMMITS, Unit::Count, "Durable outbox commits.");
+    describe_counter!(OUTBOX_ERRORS, Unit::Count, "Outbox operations that failed.");
     describe_counter!(
         RULES_RELOADS,
         Unit::Count,

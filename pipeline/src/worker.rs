@@ -24,11 +24,13 @@ use crate::metrics::{
     DropCounters, Latencies, LatencySet, Stage, BRAND_MENTIONS, MATCH_POSTS_MATCHED,
     ROUTE_MENTIONS_ROUTED, STAGE_POSTS_DECODED, WORKER_FRAMES_PROCESSED,
 };
+use crate::outbox::writer::Routed;
 use crate::post::Post;
 use crate::reload::Shared;
 use crate::rules::RuleSet;
 use crate::skip::{SkipCounts, SkipReason};
 use crate::source::batch::Batch;
+use crate::source::batch::Position;
 use crate::stage::decode::{DecodeLimits, Decoder, Format, FRAME_PADDING};
 use crate::stage::matcher::{Hit, MatchScratch, Matcher};
 use crate::stage::normalize::{normalize, Normalized};
@@ -54,9 +56,9 @@ pub struct Compiled {
 /// Where a worker's mentions go.
 #[derive(Debug, Clone, Default)]
 pub struct Outputs {
-    /// One sender per queue, indexed like [`Router::queues`]; `None` where the queue is not
-    /// delivered (replay).
-    pub queues: Vec<Option<mpsc::Sender<Arc<Mention>>>>,
+    /// The outbox writer: one [`Routed`] per batch (its routed mentions and its position);
+    /// `None` where nothing is delivered (replay, benchmarks).
+    pub routed: Option<crossbeam_channel::Sender<Routed>>,
     /// Receives every mention, routed or not (replay's stdout, the demo's live feed).
     pub tap: Option<mpsc::Sender<Arc<Mention>>>,
     /// Per source index: where emptied batches go back for reuse, so sources fill the same
@@ -276,12 +278,13 @@ impl Worker {
         for mut batch in rx.iter() {
             self.adopt_reloaded();
             self.process(&mut batch);
+            let (source, seq, position) = (batch.source, batch.seq, batch.position);
             if let Some(back) = self.outputs.recycle.get(batch.source as usize) {
                 batch.clear();
                 // A full recycle channel means the source has spares: drop this one.
                 let _ = back.try_send(batch);
             }
-            if !self.send_pending() {
+            if !self.send_pending(source, seq, position) {
                 break;
             }
             self.flush_counts();
@@ -380,10 +383,11 @@ impl Worker {
         self.latencies.merge(&mut self.stages.local);
     }
 
-    /// Sends pending mentions to their queues and the tap; false if a sink is gone.
-    fn send_pending(&mut self) -> bool {
-        for m in self.pending.drain(..) {
-            if let Some(tap) = &self.outputs.tap {
+    /// Sends the batch's mentions to the tap and its routed ones, with the batch's number and
+    /// position, to the outbox writer; false if either is gone.
+    fn send_pending(&mut self, source: u16, seq: u64, position: Option<Position>) -> bool {
+        if let Some(tap) = &self.outputs.tap {
+            for m in &self.pending {
                 if tap.blocking_send(m.clone()).is_err() {
                     error!(
                         worker = self.index,
@@ -392,16 +396,22 @@ impl Worker {
                     return false;
                 }
             }
-            for q in &m.queues {
-                let Some(idx) = self.compiled.router.queues().iter().position(|x| x == q) else {
-                    continue;
-                };
-                if let Some(Some(tx)) = self.outputs.queues.get(idx) {
-                    if tx.blocking_send(m.clone()).is_err() {
-                        error!(worker = self.index, queue = %q, "a queue's sink stopped; stopping the worker");
-                        return false;
-                    }
-                }
+        }
+        let mut mentions = std::mem::take(&mut self.pending);
+        if let Some(tx) = &self.outputs.routed {
+            mentions.retain(|m| !m.queues.is_empty());
+            let routed = Routed {
+                source,
+                seq,
+                position,
+                mentions,
+            };
+            if tx.send(routed).is_err() {
+                error!(
+                    worker = self.index,
+                    "the outbox writer stopped; stopping the worker"
+                );
+                return false;
             }
         }
         true

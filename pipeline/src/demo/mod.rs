@@ -108,8 +108,12 @@ pub async fn run(options: DemoOptions, trigger: ShutdownTrigger) -> anyhow::Resu
         .replace("{HOOK}", &hook.to_string())
         .replace("{RULES}", &rules.display().to_string().replace('\\', "/"))
         .replace("{ADMIN}", &options.admin.to_string());
-    let config = Config::parse("<embedded demo.toml>", &text, Path::new("."))
+    let mut config = Config::parse("<embedded demo.toml>", &text, Path::new("."))
         .map_err(|e| anyhow::anyhow!("demo config:\n{e}"))?;
+    // The demo's mentions are made up and its receiver lives as long as it does: its outbox
+    // is a scratch one, gone with the demo, so a later run does not redeliver old mentions.
+    let state = tempfile::tempdir()?;
+    config.outbox.path = state.path().join("outbox.redb");
     let compiled = app::compile(&config)?;
     let running = app::start(&config, compiled, RunOptions::default(), &trigger).await?;
 

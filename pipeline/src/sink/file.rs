@@ -1,16 +1,15 @@
-//! File and stdout sink: mention → one JSON line (the mention contract), appended.
+//! File and stdout sink: outbox entries → one JSON line each (the mention contract, or a
+//! digest), appended.
 //!
-//! Lines are written through a buffer and flushed whenever the channel is momentarily empty,
-//! so a burst costs one write call and a quiet stream still shows every line at once.
+//! The dispatcher hands over a batch of lines; they go through one buffer and one flush, so a
+//! burst costs one write call and a quiet stream still shows every line at once. A file is
+//! synced to disk after each batch before the entries are removed from the outbox: a crash
+//! then repeats lines (at-least-once), it never loses one.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc;
-use tracing::error;
 
-use crate::mention::Mention;
 use crate::metrics::FILE_MENTIONS_WRITTEN;
 
 /// Where the lines go.
@@ -22,37 +21,86 @@ pub enum Target {
     Stdout,
 }
 
-/// Writes every mention received on `rx` as one JSON line, until the channel closes.
-/// Returns the number of lines written, or the I/O error that stopped it.
-pub async fn run(
+/// An open line sink.
+pub struct LineWriter {
     queue: String,
     target: Target,
-    rx: mpsc::Receiver<Arc<Mention>>,
-) -> std::io::Result<u64> {
-    let result = match &target {
-        Target::Stdout => write_all(&queue, tokio::io::stdout(), rx).await,
-        Target::File(path) => {
-            let file = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .await?;
-            write_all(&queue, file, rx).await
-        }
-    };
-    if let Err(e) = &result {
-        error!(queue = %queue, target = ?target, error = %e, "mention sink failed");
-    }
-    result
+    out: Option<BufWriter<Box<dyn AsyncWrite + Send + Unpin>>>,
+    file: Option<tokio::fs::File>,
+    written: metrics::Counter,
 }
 
-async fn write_all<W: AsyncWrite + Unpin>(
-    queue: &str,
-    out: W,
-    mut rx: mpsc::Receiver<Arc<Mention>>,
+impl LineWriter {
+    /// A writer for `queue` to `target`; the file is opened at the first write.
+    pub fn new(queue: &str, target: Target) -> Self {
+        Self {
+            written: metrics::counter!(FILE_MENTIONS_WRITTEN, "queue" => queue.to_string()),
+            queue: queue.to_string(),
+            target,
+            out: None,
+            file: None,
+        }
+    }
+
+    async fn open(&mut self) -> std::io::Result<()> {
+        if self.out.is_some() {
+            return Ok(());
+        }
+        let sink: Box<dyn AsyncWrite + Send + Unpin> = match &self.target {
+            Target::Stdout => Box::new(tokio::io::stdout()),
+            Target::File(path) => {
+                let file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .await?;
+                self.file = Some(file.try_clone().await?);
+                Box::new(file)
+            }
+        };
+        self.out = Some(BufWriter::with_capacity(64 * 1024, sink));
+        Ok(())
+    }
+
+    /// Writes each line followed by a newline, flushes, and syncs a file.
+    pub async fn write<'a>(&mut self, lines: impl Iterator<Item = &'a str>) -> std::io::Result<()> {
+        if let Err(e) = self.open().await {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("queue {}: cannot open {:?}: {e}", self.queue, self.target),
+            ));
+        }
+        let out = self.out.as_mut().expect("opened above");
+        let mut n = 0u64;
+        for line in lines {
+            out.write_all(line.as_bytes()).await?;
+            out.write_all(b"\n").await?;
+            n += 1;
+        }
+        out.flush().await?;
+        if let Some(file) = &self.file {
+            file.sync_data().await?;
+        }
+        self.written.increment(n);
+        Ok(())
+    }
+
+    /// Flushes what is buffered.
+    pub async fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(out) = self.out.as_mut() {
+            out.flush().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes every mention received on `rx` to stdout as one JSON line, until the channel
+/// closes (`earshot replay`'s output, which delivers nothing and so needs no outbox).
+/// Returns the number of lines written.
+pub async fn print_mentions(
+    mut rx: tokio::sync::mpsc::Receiver<std::sync::Arc<crate::mention::Mention>>,
 ) -> std::io::Result<u64> {
-    let written = metrics::counter!(FILE_MENTIONS_WRITTEN, "queue" => queue.to_string());
-    let mut out = BufWriter::with_capacity(64 * 1024, out);
+    let mut out = BufWriter::with_capacity(64 * 1024, tokio::io::stdout());
     let mut line = Vec::with_capacity(4096);
     let mut n = 0u64;
     while let Some(m) = rx.recv().await {
@@ -63,7 +111,6 @@ async fn write_all<W: AsyncWrite + Unpin>(
             line.push(b'\n');
             out.write_all(&line).await?;
             n += 1;
-            written.increment(1);
             next = rx.try_recv().ok();
         }
         out.flush().await?;

@@ -1,14 +1,27 @@
-//! Sinks: where routed mentions go. Each queue has one sink task on the tokio runtime, fed by
-//! a bounded channel from the workers; a full channel blocks the workers, which in turn stop
-//! taking batches, so a slow endpoint slows the sources instead of dropping mentions.
+//! Sinks: where routed mentions go, and the queues that feed them.
+//!
+//! A routed mention is first written to the durable outbox ([`crate::outbox`]); each queue's
+//! dispatcher ([`dispatch`]) reads its entries from there, delivers them through the queue's
+//! sink (a signed webhook in one of the [`payload`] formats, an NDJSON file, stdout) and
+//! removes them once delivered. A slow or failing endpoint therefore never blocks the workers
+//! or the other queues; only a full outbox ([`crate::outbox::OutboxSettings::max_entries`])
+//! pushes back on the sources.
 
+pub mod breaker;
+pub mod dispatch;
 pub mod file;
+pub mod payload;
+pub mod retry;
 pub mod signature;
 pub mod webhook;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::stage::noise::NoiseConfig;
 
 /// The kind of sink behind a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -20,6 +33,42 @@ pub enum SinkKind {
     File,
     /// NDJSON on standard output.
     Stdout,
+}
+
+/// Whether a queue delivers in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ordering {
+    /// Up to `concurrency` deliveries at once; a retried entry does not hold the others up.
+    #[default]
+    Unordered,
+    /// One delivery at a time, in routing order: an entry being retried holds the queue.
+    Ordered,
+}
+
+/// How the `Authorization` header of a webhook queue is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthScheme {
+    /// `Authorization: Bearer <token>` (Salesforce, HubSpot, Dynamics, Zoho's `Zoho-oauthtoken`
+    /// is written out in full by `header`).
+    Bearer,
+    /// `Authorization: Basic base64(<value>)`, the variable holding `user:password` (Zendesk's
+    /// `email/token:api_token`).
+    Basic,
+    /// `Authorization: <value>` as it is.
+    Header,
+}
+
+/// `auth = { scheme = "bearer", env = "HUBSPOT_TOKEN" }`: the credentials a CRM API wants,
+/// read from an environment variable, never from the file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How the header is built.
+    pub scheme: AuthScheme,
+    /// The environment variable holding the token or `user:password`.
+    pub env: String,
 }
 
 /// One `[[queue]]` table.
@@ -36,44 +85,132 @@ pub struct QueueConfig {
     /// Name of the environment variable holding the webhook signing secret.
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// The payload format of a webhook queue.
+    #[serde(default = "default_format")]
+    pub format: payload::PayloadFormat,
+    /// A template file overriding the format's built-in one.
+    #[serde(default)]
+    pub template: Option<PathBuf>,
+    /// Values the template reads as `vars.<name>` (CRM pipeline ids, department ids, …).
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// The `Authorization` header for CRM APIs.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
     /// File path for the `file` sink.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// Delivery attempts before a mention is given up (dead-lettered).
+    /// Attempts before an entry is given up (moved to the dead-letter store).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
-    /// Per-request timeout in milliseconds.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Deliveries in flight at once.
+    /// The longest wait before each retry; the actual wait is drawn at random below it (full
+    /// jitter). The last one repeats. Default: the Standard Webhooks schedule (5 s, 5 min,
+    /// 30 min, 2 h, 5 h, 10 h, 10 h), 8 attempts over about 27.6 hours at most.
+    #[serde(default = "default_retry_schedule", with = "durations")]
+    pub retry_schedule: Vec<Duration>,
+    /// Per-request timeout.
+    #[serde(default = "default_timeout", with = "crate::source::duration")]
+    pub timeout: Duration,
+    /// Deliveries in flight at once (`ordered` queues: one).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
-    /// First retry delay in milliseconds (exponential, full jitter).
-    #[serde(default = "default_backoff_base_ms")]
-    pub backoff_base_ms: u64,
-    /// Longest retry delay in milliseconds (also caps a `Retry-After`).
-    #[serde(default = "default_backoff_max_ms")]
-    pub backoff_max_ms: u64,
-    /// Mentions buffered between workers and this sink before workers wait.
-    #[serde(default = "default_capacity")]
-    pub capacity: usize,
+    /// Delivery order.
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// Ingest → delivery time a mention should take; later deliveries are counted and flagged
+    /// in the payload. `"0"`: no budget.
+    #[serde(default, with = "crate::source::duration")]
+    pub latency_budget: Duration,
+    /// Consecutive failures that open the circuit breaker.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// First breaker cool-down (doubles after each failed probe).
+    #[serde(default = "default_breaker_cooldown", with = "crate::source::duration")]
+    pub breaker_cooldown: Duration,
+    /// Longest breaker cool-down.
+    #[serde(
+        default = "default_breaker_max_cooldown",
+        with = "crate::source::duration"
+    )]
+    pub breaker_max_cooldown: Duration,
+    /// An endpoint failing this long without one success disables the queue: its backlog
+    /// moves to the dead-letter store. `"0"`: never.
+    #[serde(default = "default_disable_after", with = "crate::source::duration")]
+    pub disable_after: Duration,
+    /// Noise control: reposts, storms, cooldown, rate limit, digests.
+    #[serde(default)]
+    pub noise: NoiseConfig,
 }
 
+fn default_format() -> payload::PayloadFormat {
+    payload::PayloadFormat::Generic
+}
 fn default_max_attempts() -> u32 {
     8
 }
-fn default_timeout_ms() -> u64 {
-    10_000
+fn default_retry_schedule() -> Vec<Duration> {
+    [5, 300, 1800, 7200, 18000, 36000, 36000]
+        .map(Duration::from_secs)
+        .to_vec()
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_concurrency() -> usize {
     8
 }
-fn default_backoff_base_ms() -> u64 {
-    500
+fn default_breaker_failures() -> u32 {
+    5
 }
-fn default_backoff_max_ms() -> u64 {
-    60_000
+fn default_breaker_cooldown() -> Duration {
+    Duration::from_secs(5)
 }
-fn default_capacity() -> usize {
-    4096
+fn default_breaker_max_cooldown() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_disable_after() -> Duration {
+    Duration::from_secs(5 * 24 * 3600)
+}
+
+/// A list of durations (`["5s", "5m"]`).
+mod durations {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        texts
+            .iter()
+            .map(|t| crate::source::duration::parse(t).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+impl QueueConfig {
+    /// A queue of `sink` with every other setting at its default (tests, the demo).
+    pub fn new(id: &str, sink: SinkKind) -> Self {
+        Self {
+            id: id.into(),
+            sink,
+            url: None,
+            secret_env: None,
+            format: default_format(),
+            template: None,
+            vars: BTreeMap::new(),
+            auth: None,
+            path: None,
+            max_attempts: default_max_attempts(),
+            retry_schedule: default_retry_schedule(),
+            timeout: default_timeout(),
+            concurrency: default_concurrency(),
+            ordering: Ordering::default(),
+            latency_budget: Duration::ZERO,
+            breaker_failures: default_breaker_failures(),
+            breaker_cooldown: default_breaker_cooldown(),
+            breaker_max_cooldown: default_breaker_max_cooldown(),
+            disable_after: default_disable_after(),
+            noise: NoiseConfig::default(),
+        }
+    }
 }

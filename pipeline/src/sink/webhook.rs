@@ -1,48 +1,43 @@
-//! Webhook sink: mention → signed HTTP POST, retried until accepted or given up.
+//! Webhook sink: one delivery attempt of one outbox entry as a signed HTTP POST.
 //!
-//! Body: the Standard Webhooks envelope `{"type":"mention.created","timestamp":…,"data":
-//! <mention>}`, serialized once per mention. Headers: `webhook-id` (the stable mention id, the
-//! receiver's idempotency key, identical on every retry), `webhook-timestamp` and
-//! `webhook-signature` (fresh per attempt, see [`super::signature`]). Outcomes:
+//! Body and extra headers come from the queue's payload format ([`super::payload`]): the
+//! Standard Webhooks envelope for `generic`, a CRM's create-API body otherwise. Every request
+//! carries `webhook-id` (the entry's id: the same on every attempt and after every restart, the
+//! receiver's idempotency key), `webhook-timestamp` and `webhook-signature` (fresh per attempt,
+//! see [`super::signature`]), and the queue's `Authorization` header when it has one.
+//!
+//! Outcomes ([`Outcome::from_status`]):
 //! - 2xx: delivered.
-//! - 408, 425, 429, 5xx and connection errors: retried with exponential backoff and full
-//!   jitter; a `Retry-After` (seconds) on 429/503 is honoured, capped at `backoff_max_ms`.
-//! - any other status: rejected (the endpoint refuses this payload; retrying cannot help).
-//! - `max_attempts` failures: dead (given up).
+//! - 408, 425, 429, 5xx, timeouts and connection errors: retried. A `Retry-After` in seconds
+//!   on 429 / 503 is honoured (the dispatcher pauses the queue until then).
+//! - any other status: rejected — the endpoint refuses this payload and retrying cannot help;
+//!   the entry goes to the dead-letter store at once, where it can be replayed once fixed.
 //!
-//! Every attempt is counted in `earshot_webhook_deliveries_total{queue,outcome}`. TLS is
-//! rustls; connections are kept alive and reused.
+//! TLS is rustls; connections are kept alive and reused (one client per queue).
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-use tokio::sync::{mpsc, Semaphore};
-use tracing::{debug, error, warn};
+use http::{HeaderName, HeaderValue};
 
+use super::payload::{EventType, Latency, Outgoing, Payload};
 use super::signature::SigningKey;
-use crate::mention::{rfc3339_millis, Mention};
-use crate::metrics::{Latencies, WEBHOOK_DELIVERIES};
+use crate::outbox::entry::{Entry, Event};
 
-/// Settings of one webhook queue, validated.
+/// Where and how one webhook queue sends.
 #[derive(Debug, Clone)]
-pub struct WebhookSettings {
-    /// Queue id (metric label).
+pub struct WebhookTarget {
+    /// Queue id.
     pub queue: String,
     /// Endpoint.
     pub url: url::Url,
     /// Signing key.
     pub key: SigningKey,
-    /// Attempts before giving up.
-    pub max_attempts: u32,
-    /// Per-request timeout.
-    pub timeout: Duration,
-    /// Deliveries in flight.
-    pub concurrency: usize,
-    /// First retry delay.
-    pub backoff_base: Duration,
-    /// Longest retry delay.
-    pub backoff_max: Duration,
+    /// `Authorization` header value, when the queue has credentials.
+    pub auth: Option<HeaderValue>,
+    /// Body format.
+    pub payload: std::sync::Arc<Payload>,
+    /// The queue's HTTP client (keep-alive pool, timeout).
+    pub client: reqwest::Client,
 }
 
 /// How one attempt ended.
@@ -50,7 +45,7 @@ pub struct WebhookSettings {
 pub enum Outcome {
     /// 2xx.
     Delivered,
-    /// Failed; will be retried after the given delay (if attempts remain).
+    /// Failed; may be retried, not before the given time if the endpoint named one.
     Retry(Option<Duration>),
     /// Refused for good.
     Rejected,
@@ -76,147 +71,123 @@ impl Outcome {
     }
 }
 
-/// Delay before retry number `attempt` (1-based): full jitter over
-/// `min(max, base · 2^(attempt−1))`, so retries of many mentions spread out instead of
-/// hitting a recovering endpoint together.
-pub fn retry_delay(
-    attempt: u32,
-    base: Duration,
-    max: Duration,
-    rng: &mut fastrand::Rng,
-) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let ceiling = exp.min(max);
-    ceiling.mul_f64(rng.f64())
+/// One attempt's result.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What happened, for logs and the dead-letter record (`HTTP 503`, the I/O error).
+    pub detail: String,
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    r#type: &'static str,
-    timestamp: String,
-    data: &'a Mention,
-}
-
-/// Delivers every mention received on `rx` until the channel closes and everything queued has
-/// been attempted to the end.
-pub async fn run(
-    settings: WebhookSettings,
-    mut rx: mpsc::Receiver<Arc<Mention>>,
-    latencies: Latencies,
-) {
+/// The HTTP client of one queue: keep-alive, a per-request timeout, HTTP/1.1 (what every CRM
+/// endpoint speaks), rustls.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     crate::tls::ensure_crypto_provider();
-    let client = match reqwest::Client::builder()
-        .timeout(settings.timeout)
+    reqwest::Client::builder()
+        .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
-        // Plain HTTP/1.1 keep-alive: what every CRM endpoint speaks.
         .http1_only()
         .user_agent(concat!("earshot/", env!("CARGO_PKG_VERSION")))
         .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            error!(queue = %settings.queue, error = %e, "cannot build the webhook HTTP client");
-            return;
-        }
-    };
-    let settings = Arc::new(settings);
-    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    while let Some(mention) = rx.recv().await {
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
-        let (client, settings, latencies) = (client.clone(), settings.clone(), latencies.clone());
-        tasks.spawn(async move {
-            deliver(&client, &settings, &mention, &latencies).await;
-            drop(permit);
-        });
-        while tasks.try_join_next().is_some() {}
-    }
-    while tasks.join_next().await.is_some() {}
 }
 
-async fn deliver(
-    client: &reqwest::Client,
-    s: &WebhookSettings,
-    mention: &Mention,
-    latencies: &Latencies,
-) {
-    let count = |outcome: &'static str| {
-        metrics::counter!(WEBHOOK_DELIVERIES, "queue" => s.queue.clone(), "outcome" => outcome)
-            .increment(1)
+/// Makes attempt number `attempt` (1-based) to deliver `entry`.
+pub async fn attempt(t: &WebhookTarget, entry: &Entry, attempt: u32, latency: Latency) -> Attempt {
+    let now = SystemTime::now();
+    let out = Outgoing {
+        id: &entry.id,
+        event: match entry.event {
+            Event::MentionCreated => EventType::MentionCreated,
+            Event::MentionDigest => EventType::MentionDigest,
+        },
+        data: &entry.data,
+        queue: &t.queue,
+        attempt,
+        timestamp: now,
+        latency,
     };
-    let envelope = Envelope {
-        r#type: "mention.created",
-        timestamp: rfc3339_millis(SystemTime::now()),
-        data: mention,
-    };
-    let body = match serde_json::to_vec(&envelope) {
-        Ok(b) => bytes::Bytes::from(b),
+    let rendered = match t.payload.render(&out) {
+        Ok(r) => r,
         Err(e) => {
-            error!(queue = %s.queue, error = %e, "cannot serialize a mention");
-            count("rejected");
-            return;
+            return Attempt {
+                outcome: Outcome::Rejected,
+                detail: format!("the payload template failed: {e}"),
+            }
         }
     };
-    let mut rng = fastrand::Rng::new();
-    for attempt in 1..=s.max_attempts.max(1) {
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs() as i64;
-        let signature = s.key.sign(&mention.mention_id, ts, &body);
-        let result = client
-            .post(s.url.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header("webhook-id", &mention.mention_id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", signature)
-            .body(body.clone())
-            .send()
-            .await;
-        let outcome = match &result {
-            Ok(resp) => Outcome::from_status(
-                resp.status().as_u16(),
+    let ts = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let signature = t.key.sign(&entry.id, ts, &rendered.body);
+    let mut req = t
+        .client
+        .post(t.url.clone())
+        .header(
+            http::header::CONTENT_TYPE,
+            rendered.content_type.as_ref() as &str,
+        )
+        .header("webhook-id", &entry.id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature);
+    for (name, value) in &rendered.headers {
+        req = req.header(name.clone(), value.clone());
+    }
+    if let Some(auth) = &t.auth {
+        req = req.header(http::header::AUTHORIZATION, auth.clone());
+    }
+    match req.body(rendered.body).send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let outcome = Outcome::from_status(
+                status,
                 resp.headers()
                     .get(http::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok()),
-            ),
-            Err(e) => {
-                debug!(queue = %s.queue, error = %e, "webhook attempt failed");
-                Outcome::Retry(None)
-            }
-        };
-        match outcome {
-            Outcome::Delivered => {
-                count("delivered");
-                latencies.record_delivery(mention.received.elapsed());
-                return;
-            }
-            Outcome::Rejected => {
-                count("rejected");
-                let status = result.map(|r| r.status().as_u16()).unwrap_or(0);
-                error!(queue = %s.queue, mention_id = %mention.mention_id, status,
-                    "the endpoint rejected a mention; it will not be retried");
-                return;
-            }
-            Outcome::Retry(after) => {
-                if attempt == s.max_attempts.max(1) {
-                    break;
-                }
-                count("retry");
-                let delay = after.map(|d| d.min(s.backoff_max)).unwrap_or_else(|| {
-                    retry_delay(attempt, s.backoff_base, s.backoff_max, &mut rng)
-                });
-                tokio::time::sleep(delay).await;
+            );
+            // Read (and discard) the body so the connection goes back to the pool.
+            let _ = resp.bytes().await;
+            Attempt {
+                outcome,
+                detail: format!("HTTP {status}"),
             }
         }
+        Err(e) => Attempt {
+            outcome: Outcome::Retry(None),
+            detail: error_chain(&e),
+        },
     }
-    count("dead");
-    warn!(queue = %s.queue, mention_id = %mention.mention_id, attempts = s.max_attempts,
-        "giving up on a mention after the last attempt");
+}
+
+/// The error and its causes on one line (`error sending request: connection refused`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
+/// Builds the `Authorization` header value from a queue's `auth` and the variable's value.
+pub fn auth_header(scheme: super::AuthScheme, value: &str) -> Result<HeaderValue, String> {
+    use base64::Engine as _;
+    let text = match scheme {
+        super::AuthScheme::Bearer => format!("Bearer {}", value.trim()),
+        super::AuthScheme::Basic => format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(value.trim())
+        ),
+        super::AuthScheme::Header => value.trim().to_string(),
+    };
+    let mut v = HeaderValue::from_str(&text).map_err(|_| "not a valid header value".to_string())?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// A header name from a template, checked.
+pub fn header_name(name: &str) -> Option<HeaderName> {
+    HeaderName::from_bytes(name.as_bytes()).ok()
 }
 
 #[cfg(test)]
@@ -227,6 +198,7 @@ mod tests {
     fn status_classification() {
         let cases = [
             (200, None, Outcome::Delivered),
+            (201, None, Outcome::Delivered),
             (204, None, Outcome::Delivered),
             (400, None, Outcome::Rejected),
             (401, None, Outcome::Rejected),
@@ -255,22 +227,18 @@ mod tests {
     }
 
     #[test]
-    fn retry_delays_grow_and_stay_under_the_cap() {
-        let mut rng = fastrand::Rng::with_seed(7);
-        let base = Duration::from_millis(100);
-        let max = Duration::from_secs(2);
-        for attempt in 1..=12 {
-            let ceiling = (base * (1 << (attempt - 1))).min(max);
-            for _ in 0..50 {
-                let d = retry_delay(attempt, base, max, &mut rng);
-                assert!(d <= ceiling, "attempt {attempt}: {d:?} > {ceiling:?}");
-            }
-        }
-        // Full jitter still reaches most of the ceiling over many draws.
-        let top = (0..200)
-            .map(|_| retry_delay(5, base, max, &mut rng))
-            .max()
-            .unwrap();
-        assert!(top > Duration::from_millis(1200), "{top:?}");
+    fn auth_headers() {
+        use crate::sink::AuthScheme::*;
+        assert_eq!(auth_header(Bearer, " t0k ").unwrap(), "Bearer t0k");
+        assert_eq!(
+            auth_header(Basic, "me@x.com/token:abc").unwrap(),
+            "Basic bWVAeC5jb20vdG9rZW46YWJj"
+        );
+        assert_eq!(
+            auth_header(Header, "Zoho-oauthtoken 1000.x").unwrap(),
+            "Zoho-oauthtoken 1000.x"
+        );
+        assert!(auth_header(Bearer, "a\nb").is_err());
+        assert!(auth_header(Bearer, "x").unwrap().is_sensitive());
     }
 }

@@ -40,6 +40,9 @@ pub struct Batch {
     pub opened: Instant,
     /// Where to resume after this batch, when the source can resume.
     pub position: Option<Position>,
+    /// The batch's number within its source (1, 2, 3, … in send order; 0 before it is sent),
+    /// so the outbox can checkpoint a position only once every batch before it is safe.
+    pub seq: u64,
 }
 
 impl Batch {
@@ -51,6 +54,7 @@ impl Batch {
             ends: Vec::with_capacity(frames),
             opened: Instant::now(),
             position: None,
+            seq: 0,
         }
     }
 
@@ -95,6 +99,7 @@ impl Batch {
         self.data.clear();
         self.ends.clear();
         self.position = None;
+        self.seq = 0;
     }
 }
 

@@ -108,6 +108,8 @@ pub struct Emitter {
     stats: Arc<SourceStats>,
     /// Bytes in the open batch, published with it.
     pending_bytes: u64,
+    /// Number of the last batch sent.
+    sent_seq: u64,
 }
 
 impl Emitter {
@@ -128,6 +130,7 @@ impl Emitter {
             source,
             stats,
             pending_bytes: 0,
+            sent_seq: 0,
         }
     }
 
@@ -226,7 +229,9 @@ impl Emitter {
             return Ok(());
         }
         let fresh = self.fresh_batch();
-        let batch = std::mem::replace(&mut self.batch, fresh);
+        let mut batch = std::mem::replace(&mut self.batch, fresh);
+        self.sent_seq += 1;
+        batch.seq = self.sent_seq;
         let frames = batch.len() as u64;
         let position = batch.position;
         let sent = match self.tx.try_send(batch) {

@@ -2,6 +2,7 @@
 //! → route.
 pub mod decode;
 pub mod matcher;
+pub mod noise;
 pub mod normalize;
 pub mod route;
 pub mod score;

@@ -64,7 +64,7 @@ fn config(sim: std::net::SocketAddr, hook: std::net::SocketAddr) -> Config {
     let head = support::jetstream_config_head(&support::rules_dir(), sim, "", "");
     let queue = support::catch_all_queue(&format!(
         "sink = \"webhook\"\nurl = \"http://{hook}/all\"\nsecret_env = \"{}\"\n\
-         backoff_base_ms = 10\nbackoff_max_ms = 200",
+         retry_schedule = [\"10ms\", \"200ms\"]\nbreaker_cooldown = \"50ms\"",
         support::SECRET_ENV
     ));
     let text = head + &queue;

@@ -47,7 +47,7 @@ pub fn rules_dir() -> PathBuf {
 }
 
 /// The head of a test config: two workers, rules from `rules`, the admin server on a free
-/// loopback port, and one Jetstream source at `sim`. `rules_extra` and `admin_extra` are
+/// loopback port, an outbox of its own, and one Jetstream source at `sim`. `rules_extra` and `admin_extra` are
 /// more lines for those sections; the caller appends queues and routes.
 pub fn jetstream_config_head(
     rules: &std::path::Path,
@@ -65,13 +65,26 @@ paths = ["{rules}"]
 [admin]
 listen = "127.0.0.1:0"
 {admin_extra}
+[outbox]
+path = "{outbox}"
 [[source]]
 id = "sim"
 type = "jetstream"
 url = "ws://{sim}/subscribe"
 "#,
         rules = rules.display(),
+        outbox = scratch_dir().join("outbox.redb").display(),
     )
+}
+
+/// A fresh folder for one test's files, kept after the test (the process's temporary folder
+/// is cleaned by the OS; a test that failed leaves its outbox to look at).
+pub fn scratch_dir() -> PathBuf {
+    tempfile::Builder::new()
+        .prefix("earshot-test-")
+        .tempdir()
+        .expect("a temporary folder")
+        .keep()
 }
 
 /// A queue `all` with the given sink lines, and the route that sends every mention to it.

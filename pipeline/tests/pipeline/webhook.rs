@@ -1,7 +1,10 @@
-//! The webhook sink against a real loopback receiver: signatures verify, failures are retried
-//! with the same `webhook-id`, `Retry-After` is honoured, refusals are not retried.
+//! A webhook queue's dispatcher, reading from a real outbox, against a real loopback receiver:
+//! signatures verify, failures are retried with the same `webhook-id`, `Retry-After` is
+//! honoured, refusals and exhausted entries go to the dead-letter store, and a replay of a
+//! dead letter delivers it.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,15 +12,22 @@ use std::time::{Duration, Instant};
 use earshot::demo::receiver::Receiver;
 use earshot::mention::{mention_id, rfc3339_millis, MatchOut, Mention, MentionPost};
 use earshot::metrics::Latencies;
+use earshot::outbox::entry::{now_us, Entry, Event};
+use earshot::outbox::store::{Commit, Selection, Store, Table};
 use earshot::post::{Author, Platform, Post, PostFlags};
 use earshot::rules::BrandKind;
 use earshot::shutdown;
+use earshot::sink::breaker::BreakerSettings;
+use earshot::sink::dispatch::{self, Deliverer, DispatchSettings, QueueShared};
+use earshot::sink::payload::{Payload, PayloadFormat};
 use earshot::sink::signature::SigningKey;
-use earshot::sink::webhook::{self, WebhookSettings};
+use earshot::sink::webhook::{self, WebhookTarget};
 use earshot::stage::score::author::AuthorClass;
 use earshot::stage::score::recommend::{Action, Recommendation};
 use earshot::stage::score::sentiment::SentimentLabel;
 use earshot::stage::score::{Category, Reason, SentimentOut, Urgency};
+
+use serde_json::value::RawValue;
 
 use crate::support;
 
@@ -80,32 +90,96 @@ fn mention(n: u32) -> Arc<Mention> {
     })
 }
 
-fn settings(hook: std::net::SocketAddr, max_attempts: u32) -> WebhookSettings {
-    WebhookSettings {
+fn target(hook: std::net::SocketAddr) -> WebhookTarget {
+    WebhookTarget {
         queue: "support".into(),
         url: url::Url::parse(&format!("http://{hook}/support")).unwrap(),
         key: SigningKey::from_secret(support::SECRET).unwrap(),
-        max_attempts,
-        timeout: Duration::from_secs(5),
-        concurrency: 4,
-        backoff_base: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(200),
+        auth: None,
+        payload: Arc::new(Payload::load(PayloadFormat::Generic, None, &BTreeMap::new()).unwrap()),
+        client: webhook::client(Duration::from_secs(5)).unwrap(),
     }
 }
 
-async fn deliver(s: WebhookSettings, mentions: Vec<Arc<Mention>>) -> Duration {
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let task = tokio::spawn(webhook::run(s, rx, Latencies::new()));
-    let started = Instant::now();
-    for m in mentions {
-        tx.send(m).await.unwrap();
+fn settings(max_attempts: u32) -> DispatchSettings {
+    DispatchSettings {
+        max_attempts,
+        retry_schedule: vec![Duration::from_millis(20), Duration::from_millis(200)],
+        concurrency: 4,
+        ordered: false,
+        latency_budget: None,
+        breaker: BreakerSettings {
+            threshold: 5,
+            cooldown: Duration::from_millis(50),
+            max_cooldown: Duration::from_millis(200),
+        },
+        disable_after: None,
     }
-    drop(tx);
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("sink drains")
-        .unwrap();
-    started.elapsed()
+}
+
+/// An outbox in a temporary folder.
+struct Outbox {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+}
+
+impl Outbox {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("outbox.redb")).unwrap());
+        Self { _dir: dir, store }
+    }
+
+    fn add(&self, mentions: &[Arc<Mention>]) {
+        let entries = mentions
+            .iter()
+            .map(|m| {
+                let data = RawValue::from_string(serde_json::to_string(&**m).unwrap()).unwrap();
+                let e = Entry::new(m.mention_id.clone(), Event::MentionCreated, data, now_us());
+                ("support", e)
+            })
+            .collect();
+        self.store
+            .commit(&Commit {
+                entries,
+                ..Commit::default()
+            })
+            .unwrap();
+    }
+
+    /// Runs the queue's dispatcher until everything in the outbox is delivered or dead.
+    async fn deliver(&self, hook: std::net::SocketAddr, s: DispatchSettings) -> Duration {
+        let shared = QueueShared::new("support", &self.store);
+        shared.closed.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        let task = tokio::spawn(dispatch::run(
+            self.store.clone(),
+            shared,
+            Deliverer::Webhook(target(hook)),
+            s,
+            Latencies::new(),
+        ));
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("the dispatcher drains the outbox")
+            .unwrap();
+        started.elapsed()
+    }
+
+    fn count(&self, table: Table) -> u64 {
+        self.store.count(table, "support").unwrap()
+    }
+}
+
+async fn deliver(
+    hook: std::net::SocketAddr,
+    s: DispatchSettings,
+    mentions: Vec<Arc<Mention>>,
+) -> (Duration, Outbox) {
+    let outbox = Outbox::new();
+    outbox.add(&mentions);
+    let took = outbox.deliver(hook, s).await;
+    (took, outbox)
 }
 
 #[tokio::test]
@@ -116,7 +190,13 @@ async fn server_errors_are_retried_until_every_mention_is_delivered_once() {
     receiver.fail_next.store(6, Ordering::Relaxed);
     receiver.fail_status.store(500, Ordering::Relaxed);
     let mentions: Vec<_> = (0..5).map(mention).collect();
-    deliver(settings(hook, 8), mentions.clone()).await;
+    let (_, outbox) = deliver(hook, settings(8), mentions.clone()).await;
+    assert_eq!(
+        outbox.count(Table::Outbox),
+        0,
+        "delivered entries are removed"
+    );
+    assert_eq!(outbox.count(Table::Dead), 0);
     assert_eq!(receiver.failed.load(Ordering::Relaxed), 6);
     assert_eq!(receiver.count(), 5);
     assert_eq!(receiver.duplicates.load(Ordering::Relaxed), 0);
@@ -140,9 +220,7 @@ async fn retry_after_on_429_is_honoured() {
     receiver.fail_next.store(1, Ordering::Relaxed);
     receiver.fail_status.store(429, Ordering::Relaxed);
     receiver.fail_retry_after.store(1, Ordering::Relaxed);
-    let mut s = settings(hook, 3);
-    s.backoff_max = Duration::from_secs(5);
-    let took = deliver(s, vec![mention(1)]).await;
+    let (took, _) = deliver(hook, settings(3), vec![mention(1)]).await;
     assert_eq!(receiver.count(), 1);
     // Our own backoff would have retried after at most 20 ms; the server asked for 1 s.
     assert!(took >= Duration::from_millis(950), "retried after {took:?}");
@@ -157,15 +235,37 @@ async fn refusals_are_not_retried_and_the_last_attempt_gives_up() {
     // 400: refused for good, one attempt.
     receiver.fail_next.store(1, Ordering::Relaxed);
     receiver.fail_status.store(400, Ordering::Relaxed);
-    deliver(settings(hook, 5), vec![mention(1)]).await;
+    let (_, refused) = deliver(hook, settings(5), vec![mention(1)]).await;
     assert_eq!(receiver.failed.load(Ordering::Relaxed), 1);
     assert_eq!(receiver.count(), 0);
+    assert_eq!(
+        refused.count(Table::Dead),
+        1,
+        "a refusal is dead-lettered at once"
+    );
     // 503 on every attempt: exactly max_attempts tries, then given up.
     receiver.fail_next.store(100, Ordering::Relaxed);
     receiver.fail_status.store(503, Ordering::Relaxed);
-    deliver(settings(hook, 3), vec![mention(2)]).await;
+    let (_, dead) = deliver(hook, settings(3), vec![mention(2)]).await;
     assert_eq!(receiver.failed.load(Ordering::Relaxed), 1 + 3);
     assert_eq!(receiver.count(), 0);
+    let letters = dead.store.list(Table::Dead, &Selection::default()).unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].entry.attempts, 3);
+    assert_eq!(letters[0].entry.last_error.as_deref(), Some("HTTP 503"));
+    // Replayed once the endpoint works again: delivered with the same id.
+    receiver.fail_next.store(0, Ordering::Relaxed);
+    let replayed = dead.store.replay(&Selection::default()).unwrap();
+    assert_eq!(replayed.len(), 1);
+    dead.deliver(hook, settings(3)).await;
+    assert_eq!(receiver.count(), 1);
+    assert!(receiver
+        .received
+        .lock()
+        .unwrap()
+        .by_id
+        .contains_key(&mention(2).mention_id));
+    assert_eq!(dead.count(Table::Dead), 0);
     trigger.trigger();
 }
 
@@ -175,7 +275,7 @@ async fn a_wrong_secret_is_refused_by_the_receiver() {
     let receiver =
         Receiver::new(SigningKey::from_secret("whsec_AAAAAAAAAAAAAAAAAAAAAAAA").unwrap());
     let hook = receiver.start(0, trigger.subscribe()).await.unwrap();
-    deliver(settings(hook, 1), vec![mention(1)]).await;
+    deliver(hook, settings(1), vec![mention(1)]).await;
     assert_eq!(receiver.rejected.load(Ordering::Relaxed), 1);
     assert_eq!(receiver.count(), 0);
     trigger.trigger();

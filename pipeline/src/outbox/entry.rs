@@ -1,0 +1,111 @@
+//! One message waiting in the outbox, as it is stored: the payload data (the mention contract
+//! or a digest) verbatim, with what delivery needs to know about it.
+//!
+//! Stored as JSON, so `earshot dlq list` can print an entry as it is and a store written by
+//! one version stays readable by the next (fields are added with defaults, never renamed).
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// What a message announces: the Standard Webhooks `type` of the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A routed mention.
+    #[serde(rename = "mention.created")]
+    MentionCreated,
+    /// A roll-up of mentions that noise control held back.
+    #[serde(rename = "mention.digest")]
+    MentionDigest,
+}
+
+impl Event {
+    /// The envelope `type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::MentionCreated => "mention.created",
+            Event::MentionDigest => "mention.digest",
+        }
+    }
+}
+
+/// One message for one queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    /// The `webhook-id`: the receiver's idempotency key, the same on every attempt and after
+    /// every restart (a mention's `mention_id`, a digest's `digest_id`).
+    pub id: String,
+    /// What the message announces.
+    pub event: Event,
+    /// The payload data, verbatim JSON.
+    pub data: Box<RawValue>,
+    /// When earshot received the post (µs since the Unix epoch): where the latency budget
+    /// starts.
+    pub received_us: u64,
+    /// When the entry was written to the outbox (µs since the Unix epoch).
+    pub enqueued_us: u64,
+    /// Attempts made so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// What the last failed attempt ended with (`HTTP 503`, `connection refused`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the entry was given up and moved to the dead-letter store (µs since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_us: Option<u64>,
+}
+
+impl Entry {
+    /// A fresh entry, not yet attempted.
+    pub fn new(id: String, event: Event, data: Box<RawValue>, received_us: u64) -> Self {
+        Self {
+            id,
+            event,
+            data,
+            received_us,
+            enqueued_us: now_us(),
+            attempts: 0,
+            last_error: None,
+            dead_us: None,
+        }
+    }
+
+    /// The stored form.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an entry always serializes")
+    }
+
+    /// Reads the stored form.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_with_data_verbatim() {
+        let data = RawValue::from_string(r#"{"mention_id":"m_1", "text":"a\"b"}"#.into()).unwrap();
+        let mut e = Entry::new("m_1".into(), Event::MentionCreated, data, 7);
+        e.attempts = 3;
+        e.last_error = Some("HTTP 503".into());
+        let back = Entry::from_bytes(&e.to_bytes()).unwrap();
+        assert_eq!(back.id, "m_1");
+        assert_eq!(back.event, Event::MentionCreated);
+        assert_eq!(back.data.get(), r#"{"mention_id":"m_1", "text":"a\"b"}"#);
+        assert_eq!((back.received_us, back.attempts), (7, 3));
+        assert_eq!(back.last_error.as_deref(), Some("HTTP 503"));
+        let json: serde_json::Value = serde_json::from_slice(&e.to_bytes()).unwrap();
+        assert_eq!(json["event"], "mention.created");
+        assert!(json.get("dead_us").is_none());
+    }
+}

@@ -1,0 +1,577 @@
+//! The on-disk store behind the outbox: pending entries per queue, dead letters, mentions held
+//! for a digest, and source positions, in one file.
+//!
+//! Why redb: it is an embedded, pure-Rust, ACID key-value store (copy-on-write B-trees, as in
+//! LMDB) with a stable file format, crash safety by default (a `kill -9` at any point leaves
+//! the last committed transaction intact) and few dependencies. The outbox needs exactly that:
+//! small records, ordered by key, written in group commits and deleted soon after. An LSM store
+//! (fjall, RocksDB) would trade read simplicity and a single file for write throughput the
+//! outbox does not need: only routed mentions (a few per thousand posts) are written.
+//!
+//! Durability: everything that must survive a crash is committed with an fsync (new entries
+//! together with the source positions they make safe, dead letters, replays, digests). Acks of
+//! delivered entries and attempt counts are committed without one ([`redb::Durability::None`]):
+//! losing them to a crash only means an entry is delivered again with the same `webhook-id`,
+//! which receivers deduplicate. The next durable commit (at most [`Store::flush`]'s interval
+//! later) makes them permanent too.
+//!
+//! The file is held exclusively by one process: `earshot dlq` on a running earshot's store is
+//! told so and goes through the admin server instead.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::entry::{now_us, Entry};
+use crate::source::batch::Position;
+
+const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbox");
+const DEAD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("dead");
+const HELD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("held");
+const POSITIONS: TableDefinition<&str, (u8, u64)> = TableDefinition::new("positions");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const NEXT_SEQ: &str = "next_seq";
+
+/// A store operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process (a running earshot) has the file open.
+    #[error("the outbox {path} is in use by another process (a running earshot)")]
+    InUse {
+        /// The store file.
+        path: PathBuf,
+    },
+    /// The database reported an error.
+    #[error("the outbox {path}: {source}")]
+    Db {
+        /// The store file.
+        path: PathBuf,
+        /// What redb said.
+        source: Box<redb::Error>,
+    },
+    /// The folder of the store could not be created.
+    #[error("cannot create the folder of the outbox {path}: {source}")]
+    Folder {
+        /// The store file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Which of the two entry tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Waiting for delivery.
+    Outbox,
+    /// Given up; waiting for `earshot dlq replay` or `purge`.
+    Dead,
+}
+
+impl Table {
+    fn def(self) -> TableDefinition<'static, (&'static str, u64), &'static [u8]> {
+        match self {
+            Table::Outbox => OUTBOX,
+            Table::Dead => DEAD,
+        }
+    }
+}
+
+/// One entry read back, with where it is stored.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The queue it belongs to.
+    pub queue: String,
+    /// Its key within the queue (write order).
+    pub seq: u64,
+    /// The entry.
+    pub entry: Entry,
+}
+
+/// Which dead letters an operation applies to.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only this queue (all queues when `None`).
+    pub queue: Option<String>,
+    /// Only entries with these ids (all when empty).
+    pub ids: Vec<String>,
+}
+
+impl Selection {
+    fn matches(&self, queue: &str, entry: &Entry) -> bool {
+        self.queue.as_deref().is_none_or(|q| q == queue)
+            && (self.ids.is_empty() || self.ids.contains(&entry.id))
+    }
+}
+
+/// What one durable commit writes.
+#[derive(Debug, Default)]
+pub struct Commit<'a> {
+    /// New entries, by queue id.
+    pub entries: Vec<(&'a str, Entry)>,
+    /// New held mentions (noise control), by queue id: opaque JSON.
+    pub held: Vec<(&'a str, Vec<u8>)>,
+    /// Held mentions a digest in `entries` replaces, by queue id and key.
+    pub release: Vec<(&'a str, u64)>,
+    /// Source positions made safe by this commit.
+    pub positions: Vec<(&'a str, Position)>,
+}
+
+impl Commit<'_> {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+            && self.held.is_empty()
+            && self.release.is_empty()
+            && self.positions.is_empty()
+    }
+}
+
+/// The outbox file.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    /// A non-durable commit happened since the last durable one.
+    dirty: AtomicBool,
+}
+
+impl Store {
+    /// Opens (creating when missing) the store at `path`, and its folder.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::InUse {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(db_error(path, e)),
+        };
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+            dirty: AtomicBool::new(false),
+        };
+        // Every table exists from the start, so readers never meet a missing one.
+        store.write(Durability::Immediate, |txn| {
+            txn.open_table(OUTBOX)?;
+            txn.open_table(DEAD)?;
+            txn.open_table(HELD)?;
+            txn.open_table(POSITIONS)?;
+            txn.open_table(META)?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        db_error(&self.path, e)
+    }
+
+    fn write<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StoreError> {
+        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        txn.set_durability(durability).map_err(|e| self.err(e))?;
+        let value = f(&txn).map_err(|e| self.err(e))?;
+        txn.commit().map_err(|e| self.err(e))?;
+        match durability {
+            Durability::Immediate => self.dirty.store(false, Ordering::Relaxed),
+            _ => self.dirty.store(true, Ordering::Relaxed),
+        }
+        Ok(value)
+    }
+
+    /// Writes `commit` in one durable transaction. Returns the keys given to its entries, in
+    /// order, then those given to its held mentions.
+    pub fn commit(&self, commit: &Commit<'_>) -> Result<(Vec<u64>, Vec<u64>), StoreError> {
+        self.write(Durability::Immediate, |txn| {
+            let mut meta = txn.open_table(META)?;
+            let mut seq = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
+            let mut keys = Vec::with_capacity(commit.entries.len());
+            {
+                let mut outbox = txn.open_table(OUTBOX)?;
+                for (queue, entry) in &commit.entries {
+                    outbox.insert((*queue, seq), entry.to_bytes().as_slice())?;
+                    keys.push(seq);
+                    seq += 1;
+                }
+            }
+            let mut held_keys = Vec::with_capacity(commit.held.len());
+            {
+                let mut held = txn.open_table(HELD)?;
+                for (queue, bytes) in &commit.held {
+                    held.insert((*queue, seq), bytes.as_slice())?;
+                    held_keys.push(seq);
+                    seq += 1;
+                }
+                for (queue, key) in &commit.release {
+                    held.remove((*queue, *key))?;
+                }
+            }
+            {
+                let mut positions = txn.open_table(POSITIONS)?;
+                for (source, position) in &commit.positions {
+                    positions.insert(*source, encode_position(*position))?;
+                }
+            }
+            meta.insert(NEXT_SEQ, seq)?;
+            Ok((keys, held_keys))
+        })
+    }
+
+    /// The checkpointed position of every source.
+    pub fn positions(&self) -> Result<Vec<(String, Position)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(POSITIONS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            if let Some(p) = decode_position(v.value()) {
+                out.push((k.value().to_string(), p));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` entries of `queue` in `table` with keys above `after`, in key order.
+    /// Entries that no longer parse are skipped and returned in the second list (their keys)
+    /// so the caller can bury them instead of meeting them forever.
+    pub fn read(
+        &self,
+        table: Table,
+        queue: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<Stored>, Vec<u64>), StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(table.def()).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        let mut broken = Vec::new();
+        if after == u64::MAX {
+            return Ok((out, broken));
+        }
+        for row in t
+            .range((queue, after + 1)..=(queue, u64::MAX))
+            .map_err(|e| self.err(e))?
+        {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let seq = k.value().1;
+            match Entry::from_bytes(v.value()) {
+                Ok(entry) => out.push(Stored {
+                    queue: queue.to_string(),
+                    seq,
+                    entry,
+                }),
+                Err(_) => broken.push(seq),
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok((out, broken))
+    }
+
+    /// Number of entries of `queue` in `table`.
+    pub fn count(&self, table: Table, queue: &str) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(table.def()).map_err(|e| self.err(e))?;
+        let n = t
+            .range((queue, 0)..=(queue, u64::MAX))
+            .map_err(|e| self.err(e))?
+            .count();
+        Ok(n as u64)
+    }
+
+    /// Removes delivered entries (not durable by itself: see the module docs).
+    pub fn ack(&self, queue: &str, seqs: &[u64]) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.write(Durability::None, |txn| {
+            let mut t = txn.open_table(OUTBOX)?;
+            for &seq in seqs {
+                t.remove((queue, seq))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Rewrites an entry in place (its attempt count, its last error); not durable by itself.
+    pub fn update(&self, queue: &str, seq: u64, entry: &Entry) -> Result<(), StoreError> {
+        self.write(Durability::None, |txn| {
+            let mut t = txn.open_table(OUTBOX)?;
+            if t.get((queue, seq))?.is_some() {
+                t.insert((queue, seq), entry.to_bytes().as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Moves entries from the outbox to the dead letters, durably. `entry` is `None` for an
+    /// entry that no longer parses: its bytes move as they are.
+    pub fn bury(&self, queue: &str, items: &[(u64, Option<&Entry>)]) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.write(Durability::Immediate, |txn| {
+            let mut outbox = txn.open_table(OUTBOX)?;
+            let mut dead = txn.open_table(DEAD)?;
+            for (seq, entry) in items {
+                let bytes = match entry {
+                    Some(e) => {
+                        let mut e = (*e).clone();
+                        e.dead_us = Some(now_us());
+                        Some(e.to_bytes())
+                    }
+                    None => outbox.get((queue, *seq))?.map(|v| v.value().to_vec()),
+                };
+                outbox.remove((queue, *seq))?;
+                if let Some(bytes) = bytes {
+                    dead.insert((queue, *seq), bytes.as_slice())?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Makes every earlier non-durable commit durable (an empty durable commit), when there
+    /// was one.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        if self.dirty.load(Ordering::Relaxed) {
+            self.write(Durability::Immediate, |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
+    /// Every entry in `table` that `selection` matches, in queue and key order.
+    pub fn list(&self, table: Table, selection: &Selection) -> Result<Vec<Stored>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(table.def()).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let (queue, seq) = k.value();
+            let Ok(entry) = Entry::from_bytes(v.value()) else {
+                continue;
+            };
+            if selection.matches(queue, &entry) {
+                out.push(Stored {
+                    queue: queue.to_string(),
+                    seq,
+                    entry,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves the dead letters `selection` matches back into the outbox with their attempts
+    /// reset and their ids unchanged (so a receiver that did get one deduplicates it).
+    /// Returns them with their new keys.
+    pub fn replay(&self, selection: &Selection) -> Result<Vec<Stored>, StoreError> {
+        let chosen = self.list(Table::Dead, selection)?;
+        if chosen.is_empty() {
+            return Ok(chosen);
+        }
+        self.write(Durability::Immediate, |txn| {
+            let mut meta = txn.open_table(META)?;
+            let mut seq = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
+            let mut dead = txn.open_table(DEAD)?;
+            let mut outbox = txn.open_table(OUTBOX)?;
+            let mut moved = Vec::with_capacity(chosen.len());
+            for s in chosen {
+                dead.remove((s.queue.as_str(), s.seq))?;
+                let mut entry = s.entry;
+                entry.attempts = 0;
+                entry.dead_us = None;
+                entry.last_error = None;
+                outbox.insert((s.queue.as_str(), seq), entry.to_bytes().as_slice())?;
+                moved.push(Stored {
+                    queue: s.queue,
+                    seq,
+                    entry,
+                });
+                seq += 1;
+            }
+            meta.insert(NEXT_SEQ, seq)?;
+            Ok(moved)
+        })
+    }
+
+    /// Deletes the dead letters `selection` matches. Returns how many.
+    pub fn purge(&self, selection: &Selection) -> Result<usize, StoreError> {
+        let chosen = self.list(Table::Dead, selection)?;
+        self.write(Durability::Immediate, |txn| {
+            let mut dead = txn.open_table(DEAD)?;
+            for s in &chosen {
+                dead.remove((s.queue.as_str(), s.seq))?;
+            }
+            Ok(chosen.len())
+        })
+    }
+
+    /// The held mentions of `queue` (opaque JSON), in key order.
+    pub fn held(&self, queue: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(HELD).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t
+            .range((queue, 0)..=(queue, u64::MAX))
+            .map_err(|e| self.err(e))?
+        {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            out.push((k.value().1, v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+fn db_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db {
+        path: path.to_path_buf(),
+        source: Box::new(e.into()),
+    }
+}
+
+fn encode_position(p: Position) -> (u8, u64) {
+    match p {
+        Position::Cursor(n) => (1, n),
+        Position::Offset(n) => (2, n),
+    }
+}
+
+fn decode_position((kind, n): (u8, u64)) -> Option<Position> {
+    match kind {
+        1 => Some(Position::Cursor(n)),
+        2 => Some(Position::Offset(n)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::outbox::entry::Event;
+
+    fn entry(id: &str) -> Entry {
+        let data = RawValue::from_string(format!(r#"{{"mention_id":"{id}"}}"#)).unwrap();
+        Entry::new(id.into(), Event::MentionCreated, data, 1)
+    }
+
+    fn ids(v: &[Stored]) -> Vec<&str> {
+        v.iter().map(|s| s.entry.id.as_str()).collect()
+    }
+
+    #[test]
+    fn entries_positions_ack_bury_replay_purge_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/outbox.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            let (keys, _) = store
+                .commit(&Commit {
+                    entries: vec![("a", entry("m1")), ("b", entry("m2")), ("a", entry("m3"))],
+                    positions: vec![("bluesky", Position::Cursor(42))],
+                    ..Commit::default()
+                })
+                .unwrap();
+            assert_eq!(keys, vec![1, 2, 3]);
+            let (a, broken) = store.read(Table::Outbox, "a", 0, 10).unwrap();
+            assert_eq!(ids(&a), ["m1", "m3"]);
+            assert!(broken.is_empty());
+            let (after, _) = store.read(Table::Outbox, "a", 1, 10).unwrap();
+            assert_eq!(ids(&after), ["m3"]);
+            store.ack("a", &[1]).unwrap();
+            let mut e3 = a[1].entry.clone();
+            e3.attempts = 8;
+            e3.last_error = Some("HTTP 500".into());
+            store.bury("a", &[(3, Some(&e3))]).unwrap();
+            assert_eq!(store.count(Table::Outbox, "a").unwrap(), 0);
+            assert_eq!(store.count(Table::Dead, "a").unwrap(), 1);
+            store.flush().unwrap();
+            // Acks and burials survive a reopen; positions too.
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.positions().unwrap(),
+            vec![("bluesky".to_string(), Position::Cursor(42))]
+        );
+        let dead = store.list(Table::Dead, &Selection::default()).unwrap();
+        assert_eq!(ids(&dead), ["m3"]);
+        assert_eq!(dead[0].entry.attempts, 8);
+        assert!(dead[0].entry.dead_us.is_some());
+        let replayed = store.replay(&Selection::default()).unwrap();
+        assert_eq!(ids(&replayed), ["m3"]);
+        assert_eq!(
+            replayed[0].seq, 4,
+            "a replay gets a fresh key after the others"
+        );
+        assert_eq!(replayed[0].entry.attempts, 0);
+        let (a, _) = store.read(Table::Outbox, "a", 0, 10).unwrap();
+        assert_eq!(ids(&a), ["m3"]);
+        store.bury("a", &[(4, Some(&a[0].entry))]).unwrap();
+        let only_b = Selection {
+            queue: Some("b".into()),
+            ..Selection::default()
+        };
+        assert_eq!(store.purge(&only_b).unwrap(), 0);
+        let by_id = Selection {
+            ids: vec!["m3".into()],
+            ..Selection::default()
+        };
+        assert_eq!(store.purge(&by_id).unwrap(), 1);
+        assert_eq!(store.count(Table::Dead, "a").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_second_open_is_refused_as_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        let _first = Store::open(&path).unwrap();
+        match Store::open(&path) {
+            Err(StoreError::InUse { .. }) => {}
+            other => panic!("expected InUse, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn held_mentions_are_released_with_their_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("o.redb")).unwrap();
+        let (_, held) = store
+            .commit(&Commit {
+                held: vec![("a", b"{\"x\":1}".to_vec()), ("a", b"{\"x\":2}".to_vec())],
+                ..Commit::default()
+            })
+            .unwrap();
+        assert_eq!(store.held("a").unwrap().len(), 2);
+        store
+            .commit(&Commit {
+                entries: vec![("a", entry("d_1"))],
+                release: held.iter().map(|&k| ("a", k)).collect(),
+                ..Commit::default()
+            })
+            .unwrap();
+        assert!(store.held("a").unwrap().is_empty());
+        assert_eq!(store.count(Table::Outbox, "a").unwrap(), 1);
+    }
+}

@@ -1,0 +1,336 @@
+//! The outbox writer: one thread that turns the workers' routed mentions into durable outbox
+//! entries, applies noise control, and checkpoints source positions.
+//!
+//! Input → output: [`Routed`] batches on a bounded channel → group commits to the
+//! [`Store`] (entries to deliver, mentions held for a digest, digests that are due, positions
+//! that became safe) → a wake-up for each queue's dispatcher.
+//!
+//! Why one thread: noise control needs one view of each queue (a repost on one worker must
+//! collapse onto an original seen by another), and the store takes one writer at a time
+//! anyway. The work here is per routed mention, not per post, and one commit covers every
+//! batch that arrived while the previous one was being synced, so the fsync cost is shared
+//! by all of them.
+//!
+//! Failure: a commit that fails (disk full, I/O error) is retried every second with the same
+//! contents; meanwhile the workers wait behind the bounded channel and no position advances.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use serde_json::value::RawValue;
+use tracing::{debug, error, warn};
+
+use super::checkpoint::Checkpoints;
+use super::entry::{now_us, Entry, Event};
+use super::store::{Commit, Store};
+use crate::mention::Mention;
+use crate::metrics::{NOISE_DIGESTS, NOISE_HELD, OUTBOX_COMMITS, OUTBOX_ERRORS};
+use crate::sink::dispatch::QueueShared;
+use crate::source::batch::Position;
+use crate::stage::noise::{Digest, Held, NoiseConfig, NoiseGate, Verdict};
+
+/// What a worker hands over for one batch: always sent, even without mentions, so the
+/// batch's position can be checkpointed.
+#[derive(Debug)]
+pub struct Routed {
+    /// Source index.
+    pub source: u16,
+    /// The batch's number within its source (0: unnumbered, never checkpointed).
+    pub seq: u64,
+    /// Where the source resumes after this batch.
+    pub position: Option<Position>,
+    /// Mentions routed to at least one queue.
+    pub mentions: Vec<Arc<Mention>>,
+}
+
+/// One queue as the writer sees it.
+pub struct WriterQueue {
+    /// Shared with the dispatcher.
+    pub shared: Arc<QueueShared>,
+    /// Noise control settings.
+    pub noise: NoiseConfig,
+}
+
+struct QueueState {
+    shared: Arc<QueueShared>,
+    gate: NoiseGate,
+    digest_every: Duration,
+    /// Held mentions not yet in a digest: their keys in the store and themselves.
+    held: Vec<(u64, Held)>,
+}
+
+/// The writer, built before its thread starts.
+pub struct Writer {
+    store: Arc<Store>,
+    queues: Vec<QueueState>,
+    index: HashMap<String, usize>,
+    sources: Vec<String>,
+    checkpoints: Checkpoints,
+    max_entries: u64,
+}
+
+/// How long the writer waits for work before it looks at digests and flushes acks.
+const TICK: Duration = Duration::from_millis(100);
+/// How often acks (non-durable) are made durable.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Most routed batches in one commit.
+const MAX_BATCHES: usize = 1024;
+
+impl Writer {
+    /// A writer over `store` for `queues` (in router order) and `sources` (their ids, in
+    /// config order). Mentions held before a restart are read back from the store.
+    pub fn new(
+        store: Arc<Store>,
+        queues: Vec<WriterQueue>,
+        sources: Vec<String>,
+        max_entries: u64,
+    ) -> Self {
+        let mut index = HashMap::new();
+        let states = queues
+            .into_iter()
+            .enumerate()
+            .map(|(i, q)| {
+                index.insert(q.shared.id.clone(), i);
+                let held = store
+                    .held(&q.shared.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(k, bytes)| {
+                        serde_json::from_slice::<Held>(&bytes).ok().map(|h| (k, h))
+                    })
+                    .collect();
+                QueueState {
+                    gate: NoiseGate::new(&q.noise),
+                    digest_every: q.noise.digest_every,
+                    shared: q.shared,
+                    held,
+                }
+            })
+            .collect();
+        Self {
+            checkpoints: Checkpoints::new(sources.len()),
+            store,
+            queues: states,
+            index,
+            sources,
+            max_entries,
+        }
+    }
+
+    /// Runs until the channel closes and everything received is committed, or `stop` is set
+    /// while a commit keeps failing.
+    pub fn run(mut self, rx: Receiver<Routed>, stop: Arc<AtomicBool>) {
+        let mut last_flush = Instant::now();
+        let mut open = true;
+        while open {
+            let mut batches = Vec::new();
+            match rx.recv_timeout(TICK) {
+                Ok(r) => batches.push(r),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+            while batches.len() < MAX_BATCHES {
+                match rx.try_recv() {
+                    Ok(r) => batches.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.wait_for_room(&stop, open);
+            if !self.write(batches, &stop) {
+                break;
+            }
+            if last_flush.elapsed() >= FLUSH_EVERY || !open {
+                if let Err(e) = self.store.flush() {
+                    metrics::counter!(OUTBOX_ERRORS).increment(1);
+                    warn!(error = %e, "cannot make acks durable; retrying later");
+                }
+                last_flush = Instant::now();
+            }
+        }
+        for q in &self.queues {
+            q.shared.closed.store(true, Ordering::Relaxed);
+            q.shared.notify.notify_one();
+        }
+        debug!("outbox writer finished");
+    }
+
+    /// Blocks while the outbox is full (backpressure), unless shutting down.
+    fn wait_for_room(&self, stop: &AtomicBool, open: bool) {
+        let mut warned = false;
+        while open && !stop.load(Ordering::Relaxed) {
+            let total: u64 = self
+                .queues
+                .iter()
+                .map(|q| q.shared.depth.load(Ordering::Relaxed))
+                .sum();
+            if total < self.max_entries {
+                return;
+            }
+            if !warned {
+                warn!(
+                    entries = total,
+                    max = self.max_entries,
+                    "the outbox is full; the sources wait until deliveries make room"
+                );
+                warned = true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Builds and writes one commit. False when `stop` ended a failing commit.
+    fn write(&mut self, batches: Vec<Routed>, stop: &AtomicBool) -> bool {
+        let now_ms = now_us() / 1000;
+        let mut entries: Vec<(usize, Entry)> = Vec::new();
+        let mut held: Vec<(usize, Held)> = Vec::new();
+        let mut positions: HashMap<usize, Position> = HashMap::new();
+        for r in batches {
+            for m in &r.mentions {
+                self.admit(m, now_ms, &mut entries, &mut held);
+            }
+            if r.seq > 0 {
+                if let Some(p) = self
+                    .checkpoints
+                    .complete(r.source as usize, r.seq, r.position)
+                {
+                    positions.insert(r.source as usize, p);
+                }
+            }
+        }
+        let mut release: Vec<(usize, u64)> = Vec::new();
+        let mut digested: Vec<usize> = Vec::new();
+        for (qi, q) in self.queues.iter_mut().enumerate() {
+            let first = q.held.first().map(|(_, h)| h.at_ms);
+            let Some(start) = first else { continue };
+            if now_ms.saturating_sub(start) < q.digest_every.as_millis() as u64 {
+                continue;
+            }
+            let items: Vec<Held> = q.held.iter().map(|(_, h)| h.clone()).collect();
+            let digest = Digest::build(&q.shared.id, start, now_ms, &items);
+            match digest_entry(&digest, start) {
+                Some(e) => {
+                    entries.push((qi, e));
+                    release.extend(q.held.iter().map(|(k, _)| (qi, *k)));
+                    digested.push(qi);
+                }
+                None => error!(queue = %q.shared.id, "cannot serialize a digest"),
+            }
+        }
+        if entries.is_empty() && held.is_empty() && positions.is_empty() && release.is_empty() {
+            return true;
+        }
+        let held_bytes: Vec<(usize, Vec<u8>)> = held
+            .iter()
+            .map(|(qi, h)| (*qi, serde_json::to_vec(h).unwrap_or_default()))
+            .collect();
+        let ids: Vec<String> = self.queues.iter().map(|q| q.shared.id.clone()).collect();
+        let commit = Commit {
+            entries: entries
+                .iter()
+                .map(|(qi, e)| (ids[*qi].as_str(), e.clone()))
+                .collect(),
+            held: held_bytes
+                .iter()
+                .map(|(qi, b)| (ids[*qi].as_str(), b.clone()))
+                .collect(),
+            release: release
+                .iter()
+                .map(|(qi, k)| (ids[*qi].as_str(), *k))
+                .collect(),
+            positions: positions
+                .iter()
+                .map(|(s, p)| (self.sources[*s].as_str(), *p))
+                .collect(),
+        };
+        let mut delay = Duration::from_millis(100);
+        let held_keys = loop {
+            match self.store.commit(&commit) {
+                Ok((_, held_keys)) => break held_keys,
+                Err(e) => {
+                    metrics::counter!(OUTBOX_ERRORS).increment(1);
+                    error!(error = %e, "cannot write to the outbox; retrying (sources wait meanwhile)");
+                    if stop.load(Ordering::Relaxed) {
+                        error!("giving up at shutdown: the uncommitted batches will be read again after a restart");
+                        return false;
+                    }
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        metrics::counter!(OUTBOX_COMMITS).increment(1);
+        for qi in digested {
+            let q = &mut self.queues[qi];
+            q.held.clear();
+            q.gate.digest_sent(now_ms);
+            metrics::counter!(NOISE_DIGESTS, "queue" => q.shared.id.clone()).increment(1);
+        }
+        for ((qi, h), key) in held.into_iter().zip(held_keys) {
+            self.queues[qi].held.push((key, h));
+        }
+        let mut woken = vec![false; self.queues.len()];
+        for (qi, _) in &entries {
+            self.queues[*qi]
+                .shared
+                .depth
+                .fetch_add(1, Ordering::Relaxed);
+            woken[*qi] = true;
+        }
+        for (qi, q) in self.queues.iter().enumerate() {
+            if woken[qi] {
+                q.shared.export();
+                q.shared.notify.notify_one();
+            }
+        }
+        true
+    }
+
+    fn admit(
+        &mut self,
+        m: &Arc<Mention>,
+        now_ms: u64,
+        entries: &mut Vec<(usize, Entry)>,
+        held: &mut Vec<(usize, Held)>,
+    ) {
+        let mut data: Option<Box<RawValue>> = None;
+        let received_us = now_us().saturating_sub(m.received.elapsed().as_micros() as u64);
+        for q in &m.queues {
+            let Some(&qi) = self.index.get(q) else {
+                continue;
+            };
+            match self.queues[qi].gate.admit(m, now_ms) {
+                Verdict::Deliver => {
+                    if data.is_none() {
+                        data = serde_json::to_string(&**m)
+                            .ok()
+                            .and_then(|s| RawValue::from_string(s).ok());
+                    }
+                    let Some(d) = data.clone() else {
+                        error!(mention_id = %m.mention_id, "cannot serialize a mention");
+                        continue;
+                    };
+                    entries.push((
+                        qi,
+                        Entry::new(m.mention_id.clone(), Event::MentionCreated, d, received_us),
+                    ));
+                }
+                Verdict::Hold(h) => {
+                    metrics::counter!(NOISE_HELD, "queue" => q.clone(), "reason" => h.reason.as_str())
+                        .increment(1);
+                    held.push((qi, h));
+                }
+            }
+        }
+    }
+}
+
+/// The outbox entry of a digest: its id is the digest's own (stable for its window).
+fn digest_entry(digest: &Digest, start_ms: u64) -> Option<Entry> {
+    let value = serde_json::to_value(digest).ok()?;
+    let id = value.get("digest_id")?.as_str()?.to_string();
+    let raw = RawValue::from_string(value.to_string()).ok()?;
+    Some(Entry::new(id, Event::MentionDigest, raw, start_ms * 1000))
+}

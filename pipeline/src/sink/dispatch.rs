@@ -1,0 +1,591 @@
+//! The dispatcher of one queue: reads its entries from the outbox, delivers them, removes what
+//! was delivered, retries what failed, and dead-letters what cannot be delivered.
+//!
+//! Input → output: outbox entries of one queue, in write order → attempts through the queue's
+//! sink → acks (entry removed), retries (attempt count and error kept in the entry), dead
+//! letters (entry moved to the dead-letter store). What it counts:
+//! `earshot_webhook_deliveries_total{queue,outcome}`, `earshot_queue_over_budget_total`,
+//! and the gauges of depth, dead letters, breaker and disabled state.
+//!
+//! Memory is bounded by the window: at most `window` entries of a queue are held in memory
+//! (being attempted or waiting for their retry); the rest stays on disk until there is room.
+//! When the endpoint is down, the window fills with entries waiting for their retry and no
+//! more are read, while the circuit breaker keeps them from burning their attempts.
+//!
+//! Why entries are read back from the store instead of handed over in memory: after a restart
+//! the store is the only copy, so reading from it is the one path that is always exercised.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use super::breaker::{Breaker, BreakerSettings, BreakerState};
+use super::file::LineWriter;
+use super::payload::Latency;
+use super::webhook::{self, Outcome, WebhookTarget};
+use crate::metrics::{
+    Latencies, QUEUE_BREAKER_OPEN, QUEUE_DEAD_LETTERS, QUEUE_DEPTH, QUEUE_DISABLED,
+    QUEUE_OVER_BUDGET, WEBHOOK_DELIVERIES,
+};
+use crate::outbox::entry::{now_us, Entry};
+use crate::outbox::store::{Store, Table};
+
+/// What the writer, the dispatcher and the admin server share about one queue.
+#[derive(Debug, Default)]
+pub struct QueueShared {
+    /// Queue id.
+    pub id: String,
+    /// Woken when new entries are in the store (a commit, a replay).
+    pub notify: Notify,
+    /// Entries in the outbox (kept by the writer and the dispatcher; exported as a gauge).
+    pub depth: AtomicU64,
+    /// Entries in the dead-letter store.
+    pub dead: AtomicU64,
+    /// No new entries will come (the writer has finished): deliver what is left, then stop.
+    pub closed: AtomicBool,
+    /// Stop now, leaving what is undelivered in the store (the drain deadline passed).
+    pub stop: AtomicBool,
+    /// A replay asked a disabled queue to deliver again.
+    pub reenable: AtomicBool,
+    /// 1 while disabled (for `/readyz` and the admin API).
+    pub disabled: AtomicBool,
+}
+
+impl QueueShared {
+    /// Shared state of queue `id`, with the counts found in `store`.
+    pub fn new(id: &str, store: &Store) -> Arc<Self> {
+        let s = Self {
+            id: id.to_string(),
+            ..Self::default()
+        };
+        s.depth.store(
+            store.count(Table::Outbox, id).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        s.dead
+            .store(store.count(Table::Dead, id).unwrap_or(0), Ordering::Relaxed);
+        let s = Arc::new(s);
+        s.export();
+        s
+    }
+
+    /// Publishes the depth and dead-letter gauges.
+    pub fn export(&self) {
+        let q = self.id.clone();
+        metrics::gauge!(QUEUE_DEPTH, "queue" => q.clone())
+            .set(self.depth.load(Ordering::Relaxed) as f64);
+        metrics::gauge!(QUEUE_DEAD_LETTERS, "queue" => q)
+            .set(self.dead.load(Ordering::Relaxed) as f64);
+    }
+
+    /// Asks the dispatcher to stop now.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.notify.notify_one();
+    }
+
+    fn sub_depth(&self, n: u64) {
+        let _ = self
+            .depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_sub(n))
+            });
+    }
+}
+
+/// How a queue delivers.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// Attempts before an entry is dead-lettered.
+    pub max_attempts: u32,
+    /// Retry ceilings ([`super::retry`]).
+    pub retry_schedule: Vec<Duration>,
+    /// Attempts in flight at once (1 for ordered queues).
+    pub concurrency: usize,
+    /// Only the oldest entry may be attempted.
+    pub ordered: bool,
+    /// Ingest → delivery budget.
+    pub latency_budget: Option<Duration>,
+    /// Circuit breaker.
+    pub breaker: BreakerSettings,
+    /// Failing this long without a success disables the queue.
+    pub disable_after: Option<Duration>,
+}
+
+impl DispatchSettings {
+    /// Entries held in memory at once: enough to keep `concurrency` attempts busy while some
+    /// wait for their retry.
+    pub fn window(&self) -> usize {
+        if self.ordered {
+            1
+        } else {
+            (self.concurrency * 8).clamp(16, 4096)
+        }
+    }
+}
+
+/// The sink behind a dispatcher.
+pub enum Deliverer {
+    /// Signed HTTP POST.
+    Webhook(WebhookTarget),
+    /// NDJSON lines to a file or stdout.
+    Lines(LineWriter),
+}
+
+/// How long a dispatcher sleeps when nothing wakes it, to pick up entries that reached the
+/// store by another path (a replay through the admin server) even without a notification.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Runs the dispatcher of one queue until it is closed and empty, or stopped.
+pub async fn run(
+    store: Arc<Store>,
+    shared: Arc<QueueShared>,
+    deliverer: Deliverer,
+    settings: DispatchSettings,
+    latencies: Latencies,
+) {
+    match deliverer {
+        Deliverer::Webhook(target) => {
+            Webhooks::new(store, shared, target, settings, latencies)
+                .run()
+                .await
+        }
+        Deliverer::Lines(writer) => lines(store, shared, writer, latencies).await,
+    }
+}
+
+fn count(queue: &str, outcome: &'static str, n: u64) {
+    metrics::counter!(WEBHOOK_DELIVERIES, "queue" => queue.to_string(), "outcome" => outcome)
+        .increment(n);
+}
+
+/// File and stdout queues: write entries in order, in batches; an I/O error is retried after
+/// a pause, never skipped.
+async fn lines(
+    store: Arc<Store>,
+    shared: Arc<QueueShared>,
+    mut writer: LineWriter,
+    lat: Latencies,
+) {
+    let q = shared.id.clone();
+    let mut after = 0u64;
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let closed = shared.closed.load(Ordering::Relaxed);
+        let (batch, broken) = match store.read(Table::Outbox, &q, after, 512) {
+            Ok(r) => r,
+            Err(e) => {
+                error!(queue = %q, error = %e, "cannot read the outbox; retrying");
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+        };
+        if !broken.is_empty() {
+            bury_broken(&store, &shared, &broken);
+            after = after.max(*broken.iter().max().unwrap_or(&0));
+        }
+        if batch.is_empty() {
+            if closed {
+                break;
+            }
+            let _ = tokio::time::timeout(POLL, shared.notify.notified()).await;
+            continue;
+        }
+        match writer.write(batch.iter().map(|s| s.entry.data.get())).await {
+            Ok(()) => {
+                let seqs: Vec<u64> = batch.iter().map(|s| s.seq).collect();
+                after = *seqs.last().unwrap_or(&after);
+                if let Err(e) = store.ack(&q, &seqs) {
+                    error!(queue = %q, error = %e, "cannot remove delivered entries");
+                }
+                shared.sub_depth(seqs.len() as u64);
+                count(&q, "delivered", seqs.len() as u64);
+                let now = now_us();
+                for s in &batch {
+                    lat.record_delivery(Duration::from_micros(
+                        now.saturating_sub(s.entry.received_us),
+                    ));
+                }
+                shared.export();
+            }
+            Err(e) => {
+                error!(queue = %q, error = %e, "cannot write mentions; retrying");
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+    let _ = writer.finish().await;
+    shared.export();
+    debug!(queue = %q, "dispatcher finished");
+}
+
+fn bury_broken(store: &Store, shared: &QueueShared, seqs: &[u64]) {
+    let items: Vec<(u64, Option<&Entry>)> = seqs.iter().map(|&s| (s, None)).collect();
+    match store.bury(&shared.id, &items) {
+        Ok(()) => {
+            error!(queue = %shared.id, entries = seqs.len(),
+                "outbox entries that no longer parse were moved to the dead-letter store");
+            shared.sub_depth(seqs.len() as u64);
+            shared.dead.fetch_add(seqs.len() as u64, Ordering::Relaxed);
+        }
+        Err(e) => error!(queue = %shared.id, error = %e, "cannot move broken entries"),
+    }
+}
+
+struct Slot {
+    entry: Entry,
+    due: Instant,
+    running: bool,
+}
+
+struct Webhooks {
+    store: Arc<Store>,
+    shared: Arc<QueueShared>,
+    target: Arc<WebhookTarget>,
+    s: DispatchSettings,
+    lat: Latencies,
+    slots: BTreeMap<u64, Slot>,
+    read_after: u64,
+    tasks: JoinSet<(u64, webhook::Attempt)>,
+    breaker: Breaker,
+    disabled: bool,
+    rng: fastrand::Rng,
+    acks: Vec<u64>,
+}
+
+impl Webhooks {
+    fn new(
+        store: Arc<Store>,
+        shared: Arc<QueueShared>,
+        target: WebhookTarget,
+        s: DispatchSettings,
+        lat: Latencies,
+    ) -> Self {
+        Self {
+            breaker: Breaker::new(s.breaker),
+            store,
+            shared,
+            target: Arc::new(target),
+            s,
+            lat,
+            slots: BTreeMap::new(),
+            read_after: 0,
+            tasks: JoinSet::new(),
+            disabled: false,
+            rng: fastrand::Rng::new(),
+            acks: Vec::new(),
+        }
+    }
+
+    async fn run(mut self) {
+        let q = self.shared.id.clone();
+        let gauge_breaker = metrics::gauge!(QUEUE_BREAKER_OPEN, "queue" => q.clone());
+        let gauge_disabled = metrics::gauge!(QUEUE_DISABLED, "queue" => q.clone());
+        gauge_disabled.set(0.0);
+        loop {
+            let now = Instant::now();
+            if self.shared.stop.load(Ordering::Relaxed) {
+                self.tasks.abort_all();
+                break;
+            }
+            if self.shared.reenable.swap(false, Ordering::Relaxed) && self.disabled {
+                info!(queue = %q, "queue enabled again");
+                self.disabled = false;
+                self.breaker = Breaker::new(self.s.breaker);
+                self.read_after = 0;
+            }
+            if !self.disabled && self.past_disable_limit(now) {
+                self.disable(now);
+            }
+            self.shared.disabled.store(self.disabled, Ordering::Relaxed);
+            gauge_disabled.set(if self.disabled { 1.0 } else { 0.0 });
+            gauge_breaker.set(match self.breaker.state(now) {
+                BreakerState::Closed => 0.0,
+                _ => 1.0,
+            });
+            let read_nothing = self.refill(now);
+            self.start_due(now);
+            self.flush_acks();
+            if self.shared.closed.load(Ordering::Relaxed)
+                && self.slots.is_empty()
+                && self.tasks.is_empty()
+                && read_nothing
+            {
+                break;
+            }
+            let wake = self.next_wake(now);
+            tokio::select! {
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Ok((seq, attempt)) = done {
+                        self.finished(seq, attempt);
+                    }
+                }
+                _ = self.shared.notify.notified() => {}
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+        self.flush_acks();
+        self.shared.export();
+        debug!(queue = %q, "dispatcher finished");
+    }
+
+    fn past_disable_limit(&self, now: Instant) -> bool {
+        match (self.s.disable_after, self.breaker.failing_for(now)) {
+            (Some(limit), Some(failing)) => failing >= limit,
+            _ => false,
+        }
+    }
+
+    /// The endpoint has failed for too long: everything of this queue, in memory and in the
+    /// store, moves to the dead-letter store until a replay re-enables the queue.
+    fn disable(&mut self, now: Instant) {
+        self.disabled = true;
+        let failing = self.breaker.failing_for(now).unwrap_or_default();
+        error!(queue = %self.shared.id, failing_s = failing.as_secs(),
+            "the endpoint has failed for longer than disable_after; the queue is disabled and its entries go to the dead-letter store (`earshot dlq replay` enables it again)");
+        self.tasks.abort_all();
+        let reason = format!(
+            "queue disabled: the endpoint failed for {}s",
+            failing.as_secs()
+        );
+        let slots = std::mem::take(&mut self.slots);
+        let mut items: Vec<(u64, Entry)> = slots
+            .into_iter()
+            .map(|(seq, mut slot)| {
+                slot.entry.last_error.get_or_insert_with(|| reason.clone());
+                (seq, slot.entry)
+            })
+            .collect();
+        self.bury(&mut items);
+    }
+
+    fn bury(&mut self, items: &mut [(u64, Entry)]) {
+        if items.is_empty() {
+            return;
+        }
+        let refs: Vec<(u64, Option<&Entry>)> = items.iter().map(|(s, e)| (*s, Some(e))).collect();
+        match self.store.bury(&self.shared.id, &refs) {
+            Ok(()) => {
+                self.shared.sub_depth(items.len() as u64);
+                self.shared
+                    .dead
+                    .fetch_add(items.len() as u64, Ordering::Relaxed);
+                self.shared.export();
+            }
+            Err(e) => error!(queue = %self.shared.id, error = %e,
+                "cannot move entries to the dead-letter store; they stay in the outbox"),
+        }
+    }
+
+    /// Reads entries into the window. Returns true when the store had nothing new.
+    fn refill(&mut self, now: Instant) -> bool {
+        let room = self.s.window().saturating_sub(self.slots.len());
+        if room == 0 {
+            return false;
+        }
+        let (batch, broken) =
+            match self
+                .store
+                .read(Table::Outbox, &self.shared.id, self.read_after, room)
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    error!(queue = %self.shared.id, error = %e, "cannot read the outbox");
+                    return false;
+                }
+            };
+        if !broken.is_empty() {
+            bury_broken(&self.store, &self.shared, &broken);
+            self.read_after = self.read_after.max(*broken.iter().max().unwrap_or(&0));
+        }
+        let nothing = batch.is_empty() && broken.is_empty();
+        if self.disabled {
+            let mut items: Vec<(u64, Entry)> = batch
+                .into_iter()
+                .map(|s| {
+                    let mut e = s.entry;
+                    e.last_error
+                        .get_or_insert_with(|| "queue disabled".to_string());
+                    (s.seq, e)
+                })
+                .collect();
+            self.bury(&mut items);
+            return nothing;
+        }
+        for s in batch {
+            self.read_after = s.seq;
+            self.slots.insert(
+                s.seq,
+                Slot {
+                    entry: s.entry,
+                    due: now,
+                    running: false,
+                },
+            );
+        }
+        nothing
+    }
+
+    fn start_due(&mut self, now: Instant) {
+        if self.disabled {
+            return;
+        }
+        let concurrency = if self.s.ordered {
+            1
+        } else {
+            self.s.concurrency.max(1)
+        };
+        let candidates: Vec<u64> = if self.s.ordered {
+            self.slots.keys().next().copied().into_iter().collect()
+        } else {
+            self.slots
+                .iter()
+                .filter(|(_, s)| !s.running && s.due <= now)
+                .map(|(k, _)| *k)
+                .collect()
+        };
+        for seq in candidates {
+            if self.tasks.len() >= concurrency || !self.breaker.allows(now) {
+                break;
+            }
+            let Some(slot) = self.slots.get_mut(&seq) else {
+                continue;
+            };
+            if slot.running || slot.due > now {
+                continue;
+            }
+            slot.running = true;
+            self.breaker.started(now);
+            let entry = slot.entry.clone();
+            let target = self.target.clone();
+            let elapsed = Duration::from_micros(now_us().saturating_sub(entry.received_us));
+            let latency = Latency {
+                elapsed_ms: elapsed.as_millis() as u64,
+                budget_ms: self.s.latency_budget.map(|b| b.as_millis() as u64),
+                over_budget: self.s.latency_budget.is_some_and(|b| elapsed > b),
+            };
+            let n = entry.attempts + 1;
+            self.tasks.spawn(async move {
+                let a = webhook::attempt(&target, &entry, n, latency).await;
+                (seq, a)
+            });
+        }
+    }
+
+    fn finished(&mut self, seq: u64, attempt: webhook::Attempt) {
+        let now = Instant::now();
+        let q = self.shared.id.clone();
+        let Some(mut slot) = self.slots.remove(&seq) else {
+            return;
+        };
+        slot.running = false;
+        slot.entry.attempts += 1;
+        match attempt.outcome {
+            Outcome::Delivered => {
+                let was_failing = self.breaker.state(now) != BreakerState::Closed
+                    || self.breaker.failing_for(now).is_some();
+                self.breaker.succeeded();
+                if was_failing {
+                    info!(queue = %q, "the endpoint accepts deliveries again");
+                    // Entries waiting out a retry failed because of the outage, not
+                    // because of themselves: they go now.
+                    for s in self.slots.values_mut() {
+                        s.due = s.due.min(now);
+                    }
+                }
+                count(&q, "delivered", 1);
+                let elapsed =
+                    Duration::from_micros(now_us().saturating_sub(slot.entry.received_us));
+                self.lat.record_delivery(elapsed);
+                if self.s.latency_budget.is_some_and(|b| elapsed > b) {
+                    metrics::counter!(QUEUE_OVER_BUDGET, "queue" => q.clone()).increment(1);
+                }
+                self.acks.push(seq);
+            }
+            Outcome::Rejected => {
+                // The endpoint answered: it is up, just refusing this entry.
+                self.breaker.succeeded();
+                count(&q, "rejected", 1);
+                warn!(queue = %q, id = %slot.entry.id, detail = %attempt.detail,
+                    "the endpoint rejected an entry; it goes to the dead-letter store");
+                slot.entry.last_error = Some(attempt.detail);
+                self.bury(&mut [(seq, slot.entry)]);
+            }
+            Outcome::Retry(after) => {
+                slot.entry.last_error = Some(attempt.detail.clone());
+                match after {
+                    Some(d) => self.breaker.pause(now, now + d),
+                    None => {
+                        if self.breaker.failed(now) {
+                            warn!(queue = %q, detail = %attempt.detail,
+                                "circuit breaker open: deliveries paused");
+                        }
+                    }
+                }
+                if slot.entry.attempts >= self.s.max_attempts.max(1) {
+                    count(&q, "dead", 1);
+                    warn!(queue = %q, id = %slot.entry.id, attempts = slot.entry.attempts,
+                        detail = %attempt.detail, "giving up after the last attempt; the entry goes to the dead-letter store");
+                    self.bury(&mut [(seq, slot.entry)]);
+                    return;
+                }
+                count(&q, "retry", 1);
+                debug!(queue = %q, id = %slot.entry.id, detail = %attempt.detail, "attempt failed");
+                let wait = super::retry::delay(
+                    &self.s.retry_schedule,
+                    slot.entry.attempts,
+                    after,
+                    &mut self.rng,
+                );
+                slot.due = now + wait;
+                if let Err(e) = self.store.update(&q, seq, &slot.entry) {
+                    debug!(queue = %q, error = %e, "cannot record the attempt count");
+                }
+                self.slots.insert(seq, slot);
+            }
+        }
+    }
+
+    fn flush_acks(&mut self) {
+        if self.acks.is_empty() {
+            return;
+        }
+        let acks = std::mem::take(&mut self.acks);
+        if let Err(e) = self.store.ack(&self.shared.id, &acks) {
+            error!(queue = %self.shared.id, error = %e,
+                "cannot remove delivered entries; they may be delivered again");
+        }
+        self.shared.sub_depth(acks.len() as u64);
+        self.shared.export();
+    }
+
+    fn next_wake(&self, now: Instant) -> Instant {
+        let mut wake = now + POLL;
+        let concurrency = if self.s.ordered {
+            1
+        } else {
+            self.s.concurrency.max(1)
+        };
+        if self.tasks.len() >= concurrency {
+            // A finishing attempt wakes the loop.
+        } else if !self.breaker.allows(now) {
+            if let Some(t) = self.breaker.next_change(now) {
+                wake = wake.min(t);
+            }
+        } else {
+            for s in self.slots.values() {
+                if !s.running {
+                    wake = wake.min(s.due.max(now));
+                }
+            }
+        }
+        wake
+    }
+}
