@@ -55,6 +55,7 @@ fn owned(p: &Post<'_>) -> Post<'static> {
         engagement: p.engagement,
         flags: p.flags,
         links: p.links.iter().map(own).collect(),
+        original: p.original.as_ref().map(own),
     }
 }
 

@@ -556,6 +556,7 @@ mod tests {
             engagement: None,
             flags: PostFlags::default(),
             links: Vec::new(),
+            original: None,
         }
     }
 

@@ -98,5 +98,6 @@ fn post_of(example: &Example) -> Post<'_> {
             .iter()
             .map(|l| Cow::Borrowed(l.as_str()))
             .collect(),
+        original: None,
     }
 }

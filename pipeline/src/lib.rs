@@ -4,7 +4,8 @@
 //! - [`source`]: transports (Jetstream websocket, X-style NDJSON over HTTP, Mastodon SSE,
 //!   files) that turn a stream into batches of raw frames on a bounded channel.
 //! - [`stage`]: the CPU stages a worker runs on every post: decode, normalize, match, score,
-//!   route. Each is a compiled value with a pure function at its core.
+//!   route, and the per-queue noise gate that rolls reposts, storms and repeat authors up
+//!   into digests. Each is a compiled value with a pure function at its core.
 //! - [`rules`]: the rule language and the rule files brand teams write.
 //! - [`customers`]: the CRM table of which accounts belong to which customers, attached to
 //!   mentions and read for urgency; reloaded when its file changes.

@@ -75,6 +75,11 @@ pub struct MentionPost {
     /// [`Post::links`]); left out when there are none, as most posts have none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<String>,
+    /// The `id` (same form as [`MentionPost::id`]) of the post this one reposts or quotes,
+    /// so a consumer can join a retweet storm to the post it amplifies (see
+    /// [`Post::original`]); left out when the post is neither or the format does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
 }
 
 /// The author part of the contract.
@@ -121,6 +126,7 @@ impl MentionPost {
             lang: post.lang.as_deref().map(str::to_string),
             created_at: post.created_at.as_deref().map(str::to_string),
             links: post.links.iter().map(|l| l.to_string()).collect(),
+            original: post.original.as_deref().map(str::to_string),
         }
     }
 }
@@ -231,6 +237,7 @@ mod tests {
             engagement: None,
             flags: PostFlags::default(),
             links: Vec::new(),
+            original: None,
         };
         let json = serde_json::to_value(MentionPost::from_post(&post)).expect("json");
         assert!(json.get("links").is_none());
@@ -246,6 +253,40 @@ mod tests {
                 "https://acme.example/blog/outage-update",
                 "https://acme.example/?a=1&b=2"
             ])
+        );
+    }
+
+    #[test]
+    fn the_original_is_in_the_contract_only_for_reposts_and_quotes() {
+        use crate::post::{Author, PostFlags};
+        use std::borrow::Cow;
+        let mut post = Post {
+            platform: Platform::X,
+            id: Cow::Borrowed("1440716856763977732"),
+            uri: None,
+            url: None,
+            author: Author {
+                id: Cow::Borrowed("4100727022"),
+                ..Author::default()
+            },
+            text: Cow::Borrowed("RT @carolJhedges: …"),
+            lang: None,
+            created_at: None,
+            time_us: None,
+            engagement: None,
+            flags: PostFlags::default(),
+            links: Vec::new(),
+            original: None,
+        };
+        let json = serde_json::to_value(MentionPost::from_post(&post)).expect("json");
+        assert!(json.get("original").is_none());
+        post.flags.repost = true;
+        post.original = Some(Cow::Borrowed("x:1440713161355583489"));
+        let json = serde_json::to_value(MentionPost::from_post(&post)).expect("json");
+        assert_eq!(json["original"], "x:1440713161355583489");
+        assert_eq!(
+            json["id"], "x:1440716856763977732",
+            "the same form as the id"
         );
     }
 

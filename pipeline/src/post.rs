@@ -11,6 +11,9 @@
 //! alone shows shortened forms (`acme.com/blog/…`, `t.co` links) that `url:` / `domain:` rules
 //! cannot match. An empty `Vec` does not allocate, so the many posts without links cost
 //! nothing.
+//!
+//! [`Post::original`] names the post a repost or quote refers to, in canonical form, so a
+//! stage after the decoder can tell that a thousand retweets are one story.
 
 use std::borrow::Cow;
 
@@ -129,6 +132,15 @@ pub struct Post<'a> {
     /// link to the post's own page).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Cow<'a, str>>,
+    /// The globally unique id of the post this one reposts or quotes, in the form
+    /// [`Post::canonical_id`] gives that post (`at://…/app.bsky.feed.post/…`, `x:<id>`, the
+    /// Mastodon status URI, the Reddit permalink URL), so that an original and its reposts
+    /// can be joined on it: the noise gate rolls up reposts of one original this way. Set
+    /// only when the format names the post (a repost wins over a quote when a post is both,
+    /// as an X retweet of a quote tweet is); `flags.repost` / `flags.quote` can be set
+    /// without it (a Mastodon quote that gives only a local id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<Cow<'a, str>>,
 }
 
 impl Post<'_> {

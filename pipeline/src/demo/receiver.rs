@@ -31,6 +31,8 @@ pub struct Received {
     /// (path, webhook-id) of every accepted delivery: a mention routed to two queues arrives
     /// once at each queue's path, and only a second arrival at the same path is a duplicate.
     pub deliveries: std::collections::HashSet<(String, String)>,
+    /// Digests (`mention.digest`) accepted, by webhook-id: what noise control rolled up.
+    pub digests: HashMap<String, serde_json::Value>,
 }
 
 /// Receiver state shared with the handler.
@@ -124,6 +126,12 @@ pub fn verify(
     let envelope: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     let data = &envelope["data"];
+    if envelope["type"] == "mention.digest" {
+        if data["digest_id"].as_str() != Some(id.as_str()) || data.get("total").is_none() {
+            return Err("digest_id does not match webhook-id, or the digest lacks `total`".into());
+        }
+        return Ok((id, envelope));
+    }
     if envelope["type"] != "mention.created" || data["mention_id"].as_str() != Some(id.as_str()) {
         return Err("envelope type or mention_id does not match webhook-id".into());
     }
@@ -171,6 +179,13 @@ async fn handle(
         }
         Ok((id, envelope)) => {
             let mut rec = r.received.lock().unwrap_or_else(|e| e.into_inner());
+            if envelope["type"] == "mention.digest" {
+                if !rec.deliveries.insert((uri.path().to_string(), id.clone())) {
+                    r.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+                rec.digests.insert(id, envelope["data"].clone());
+                return (StatusCode::NO_CONTENT, HeaderMap::new(), String::new());
+            }
             if !rec.deliveries.insert((uri.path().to_string(), id.clone())) {
                 r.duplicates.fetch_add(1, Ordering::Relaxed);
             } else if !rec.by_id.contains_key(&id) {

@@ -1135,6 +1135,7 @@ mod tests {
             engagement: None,
             flags: PostFlags::default(),
             links: Vec::new(),
+            original: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The CPU stages a worker runs on every post, in order: decode → normalize → match → score
-//! → route.
+//! → route; then, per queue, [`noise`] decides whether a routed mention is delivered now or
+//! held for the queue's digest.
 pub mod decode;
 pub mod matcher;
 pub mod noise;

@@ -214,6 +214,7 @@ mod tests {
             engagement: None,
             flags: PostFlags::default(),
             links: Vec::new(),
+            original: None,
         }
     }
 

@@ -349,6 +349,9 @@ url = "ws://{sim}/subscribe"
 id = "all"
 sink = "file"
 path = "mentions.ndjson"
+[queue.noise]
+reposts = false
+storm = false
 [[route]]
 queue = "all"
 "#,

@@ -64,7 +64,8 @@ fn config(sim: std::net::SocketAddr, hook: std::net::SocketAddr) -> Config {
     let head = support::jetstream_config_head(&support::rules_dir(), sim, "", "");
     let queue = support::catch_all_queue(&format!(
         "sink = \"webhook\"\nurl = \"http://{hook}/all\"\nsecret_env = \"{}\"\n\
-         retry_schedule = [\"10ms\", \"200ms\"]\nbreaker_cooldown = \"50ms\"",
+         retry_schedule = [\"10ms\", \"200ms\"]\nbreaker_cooldown = \"50ms\"\n\
+         [queue.noise]\nreposts = false\nstorm = false",
         support::SECRET_ENV
     ));
     let text = head + &queue;

@@ -164,6 +164,7 @@ fn evaluate(table: &'static str) -> (Confusion, Confusion, String) {
             engagement: None,
             flags: PostFlags::default(),
             links: Vec::new(),
+            original: None,
         };
         normalize(row.text, &mut norm);
         matcher.match_post(&post, &norm, &mut ms, &mut hits);

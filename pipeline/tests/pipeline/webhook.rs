@@ -49,6 +49,7 @@ fn mention(n: u32) -> Arc<Mention> {
         engagement: None,
         flags: PostFlags::default(),
         links: Vec::new(),
+        original: None,
     };
     let mpost = MentionPost::from_post(&post);
     Arc::new(Mention {

@@ -128,6 +128,7 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
         engagement: None,
         flags: PostFlags::default(),
         links: Vec::new(),
+        original: None,
     });
     Ok(1)
 }

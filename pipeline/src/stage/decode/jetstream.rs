@@ -11,7 +11,12 @@
 //! the media half of `recordWithMedia` (an `external` there counts as a link instead).
 //! Links: the `uri` of every link facet feature and the `external.uri` of an `external`
 //! embed (or of an `external` as the media of `recordWithMedia`), in document order; the
-//! text only shows them shortened (`acme.com/blog/…`).
+//! text only shows them shortened (`acme.com/blog/…`). Original (the quoted post):
+//! `embed.record.uri` of an `app.bsky.embed.record` embed, `embed.record.record.uri` of a
+//! `recordWithMedia`, kept only when it names an `app.bsky.feed.post` (a record embed can
+//! also show a feed, a list or a starter pack); such a URI is already the quoted post's
+//! canonical id. Repost records (`app.bsky.feed.repost`) are skipped, not posts: they carry
+//! no text for a rule to match, so their `subject.uri` is not read.
 //!
 //! Everything else is skipped under its own reason: the operation decides first (`delete` →
 //! Delete, `update` → Update, whatever the collection), then the collection of a create
@@ -23,10 +28,10 @@
 //! handles every ordinary event; [`decode`] walks simd-json's tape and handles whatever the
 //! fast reader is unsure of (malformed frames, escaped keys, duplicate containers…). Both
 //! keep the same rules for repeated keys: a later scalar field replaces an earlier one,
-//! flags and links from every `embed` / `facets` add up, and inside an embed or facet the
-//! first `$type` / `media` / `features` / `external` / `uri` counts (as [`Val::get`] finds
-//! it). Both hand the same URIs in the same order to [`super::push_link`], which filters
-//! them, so their links agree too.
+//! flags and links from every `embed` / `facets` add up, the first `embed` that quotes gives
+//! the original, and inside an embed or facet the first `$type` / `media` / `features` /
+//! `external` / `record` / `uri` counts (as [`Val::get`] finds it). Both hand the same URIs
+//! in the same order to [`super::push_link`], which filters them, so their links agree too.
 
 use std::borrow::Cow;
 
@@ -39,6 +44,7 @@ use crate::skip::SkipReason;
 const POST: &[u8] = b"app.bsky.feed.post";
 const LINK_FEATURE: &[u8] = b"app.bsky.richtext.facet#link";
 const EXTERNAL: &[u8] = b"app.bsky.embed.external";
+const RECORD: &[u8] = b"app.bsky.embed.record";
 const RECORD_WITH_MEDIA: &[u8] = b"app.bsky.embed.recordWithMedia";
 
 /// Link URIs the fast reader collects from one event before it hands the event to the tape
@@ -96,7 +102,7 @@ fn embed_flags(
     flags: &mut PostFlags,
 ) -> EmbedLink {
     match embed_type {
-        Some(b"app.bsky.embed.record") => flags.quote = true,
+        Some(RECORD) => flags.quote = true,
         Some(RECORD_WITH_MEDIA) => {
             flags.quote = true;
             match media_type {
@@ -127,6 +133,7 @@ struct Fields<'a, S> {
     time_us: Option<u64>,
     flags: PostFlags,
     links: Vec<Cow<'a, str>>,
+    original: Option<S>,
 }
 
 impl<'a> Fields<'a, &'a str> {
@@ -147,6 +154,7 @@ impl<'a> Fields<'a, &'a str> {
             engagement: None,
             flags: self.flags,
             links: self.links,
+            original: self.original.and_then(quoted_post).map(Cow::Borrowed),
         }
     }
 }
@@ -170,6 +178,8 @@ struct Event {
     created_at: Option<RawStr>,
     lang: Option<RawStr>,
     flags: PostFlags,
+    /// The URI the first quoting embed names (not yet checked to be a post).
+    original: Option<RawStr>,
 }
 
 /// Reads one Jetstream event from `frame` without a tape: `Some` with the same result
@@ -206,6 +216,7 @@ pub(super) fn read<F: FnMut(Post<'_>)>(
         Some(text),
         event.created_at,
         event.lang,
+        event.original,
     ];
     for span in spans.iter_mut().flatten() {
         if span.escaped {
@@ -224,7 +235,7 @@ pub(super) fn read<F: FnMut(Post<'_>)>(
         read_links(frame, link_spans)
     };
     let value = |s: Option<RawStr>| s.and_then(|s| simdutf8::basic::from_utf8(s.raw(frame)).ok());
-    let [did, rkey, text, created_at, lang] = spans.map(value);
+    let [did, rkey, text, created_at, lang, original] = spans.map(value);
     let (Some(did), Some(rkey), Some(text)) = (did, rkey, text) else {
         // Unreachable: the reader checked these strings' UTF-8 and escapes.
         return Some(Err(SkipReason::InvalidUtf8));
@@ -239,6 +250,7 @@ pub(super) fn read<F: FnMut(Post<'_>)>(
             time_us: event.time_us,
             flags: event.flags,
             links,
+            original,
         }
         .into_post(),
     );
@@ -322,7 +334,7 @@ fn scan_record(c: &mut Cursor<'_>, event: &mut Event, links: &mut Vec<RawStr>) -
             b"createdAt" => event.created_at = c.string_or_skip()?,
             b"langs" => event.lang = first_string(c)?,
             b"reply" => event.flags.reply = !c.is_null()?,
-            b"embed" => scan_embed(c, &mut event.flags, links)?,
+            b"embed" => scan_embed(c, &mut event.flags, &mut event.original, links)?,
             b"facets" => event.flags.link |= scan_facets(c, links)?,
             _ => c.skip()?,
         }
@@ -364,10 +376,34 @@ fn scan_typed(
     Ok(kind.flatten())
 }
 
-fn scan_embed(c: &mut Cursor<'_>, flags: &mut PostFlags, links: &mut Vec<RawStr>) -> Scan<()> {
+fn scan_embed(
+    c: &mut Cursor<'_>,
+    flags: &mut PostFlags,
+    original: &mut Option<RawStr>,
+    links: &mut Vec<RawStr>,
+) -> Scan<()> {
     let mut media: Option<(Option<RawStr>, Option<RawStr>)> = None;
     let mut external: Option<Option<RawStr>> = None;
+    // `record.uri` and `record.record.uri`.
+    let mut record: Option<(Option<RawStr>, Option<RawStr>)> = None;
     let embed_type = scan_typed(c, |c, key| match key {
+        b"record" if record.is_none() => {
+            let mut uri = None;
+            let mut inner = None;
+            c.object_or_skip(|c, key| match key {
+                b"uri" if uri.is_none() => {
+                    uri = Some(c.string_or_skip()?);
+                    Ok(())
+                }
+                b"record" if inner.is_none() => {
+                    inner = Some(scan_uri(c)?);
+                    Ok(())
+                }
+                _ => c.skip(),
+            })?;
+            record = Some((uri.flatten(), inner.flatten()));
+            Ok(())
+        }
         b"media" if media.is_none() => {
             let mut media_external = None;
             let media_type = scan_typed(c, |c, key| {
@@ -390,7 +426,16 @@ fn scan_embed(c: &mut Cursor<'_>, flags: &mut PostFlags, links: &mut Vec<RawStr>
     let doc = c.doc();
     let plain = |s: Option<RawStr>| s.map(|s| s.plain(doc)).transpose();
     let (media_type, media_uri) = media.unwrap_or_default();
-    let uri = match embed_flags(plain(embed_type)?, plain(media_type)?, flags) {
+    let embed_type = plain(embed_type)?;
+    if original.is_none() {
+        let (uri, inner) = record.unwrap_or_default();
+        *original = match embed_type {
+            Some(RECORD) => uri,
+            Some(RECORD_WITH_MEDIA) => inner,
+            _ => None,
+        };
+    }
+    let uri = match embed_flags(embed_type, plain(media_type)?, flags) {
         EmbedLink::None => None,
         EmbedLink::External => external.flatten(),
         EmbedLink::MediaExternal => media_uri,
@@ -519,6 +564,7 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
     let mut lang = None;
     let mut flags = PostFlags::default();
     let mut links = Vec::new();
+    let mut original = None;
     for (key, value) in record.entries() {
         match key {
             "text" => text = value.str(),
@@ -527,7 +573,16 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
             "reply" => flags.reply = !value.is_null(),
             "embed" => {
                 let media = value.get("media");
-                let uri = match embed_flags(type_of(Some(value)), type_of(media), &mut flags) {
+                let embed_type = type_of(Some(value));
+                if original.is_none() {
+                    let quoted = value.get("record");
+                    original = match embed_type {
+                        Some(RECORD) => uri_of(quoted),
+                        Some(RECORD_WITH_MEDIA) => uri_of(quoted.and_then(|r| r.get("record"))),
+                        _ => None,
+                    };
+                }
+                let uri = match embed_flags(embed_type, type_of(media), &mut flags) {
                     EmbedLink::None => None,
                     EmbedLink::External => uri_of(value.get("external")),
                     EmbedLink::MediaExternal => uri_of(media.and_then(|m| m.get("external"))),
@@ -552,10 +607,24 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
             time_us,
             flags,
             links,
+            original,
         }
         .into_post(),
     );
     Ok(1)
+}
+
+/// `uri` if it names a Bluesky post (`at://<repo>/app.bsky.feed.post/<rkey>`), the form
+/// [`Post::canonical_id`] gives a post.
+fn quoted_post(uri: &str) -> Option<&str> {
+    let rest = uri.strip_prefix("at://")?;
+    let mut parts = rest.split('/');
+    let (repo, collection, rkey) = (parts.next()?, parts.next()?, parts.next()?);
+    let post = !repo.is_empty()
+        && collection == "app.bsky.feed.post"
+        && !rkey.is_empty()
+        && parts.next().is_none();
+    post.then_some(uri)
 }
 
 /// The first `$type` of an object, if it is a string.

@@ -9,7 +9,10 @@
 //! from the reblogged status (as an X retweet carries `RT @user: …`), while id and author stay
 //! the reblogger's. Flags: reply = `in_reply_to_id` non-null, repost = `reblog` non-null,
 //! quote = `quote` non-null, link = a `card` or an `<a href>` in the content that is not a
-//! mention or hashtag, media = `media_attachments` non-empty. Links: the `href` of every
+//! mention or hashtag, media = `media_attachments` non-empty. Original = the reblogged
+//! status's `uri`, else the quoted status's (`quote.quoted_status.uri`, or `quote.uri` where
+//! a server puts the status itself in `quote`): the same URI that status's own post gets as
+//! its id. Links: the `href` of every
 //! such `<a>` in document order, then the `card`'s `url` (the preview Mastodon built for one
 //! of them, so usually the same URL and kept once); a reblog's come from the reblogged status
 //! with its text.
@@ -84,6 +87,7 @@ fn status<F: FnMut(Post<'_>)>(
     let mut lang = None;
     let mut created_at = None;
     let mut reblog = None;
+    let mut quote = None;
     let mut card = None;
     let mut media = false;
     let mut counts = [None; 3];
@@ -100,7 +104,10 @@ fn status<F: FnMut(Post<'_>)>(
             "created_at" => created_at = value.str(),
             "in_reply_to_id" => flags.reply = !value.is_null(),
             "reblog" => reblog = value.non_null(),
-            "quote" => flags.quote = !value.is_null(),
+            "quote" => {
+                flags.quote = !value.is_null();
+                quote = value.non_null();
+            }
             "card" => card = value.non_null(),
             "media_attachments" => media = value.is_nonempty_array(),
             "favourites_count" => counts[0] = value.u64(),
@@ -113,6 +120,11 @@ fn status<F: FnMut(Post<'_>)>(
         return Err(SkipReason::WrongShape);
     };
     flags.repost = reblog.is_some();
+    let original = reblog
+        .and_then(|r| r.get("uri"))
+        .or_else(|| quote.and_then(quoted_uri))
+        .and_then(Val::str)
+        .filter(|uri| !uri.is_empty());
     if let Some(original) = reblog.filter(|_| content.is_empty()) {
         content = original.get("content").and_then(Val::str).unwrap_or("");
         card = original.get("card").and_then(Val::non_null);
@@ -161,6 +173,17 @@ fn status<F: FnMut(Post<'_>)>(
         engagement: sum_counts(counts),
         flags,
         links,
+        original: original.map(Cow::Borrowed),
     });
     Ok(1)
+}
+
+/// Where a `quote` keeps the quoted status's URI: Mastodon's Quote entity (4.4+) holds the
+/// status in `quoted_status`, while servers that shipped quotes earlier put the status itself
+/// in `quote`. A shallow quote (`quoted_status_id` only) gives a local id, not a URI: none.
+fn quoted_uri<'t, 'f>(quote: Val<'t, 'f>) -> Option<Val<'t, 'f>> {
+    match quote.get("quoted_status") {
+        Some(status) => status.get("uri"),
+        None => quote.get("uri"),
+    }
 }

@@ -316,6 +316,9 @@ struct Scratch {
     uri: String,
     /// Built timestamp: Reddit `created_utc` as RFC 3339.
     stamp: String,
+    /// Built original: the canonical id of the post an X tweet reposts or quotes
+    /// (`x:<id>`), a Reddit crosspost's parent permalink.
+    original: String,
     /// Built id: a generic id given as a number.
     id: String,
     /// Built author id: a generic author id given as a number.

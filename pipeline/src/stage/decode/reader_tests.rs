@@ -63,7 +63,8 @@ fn by_reader(frame: &[u8], limits: DecodeLimits) -> Option<Outcome> {
     result.map(|r| collect(r, posts))
 }
 
-fn assert_agree(frame: &[u8], limits: DecodeLimits) {
+/// Asserts that the decoder (fast reader first) and the tape decoder give the same outcome.
+pub(super) fn assert_agree(frame: &[u8], limits: DecodeLimits) {
     assert_eq!(
         by_decoder(frame, limits),
         by_tape(frame, limits),
@@ -148,6 +149,19 @@ fn reader_follows_the_tape_on_repeated_and_odd_keys() {
         record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.recordWithMedia","media":{"external":{"uri":"https://a.example/m"},"$type":"app.bsky.embed.external","external":{"uri":"https://a.example/n"}},"external":{"uri":"https://a.example/x"}}}"#),
         record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.recordWithMedia","media":{"$type":"app.bsky.embed.images","external":{"uri":"https://a.example/m"}}}}"#),
         record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.external","external":{"uri":"https://a.example/e"}},"facets":[{"features":[{"uri":"https://a.example/f","$type":"app.bsky.richtext.facet#link","uri":"https://a.example/g"},{"$type":"app.bsky.richtext.facet#tag","uri":"https://a.example/t"},{"$type":"app.bsky.richtext.facet#link","uri":null}]}],"embed":{"$type":"app.bsky.embed.external","external":{"uri":"https://a.example/e2"}},"facets":[{"features":[{"$type":"app.bsky.richtext.facet#link","uri":"https://a.example/e"}]}]}"#),
+        // The quoted post: the first embed that quotes counts, inside it the first `record`
+        // and `uri`; a recordWithMedia's is `record.record.uri`; only post URIs are kept,
+        // after unescaping.
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.record","record":{"uri":"at://did:plc:x/app.bsky.feed.post/1"}},"embed":{"$type":"app.bsky.embed.record","record":{"uri":"at://did:plc:x/app.bsky.feed.post/2"}}}"#),
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.images"},"embed":{"$type":"app.bsky.embed.record","record":{"uri":"at://did:plc:x/app.bsky.feed.post/2"}}}"#),
+        record(r#"{"text":"a","embed":{"record":{"uri":1,"uri":"at://did:plc:x/app.bsky.feed.post/1"},"$type":"app.bsky.embed.record","record":{"uri":"at://did:plc:x/app.bsky.feed.post/2"}}}"#),
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.record","record":[],"record":{"uri":"at://did:plc:x/app.bsky.feed.post/2"}}}"#),
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.recordWithMedia","media":{"$type":"app.bsky.embed.images"},"record":{"uri":"at://did:plc:x/app.bsky.feed.post/outer","record":{"uri":"at://did:plc:x/app.bsky.feed.post/inner","uri":"at://did:plc:x/app.bsky.feed.post/later"},"record":{"uri":"at://did:plc:x/app.bsky.feed.post/second"}}}}"#),
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.recordWithMedia","record":{"uri":"at://did:plc:x/app.bsky.feed.post/outer"}}}"#),
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.record","record":{"uri":"at:\/\/did:plc:x\/app.bsky.feed.post\/\u0031"}}}"#),
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.record","record":{"uri":"at://did:plc:x/app.bsky.feed.generator/hot"}}}"#),
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.record","record":{"uri":"at://did:plc:x/app.bsky.feed.post/1/extra"}}}"#),
+        record(r#"{"text":"a","embed":{"$type":"app.bsky.embed.external","record":{"uri":"at://did:plc:x/app.bsky.feed.post/1"}}}"#),
         // Escaped URIs are unescaped before they are compared, kept or left out.
         record(r#"{"text":"a","facets":[{"features":[{"$type":"app.bsky.richtext.facet#link","uri":"https:\/\/a.example\/?q=1\u0026r=\u00e9"},{"$type":"app.bsky.richtext.facet#link","uri":"https://a.example/?q=1&r=é"},{"$type":"app.bsky.richtext.facet#link","uri":"\u0061t://did:plc:x/app.bsky.feed.post/1"},{"$type":"app.bsky.richtext.facet#link","uri":"\u0068ttps://b.example"}]}]}"#),
         record(r#"{"text":"a","facets":[{"features":[{"$type":"app.bsky.richtext.facet\u0023link","uri":"https://a.example"}]}]}"#),
@@ -313,6 +327,8 @@ fn embed() -> impl Strategy<Value = Option<Value>> {
         Just(None),
         Just(Some(json!({"$type": "app.bsky.embed.images", "images": [{"alt": "é", "image": {"size": 10}}]}))),
         Just(Some(json!({"$type": "app.bsky.embed.record", "record": {"uri": "at://x"}}))),
+        Just(Some(json!({"$type": "app.bsky.embed.record", "record": {"cid": "c", "uri": "at://did:plc:abc/app.bsky.feed.post/3l3qo2v6show4"}}))),
+        Just(Some(json!({"$type": "app.bsky.embed.recordWithMedia", "media": {"$type": "app.bsky.embed.images", "images": []}, "record": {"$type": "app.bsky.embed.record", "record": {"cid": "c", "uri": "at://did:plc:abc/app.bsky.feed.post/3l3qo2v6show4"}}}))),
         link_uri().prop_map(|uri| Some(json!({"$type": "app.bsky.embed.external", "external": {"description": "d", "title": "t", "uri": uri}}))),
         link_uri().prop_map(|uri| Some(json!({"$type": "app.bsky.embed.recordWithMedia", "media": {"$type": "app.bsky.embed.external", "external": {"uri": uri}}, "record": {"record": {"uri": "at://x"}}}))),
         Just(Some(json!({"$type": "app.bsky.embed.recordWithMedia", "media": {"$type": "app.bsky.embed.external"}}))),

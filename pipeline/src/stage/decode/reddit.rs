@@ -12,7 +12,10 @@
 //! submission's link is its `url` (left out when it is the submission's own page, as a
 //! self post's `url` is). A comment has no links: Reddit gives no field for the links in a
 //! comment's markdown, and its `link_url` is the link of the submission it answers, not one
-//! the comment carries.
+//! the comment carries. A crosspost (`crosspost_parent` non-null) is a repost; its original
+//! is the parent's uri, `https://www.reddit.com` + the `permalink` of the first
+//! `crosspost_parent_list` entry (the parent's own post has that uri as its id). Without that
+//! list only the parent's fullname is known, which is not the parent's id: no original.
 //! Reddit's JSON escapes `&`, `<` and `>` in text as HTML references unless the client asked
 //! for `raw_json=1`; they are decoded either way (a user who literally typed `&amp;` under
 //! `raw_json=1` is the rare loser).
@@ -110,6 +113,7 @@ fn thing<F: FnMut(Post<'_>)>(
     let mut score = None;
     let mut comments = None;
     let mut url = None;
+    let mut crosspost = None;
     let mut flags = PostFlags {
         reply: comment,
         ..PostFlags::default()
@@ -134,6 +138,14 @@ fn thing<F: FnMut(Post<'_>)>(
                 flags.media |= matches!(value.str(), Some("image" | "hosted:video" | "rich:video"));
             }
             "is_video" | "is_gallery" if !comment => flags.media |= value.bool() == Some(true),
+            "crosspost_parent" if !comment => flags.repost |= !value.is_null(),
+            "crosspost_parent_list" if !comment => {
+                crosspost = value
+                    .items()
+                    .next()
+                    .and_then(|parent| parent.get("permalink"))
+                    .and_then(Val::str);
+            }
             _ => {}
         }
     }
@@ -182,6 +194,13 @@ fn thing<F: FnMut(Post<'_>)>(
         push_link(&mut links, unescape_url(url));
     }
 
+    scratch.original.clear();
+    let original = crosspost.filter(|p| !p.is_empty()).map(|permalink| {
+        scratch.original.push_str(ORIGIN);
+        scratch.original.push_str(permalink);
+        Cow::Borrowed(scratch.original.as_str())
+    });
+
     scratch.stamp.clear();
     let created_at = created.and_then(|secs| rfc3339(secs, &mut scratch.stamp));
 
@@ -208,6 +227,7 @@ fn thing<F: FnMut(Post<'_>)>(
         engagement,
         flags,
         links,
+        original,
     });
     Thing::Post
 }

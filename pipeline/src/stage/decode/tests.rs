@@ -975,6 +975,324 @@ fn links_keep_only_short_web_urls() {
     assert_eq!(links, [longest.as_str()]);
 }
 
+// ---------------------------------------------------------------------------------------
+// The post a repost or quote refers to, on the real fixtures (and on real frames edited
+// where the fixtures lack a case: no fixture holds a Bluesky quote, a Mastodon reblog or a
+// Reddit crosspost)
+// ---------------------------------------------------------------------------------------
+
+/// A decoded post's `original` (`None` when the field is left out).
+fn original_of(post: &Value) -> Option<&str> {
+    post.get("original").and_then(Value::as_str)
+}
+
+#[test]
+fn x_originals_on_real_fixtures() {
+    // (fixture, tweet id, the original it names)
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        // v2 stream line 1 quotes @Manie_DS's tweet.
+        (
+            "x-v2-stream.ndjson",
+            "1377650090978992134",
+            Some("x:1377640162566496258"),
+        ),
+        // v2 page: a retweet, a quote tweet, a tweet that is neither.
+        (
+            "x-v2-search-page.json",
+            "1440716856763977732",
+            Some("x:1440713161355583489"),
+        ),
+        (
+            "x-v2-search-page.json",
+            "1440715975020584960",
+            Some("x:1440660748275834882"),
+        ),
+        ("x-v2-tweet-cashtags.json", "1611077073803841538", None),
+        // v1.1 search: retweets.
+        (
+            "x-v1-search-tweets.json",
+            "1149825924029980674",
+            Some("x:1149803446704443392"),
+        ),
+        ("x-v1-search-tweets.json", "1149788838430224391", None),
+        // Enterprise original format and Gnip activities: a retweet (line 11), a quote
+        // (line 3), a plain tweet (line 1), the same in both formats.
+        (
+            "x-v1-enterprise-original-format.ndjson",
+            "867478524235366400",
+            Some("x:861651727614746624"),
+        ),
+        (
+            "x-v1-enterprise-original-format.ndjson",
+            "872836479608733696",
+            Some("x:872836379595620353"),
+        ),
+        (
+            "x-v1-enterprise-original-format.ndjson",
+            "887453193294282752",
+            None,
+        ),
+        (
+            "x-gnip-activity-streams.ndjson",
+            "867478524235366400",
+            Some("x:861651727614746624"),
+        ),
+        (
+            "x-gnip-activity-streams.ndjson",
+            "872836479608733696",
+            Some("x:872836379595620353"),
+        ),
+        ("x-gnip-activity-streams.ndjson", "887453193294282752", None),
+        ("x-v1-tweet.json", "266367358078169089", None),
+    ];
+    for (fixture, id, want) in cases {
+        let decoded = decode_fixture(fixture);
+        let post = post_with_id(&posts(&decoded), id);
+        assert_eq!(original_of(post), *want, "{fixture} {id}");
+    }
+    // Every repost and quote of the X fixtures names its original; nothing else does.
+    for fixture in fixture_names().iter().filter(|n| n.starts_with("x-")) {
+        for post in posts(&decode_fixture(fixture)) {
+            let flagged = post["flags"]["repost"] == true || post["flags"]["quote"] == true;
+            assert_eq!(
+                original_of(post).is_some(),
+                flagged,
+                "{fixture} {}",
+                post["id"]
+            );
+        }
+    }
+}
+
+#[test]
+fn x_originals_join_the_posts_they_name() {
+    // The v2 page holds the quote tweet 1440714027773030407 and three retweets of it: their
+    // `original` is that tweet's canonical id, so they can be rolled up onto it.
+    let page = decode_fixture("x-v2-search-page.json");
+    let posts = posts(&page);
+    let quote = post_with_id(&posts, "1440714027773030407");
+    let canonical = format!("x:{}", quote["id"].as_str().expect("id"));
+    let mut reposts: Vec<&str> = posts
+        .iter()
+        .filter(|p| original_of(p) == Some(canonical.as_str()))
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    reposts.sort_unstable();
+    assert_eq!(
+        reposts,
+        [
+            "1440714538064637965",
+            "1440714821918359563",
+            "1440715389520932865"
+        ]
+    );
+    // And one tweet of the day was retweeted 17 times within the page.
+    let storm = posts
+        .iter()
+        .filter(|p| original_of(p) == Some("x:1440713161355583489"))
+        .count();
+    assert_eq!(storm, 17);
+}
+
+#[test]
+fn jetstream_quote_originals_from_edited_real_events() {
+    let base = fixture_value("jetstream-post-create.json", 1);
+    let quoted = "at://did:plc:k5nskatzhyxersjilvtnz4lh/app.bsky.feed.post/3lhjg47rc6c2o";
+    let strong_ref = |uri: &str| serde_json::json!({"cid": "bafyreibox6hwfri43nvhrpmi4sznpzhpy3rvxr4pgkf6z6rtttjyiq27ua", "uri": uri});
+    let images = serde_json::json!({"$type": "app.bsky.embed.images", "images": []});
+    // (name, embed, original, quote flag)
+    let cases: Vec<(&str, Value, Option<&str>, bool)> = vec![
+        (
+            "record",
+            serde_json::json!({"$type": "app.bsky.embed.record", "record": strong_ref(quoted)}),
+            Some(quoted),
+            true,
+        ),
+        (
+            "record with media",
+            serde_json::json!({"$type": "app.bsky.embed.recordWithMedia", "media": images,
+                "record": {"$type": "app.bsky.embed.record", "record": strong_ref(quoted)}}),
+            Some(quoted),
+            true,
+        ),
+        (
+            "record with media names the inner record, not the outer",
+            serde_json::json!({"$type": "app.bsky.embed.recordWithMedia", "media": images,
+                "record": {"uri": "at://did:plc:x/app.bsky.feed.post/outer", "record": strong_ref(quoted)}}),
+            Some(quoted),
+            true,
+        ),
+        (
+            "a quoted feed is not a post",
+            serde_json::json!({"$type": "app.bsky.embed.record",
+                "record": strong_ref("at://did:plc:x/app.bsky.feed.generator/whats-hot")}),
+            None,
+            true,
+        ),
+        (
+            "a quoted list is not a post",
+            serde_json::json!({"$type": "app.bsky.embed.record",
+                "record": strong_ref("at://did:plc:x/app.bsky.graph.list/3k")}),
+            None,
+            true,
+        ),
+        (
+            "not an at-uri",
+            serde_json::json!({"$type": "app.bsky.embed.record",
+                "record": strong_ref("https://bsky.app/profile/x/post/3k")}),
+            None,
+            true,
+        ),
+        (
+            "a record without a uri",
+            serde_json::json!({"$type": "app.bsky.embed.record", "record": {"cid": "c"}}),
+            None,
+            true,
+        ),
+        (
+            "an external card names no post",
+            base["commit"]["record"]["embed"].clone(),
+            None,
+            false,
+        ),
+    ];
+    for (name, embed, want, quote) in cases {
+        let mut event = base.clone();
+        event["commit"]["record"]["embed"] = embed;
+        let frame = event.to_string();
+        let post = run_value(&Format::Jetstream, &event).remove(0);
+        assert_eq!(original_of(&post), want, "{name}");
+        assert_eq!(post["flags"]["quote"], quote, "{name}");
+        // The fast reader and the tape decoder agree.
+        super::reader_tests::assert_agree(frame.as_bytes(), DecodeLimits::default());
+    }
+    // A repost record is a skip, not a post: it has no text for a rule to match.
+    let mut repost = base.clone();
+    repost["commit"]["collection"] = Value::from("app.bsky.feed.repost");
+    repost["commit"]["record"] = serde_json::json!({"$type": "app.bsky.feed.repost",
+        "createdAt": "2026-07-04T14:38:02Z", "subject": strong_ref(quoted)});
+    assert_eq!(
+        run(&Format::Jetstream, &repost.to_string()).err(),
+        Some(SkipReason::Repost)
+    );
+}
+
+#[test]
+fn mastodon_originals_from_edited_real_statuses() {
+    let hello = fixture_value("mastodon-status-hello-world.json", 1);
+    let hello_uri = hello["uri"].as_str().expect("uri").to_owned();
+    let gargron = fixture_value("mastodon-status.json", 1);
+    let gargron_uri = gargron["uri"].as_str().expect("uri").to_owned();
+    // (name, edit of the Gargron status, original)
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit, Option<String>)> = vec![
+        (
+            "as published: quote null, reblog null",
+            Box::new(|_| {}),
+            None,
+        ),
+        (
+            "a reblog names the reblogged status's uri",
+            Box::new({
+                let hello = hello.clone();
+                move |s| {
+                    s["reblog"] = hello.clone();
+                    s["content"] = Value::from("");
+                }
+            }),
+            Some(hello_uri.clone()),
+        ),
+        (
+            "a quote (Mastodon 4.4 Quote entity)",
+            Box::new({
+                let hello = hello.clone();
+                move |s| {
+                    s["quote"] = serde_json::json!({"state": "accepted", "quoted_status": hello})
+                }
+            }),
+            Some(hello_uri.clone()),
+        ),
+        (
+            "a quote whose status is not shown",
+            Box::new(|s| {
+                s["quote"] = serde_json::json!({"state": "deleted", "quoted_status": null})
+            }),
+            None,
+        ),
+        (
+            "a shallow quote gives only a local id",
+            Box::new(|s| {
+                s["quote"] = serde_json::json!({"state": "accepted", "quoted_status_id": "1"})
+            }),
+            None,
+        ),
+        (
+            "a server that puts the status itself in quote",
+            Box::new({
+                let hello = hello.clone();
+                move |s| s["quote"] = hello.clone()
+            }),
+            Some(hello_uri.clone()),
+        ),
+        (
+            "a reblog wins over a quote",
+            Box::new({
+                let hello = hello.clone();
+                let gargron = gargron.clone();
+                move |s| {
+                    s["reblog"] = gargron.clone();
+                    s["quote"] = serde_json::json!({"state": "accepted", "quoted_status": hello});
+                }
+            }),
+            Some(gargron_uri.clone()),
+        ),
+    ];
+    for (name, edit, want) in cases {
+        let mut status = gargron.clone();
+        edit(&mut status);
+        let post = run_value(&Format::Mastodon, &status).remove(0);
+        assert_eq!(original_of(&post), want.as_deref(), "{name}");
+        // Inside the streaming envelope too.
+        let envelope = serde_json::json!({"stream": ["public"], "event": "update", "payload": status.to_string()});
+        let wrapped = run_value(&Format::Mastodon, &envelope).remove(0);
+        assert_eq!(original_of(&wrapped), want.as_deref(), "{name} (streamed)");
+    }
+    // The reblog's original is what the reblogged status's own post gets as its id.
+    let own = run_value(&Format::Mastodon, &hello).remove(0);
+    assert_eq!(own["uri"], Value::from(hello_uri));
+}
+
+#[test]
+fn reddit_crosspost_originals_from_an_edited_real_listing() {
+    let mut listing = fixture_value("reddit-submissions-listing.json", 1);
+    let parent = listing["data"]["children"][0]["data"].clone();
+    let parent_permalink = parent["permalink"].as_str().expect("permalink").to_owned();
+    {
+        let second = &mut listing["data"]["children"][1]["data"];
+        second["crosspost_parent"] = parent["name"].clone();
+        second["crosspost_parent_list"] = Value::Array(vec![parent.clone()]);
+        // A crosspost whose parent list is missing: only a fullname, which is not an id.
+        let third = &mut listing["data"]["children"][2]["data"];
+        third["crosspost_parent"] = parent["name"].clone();
+    }
+    let posts = run_value(&Format::Reddit, &listing);
+    // The parent's own post has the original's id.
+    assert_eq!(
+        posts[0]["uri"],
+        format!("https://www.reddit.com{parent_permalink}")
+    );
+    assert_eq!(original_of(&posts[0]), None);
+    assert_eq!(posts[0]["flags"]["repost"], false);
+    assert_eq!(original_of(&posts[1]), posts[0]["uri"].as_str());
+    assert_eq!(posts[1]["flags"]["repost"], true);
+    assert_eq!(original_of(&posts[2]), None);
+    assert_eq!(posts[2]["flags"]["repost"], true);
+    assert_eq!(original_of(&posts[3]), None);
+    // Comments never crosspost.
+    let comments = decode_fixture("reddit-comments-listing.json");
+    assert!(posts_of_first(&comments).get("original").is_none());
+}
+
 #[test]
 fn detect_names_the_format_of_every_fixture_frame() {
     for name in fixture_names() {

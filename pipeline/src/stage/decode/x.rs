@@ -7,7 +7,8 @@
 //!   retweet + reply + quote counts of `data.public_metrics`. Flags: `referenced_tweets` types
 //!   `replied_to` / `quoted` / `retweeted` → reply / quote / repost; link = `entities.urls`
 //!   non-empty; media = `attachments.media_keys` non-empty. Links: `entities.urls[]`
-//!   `expanded_url`, else `url` (the `t.co` form). A line holding `errors` and no
+//!   `expanded_url`, else `url` (the `t.co` form). Original: the `id` of the `retweeted`
+//!   referenced tweet, else of the `quoted` one. A line holding `errors` and no
 //!   `data` is [`SkipReason::StreamError`], while a page's partial `errors` (a suspended
 //!   mentioned user) do not stop its tweets. `matching_rules` (numeric or string ids) and
 //!   twarc's `__twarc` envelope are ignored.
@@ -20,7 +21,8 @@
 //!   `extended_tweet.entities.urls` when the status has an `extended_tweet` (the top-level
 //!   `entities` then describe the 140-character cut, whose only link may be the "read more"
 //!   link to the tweet itself), else of `entities.urls`. Media are not links: v1.1 lists them
-//!   in `entities.media`. Stream control messages are skipped: `delete` →
+//!   in `entities.media`. Original: `retweeted_status.id_str`, else `quoted_status.id_str`,
+//!   else `quoted_status_id_str`. Stream control messages are skipped: `delete` →
 //!   Delete, `limit` / `disconnect` / `warning` / `errors` → StreamError, other envelopes →
 //!   OtherEvent.
 //! - **Gnip Activity Streams** ([`decode_activity`]): `verb: post | share`; ids are `tag:` /
@@ -29,8 +31,12 @@
 //!   quote = `twitter_quoted_status`; link / media from `twitter_entities` /
 //!   `twitter_extended_entities` (and `long_object`'s); links as v1.1 with
 //!   `long_object.twitter_entities` in the place of `extended_tweet.entities`. Gnip's own
-//!   `gnip.urls` enrichment is not read. engagement = favorites + retweets.
+//!   `gnip.urls` enrichment is not read. engagement = favorites + retweets. Original: the
+//!   tweet id of a share's `object` (the shared activity), else of `twitter_quoted_status`.
 //!   `verb: delete` → Delete; Gnip `info` → OtherEvent; `error` → StreamError.
+//!
+//! In all three the original is written `x:<id>`, the form [`Post::canonical_id`] gives a
+//! tweet, and a retweet's wins over a quote's (a retweet of a quote tweet carries both).
 //!
 //! All three escape `&`, `<` and `>` in text as HTML references; they are decoded (into the
 //! decoder's text buffer, only when present).
@@ -76,13 +82,14 @@ pub(super) fn decode_v2<F: FnMut(Post<'_>)>(
     }
     match data {
         Some(tweet) if tweet.is_object() => {
-            let post = v2_tweet(tweet, users, &mut scratch.text).ok_or(SkipReason::WrongShape)?;
+            let post = v2_tweet(tweet, users, &mut scratch.text, &mut scratch.original)
+                .ok_or(SkipReason::WrongShape)?;
             on_post(post);
             Ok(1)
         }
         Some(page) if page.is_array() => {
             for tweet in page.items() {
-                match v2_tweet(tweet, users, &mut scratch.text) {
+                match v2_tweet(tweet, users, &mut scratch.text, &mut scratch.original) {
                     Some(post) => {
                         on_post(post);
                         emitted.posts += 1;
@@ -101,11 +108,12 @@ pub(super) fn decode_v2<F: FnMut(Post<'_>)>(
 }
 
 /// One v2 tweet object; `None` when it lacks an id, text or author id. Unescaped text, when
-/// the tweet has references, is built in `buf`.
+/// the tweet has references, is built in `buf`; the original's canonical id in `original`.
 fn v2_tweet<'s, 'f: 's>(
     tweet: Val<'_, 'f>,
     users: Option<Val<'_, 'f>>,
     buf: &'s mut String,
+    original: &'s mut String,
 ) -> Option<Post<'s>> {
     let mut id = None;
     let mut text = None;
@@ -116,6 +124,8 @@ fn v2_tweet<'s, 'f: 's>(
     let mut engagement = None;
     let mut flags = PostFlags::default();
     let mut entities = None;
+    let mut retweeted = None;
+    let mut quoted = None;
     for (key, value) in tweet.entries() {
         match key {
             "id" => id = value.str(),
@@ -135,10 +145,17 @@ fn v2_tweet<'s, 'f: 's>(
             }
             "referenced_tweets" => {
                 for referenced in value.items() {
+                    let id = || referenced.get("id").and_then(Val::str);
                     match referenced.get("type").and_then(Val::str) {
                         Some("replied_to") => flags.reply = true,
-                        Some("quoted") => flags.quote = true,
-                        Some("retweeted") => flags.repost = true,
+                        Some("quoted") => {
+                            flags.quote = true;
+                            quoted = quoted.or_else(id);
+                        }
+                        Some("retweeted") => {
+                            flags.repost = true;
+                            retweeted = retweeted.or_else(id);
+                        }
                         _ => {}
                     }
                 }
@@ -190,6 +207,7 @@ fn v2_tweet<'s, 'f: 's>(
         engagement,
         flags,
         links: entity_links(entities, id),
+        original: canonical(retweeted.or(quoted), original),
     })
 }
 
@@ -208,7 +226,7 @@ pub(super) fn decode_v1<F: FnMut(Post<'_>)>(
             return Err(SkipReason::WrongShape);
         }
         for status in statuses.items() {
-            match v1_status(status, &mut scratch.text) {
+            match v1_status(status, &mut scratch.text, &mut scratch.original) {
                 Some(post) => {
                     on_post(post);
                     emitted.posts += 1;
@@ -218,7 +236,7 @@ pub(super) fn decode_v1<F: FnMut(Post<'_>)>(
         }
         return emitted.finish();
     }
-    if let Some(post) = v1_status(root, &mut scratch.text) {
+    if let Some(post) = v1_status(root, &mut scratch.text, &mut scratch.original) {
         on_post(post);
         return Ok(1);
     }
@@ -240,8 +258,13 @@ fn v1_control(root: Val<'_, '_>) -> SkipReason {
     }
 }
 
-/// One v1.1 / original-format status; `None` when it lacks an id, text or user id.
-fn v1_status<'s, 'f: 's>(status: Val<'_, 'f>, buf: &'s mut String) -> Option<Post<'s>> {
+/// One v1.1 / original-format status; `None` when it lacks an id, text or user id. Text is
+/// unescaped into `buf` when it must be, the original's canonical id built in `original`.
+fn v1_status<'s, 'f: 's>(
+    status: Val<'_, 'f>,
+    buf: &'s mut String,
+    original: &'s mut String,
+) -> Option<Post<'s>> {
     let mut id = None;
     let mut text = None;
     let mut full_text = None;
@@ -253,6 +276,9 @@ fn v1_status<'s, 'f: 's>(status: Val<'_, 'f>, buf: &'s mut String) -> Option<Pos
     let mut flags = PostFlags::default();
     let mut entities = None;
     let mut extended_entities = None;
+    let mut retweeted = None;
+    let mut quoted = None;
+    let mut quoted_id = None;
     for (key, value) in status.entries() {
         match key {
             "id_str" => id = value.str(),
@@ -274,8 +300,18 @@ fn v1_status<'s, 'f: 's>(status: Val<'_, 'f>, buf: &'s mut String) -> Option<Pos
             "in_reply_to_status_id" | "in_reply_to_status_id_str" => {
                 flags.reply |= !value.is_null();
             }
-            "retweeted_status" => flags.repost |= !value.is_null(),
-            "quoted_status" | "quoted_status_id_str" => flags.quote |= !value.is_null(),
+            "retweeted_status" => {
+                flags.repost |= !value.is_null();
+                retweeted = value.get("id_str").and_then(Val::str);
+            }
+            "quoted_status" => {
+                flags.quote |= !value.is_null();
+                quoted = value.get("id_str").and_then(Val::str);
+            }
+            "quoted_status_id_str" => {
+                flags.quote |= !value.is_null();
+                quoted_id = value.str();
+            }
             "entities" => {
                 entity_flags(Some(value), &mut flags);
                 entities = Some(value);
@@ -315,6 +351,7 @@ fn v1_status<'s, 'f: 's>(status: Val<'_, 'f>, buf: &'s mut String) -> Option<Pos
         engagement: sum_counts(counts),
         flags,
         links: entity_links(extended_entities.or(entities), id),
+        original: canonical(retweeted.or(quoted).or(quoted_id), original),
     })
 }
 
@@ -397,6 +434,8 @@ pub(super) fn decode_activity<F: FnMut(Post<'_>)>(
     let mut flags = PostFlags::default();
     let mut entities = None;
     let mut long_entities = None;
+    let mut object = None;
+    let mut quoted = None;
     let mut control = None;
     for (key, value) in root.entries() {
         match key {
@@ -415,7 +454,11 @@ pub(super) fn decode_activity<F: FnMut(Post<'_>)>(
             "favoritesCount" => counts[0] = value.u64(),
             "retweetCount" => counts[1] = value.u64(),
             "inReplyTo" => flags.reply |= !value.is_null(),
-            "twitter_quoted_status" => flags.quote |= !value.is_null(),
+            "object" => object = value.get("id").and_then(Val::str),
+            "twitter_quoted_status" => {
+                flags.quote |= !value.is_null();
+                quoted = value.get("id").and_then(Val::str);
+            }
             "twitter_entities" => {
                 entity_flags(Some(value), &mut flags);
                 entities = Some(value);
@@ -450,6 +493,9 @@ pub(super) fn decode_activity<F: FnMut(Post<'_>)>(
     }
     author.id = Cow::Borrowed(last_part(actor_id.ok_or(SkipReason::WrongShape)?));
     let id = last_part(id);
+    // A share's `object` is the activity it shares; a post's is the post itself.
+    let shared = object.filter(|_| flags.repost);
+    let original = canonical(shared.or(quoted).map(last_part), &mut scratch.original);
     on_post(Post {
         platform: Platform::X,
         id: Cow::Borrowed(id),
@@ -463,8 +509,19 @@ pub(super) fn decode_activity<F: FnMut(Post<'_>)>(
         engagement: sum_counts(counts),
         flags,
         links: entity_links(long_entities.or(entities), id),
+        original,
     });
     Ok(1)
+}
+
+/// The canonical id (`x:<id>`, as [`Post::canonical_id`] gives for X) of the tweet `id`,
+/// built in `buf`; `None` for no id or an empty one.
+fn canonical<'s>(id: Option<&str>, buf: &'s mut String) -> Option<Cow<'s, str>> {
+    let id = id.filter(|id| !id.is_empty())?;
+    buf.clear();
+    buf.push_str("x:");
+    buf.push_str(id);
+    Some(Cow::Borrowed(buf.as_str()))
 }
 
 /// `tag:search.twitter.com,2005:887453193294282752` → `887453193294282752`.

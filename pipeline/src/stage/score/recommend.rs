@@ -8,14 +8,15 @@
 //! support; leads go to sales; praise from a customer or a large audience is thanked; the rest
 //! is monitored.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::author::AuthorClass;
 use super::category::Category;
 use super::weights::RecommendSettings;
 
-/// What to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// What to do. Also read from configuration (a noise gate's `exempt` actions), by the same
+/// snake_case names it is written with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Answer in public (support, sales, thanks).
