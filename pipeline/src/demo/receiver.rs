@@ -53,6 +53,8 @@ pub struct Receiver {
     pub fail_status: Arc<AtomicU64>,
     /// …and this `Retry-After` in seconds (0 = none).
     pub fail_retry_after: Arc<AtomicU64>,
+    /// Milliseconds every request waits before it is answered (a slow endpoint).
+    pub delay_ms: Arc<AtomicU64>,
 }
 
 impl Receiver {
@@ -67,6 +69,7 @@ impl Receiver {
             fail_next: Arc::default(),
             fail_status: Arc::new(AtomicU64::new(503)),
             fail_retry_after: Arc::default(),
+            delay_ms: Arc::default(),
         }
     }
 
@@ -156,6 +159,10 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
+    let delay = r.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     if r.fail_next.load(Ordering::Relaxed) > 0 {
         r.fail_next.fetch_sub(1, Ordering::Relaxed);
         r.failed.fetch_add(1, Ordering::Relaxed);

@@ -253,7 +253,9 @@ struct Webhooks {
     lat: Latencies,
     slots: BTreeMap<u64, Slot>,
     read_after: u64,
-    tasks: JoinSet<(u64, webhook::Attempt)>,
+    /// Attempts in flight: the entry's key, how it ended, and whether it was the breaker's
+    /// probe.
+    tasks: JoinSet<(u64, webhook::Attempt, bool)>,
     breaker: Breaker,
     disabled: bool,
     rng: fastrand::Rng,
@@ -323,8 +325,8 @@ impl Webhooks {
             let wake = self.next_wake(now);
             tokio::select! {
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    if let Ok((seq, attempt)) = done {
-                        self.finished(seq, attempt);
+                    if let Ok((seq, attempt, probe)) = done {
+                        self.finished(seq, attempt, probe);
                     }
                 }
                 _ = self.shared.notify.notified() => {}
@@ -462,6 +464,7 @@ impl Webhooks {
                 continue;
             }
             slot.running = true;
+            let probe = self.breaker.state(now) == BreakerState::HalfOpen;
             self.breaker.started(now);
             let entry = slot.entry.clone();
             let target = self.target.clone();
@@ -474,19 +477,24 @@ impl Webhooks {
             let n = entry.attempts + 1;
             self.tasks.spawn(async move {
                 let a = webhook::attempt(&target, &entry, n, latency).await;
-                (seq, a)
+                (seq, a, probe)
             });
         }
     }
 
-    fn finished(&mut self, seq: u64, attempt: webhook::Attempt) {
+    fn finished(&mut self, seq: u64, attempt: webhook::Attempt, probe: bool) {
         let now = Instant::now();
         let q = self.shared.id.clone();
         let Some(mut slot) = self.slots.remove(&seq) else {
             return;
         };
         slot.running = false;
-        slot.entry.attempts += 1;
+        // A failed probe says the endpoint is still down, nothing about this entry: it does
+        // not use up one of the entry's attempts, so an outage of any length dead-letters
+        // nothing (past `disable_after`, the queue is disabled instead).
+        if !(probe && matches!(attempt.outcome, Outcome::Retry(_))) {
+            slot.entry.attempts += 1;
+        }
         match attempt.outcome {
             Outcome::Delivered => {
                 let was_failing = self.breaker.state(now) != BreakerState::Closed

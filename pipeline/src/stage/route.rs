@@ -1,7 +1,8 @@
 //! Route: scored mention → the queues it goes to.
 //!
-//! Route rules (`[[route]]` in the config) are conditions on brand, brand kind, category,
-//! sentiment, urgency and language, each naming one queue; a mention goes to every queue one
+//! Route rules (`[[route]]` in the routing file or the config) are conditions on brand, brand
+//! kind, category, sentiment, urgency, author class, recommended action and language, each
+//! naming one queue; a mention goes to every queue one
 //! of whose routes it satisfies (each queue once). Compiled once against the rule set: brand
 //! ids become indices, so routing a mention is a few comparisons per route and no string work.
 //! Later stages of the product add noise control (dedup, rate limits) on top of this.
@@ -11,6 +12,8 @@ use serde::Deserialize;
 use crate::post::Post;
 use crate::rules::{BrandKind, RuleSet};
 use crate::stage::matcher::Hit;
+use crate::stage::score::author::AuthorClass;
+use crate::stage::score::recommend::Action;
 use crate::stage::score::sentiment::SentimentLabel;
 use crate::stage::score::{Category, Scored};
 
@@ -38,6 +41,12 @@ pub struct RouteConfig {
     /// Primary language subtags (`en` matches `en-US`).
     #[serde(default)]
     pub langs: Vec<String>,
+    /// Author classes (the mention's primary `author_class`).
+    #[serde(default)]
+    pub author_classes: Vec<AuthorClass>,
+    /// Recommended actions (`recommendation.action`).
+    #[serde(default)]
+    pub actions: Vec<Action>,
 }
 
 /// A route rule referring to something that does not exist.
@@ -70,6 +79,8 @@ struct CompiledRoute {
     sentiments: Vec<SentimentLabel>,
     min_urgency: u8,
     langs: Vec<String>,
+    author_classes: Vec<AuthorClass>,
+    actions: Vec<Action>,
 }
 
 /// The compiled routing table, shared by all workers.
@@ -119,6 +130,8 @@ impl Router {
                         .iter()
                         .map(|l| primary_subtag(l).to_ascii_lowercase())
                         .collect(),
+                    author_classes: r.author_classes.clone(),
+                    actions: r.actions.clone(),
                 });
             }
         }
@@ -163,6 +176,8 @@ impl Router {
                 && (r.categories.is_empty() || r.categories.contains(&scored.category))
                 && (r.sentiments.is_empty() || r.sentiments.contains(&scored.sentiment.label))
                 && scored.urgency.score >= r.min_urgency
+                && (r.author_classes.is_empty() || r.author_classes.contains(&scored.speaker.class))
+                && (r.actions.is_empty() || r.actions.contains(&scored.recommendation.action))
                 && (r.langs.is_empty()
                     || lang.is_some_and(|l| r.langs.iter().any(|x| x.eq_ignore_ascii_case(l))));
             if ok {
@@ -184,8 +199,8 @@ mod tests {
 
     use super::*;
     use crate::post::{Author, Platform, PostFlags};
-    use crate::stage::score::author::{AuthorClass, Speaker};
-    use crate::stage::score::recommend::{Action, Recommendation};
+    use crate::stage::score::author::Speaker;
+    use crate::stage::score::recommend::Recommendation;
     use crate::stage::score::{Reason, SentimentOut, Urgency};
 
     fn rules() -> RuleSet {
@@ -247,6 +262,13 @@ mod tests {
         }
     }
 
+    fn with(mut s: Scored, class: AuthorClass, action: Action) -> Scored {
+        s.speaker.class = class;
+        s.speaker.classes = vec![class];
+        s.recommendation.action = action;
+        s
+    }
+
     fn hit(brand: u32) -> Hit {
         Hit {
             rule: brand,
@@ -258,7 +280,7 @@ mod tests {
     #[test]
     fn routes_table() {
         let rules = rules();
-        let queues: Vec<String> = ["support", "sales", "crisis", "es"]
+        let queues: Vec<String> = ["support", "sales", "crisis", "es", "press", "escalations"]
             .map(String::from)
             .to_vec();
         let routes = vec![
@@ -289,6 +311,17 @@ mod tests {
             RouteConfig {
                 queue: "es".into(),
                 langs: vec!["es".into()],
+                ..RouteConfig::default()
+            },
+            RouteConfig {
+                queue: "press".into(),
+                author_classes: vec![AuthorClass::Press, AuthorClass::Influencer],
+                ..RouteConfig::default()
+            },
+            RouteConfig {
+                queue: "escalations".into(),
+                kinds: vec![BrandKind::Brand],
+                actions: vec![Action::Escalate],
                 ..RouteConfig::default()
             },
         ];
@@ -351,6 +384,27 @@ mod tests {
                 Some("es-MX"),
                 scored(Complaint, Negative, 40),
                 vec!["support", "sales", "es"],
+            ),
+            (
+                "a journalist asking",
+                vec![hit(0)],
+                None,
+                with(scored(Question, Neutral, 10), AuthorClass::Press, Action::Monitor),
+                vec!["press"],
+            ),
+            (
+                "escalate on our brand",
+                vec![hit(0)],
+                None,
+                with(scored(Complaint, Negative, 25), AuthorClass::Public, Action::Escalate),
+                vec!["support", "escalations"],
+            ),
+            (
+                "escalate on a competitor only",
+                vec![hit(1)],
+                None,
+                with(scored(Praise, Positive, 10), AuthorClass::Public, Action::Escalate),
+                vec![],
             ),
             (
                 "no lang never matches lang",

@@ -2,6 +2,7 @@
 
 mod backtest;
 mod cli;
+mod delivery;
 mod e2e;
 mod judgement;
 mod reload;

@@ -14,7 +14,7 @@ use crate::post::Author;
 use crate::rules::{BrandKind, RuleSet};
 
 /// A class of author.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthorClass {
     /// One of our brand's own accounts.

@@ -1,0 +1,438 @@
+//! Delivery guarantees with real processes on loopback: an `earshot run` process reads a
+//! growing NDJSON file of generated Jetstream posts and delivers every routed mention to a
+//! webhook receiver in this process, which verifies each signature.
+//!
+//! - The endpoint goes away for 60 s (its port refuses connections) while posts keep
+//!   arriving, then comes back: every mention is delivered.
+//! - earshot is killed with SIGKILL in the middle of delivering and started again: every
+//!   mention is delivered, and a mention delivered twice always carries the same
+//!   `webhook-id` (the receiver refuses a body whose `mention_id` differs from the header).
+//! - An endpoint refusing everything fills the dead-letter store; `earshot dlq list`,
+//!   `replay` (on the file, and through the admin server of a running earshot) and `purge`
+//!   work, and a replay delivers.
+//! - Noise control: a copy-paste storm arrives as one mention and one digest counting the
+//!   rest.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use earshot::demo::generator::{GenSettings, Generator};
+use earshot::demo::receiver::Receiver;
+use earshot::demo::simulator;
+use earshot::mention::mention_id;
+use earshot::post::Platform;
+use earshot::shutdown::{self, ShutdownTrigger};
+use earshot::sink::signature::SigningKey;
+
+use crate::support;
+
+/// Generated Jetstream post frames (likes left out) and the mention ids the catch-all route
+/// must deliver.
+fn posts(seed: u64, n: usize) -> (Vec<String>, BTreeSet<String>) {
+    let mut generator = Generator::new(GenSettings {
+        seed,
+        mention_rate: 0.2,
+    });
+    let base = simulator::now_us();
+    let mut frames = Vec::new();
+    let mut expected = BTreeSet::new();
+    let mut i = 0u64;
+    while frames.len() < n {
+        let event = generator.next_event(base + i * 1000);
+        i += 1;
+        let Some(uri) = &event.post_uri else { continue };
+        if event.mentions.is_some() {
+            expected.insert(mention_id(Platform::Bluesky, uri));
+        }
+        frames.push(event.json);
+    }
+    (frames, expected)
+}
+
+fn append(path: &Path, frames: &[String]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for frame in frames {
+        writeln!(f, "{frame}").unwrap();
+    }
+    f.sync_all().unwrap();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One test's folder, config and input.
+struct Setup {
+    dir: PathBuf,
+    config: PathBuf,
+    input: PathBuf,
+    hook_port: u16,
+    admin_port: u16,
+}
+
+impl Setup {
+    /// A config reading `input.ndjson` (followed as it grows) and delivering every mention to
+    /// `http://127.0.0.1:<hook_port>/all` with `queue_extra` lines added to the queue.
+    fn new(queue_extra: &str) -> Self {
+        support::set_secret();
+        let dir = support::scratch_dir();
+        let input = dir.join("input.ndjson");
+        std::fs::write(&input, "").unwrap();
+        let hook_port = free_port();
+        let admin_port = free_port();
+        let config = dir.join("earshot.toml");
+        let text = format!(
+            r#"[pipeline]
+workers = 2
+[rules]
+paths = ["{rules}"]
+watch = "0"
+[admin]
+listen = "127.0.0.1:{admin_port}"
+[outbox]
+path = "state/outbox.redb"
+[[source]]
+id = "posts"
+type = "file"
+format = "jetstream"
+path = "input.ndjson"
+follow = true
+poll_interval = "50ms"
+[[queue]]
+id = "all"
+sink = "webhook"
+url = "http://127.0.0.1:{hook_port}/all"
+secret_env = "{secret}"
+concurrency = 4
+max_attempts = 50
+retry_schedule = ["200ms", "500ms", "1s"]
+breaker_failures = 3
+breaker_cooldown = "250ms"
+breaker_max_cooldown = "1s"
+{queue_extra}
+[[route]]
+queue = "all"
+"#,
+            rules = support::rules_dir().display(),
+            secret = support::SECRET_ENV,
+        );
+        std::fs::write(&config, text).unwrap();
+        Self {
+            dir,
+            config,
+            input,
+            hook_port,
+            admin_port,
+        }
+    }
+
+    /// Starts `earshot run` on the config; its log goes to `earshot-<n>.log`.
+    fn start(&self, n: u32) -> Child {
+        let log = std::fs::File::create(self.dir.join(format!("earshot-{n}.log"))).unwrap();
+        support::earshot()
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("EARSHOT_LOG", "info")
+            .env("EARSHOT_ADMIN_TOKEN", "test-token")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn dlq(&self, args: &[&str]) -> (bool, String, String) {
+        let out = support::earshot()
+            .arg("dlq")
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env("EARSHOT_ADMIN_TOKEN", "test-token")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// A receiver on a fixed port that can be taken down and brought back.
+struct Endpoint {
+    receiver: Receiver,
+    port: u16,
+    trigger: Option<ShutdownTrigger>,
+}
+
+impl Endpoint {
+    fn new(port: u16) -> Self {
+        Self {
+            receiver: Receiver::new(SigningKey::from_secret(support::SECRET).unwrap()),
+            port,
+            trigger: None,
+        }
+    }
+
+    async fn up(&mut self) {
+        let (trigger, _) = shutdown::channel();
+        // The port was just released by the previous incarnation: retry the bind briefly.
+        for _ in 0..50 {
+            if self
+                .receiver
+                .start(self.port, trigger.subscribe())
+                .await
+                .is_ok()
+            {
+                self.trigger = Some(trigger);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot bind the receiver to port {}", self.port);
+    }
+
+    fn down(&mut self) {
+        if let Some(t) = self.trigger.take() {
+            t.trigger();
+        }
+    }
+
+    fn ids(&self) -> BTreeSet<String> {
+        self.receiver
+            .received
+            .lock()
+            .unwrap()
+            .by_id
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Polls `done` every 100 ms until it holds or `limit` passes; returns whether it held.
+async fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done()
+}
+
+fn terminate(mut child: Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("earshot did not stop within 30 s of SIGTERM");
+}
+
+fn log_tail(setup: &Setup, n: u32) -> String {
+    let text = std::fs::read_to_string(setup.dir.join(format!("earshot-{n}.log"))).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_down_for_60_seconds_loses_nothing() {
+    let setup = Setup::new("[queue.noise]\nreposts = false\nstorm = false");
+    let (frames, expected) = posts(61, 3000);
+    let (before, during) = frames.split_at(1500);
+    let mut endpoint = Endpoint::new(setup.hook_port);
+    endpoint.up().await;
+    append(&setup.input, before);
+    let child = setup.start(1);
+    // Some mentions delivered while the endpoint is up…
+    assert!(
+        wait_for(Duration::from_secs(60), || endpoint.receiver.count() >= 50).await,
+        "no deliveries before the outage:\n{}",
+        log_tail(&setup, 1)
+    );
+    // …then it goes away for 60 s while posts keep coming.
+    endpoint.down();
+    let down_at = Instant::now();
+    let delivered_before = endpoint.receiver.count();
+    append(&setup.input, during);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let during_outage = endpoint.receiver.count() - delivered_before;
+    endpoint.up().await;
+    let all = wait_for(Duration::from_secs(90), || endpoint.ids() == expected).await;
+    let recovered = down_at.elapsed();
+    terminate(child);
+    let got = endpoint.ids();
+    let missing: Vec<_> = expected.difference(&got).take(5).collect();
+    eprintln!(
+        "outage: {} mentions sent, {} delivered ({} before the outage, {} during it), {} duplicates, all delivered {:.1} s after the outage began",
+        expected.len(),
+        got.len(),
+        delivered_before,
+        during_outage,
+        endpoint.receiver.duplicates.load(Ordering::Relaxed),
+        recovered.as_secs_f64()
+    );
+    assert!(all, "missing {missing:?}…\n{}", log_tail(&setup, 1));
+    assert_eq!(got, expected, "nothing delivered that was not routed");
+    assert_eq!(endpoint.receiver.rejected.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_delivery_then_restart_delivers_everything_with_stable_ids() {
+    let setup = Setup::new("[queue.noise]\nreposts = false\nstorm = false");
+    let (frames, expected) = posts(99, 3000);
+    let mut endpoint = Endpoint::new(setup.hook_port);
+    endpoint.up().await;
+    // A slow endpoint, so the kill lands in the middle of delivering.
+    endpoint.receiver.delay_ms.store(25, Ordering::Relaxed);
+    append(&setup.input, &frames);
+    let mut first = setup.start(1);
+    let third = expected.len() / 3;
+    assert!(
+        wait_for(Duration::from_secs(60), || endpoint.receiver.count() >= third).await,
+        "no deliveries before the kill:\n{}",
+        log_tail(&setup, 1)
+    );
+    first.kill().unwrap(); // SIGKILL: no shutdown, no flush.
+    first.wait().unwrap();
+    let at_kill = endpoint.receiver.count();
+    assert!(at_kill < expected.len(), "the kill came after the last delivery");
+    endpoint.receiver.delay_ms.store(0, Ordering::Relaxed);
+    let second = setup.start(2);
+    let all = wait_for(Duration::from_secs(90), || endpoint.ids() == expected).await;
+    terminate(second);
+    let got = endpoint.ids();
+    let duplicates = endpoint.receiver.duplicates.load(Ordering::Relaxed);
+    eprintln!(
+        "kill -9: {} mentions sent, {} delivered before the kill, {} delivered in all, {} duplicates (same webhook-id)",
+        expected.len(),
+        at_kill,
+        got.len(),
+        duplicates
+    );
+    let missing: Vec<_> = expected.difference(&got).take(5).collect();
+    assert!(all, "missing {missing:?}…\n{}", log_tail(&setup, 2));
+    assert_eq!(got, expected);
+    // Every accepted request had a body whose mention_id equals its webhook-id, so a
+    // duplicate can only be the same id again.
+    assert_eq!(endpoint.receiver.rejected.load(Ordering::Relaxed), 0);
+    // At most the deliveries in flight at the kill, and the acks not yet made durable, repeat.
+    assert!(duplicates <= 64, "{duplicates} duplicates");
+    // The restart resumed from the checkpoint instead of reading the file again.
+    let log = std::fs::read_to_string(setup.dir.join("earshot-2.log")).unwrap();
+    assert!(log.contains("resuming from the checkpoint"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_replayed_and_purged() {
+    let setup = Setup::new("[queue.noise]\nreposts = false\nstorm = false");
+    let (frames, expected) = posts(7, 200);
+    let mut endpoint = Endpoint::new(setup.hook_port);
+    endpoint.up().await;
+    // The endpoint refuses everything: each mention is dead-lettered after one attempt.
+    endpoint.receiver.fail_status.store(400, Ordering::Relaxed);
+    endpoint.receiver.fail_next.store(u64::MAX / 2, Ordering::Relaxed);
+    append(&setup.input, &frames);
+    let child = setup.start(1);
+    let n = expected.len() as u64;
+    assert!(
+        wait_for(Duration::from_secs(60), || endpoint.receiver.failed.load(Ordering::Relaxed) >= n).await,
+        "{}",
+        log_tail(&setup, 1)
+    );
+    // While earshot runs, the CLI goes through its admin server.
+    let (ok, out, err) = setup.dlq(&["list"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("in use by a running earshot"), "{err}");
+    assert_eq!(out.lines().count(), expected.len(), "{out}");
+    assert!(out.lines().all(|l| l.starts_with("all\tm_") && l.contains("HTTP 400")), "{out}");
+    terminate(child);
+
+    // Stopped: the CLI opens the file itself.
+    let (ok, out, err) = setup.dlq(&["list", "--json"]);
+    assert!(ok, "{err}");
+    let ids: BTreeSet<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, expected);
+    let (ok, _, err) = setup.dlq(&["purge"]);
+    assert!(!ok && err.contains("--all"), "purge without a filter is refused: {err}");
+    let one = ids.iter().next().unwrap().clone();
+    let (ok, out, err) = setup.dlq(&["purge", "--id", &one]);
+    assert!(ok && out.contains("purged 1"), "{out}{err}");
+    let (ok, out, err) = setup.dlq(&["replay", "--queue", "all"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("replayed {}", expected.len() - 1)), "{out}");
+
+    // The endpoint works again: the next start delivers the replayed letters.
+    endpoint.receiver.fail_next.store(0, Ordering::Relaxed);
+    let child = setup.start(2);
+    let mut want = expected.clone();
+    want.remove(&one);
+    let all = wait_for(Duration::from_secs(60), || endpoint.ids() == want).await;
+    // Through the admin server: nothing is dead any more.
+    let (ok, out, err) = setup.dlq(&["list"]);
+    terminate(child);
+    assert!(all, "{}", log_tail(&setup, 2));
+    assert!(ok && out.is_empty(), "{out}{err}");
+    let _ = setup.admin_port;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_paste_storm_arrives_as_one_mention_and_a_digest() {
+    let setup = Setup::new("[queue.noise]\nreposts = true\nstorm = true\ndigest_every = \"1s\"");
+    let text = "Acme support has been ignoring my ticket for three days, this is unacceptable";
+    let frames: Vec<String> = (0..20)
+        .map(|i| {
+            serde_json::json!({
+                "did": format!("did:plc:storm{i:03}"),
+                "time_us": 1_700_000_000_000_000u64 + i,
+                "kind": "commit",
+                "commit": {"rev": "r", "operation": "create", "collection": "app.bsky.feed.post",
+                    "rkey": format!("3storm{i:06}"), "cid": "c",
+                    "record": {"$type": "app.bsky.feed.post", "text": format!("{text} https://x.example/{i}"),
+                        "createdAt": "2026-11-24T10:00:00.000Z", "langs": ["en"]}}
+            })
+            .to_string()
+        })
+        .collect();
+    let mut endpoint = Endpoint::new(setup.hook_port);
+    endpoint.up().await;
+    append(&setup.input, &frames);
+    let child = setup.start(1);
+    let digest = wait_for(Duration::from_secs(30), || {
+        !endpoint.receiver.received.lock().unwrap().digests.is_empty()
+    })
+    .await;
+    terminate(child);
+    assert!(digest, "{}", log_tail(&setup, 1));
+    assert_eq!(endpoint.receiver.count(), 1, "one mention of the storm is delivered");
+    let rec = endpoint.receiver.received.lock().unwrap();
+    let d = rec.digests.values().next().unwrap();
+    assert_eq!(d["queue"], "all");
+    assert_eq!(d["total"], 19, "{d}");
+    assert_eq!(d["by_reason"]["storm"], 19, "{d}");
+    assert_eq!(d["storms"][0]["count"], 19, "{d}");
+    assert!(!d["storms"][0]["examples"].as_array().unwrap().is_empty());
+}
