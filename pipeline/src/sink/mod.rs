@@ -3,6 +3,7 @@
 //! taking batches, so a slow endpoint slows the sources instead of dropping mentions.
 
 pub mod file;
+pub mod payload;
 pub mod signature;
 pub mod webhook;
 
