@@ -11,7 +11,7 @@
 //! - [`PayloadFormat::Generic`]: the Standard Webhooks envelope
 //!   `{"type":…,"timestamp":…,"data":<data>,"delivery":{…}}`, written in code with the `data`
 //!   bytes copied in unparsed. It is the hot path (a local receiver takes every mention), so
-//!   it costs one allocation and a copy, and it takes no template.
+//!   it costs a buffer sized up front and one copy of the data, and it takes no template.
 //! - Every CRM format ([`PayloadFormat::Salesforce`], `Zendesk`, `Hubspot`, `Dynamics`,
 //!   `Zoho`, `Slack`) is a template file, `rules/payloads/<format>.toml`, built into the
 //!   binary. A team changes what its CRM receives by pointing a queue at its own copy; the

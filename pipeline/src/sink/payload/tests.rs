@@ -709,7 +709,7 @@ fn broken_templates_fail_at_load_naming_file_and_place() {
         (
             "bad TOML",
             "[body]\nsubject = \"{{ subject }}\nnext = 1\n",
-            ":2:",
+            ":2:25: invalid basic string",
             &[],
         ),
         (
