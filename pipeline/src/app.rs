@@ -90,6 +90,13 @@ pub fn compile(config: &Config) -> Result<Compiled, AppError> {
     let scorer = Scorer::build(&config.scoring, &rules)?;
     let queue_ids: Vec<String> = config.queues.iter().map(|q| q.id.clone()).collect();
     let routes = current_routes(config)?;
+    // Payload templates are checked here too, so `earshot check` reports a broken override.
+    for q in config.queues.iter().filter(|q| q.sink == SinkKind::Webhook) {
+        Payload::load(q.format, q.template.as_deref(), &q.vars).map_err(|e| AppError::Queue {
+            queue: q.id.clone(),
+            message: e.to_string(),
+        })?;
+    }
     let router = Router::build(&routes, &queue_ids, &rules).map_err(|errs| {
         AppError::Routes(
             errs.iter()

@@ -17,7 +17,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 
 use super::payload::{EventType, Latency, Outgoing, Payload};
 use super::signature::SigningKey;
@@ -121,10 +121,7 @@ pub async fn attempt(t: &WebhookTarget, entry: &Entry, attempt: u32, latency: La
     let mut req = t
         .client
         .post(t.url.clone())
-        .header(
-            http::header::CONTENT_TYPE,
-            rendered.content_type.as_ref() as &str,
-        )
+        .header(http::header::CONTENT_TYPE, rendered.content_type.clone())
         .header("webhook-id", &entry.id)
         .header("webhook-timestamp", ts.to_string())
         .header("webhook-signature", signature);
@@ -183,11 +180,6 @@ pub fn auth_header(scheme: super::AuthScheme, value: &str) -> Result<HeaderValue
     let mut v = HeaderValue::from_str(&text).map_err(|_| "not a valid header value".to_string())?;
     v.set_sensitive(true);
     Ok(v)
-}
-
-/// A header name from a template, checked.
-pub fn header_name(name: &str) -> Option<HeaderName> {
-    HeaderName::from_bytes(name.as_bytes()).ok()
 }
 
 #[cfg(test)]

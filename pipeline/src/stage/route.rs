@@ -176,7 +176,8 @@ impl Router {
                 && (r.categories.is_empty() || r.categories.contains(&scored.category))
                 && (r.sentiments.is_empty() || r.sentiments.contains(&scored.sentiment.label))
                 && scored.urgency.score >= r.min_urgency
-                && (r.author_classes.is_empty() || r.author_classes.contains(&scored.speaker.class))
+                && (r.author_classes.is_empty()
+                    || r.author_classes.contains(&scored.speaker.class))
                 && (r.actions.is_empty() || r.actions.contains(&scored.recommendation.action))
                 && (r.langs.is_empty()
                     || lang.is_some_and(|l| r.langs.iter().any(|x| x.eq_ignore_ascii_case(l))));
@@ -389,21 +390,33 @@ mod tests {
                 "a journalist asking",
                 vec![hit(0)],
                 None,
-                with(scored(Question, Neutral, 10), AuthorClass::Press, Action::Monitor),
+                with(
+                    scored(Question, Neutral, 10),
+                    AuthorClass::Press,
+                    Action::Monitor,
+                ),
                 vec!["press"],
             ),
             (
                 "escalate on our brand",
                 vec![hit(0)],
                 None,
-                with(scored(Complaint, Negative, 25), AuthorClass::Public, Action::Escalate),
+                with(
+                    scored(Complaint, Negative, 25),
+                    AuthorClass::Public,
+                    Action::Escalate,
+                ),
                 vec!["support", "escalations"],
             ),
             (
                 "escalate on a competitor only",
                 vec![hit(1)],
                 None,
-                with(scored(Praise, Positive, 10), AuthorClass::Public, Action::Escalate),
+                with(
+                    scored(Praise, Positive, 10),
+                    AuthorClass::Public,
+                    Action::Escalate,
+                ),
                 vec![],
             ),
             (

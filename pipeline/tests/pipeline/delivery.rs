@@ -250,7 +250,8 @@ fn terminate(mut child: Child) {
 }
 
 fn log_tail(setup: &Setup, n: u32) -> String {
-    let text = std::fs::read_to_string(setup.dir.join(format!("earshot-{n}.log"))).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(setup.dir.join(format!("earshot-{n}.log"))).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
@@ -309,14 +310,19 @@ async fn kill_9_mid_delivery_then_restart_delivers_everything_with_stable_ids() 
     let mut first = setup.start(1);
     let third = expected.len() / 3;
     assert!(
-        wait_for(Duration::from_secs(60), || endpoint.receiver.count() >= third).await,
+        wait_for(Duration::from_secs(60), || endpoint.receiver.count()
+            >= third)
+        .await,
         "no deliveries before the kill:\n{}",
         log_tail(&setup, 1)
     );
     first.kill().unwrap(); // SIGKILL: no shutdown, no flush.
     first.wait().unwrap();
     let at_kill = endpoint.receiver.count();
-    assert!(at_kill < expected.len(), "the kill came after the last delivery");
+    assert!(
+        at_kill < expected.len(),
+        "the kill came after the last delivery"
+    );
     endpoint.receiver.delay_ms.store(0, Ordering::Relaxed);
     let second = setup.start(2);
     let all = wait_for(Duration::from_secs(90), || endpoint.ids() == expected).await;
@@ -351,12 +357,20 @@ async fn dead_letters_are_listed_replayed_and_purged() {
     endpoint.up().await;
     // The endpoint refuses everything: each mention is dead-lettered after one attempt.
     endpoint.receiver.fail_status.store(400, Ordering::Relaxed);
-    endpoint.receiver.fail_next.store(u64::MAX / 2, Ordering::Relaxed);
+    endpoint
+        .receiver
+        .fail_next
+        .store(u64::MAX / 2, Ordering::Relaxed);
     append(&setup.input, &frames);
     let child = setup.start(1);
     let n = expected.len() as u64;
     assert!(
-        wait_for(Duration::from_secs(60), || endpoint.receiver.failed.load(Ordering::Relaxed) >= n).await,
+        wait_for(Duration::from_secs(60), || endpoint
+            .receiver
+            .failed
+            .load(Ordering::Relaxed)
+            >= n)
+        .await,
         "{}",
         log_tail(&setup, 1)
     );
@@ -365,7 +379,11 @@ async fn dead_letters_are_listed_replayed_and_purged() {
     assert!(ok, "{err}");
     assert!(err.contains("in use by a running earshot"), "{err}");
     assert_eq!(out.lines().count(), expected.len(), "{out}");
-    assert!(out.lines().all(|l| l.starts_with("all\tm_") && l.contains("HTTP 400")), "{out}");
+    assert!(
+        out.lines()
+            .all(|l| l.starts_with("all\tm_") && l.contains("HTTP 400")),
+        "{out}"
+    );
     terminate(child);
 
     // Stopped: the CLI opens the file itself.
@@ -373,17 +391,28 @@ async fn dead_letters_are_listed_replayed_and_purged() {
     assert!(ok, "{err}");
     let ids: BTreeSet<String> = out
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(ids, expected);
     let (ok, _, err) = setup.dlq(&["purge"]);
-    assert!(!ok && err.contains("--all"), "purge without a filter is refused: {err}");
+    assert!(
+        !ok && err.contains("--all"),
+        "purge without a filter is refused: {err}"
+    );
     let one = ids.iter().next().unwrap().clone();
     let (ok, out, err) = setup.dlq(&["purge", "--id", &one]);
     assert!(ok && out.contains("purged 1"), "{out}{err}");
     let (ok, out, err) = setup.dlq(&["replay", "--queue", "all"]);
     assert!(ok, "{err}");
-    assert!(out.contains(&format!("replayed {}", expected.len() - 1)), "{out}");
+    assert!(
+        out.contains(&format!("replayed {}", expected.len() - 1)),
+        "{out}"
+    );
 
     // The endpoint works again: the next start delivers the replayed letters.
     endpoint.receiver.fail_next.store(0, Ordering::Relaxed);
@@ -422,12 +451,22 @@ async fn a_copy_paste_storm_arrives_as_one_mention_and_a_digest() {
     append(&setup.input, &frames);
     let child = setup.start(1);
     let digest = wait_for(Duration::from_secs(30), || {
-        !endpoint.receiver.received.lock().unwrap().digests.is_empty()
+        !endpoint
+            .receiver
+            .received
+            .lock()
+            .unwrap()
+            .digests
+            .is_empty()
     })
     .await;
     terminate(child);
     assert!(digest, "{}", log_tail(&setup, 1));
-    assert_eq!(endpoint.receiver.count(), 1, "one mention of the storm is delivered");
+    assert_eq!(
+        endpoint.receiver.count(),
+        1,
+        "one mention of the storm is delivered"
+    );
     let rec = endpoint.receiver.received.lock().unwrap();
     let d = rec.digests.values().next().unwrap();
     assert_eq!(d["queue"], "all");

@@ -1,91 +1,282 @@
-//! Payload formats (interim: generic only).
-#![allow(missing_docs)]
+//! Payload formats: one outgoing message → the HTTP request body and the extra headers a CRM
+//! endpoint expects.
+//!
+//! # Input → output
+//! An [`Outgoing`] (a mention or a digest as raw JSON, its id, its queue, the attempt and how
+//! late it is) → a [`Rendered`] (content type, format-specific headers, body bytes). The
+//! webhook sink owns everything around it — URL, authentication, signature, retries — so one
+//! sink serves every CRM and a format is a pure function with no I/O, clock or metrics.
+//!
+//! # Formats
+//! - [`PayloadFormat::Generic`]: the Standard Webhooks envelope
+//!   `{"type":…,"timestamp":…,"data":<data>,"delivery":{…}}`, written in code with the `data`
+//!   bytes copied in unparsed. It is the hot path (a local receiver takes every mention), so
+//!   it costs a buffer sized up front and one copy of the data, and it takes no template.
+//! - Every CRM format ([`PayloadFormat::Salesforce`], `Zendesk`, `Hubspot`, `Dynamics`,
+//!   `Zoho`, `Slack`) is a template file, `rules/payloads/<format>.toml`, built into the
+//!   binary. A team changes what its CRM receives by pointing a queue at its own copy; the
+//!   template language and the variables are described in `rules/payloads/README.md`.
+//!
+//! # Why templates are TOML mirroring the JSON
+//! The `[body]` table has the shape of the JSON sent; each string in it is a small
+//! [minijinja](https://docs.rs/minijinja) template. The body is assembled as a JSON value and
+//! serialized, so whatever a post's text holds (quotes, newlines, emoji) the output is valid
+//! JSON: no template ever writes JSON syntax. A string that is a single `{{ expression }}`
+//! keeps the expression's type, so an option-set code stays an integer and a tag list stays a
+//! list.
+//!
+//! # Errors are found at load
+//! [`Payload::load`] compiles every template, checks every variable name, and renders every
+//! template against sample mentions and digests (with and without a customer, with empty and
+//! full digests) with undefined values as errors, so a typo in a team's override stops
+//! earshot at startup with `file:line:col`, not at the first mention. What can still fail at
+//! render ([`RenderError`]) depends on the data: a required value a mention does not have.
+
+mod context;
+mod error;
+mod functions;
+mod generic;
+mod samples;
+mod template;
+
+#[cfg(test)]
+mod crm_tests;
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::SystemTime;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use serde::Deserialize;
+
+pub use error::{PayloadError, RenderError, TemplateIssue};
+
+/// The shape of the HTTP request a queue sends: the Standard Webhooks envelope or one CRM's
+/// record-creation call. Chosen per queue (`format = "zendesk"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PayloadFormat {
+    /// Standard Webhooks envelope with the mention as `data`: for receivers of our own.
+    #[default]
     Generic,
+    /// Salesforce Case sObject (`POST /services/data/vXX.X/sobjects/Case`).
     Salesforce,
+    /// Zendesk ticket (`POST /api/v2/tickets.json`) with an `Idempotency-Key` header.
     Zendesk,
+    /// HubSpot ticket (`POST /crm/v3/objects/tickets`).
     Hubspot,
+    /// Microsoft Dynamics 365 / Dataverse case (`POST /api/data/v9.2/incidents`).
     Dynamics,
+    /// Zoho Desk ticket (`POST /api/v1/tickets`).
     Zoho,
+    /// Slack-compatible incoming-webhook message, for people rather than a CRM.
     Slack,
 }
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    MentionCreated,
-    MentionDigest,
-}
-impl EventType {
+
+impl PayloadFormat {
+    /// Every format, in documentation order: for tests and listings.
+    pub const ALL: [PayloadFormat; 7] = [
+        PayloadFormat::Generic,
+        PayloadFormat::Salesforce,
+        PayloadFormat::Zendesk,
+        PayloadFormat::Hubspot,
+        PayloadFormat::Dynamics,
+        PayloadFormat::Zoho,
+        PayloadFormat::Slack,
+    ];
+
+    /// The name used in configuration and messages (`"zendesk"`).
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::MentionCreated => "mention.created",
-            Self::MentionDigest => "mention.digest",
+            PayloadFormat::Generic => "generic",
+            PayloadFormat::Salesforce => "salesforce",
+            PayloadFormat::Zendesk => "zendesk",
+            PayloadFormat::Hubspot => "hubspot",
+            PayloadFormat::Dynamics => "dynamics",
+            PayloadFormat::Zoho => "zoho",
+            PayloadFormat::Slack => "slack",
+        }
+    }
+
+    /// The built-in template of a CRM format: its path in the repository (for messages) and
+    /// its text, which is `rules/payloads/<format>.toml` embedded at build time. `None` for
+    /// [`PayloadFormat::Generic`], which is built in code. A team starts an override by
+    /// copying this file.
+    pub fn builtin_template(self) -> Option<(&'static str, &'static str)> {
+        let text = match self {
+            PayloadFormat::Generic => return None,
+            PayloadFormat::Salesforce => {
+                include_str!("../../../../rules/payloads/salesforce.toml")
+            }
+            PayloadFormat::Zendesk => include_str!("../../../../rules/payloads/zendesk.toml"),
+            PayloadFormat::Hubspot => include_str!("../../../../rules/payloads/hubspot.toml"),
+            PayloadFormat::Dynamics => include_str!("../../../../rules/payloads/dynamics.toml"),
+            PayloadFormat::Zoho => include_str!("../../../../rules/payloads/zoho.toml"),
+            PayloadFormat::Slack => include_str!("../../../../rules/payloads/slack.toml"),
+        };
+        let path = match self {
+            PayloadFormat::Generic => unreachable!("returned above"),
+            PayloadFormat::Salesforce => "rules/payloads/salesforce.toml",
+            PayloadFormat::Zendesk => "rules/payloads/zendesk.toml",
+            PayloadFormat::Hubspot => "rules/payloads/hubspot.toml",
+            PayloadFormat::Dynamics => "rules/payloads/dynamics.toml",
+            PayloadFormat::Zoho => "rules/payloads/zoho.toml",
+            PayloadFormat::Slack => "rules/payloads/slack.toml",
+        };
+        Some((path, text))
+    }
+}
+
+impl std::fmt::Display for PayloadFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The event types a queue delivers: what `data` holds, and which body a template uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// One routed mention: `data` is the mention contract (README "The mention contract").
+    MentionCreated,
+    /// Mentions held back from a queue in one window (rate limit, reposts, storms,
+    /// cool-down), summarized: `data` is the digest document.
+    MentionDigest,
+}
+
+impl EventType {
+    /// The Standard Webhooks event type (`"mention.created"`, `"mention.digest"`), also the
+    /// template variable `event`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::MentionCreated => "mention.created",
+            EventType::MentionDigest => "mention.digest",
         }
     }
 }
+
+/// One message about to be sent (one attempt). Borrowed, so the sink renders each attempt
+/// from the message it holds without copying it.
+#[derive(Debug, Clone, Copy)]
 pub struct Outgoing<'a> {
+    /// The `webhook-id` and idempotency key: the same on every retry and after a restart, so
+    /// a CRM that saw an earlier attempt does not open a second ticket.
     pub id: &'a str,
+    /// What `data` is.
     pub event: EventType,
+    /// The mention contract JSON, or the digest JSON, exactly as it will be embedded.
     pub data: &'a serde_json::value::RawValue,
+    /// The queue it is delivered for (`delivery.queue`).
     pub queue: &'a str,
+    /// 1 for the first attempt (`delivery.attempt`).
     pub attempt: u32,
-    pub timestamp: std::time::SystemTime,
+    /// Now, for the envelope's `timestamp`: passed in so rendering reads no clock.
+    pub timestamp: SystemTime,
+    /// How long the message has taken so far against the queue's budget.
     pub latency: Latency,
 }
-#[derive(Debug, Clone, Copy)]
+
+/// How late a delivery is: a late ticket is flagged so an agent knows the post is older than
+/// the queue promises (`delivery.elapsed_ms`, `delivery.budget_ms`, `delivery.over_budget`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Latency {
+    /// Milliseconds from receiving the post to this attempt.
     pub elapsed_ms: u64,
+    /// The queue's latency budget in milliseconds, when it has one.
     pub budget_ms: Option<u64>,
+    /// `elapsed_ms` exceeds the budget (decided by the sink, which owns the budget).
     pub over_budget: bool,
 }
+
+/// A rendered request: what the sink sends, besides the URL, authentication and signature.
+#[derive(Debug, Clone)]
 pub struct Rendered {
-    pub content_type: String,
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    pub body: bytes::Bytes,
+    /// The `Content-Type` header: validated when the template loads, so it always fits.
+    pub content_type: HeaderValue,
+    /// Headers the format adds (Zendesk's `Idempotency-Key`, Dynamics' `OData-Version`, …);
+    /// empty for the generic envelope, whose Standard Webhooks headers the sink adds.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The request body.
+    pub body: Bytes,
 }
-#[derive(Debug)]
+
+/// A compiled payload format: `Send + Sync`, built once per queue at startup and shared
+/// behind an `Arc` by every delivery task of the queue.
 pub struct Payload {
     format: PayloadFormat,
+    kind: Kind,
 }
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PayloadError(String);
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RenderError(String);
+
+enum Kind {
+    Generic,
+    /// Boxed: a template environment is large and the generic path should not carry it.
+    Template(Box<template::Compiled>),
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Payload");
+        d.field("format", &self.format);
+        if let Kind::Template(t) = &self.kind {
+            d.field("template", &t.file());
+        }
+        d.finish()
+    }
+}
+
 impl Payload {
+    /// Compiles the payload of a queue. `template`: the queue's override file, else the
+    /// built-in template of `format`; `vars`: the queue's `[queue.vars]` (strings), exposed
+    /// to templates as `vars.<name>` over the template's own `[vars]` defaults.
+    ///
+    /// Every template is compiled and rendered against sample data here, so a syntax error,
+    /// an unknown variable or a missing required var is reported now with `file:line:col`,
+    /// all at once ([`PayloadError::Invalid`]). `generic` takes no template (a template is
+    /// an error) and ignores `vars`.
     pub fn load(
         format: PayloadFormat,
-        _template: Option<&Path>,
-        _vars: &BTreeMap<String, String>,
+        template: Option<&Path>,
+        vars: &BTreeMap<String, String>,
     ) -> Result<Payload, PayloadError> {
-        Ok(Payload { format })
+        let kind = match (format, template) {
+            (PayloadFormat::Generic, None) => Kind::Generic,
+            (PayloadFormat::Generic, Some(path)) => {
+                return Err(PayloadError::GenericTemplate {
+                    path: path.to_path_buf(),
+                })
+            }
+            (_, Some(path)) => {
+                let text = template::read(path)?;
+                let file = path.display().to_string();
+                Kind::Template(Box::new(template::Compiled::build(
+                    format, &file, &text, vars,
+                )?))
+            }
+            (_, None) => {
+                let (file, text) = format
+                    .builtin_template()
+                    .expect("every format but generic has a built-in template");
+                Kind::Template(Box::new(template::Compiled::build(
+                    format, file, text, vars,
+                )?))
+            }
+        };
+        Ok(Payload { format, kind })
     }
+
+    /// Renders one attempt. Errors are about this message's data (a required value it does
+    /// not have, a header value with a newline) and are permanent: retrying renders the same.
+    pub fn render(&self, out: &Outgoing<'_>) -> Result<Rendered, RenderError> {
+        match &self.kind {
+            Kind::Generic => Ok(generic::render(out)),
+            Kind::Template(t) => t.render(out),
+        }
+    }
+
+    /// The format this payload was loaded as.
     pub fn format(&self) -> PayloadFormat {
         self.format
-    }
-    pub fn render(&self, out: &Outgoing<'_>) -> Result<Rendered, RenderError> {
-        let mut body = format!(
-            "{{\"type\":\"{}\",\"timestamp\":\"{}\",\"data\":",
-            out.event.as_str(),
-            crate::mention::rfc3339_millis(out.timestamp)
-        );
-        body.push_str(out.data.get());
-        body.push_str(&format!(
-            ",\"delivery\":{{\"queue\":{},\"attempt\":{},\"elapsed_ms\":{},\"over_budget\":{}}}}}",
-            serde_json::to_string(out.queue).unwrap(),
-            out.attempt,
-            out.latency.elapsed_ms,
-            out.latency.over_budget
-        ));
-        Ok(Rendered {
-            content_type: "application/json".into(),
-            headers: Vec::new(),
-            body: body.into(),
-        })
     }
 }

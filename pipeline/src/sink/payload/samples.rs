@@ -1,0 +1,131 @@
+//! The sample messages every template is rendered against at load.
+//!
+//! A template is only known to work on the data it has seen, so the samples span what real
+//! messages vary in: a mention with every optional field present, one with none of them (no
+//! handle, URL, language, links, tags, customer), one from a customer known only by id, a
+//! full digest and an empty one. `rules/payloads/samples/` holds the full ones, so template
+//! writers can read exactly what the variables hold.
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::value::RawValue;
+use serde_json::Value as Json;
+
+use super::{EventType, Latency, Outgoing};
+
+const MENTION: &str = include_str!("../../../../rules/payloads/samples/mention.json");
+const DIGEST: &str = include_str!("../../../../rules/payloads/samples/digest.json");
+
+/// One sample message: what it is called in errors, and the message.
+pub(super) struct Sample {
+    /// "the full sample mention", for the message of an error it shows up.
+    pub name: &'static str,
+    pub event: EventType,
+    pub data: Box<RawValue>,
+    pub latency: Latency,
+}
+
+impl Sample {
+    /// The sample as an attempt of queue `sample`.
+    pub fn outgoing(&self) -> Outgoing<'_> {
+        Outgoing {
+            id: "m_0123456789abcdef01234567",
+            event: self.event,
+            data: &self.data,
+            queue: "sample",
+            attempt: 1,
+            timestamp: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+            latency: self.latency,
+        }
+    }
+}
+
+/// Every sample, mentions first.
+pub(super) fn all() -> Vec<Sample> {
+    let full: Json = serde_json::from_str(MENTION).expect("the sample mention is JSON");
+    let mut bare = full.clone();
+    strip_optional(&mut bare);
+    let mut id_only = bare.clone();
+    id_only["customer"] = serde_json::json!({ "customer_id": "C-1" });
+    let digest: Json = serde_json::from_str(DIGEST).expect("the sample digest is JSON");
+    let mut empty = digest.clone();
+    empty["total"] = 0.into();
+    empty["by_reason"] = serde_json::json!({});
+    empty["rate_limited"] = serde_json::json!({ "count": 0, "top": [] });
+    for list in ["reposts", "storms", "cooldown"] {
+        empty[list] = serde_json::json!([]);
+    }
+    let late = Latency {
+        elapsed_ms: 91_000,
+        budget_ms: Some(60_000),
+        over_budget: true,
+    };
+    let on_time = Latency {
+        elapsed_ms: 850,
+        budget_ms: None,
+        over_budget: false,
+    };
+    let sample = |name, event, data: &Json, latency| Sample {
+        name,
+        event,
+        data: RawValue::from_string(data.to_string()).expect("a JSON value is JSON"),
+        latency,
+    };
+    vec![
+        sample(
+            "the sample mention (rules/payloads/samples/mention.json)",
+            EventType::MentionCreated,
+            &full,
+            late,
+        ),
+        sample(
+            "a sample mention without the optional fields (no handle, url, lang, links, tags, customer)",
+            EventType::MentionCreated,
+            &bare,
+            on_time,
+        ),
+        sample(
+            "a sample mention from a customer known only by id",
+            EventType::MentionCreated,
+            &id_only,
+            late,
+        ),
+        sample(
+            "the sample digest (rules/payloads/samples/digest.json)",
+            EventType::MentionDigest,
+            &digest,
+            late,
+        ),
+        sample(
+            "an empty sample digest",
+            EventType::MentionDigest,
+            &empty,
+            on_time,
+        ),
+    ]
+}
+
+/// Takes out of a mention everything the contract allows to be missing or null.
+fn strip_optional(m: &mut Json) {
+    let post = &mut m["post"];
+    for key in ["url", "lang", "created_at"] {
+        post[key] = Json::Null;
+    }
+    if let Some(p) = post.as_object_mut() {
+        p.remove("links");
+    }
+    post["author"]["handle"] = Json::Null;
+    if let Some(a) = post["author"].as_object_mut() {
+        a.remove("followers");
+    }
+    if let Some(matches) = m["matches"].as_array_mut() {
+        for each in matches {
+            if let Some(each) = each.as_object_mut() {
+                each.remove("tags");
+            }
+        }
+    }
+    m["cues"] = serde_json::json!([]);
+    m["queues"] = serde_json::json!([]);
+    m["customer"] = Json::Null;
+}

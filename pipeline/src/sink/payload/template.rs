@@ -1,0 +1,835 @@
+//! Template files: TOML → a compiled tree of constants and minijinja templates → for each
+//! message, a JSON body assembled and serialized, plus headers.
+//!
+//! # The file
+//! ```toml
+//! content_type = "application/json"      # optional
+//! [vars]                                 # defaults; a queue's vars override them
+//! origin = "Social"
+//! [headers]                              # optional: header name = template
+//! Idempotency-Key = "{{ id }}"
+//! [body]                                 # the JSON to send, as a TOML table
+//! Subject = "{{ subject | oneline | truncate(255) }}"
+//! Priority = "{{ {'urgent': 'High', 'high': 'High', 'medium': 'Medium', 'low': 'Low'}[priority] }}"
+//! [digest.body]                          # optional: the body of a mention.digest
+//! [digest.headers]                       # optional: else [headers]
+//! ```
+//! A string leaf without `{{`/`{%`/`{#` is a constant. A string that is exactly one
+//! `{{ expression }}` keeps the expression's type (number, bool, list, object, none); its
+//! value `omit` leaves the field (or list item) out. Any other string is rendered as text. A
+//! key may be a template too (a configurable custom field name); one rendering to `""` or
+//! `omit` leaves its field out. Non-string TOML values are sent as they are.
+//!
+//! # Why the body is assembled, not printed
+//! Templates produce leaves; the structure comes from the TOML, and the body is serialized
+//! by serde_json. No post text can break the JSON, and no template writer has to escape
+//! anything. Object keys keep the file's order.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ops::Range;
+use std::path::Path;
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use minijinja::value::Value;
+use minijinja::Environment;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde_json::Value as Json;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::error::{PayloadError, RenderError, TemplateIssue};
+use super::functions::{self, NATIVE_PREFIX, OMIT, REQUIRED_PREFIX};
+use super::{context, samples, EventType, Outgoing, PayloadFormat, Rendered};
+use crate::config::line_col;
+
+/// Largest template file read: templates are a few kilobytes, and a bigger file is a
+/// mistake (the wrong path) that should not be read into memory.
+const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
+
+/// Reads a template file, refusing one over [`MAX_TEMPLATE_BYTES`].
+pub(super) fn read(path: &Path) -> Result<String, PayloadError> {
+    let err = |source| PayloadError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(err)?.len();
+    if len > MAX_TEMPLATE_BYTES {
+        return Err(err(std::io::Error::other(format!(
+            "{len} bytes is more than the {MAX_TEMPLATE_BYTES} a template may have"
+        ))));
+    }
+    std::fs::read_to_string(path).map_err(err)
+}
+
+/// A compiled template file.
+pub(super) struct Compiled {
+    file: String,
+    env: Environment<'static>,
+    content_type: HeaderValue,
+    /// The template's `[vars]` overlaid with the queue's, as the `vars` variable.
+    vars: Value,
+    mention: Part,
+    digest: Option<Part>,
+}
+
+/// Header names with their constant values or templates.
+type Headers = Vec<(HeaderName, Header)>;
+
+/// What one event type sends.
+#[derive(Clone)]
+struct Part {
+    headers: Headers,
+    body: Node,
+}
+
+#[derive(Clone)]
+enum Header {
+    Const(HeaderValue),
+    Text(Leaf),
+}
+
+/// A compiled template string.
+#[derive(Clone, Debug)]
+struct Leaf {
+    /// Its name in the environment (`t12`, `=t13` for a single expression).
+    name: String,
+    /// Its place in the file (`body.ticket.subject`), for messages.
+    field: String,
+}
+
+#[derive(Clone)]
+enum Node {
+    Const(Json),
+    Text(Leaf),
+    Native(Leaf),
+    Object(Vec<(Key, Node)>),
+    Array(Vec<Node>),
+}
+
+#[derive(Clone)]
+enum Key {
+    Const(String),
+    Text(Leaf),
+}
+
+impl Compiled {
+    /// The template file, for messages.
+    pub(super) fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// Compiles `text` (read from `file`) and checks it against the samples; every mistake
+    /// found is in the error.
+    pub(super) fn build(
+        format: PayloadFormat,
+        file: &str,
+        text: &str,
+        queue_vars: &BTreeMap<String, String>,
+    ) -> Result<Compiled, PayloadError> {
+        let invalid = |issues| PayloadError::Invalid {
+            file: file.to_string(),
+            format,
+            issues,
+        };
+        let mut b = Builder {
+            file,
+            text,
+            env: functions::environment(),
+            issues: Vec::new(),
+            sites: BTreeMap::new(),
+        };
+        let (root, syntax) = DeTable::parse_recoverable(text);
+        for e in &syntax {
+            b.issue(e.span().unwrap_or(0..0), "", e.message().trim().to_string());
+        }
+        if !syntax.is_empty() {
+            return Err(invalid(b.issues));
+        }
+        let file_parts = b.file_parts(root.get_ref());
+        let Some(FileParts {
+            content_type,
+            defaults,
+            mention,
+            digest,
+        }) = file_parts.filter(|_| b.issues.is_empty())
+        else {
+            return Err(invalid(b.issues));
+        };
+        let mut vars = defaults.clone();
+        vars.extend(queue_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let Builder {
+            env,
+            mut issues,
+            sites,
+            ..
+        } = b;
+        let compiled = Compiled {
+            file: file.to_string(),
+            env,
+            content_type,
+            vars: Value::from_pairs(vars),
+            mention,
+            digest,
+        };
+        let checks = Checks {
+            compiled: &compiled,
+            text,
+            sites: &sites,
+        };
+        let failed = checks.names(&defaults, queue_vars, &mut issues);
+        checks.samples(failed, &mut issues);
+        if issues.is_empty() {
+            Ok(compiled)
+        } else {
+            // File order; a queue var the template does not read (no place) last.
+            issues.sort_by_key(|i| i.at.unwrap_or((u32::MAX, 0)));
+            Err(invalid(issues))
+        }
+    }
+
+    /// Renders one message.
+    pub(super) fn render(&self, out: &Outgoing<'_>) -> Result<Rendered, RenderError> {
+        let part = match out.event {
+            EventType::MentionCreated => &self.mention,
+            EventType::MentionDigest => self.digest.as_ref().ok_or(RenderError::NoDigest {
+                file: self.file.clone(),
+            })?,
+        };
+        let ctx = context::build(out, &self.vars).map_err(|e| RenderError::Data {
+            file: self.file.clone(),
+            message: e.to_string(),
+        })?;
+        let body = self
+            .eval(&part.body, &ctx)?
+            .unwrap_or(Out::Owned(Json::Null));
+        let body = serde_json::to_vec(&body).map_err(|e| RenderError::Data {
+            file: self.file.clone(),
+            message: e.to_string(),
+        })?;
+        let mut headers = Vec::with_capacity(part.headers.len());
+        for (name, header) in &part.headers {
+            let value = match header {
+                Header::Const(v) => v.clone(),
+                Header::Text(leaf) => {
+                    let text = self.text(leaf, &ctx)?;
+                    if text.is_empty() || text == OMIT {
+                        continue;
+                    }
+                    HeaderValue::from_str(&text).map_err(|_| RenderError::Header {
+                        file: self.file.clone(),
+                        name: name.to_string(),
+                    })?
+                }
+            };
+            headers.push((name.clone(), value));
+        }
+        Ok(Rendered {
+            content_type: self.content_type.clone(),
+            headers,
+            body: Bytes::from(body),
+        })
+    }
+
+    /// The value of a node, `None` when it is left out (`omit`).
+    fn eval<'a>(&'a self, node: &'a Node, ctx: &Value) -> Result<Option<Out<'a>>, RenderError> {
+        Ok(Some(match node {
+            Node::Const(j) => Out::Borrowed(j),
+            Node::Text(leaf) => match self.text(leaf, ctx)? {
+                s if s == OMIT => return Ok(None),
+                s => Out::Owned(Json::String(s)),
+            },
+            Node::Native(leaf) => match self.native(leaf, ctx)? {
+                Json::String(s) if s == OMIT => return Ok(None),
+                j => Out::Owned(j),
+            },
+            Node::Object(entries) => {
+                let mut out = Vec::with_capacity(entries.len());
+                for (key, node) in entries {
+                    let key = match key {
+                        Key::Const(k) => Cow::Borrowed(k.as_str()),
+                        Key::Text(leaf) => match self.text(leaf, ctx)? {
+                            k if k.is_empty() || k == OMIT => continue,
+                            k => Cow::Owned(k),
+                        },
+                    };
+                    if let Some(value) = self.eval(node, ctx)? {
+                        out.push((key, value));
+                    }
+                }
+                Out::Object(out)
+            }
+            Node::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for node in items {
+                    out.extend(self.eval(node, ctx)?);
+                }
+                Out::Array(out)
+            }
+        }))
+    }
+
+    fn text(&self, leaf: &Leaf, ctx: &Value) -> Result<String, RenderError> {
+        self.env
+            .get_template(&leaf.name)
+            .and_then(|t| t.render(ctx.clone()))
+            .map_err(|e| self.failed(leaf, describe(&e)))
+    }
+
+    /// A single-expression leaf: its JSON output parsed back, keeping the value's type.
+    fn native(&self, leaf: &Leaf, ctx: &Value) -> Result<Json, RenderError> {
+        let text = self.text(leaf, ctx)?;
+        serde_json::from_str(&text).map_err(|e| {
+            self.failed(
+                leaf,
+                format!("the expression did not give a JSON value ({e}); was `safe` applied?"),
+            )
+        })
+    }
+
+    fn failed(&self, leaf: &Leaf, message: String) -> RenderError {
+        RenderError::Template {
+            file: self.file.clone(),
+            field: leaf.field.clone(),
+            message,
+        }
+    }
+
+    /// Every leaf of a part, headers first.
+    fn leaves<'a>(part: &'a Part, out: &mut Vec<(&'a Leaf, LeafKind)>) {
+        for (_, h) in &part.headers {
+            if let Header::Text(leaf) = h {
+                out.push((leaf, LeafKind::Header));
+            }
+        }
+        fn walk<'a>(node: &'a Node, out: &mut Vec<(&'a Leaf, LeafKind)>) {
+            match node {
+                Node::Const(_) => {}
+                Node::Text(leaf) => out.push((leaf, LeafKind::Text)),
+                Node::Native(leaf) => out.push((leaf, LeafKind::Native)),
+                Node::Object(entries) => {
+                    for (key, node) in entries {
+                        if let Key::Text(leaf) = key {
+                            out.push((leaf, LeafKind::Text));
+                        }
+                        walk(node, out);
+                    }
+                }
+                Node::Array(items) => items.iter().for_each(|n| walk(n, out)),
+            }
+        }
+        walk(&part.body, out);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LeafKind {
+    Header,
+    Text,
+    Native,
+}
+
+/// A rendered body: borrowed constants, rendered leaves, and objects in the file's order.
+enum Out<'a> {
+    Borrowed(&'a Json),
+    Owned(Json),
+    Object(Vec<(Cow<'a, str>, Out<'a>)>),
+    Array(Vec<Out<'a>>),
+}
+
+impl serde::Serialize for Out<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Out::Borrowed(j) => j.serialize(s),
+            Out::Owned(j) => j.serialize(s),
+            Out::Object(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+            Out::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    seq.serialize_element(v)?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+/// minijinja's error as one line: kind, detail, and the template line when it has several.
+fn describe(e: &minijinja::Error) -> String {
+    let mut m = match e.detail() {
+        Some(d) if d.starts_with(REQUIRED_PREFIX) => d.to_string(),
+        Some(d) => format!("{}: {d}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    if let Some(line) = e.line().filter(|&l| l > 1) {
+        m.push_str(&format!(" (template line {line})"));
+    }
+    m
+}
+
+/// Where a template string is in the file, to place its errors.
+struct Site {
+    field: String,
+    /// The TOML span of the string (quotes included) or key.
+    span: Range<usize>,
+    /// The string as TOML decoded it: the template source.
+    source: String,
+}
+
+struct FileParts {
+    content_type: HeaderValue,
+    defaults: BTreeMap<String, String>,
+    mention: Part,
+    digest: Option<Part>,
+}
+
+/// Walks the TOML document, compiling templates and collecting every mistake.
+struct Builder<'a> {
+    file: &'a str,
+    text: &'a str,
+    env: Environment<'static>,
+    issues: Vec<TemplateIssue>,
+    /// Keyed by template name.
+    sites: BTreeMap<String, Site>,
+}
+
+const TOP_KEYS: &str = "content_type, [vars], [headers], [body] and [digest]";
+
+impl Builder<'_> {
+    fn issue(&mut self, span: Range<usize>, field: &str, message: String) {
+        let (line, col) = line_col(self.text, span.start);
+        self.issues.push(TemplateIssue {
+            file: self.file.to_string(),
+            at: Some((line, col)),
+            field: field.to_string(),
+            message,
+        });
+    }
+
+    fn file_parts(&mut self, root: &DeTable<'_>) -> Option<FileParts> {
+        let mut content_type = Some(HeaderValue::from_static("application/json"));
+        let mut defaults = BTreeMap::new();
+        let mut headers = Some(Vec::new());
+        let mut body = None;
+        let mut digest: Option<(Option<Node>, Option<Headers>)> = None;
+        for (key, value) in root.iter() {
+            let name = key.get_ref().as_ref();
+            match name {
+                "content_type" => {
+                    content_type = match value.get_ref().as_str().map(HeaderValue::from_str) {
+                        Some(Ok(v)) => Some(v),
+                        _ => {
+                            self.issue(
+                                value.span(),
+                                "content_type",
+                                "must be a string that is a valid header value".into(),
+                            );
+                            None
+                        }
+                    }
+                }
+                "vars" => match value.get_ref().as_table() {
+                    Some(t) => {
+                        for (k, v) in t.iter() {
+                            match v.get_ref().as_str() {
+                                Some(s) => {
+                                    defaults.insert(k.get_ref().to_string(), s.to_string());
+                                }
+                                None => self.issue(
+                                    v.span(),
+                                    &format!("vars.{}", k.get_ref()),
+                                    "vars are strings (a queue's vars are strings too); quote it"
+                                        .into(),
+                                ),
+                            }
+                        }
+                    }
+                    None => self.issue(value.span(), "vars", "must be a table ([vars])".into()),
+                },
+                "headers" => headers = self.headers("headers", value),
+                "body" => body = self.body("body", value),
+                "digest" => match value.get_ref().as_table() {
+                    Some(t) => {
+                        let (mut d_body, mut d_headers) = (None, None);
+                        let mut has_body = false;
+                        for (k, v) in t.iter() {
+                            match k.get_ref().as_ref() {
+                                "body" => {
+                                    has_body = true;
+                                    d_body = self.body("digest.body", v);
+                                }
+                                "headers" => d_headers = self.headers("digest.headers", v),
+                                other => self.issue(
+                                    k.span(),
+                                    &format!("digest.{other}"),
+                                    "unknown key: [digest] has [digest.body] and \
+                                     [digest.headers]"
+                                        .into(),
+                                ),
+                            }
+                        }
+                        if !has_body {
+                            self.issue(
+                                key.span(),
+                                "digest",
+                                "[digest] needs a [digest.body] table".into(),
+                            );
+                        }
+                        digest = Some((d_body, d_headers));
+                    }
+                    None => self.issue(value.span(), "digest", "must be a table ([digest])".into()),
+                },
+                other => self.issue(
+                    key.span(),
+                    other,
+                    format!("unknown key: a template has {TOP_KEYS}"),
+                ),
+            }
+        }
+        if !root.iter().any(|(k, _)| k.get_ref() == "body") {
+            self.issue(0..0, "body", "the template has no [body] table".into());
+        }
+        let headers = headers?;
+        let mention = Part {
+            headers: headers.clone(),
+            body: body?,
+        };
+        let digest = match digest {
+            None => None,
+            Some((d_body, d_headers)) => Some(Part {
+                headers: match d_headers {
+                    Some(h) => h,
+                    None => headers,
+                },
+                body: d_body?,
+            }),
+        };
+        Some(FileParts {
+            content_type: content_type?,
+            defaults,
+            mention,
+            digest,
+        })
+    }
+
+    fn body(&mut self, field: &str, value: &Spanned<DeValue<'_>>) -> Option<Node> {
+        if value.get_ref().as_table().is_none() {
+            self.issue(value.span(), field, "must be a table".into());
+            return None;
+        }
+        Some(self.node(field, value))
+    }
+
+    fn headers(&mut self, field: &str, value: &Spanned<DeValue<'_>>) -> Option<Headers> {
+        let Some(table) = value.get_ref().as_table() else {
+            self.issue(
+                value.span(),
+                field,
+                "must be a table of header templates".into(),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for (k, v) in table.iter() {
+            let path = format!("{field}.{}", k.get_ref());
+            let Ok(name) = HeaderName::from_bytes(k.get_ref().as_bytes()) else {
+                self.issue(k.span(), &path, "not a valid HTTP header name".into());
+                continue;
+            };
+            let Some(s) = v.get_ref().as_str() else {
+                self.issue(v.span(), &path, "a header value is a string".into());
+                continue;
+            };
+            if has_syntax(s) {
+                let leaf = self.template(&path, v.span(), s, false);
+                out.push((name, Header::Text(leaf)));
+            } else {
+                match HeaderValue::from_str(s) {
+                    Ok(value) => out.push((name, Header::Const(value))),
+                    Err(_) => self.issue(v.span(), &path, "not a valid header value".into()),
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn node(&mut self, field: &str, value: &Spanned<DeValue<'_>>) -> Node {
+        let span = value.span();
+        match value.get_ref() {
+            DeValue::String(s) if !has_syntax(s) => Node::Const(Json::String(s.to_string())),
+            DeValue::String(s) => {
+                let native = single_expression(s);
+                let leaf = self.template(field, span, s, native);
+                if native {
+                    Node::Native(leaf)
+                } else {
+                    Node::Text(leaf)
+                }
+            }
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Node::Const(Json::from(n)),
+                Err(_) => {
+                    self.issue(span, field, "integer out of range".into());
+                    Node::Const(Json::Null)
+                }
+            },
+            DeValue::Float(f) => match f.as_str().parse::<f64>().ok().map(Json::from) {
+                Some(j @ Json::Number(_)) => Node::Const(j),
+                _ => {
+                    self.issue(span, field, "JSON has no inf or nan".into());
+                    Node::Const(Json::Null)
+                }
+            },
+            DeValue::Boolean(b) => Node::Const(Json::Bool(*b)),
+            DeValue::Datetime(d) => Node::Const(Json::String(d.to_string())),
+            DeValue::Array(items) => Node::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.node(&format!("{field}[{i}]"), v))
+                    .collect(),
+            ),
+            DeValue::Table(t) => {
+                let mut entries = Vec::with_capacity(t.len());
+                for (k, v) in t.iter() {
+                    let key = k.get_ref().as_ref();
+                    let path = format!("{field}.{key}");
+                    let key = if has_syntax(key) {
+                        Key::Text(self.template(&path, k.span(), key, false))
+                    } else {
+                        Key::Const(key.to_string())
+                    };
+                    entries.push((key, self.node(&path, v)));
+                }
+                Node::Object(entries)
+            }
+        }
+    }
+
+    /// Compiles one template string, recording a syntax error at its place in the file.
+    fn template(&mut self, field: &str, span: Range<usize>, source: &str, native: bool) -> Leaf {
+        let name = format!(
+            "{}t{}",
+            if native { NATIVE_PREFIX } else { "" },
+            self.sites.len()
+        );
+        let site = Site {
+            field: field.to_string(),
+            span,
+            source: source.to_string(),
+        };
+        let result = self
+            .env
+            .add_template_owned(name.clone(), source.to_string());
+        if let Err(e) = result {
+            let offset = locate(self.text, &site, e.range().map_or(0, |r| r.start));
+            self.issue(offset..offset, field, describe(&e));
+        }
+        self.sites.insert(name.clone(), site);
+        Leaf {
+            name,
+            field: field.to_string(),
+        }
+    }
+}
+
+/// The checks made once the file compiles: names, then sample renders.
+struct Checks<'a> {
+    compiled: &'a Compiled,
+    text: &'a str,
+    sites: &'a BTreeMap<String, Site>,
+}
+
+impl Checks<'_> {
+    fn issue(&self, name: &str, offset: usize, message: String) -> TemplateIssue {
+        let site = &self.sites[name];
+        let (line, col) = line_col(self.text, locate(self.text, site, offset));
+        TemplateIssue {
+            file: self.compiled.file.clone(),
+            at: Some((line, col)),
+            field: site.field.clone(),
+            message,
+        }
+    }
+
+    /// Every variable a template names exists; every var the queue sets is read.
+    fn names(
+        &self,
+        defaults: &BTreeMap<String, String>,
+        queue_vars: &BTreeMap<String, String>,
+        issues: &mut Vec<TemplateIssue>,
+    ) -> HashSet<String> {
+        let mut failed = HashSet::new();
+        let env = &self.compiled.env;
+        let globals: BTreeSet<String> = env.globals().map(|(k, _)| k.to_string()).collect();
+        let mut read = BTreeSet::new();
+        let mut reads_all_vars = false;
+        for name in self.sites.keys() {
+            let Ok(t) = env.get_template(name) else {
+                continue;
+            };
+            for var in t.undeclared_variables(false) {
+                if !context::NAMES.contains(&var.as_str()) && !globals.contains(&var) {
+                    let at = self.sites[name].source.find(var.as_str()).unwrap_or(0);
+                    failed.insert(name.clone());
+                    issues.push(self.issue(
+                        name,
+                        at,
+                        format!(
+                            "unknown variable `{var}`; the variables are {}",
+                            context::NAMES.join(", ")
+                        ),
+                    ));
+                }
+            }
+            for path in t.undeclared_variables(true) {
+                match path.strip_prefix("vars.") {
+                    Some(v) => {
+                        read.insert(v.split('.').next().unwrap_or(v).to_string());
+                    }
+                    None if path == "vars" => reads_all_vars = true,
+                    None => {}
+                }
+            }
+        }
+        if reads_all_vars {
+            return failed;
+        }
+        for var in queue_vars.keys() {
+            if !read.contains(var) && !defaults.contains_key(var) {
+                let known: Vec<&str> = read
+                    .iter()
+                    .map(String::as_str)
+                    .chain(defaults.keys().map(String::as_str))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                issues.push(TemplateIssue {
+                    file: self.compiled.file.clone(),
+                    at: None,
+                    field: format!("vars.{var}"),
+                    message: format!(
+                        "the queue sets var `{var}`, which this template does not read \
+                         (it reads: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                });
+            }
+        }
+        failed
+    }
+
+    /// Renders every leaf against every sample it applies to; the first failure of each
+    /// leaf is an issue. A `required(…)` failure is not: it depends on the message.
+    /// `failed`: the templates already reported, which are not reported again.
+    fn samples(&self, mut failed: HashSet<String>, issues: &mut Vec<TemplateIssue>) {
+        let c = self.compiled;
+        for sample in samples::all() {
+            let part = match sample.event {
+                EventType::MentionCreated => &c.mention,
+                EventType::MentionDigest => match &c.digest {
+                    Some(d) => d,
+                    None => continue,
+                },
+            };
+            let ctx = context::build(&sample.outgoing(), &c.vars)
+                .expect("the samples are JSON minijinja reads");
+            let mut leaves = Vec::new();
+            Compiled::leaves(part, &mut leaves);
+            for (leaf, kind) in leaves {
+                if failed.contains(&leaf.name) {
+                    continue;
+                }
+                let problem = match c.env.get_template(&leaf.name).and_then(|t| t.render(&ctx)) {
+                    Err(e) if e.detail().is_some_and(|d| d.starts_with(REQUIRED_PREFIX)) => None,
+                    Err(e) => Some((e.range().map_or(0, |r| r.start), describe(&e))),
+                    Ok(text) => match kind {
+                        LeafKind::Native => serde_json::from_str::<Json>(&text).err().map(|e| {
+                            (0, format!("the expression did not give a JSON value ({e})"))
+                        }),
+                        LeafKind::Header if HeaderValue::from_str(&text).is_err() => Some((
+                            0,
+                            "renders a value that is not a valid header value (a newline?)"
+                                .to_string(),
+                        )),
+                        _ => None,
+                    },
+                };
+                if let Some((offset, message)) = problem {
+                    let hint = if message.contains("`vars.") {
+                        "; give the var a default in this file's [vars] or set it in the \
+                         queue's vars"
+                    } else {
+                        ""
+                    };
+                    issues.push(self.issue(
+                        &leaf.name,
+                        offset,
+                        format!("with {}: {message}{hint}", sample.name),
+                    ));
+                    failed.insert(leaf.name.clone());
+                }
+            }
+        }
+    }
+}
+
+/// The byte offset in the file of byte `offset` of a template string, exact when the TOML
+/// string holds its text verbatim (no escapes), else the start of the string.
+fn locate(text: &str, site: &Site, offset: usize) -> usize {
+    let raw = &text[site.span.clone()];
+    let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+        3
+    } else if raw.starts_with('"') || raw.starts_with('\'') {
+        1
+    } else {
+        0
+    };
+    if raw.len() < 2 * quote {
+        return site.span.start;
+    }
+    let mut inner = &raw[quote..raw.len() - quote];
+    let mut skip = 0;
+    if quote == 3 {
+        // A newline right after the opening quotes is not part of the string.
+        for nl in ["\r\n", "\n"] {
+            if let Some(rest) = inner.strip_prefix(nl) {
+                inner = rest;
+                skip = nl.len();
+                break;
+            }
+        }
+    }
+    if inner == site.source && offset <= inner.len() {
+        site.span.start + quote + skip + offset
+    } else {
+        site.span.start
+    }
+}
+
+/// Whether a string has template syntax at all; one without is a constant.
+fn has_syntax(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// Whether a string is exactly one `{{ expression }}` (spaces around allowed), which keeps
+/// the expression's JSON type.
+fn single_expression(s: &str) -> bool {
+    let t = s.trim();
+    t.len() >= 4
+        && t.starts_with("{{")
+        && t.ends_with("}}")
+        && !has_syntax(&t[2..t.len() - 2])
+        && !t[2..t.len() - 2].contains("}}")
+}

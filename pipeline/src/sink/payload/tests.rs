@@ -1,0 +1,828 @@
+//! Payload formats on real mentions (`pipeline/tests/data/payload/`): what each CRM requires
+//! is present and of the right type, digests render in every format, hostile text stays valid
+//! JSON, overrides are used, and broken templates fail at load naming the file and place.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde_json::value::RawValue;
+use serde_json::Value as Json;
+
+use super::*;
+
+pub(super) const CUSTOMER_COMPLAINT: &str =
+    include_str!("../../../tests/data/payload/mention_customer_complaint.json");
+pub(super) const UNICODE_LEAD: &str =
+    include_str!("../../../tests/data/payload/mention_unicode_lead.json");
+pub(super) const DIGEST: &str = include_str!("../../../tests/data/payload/digest.json");
+
+/// A GUID for Dynamics cases whose author is not a customer.
+pub(super) const FALLBACK_ACCOUNT: &str = "7eb682f1-ca75-e511-80d4-00155d2a68d1";
+
+pub(super) fn raw(json: &str) -> Box<RawValue> {
+    RawValue::from_string(json.trim().to_string()).expect("test data is JSON")
+}
+
+pub(super) fn outgoing<'a>(
+    id: &'a str,
+    event: EventType,
+    data: &'a RawValue,
+    latency: Latency,
+) -> Outgoing<'a> {
+    Outgoing {
+        id,
+        event,
+        data,
+        queue: "support",
+        attempt: 2,
+        timestamp: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_778_930_123),
+        latency,
+    }
+}
+
+pub(super) const ON_TIME: Latency = Latency {
+    elapsed_ms: 1_250,
+    budget_ms: Some(60_000),
+    over_budget: false,
+};
+
+pub(super) const LATE: Latency = Latency {
+    elapsed_ms: 95_000,
+    budget_ms: Some(60_000),
+    over_budget: true,
+};
+
+/// The vars a queue of `format` needs for the built-in template to load and to file every
+/// sample (Zoho's org and department, a Dynamics account for non-customers and digests).
+pub(super) fn vars_for(format: PayloadFormat) -> BTreeMap<String, String> {
+    let pairs: &[(&str, &str)] = match format {
+        PayloadFormat::Zoho => &[("org_id", "2389290"), ("department_id", "1689000000006907")],
+        PayloadFormat::Dynamics => &[("customer_id", FALLBACK_ACCOUNT)],
+        _ => &[],
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub(super) fn builtin(format: PayloadFormat) -> Payload {
+    Payload::load(format, None, &vars_for(format))
+        .unwrap_or_else(|e| panic!("built-in {format} template: {e}"))
+}
+
+fn body(r: &Rendered) -> Json {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+        panic!(
+            "body is not JSON ({e}): {}",
+            String::from_utf8_lossy(&r.body)
+        )
+    })
+}
+
+fn header<'r>(r: &'r Rendered, name: &str) -> Option<&'r str> {
+    r.headers
+        .iter()
+        .find(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.to_str().ok())
+}
+
+fn chars(v: &Json) -> usize {
+    v.as_str()
+        .unwrap_or_else(|| panic!("{v} is not a string"))
+        .chars()
+        .count()
+}
+
+fn text_field(v: &Json, name: &str, max: usize) {
+    let n = chars(v);
+    assert!(n > 0, "{name} is empty");
+    assert!(n <= max, "{name} has {n} characters, more than {max}");
+}
+
+/// What one CRM requires of a rendered request, checked on a mention and on a digest.
+type Check = fn(&Rendered, &Json, &Outgoing<'_>);
+
+fn salesforce(_: &Rendered, b: &Json, out: &Outgoing<'_>) {
+    text_field(&b["Subject"], "Subject", 255);
+    text_field(&b["Description"], "Description", 32_000);
+    assert!(["High", "Medium", "Low"].contains(&b["Priority"].as_str().unwrap()));
+    assert_eq!(b["Origin"], "Social");
+    assert_eq!(b["Status"], "New");
+    assert_eq!(b["Earshot_Mention_Id__c"], out.id);
+    text_field(&b["SuppliedName"], "SuppliedName", 80);
+}
+
+fn zendesk(r: &Rendered, b: &Json, out: &Outgoing<'_>) {
+    assert_eq!(header(r, "Idempotency-Key"), Some(out.id));
+    let t = &b["ticket"];
+    text_field(&t["subject"], "subject", 150);
+    text_field(&t["comment"]["body"], "comment.body", 65_000);
+    assert_eq!(t["comment"]["public"], false);
+    assert!(["urgent", "high", "normal", "low"].contains(&t["priority"].as_str().unwrap()));
+    assert!(["problem", "incident", "question", "task"].contains(&t["type"].as_str().unwrap()));
+    let tags = t["tags"].as_array().expect("tags is a list");
+    assert!(tags.contains(&Json::from("earshot")));
+    assert!(tags.iter().all(|t| t
+        .as_str()
+        .is_some_and(|t| !t.is_empty() && !t.contains(' '))));
+    assert_eq!(t["external_id"], out.id);
+}
+
+fn hubspot(_: &Rendered, b: &Json, _: &Outgoing<'_>) {
+    let p = b["properties"].as_object().expect("properties");
+    text_field(&p["subject"], "subject", 255);
+    text_field(&p["content"], "content", 65_000);
+    assert_eq!(p["hs_pipeline"], "0");
+    assert_eq!(p["hs_pipeline_stage"], "1");
+    assert!(["HIGH", "MEDIUM", "LOW"].contains(&p["hs_ticket_priority"].as_str().unwrap()));
+    assert!(
+        p.values().all(Json::is_string),
+        "HubSpot properties are strings"
+    );
+}
+
+fn dynamics(r: &Rendered, b: &Json, out: &Outgoing<'_>) {
+    assert_eq!(header(r, "OData-Version"), Some("4.0"));
+    assert_eq!(r.content_type, "application/json; charset=utf-8");
+    text_field(&b["title"], "title", 200);
+    text_field(&b["description"], "description", 2_000);
+    assert!(
+        matches!(b["prioritycode"].as_i64(), Some(1..=3)),
+        "prioritycode is an integer option: {}",
+        b["prioritycode"]
+    );
+    assert_eq!(b["caseorigincode"].as_i64(), Some(3));
+    let bind = b["customerid_account@odata.bind"].as_str().expect("bind");
+    let customer = serde_json::from_str::<Json>(out.data.get()).unwrap()["customer"].clone();
+    match customer["customer_id"].as_str() {
+        Some(id) => assert_eq!(bind, format!("/accounts(accountnumber='{id}')")),
+        None => assert_eq!(bind, format!("/accounts({FALLBACK_ACCOUNT})")),
+    }
+    assert!(b.get("customerid_contact@odata.bind").is_none());
+}
+
+fn zoho(r: &Rendered, b: &Json, _: &Outgoing<'_>) {
+    assert_eq!(header(r, "orgId"), Some("2389290"));
+    text_field(&b["subject"], "subject", 255);
+    assert_eq!(b["departmentId"], "1689000000006907");
+    text_field(&b["contact"]["lastName"], "contact.lastName", 80);
+    assert!(b.get("contactId").is_none());
+    assert!(["High", "Medium", "Low"].contains(&b["priority"].as_str().unwrap()));
+    assert_eq!(b["channel"], "Web");
+    assert!(["Question", "Problem", "Feature", "Others"]
+        .contains(&b["classification"].as_str().unwrap()));
+    text_field(&b["description"], "description", 65_535);
+}
+
+fn slack(_: &Rendered, b: &Json, _: &Outgoing<'_>) {
+    text_field(&b["text"], "text", 300);
+    let blocks = b["blocks"].as_array().expect("blocks");
+    assert!(!blocks.is_empty() && blocks.len() <= 50);
+    assert_eq!(blocks[0]["type"], "header");
+    assert_eq!(blocks[0]["text"]["type"], "plain_text");
+    text_field(&blocks[0]["text"]["text"], "header", 150);
+    for block in blocks {
+        match block["type"].as_str().unwrap() {
+            "header" => {}
+            "section" => {
+                if let Some(t) = block.get("text") {
+                    text_field(&t["text"], "section text", 3_000);
+                }
+                if let Some(f) = block.get("fields") {
+                    let f = f.as_array().unwrap();
+                    assert!(f.len() <= 10);
+                    f.iter()
+                        .for_each(|f| text_field(&f["text"], "section field", 2_000));
+                }
+            }
+            "context" => {
+                let e = block["elements"].as_array().unwrap();
+                assert!(!e.is_empty() && e.len() <= 10);
+            }
+            other => panic!("unexpected block type {other}"),
+        }
+    }
+}
+
+pub(super) const CHECKS: [(PayloadFormat, Check); 6] = [
+    (PayloadFormat::Salesforce, salesforce),
+    (PayloadFormat::Zendesk, zendesk),
+    (PayloadFormat::Hubspot, hubspot),
+    (PayloadFormat::Dynamics, dynamics),
+    (PayloadFormat::Zoho, zoho),
+    (PayloadFormat::Slack, slack),
+];
+
+/// The messages every format is checked on: two real mentions (a customer's complaint with a
+/// link; a non-customer's question full of quotes, newlines, emoji and CJK), each on time and
+/// late, and a digest.
+pub(super) fn messages() -> Vec<(&'static str, EventType, Box<RawValue>, Latency)> {
+    vec![
+        (
+            "customer complaint",
+            EventType::MentionCreated,
+            raw(CUSTOMER_COMPLAINT),
+            ON_TIME,
+        ),
+        (
+            "customer complaint, late",
+            EventType::MentionCreated,
+            raw(CUSTOMER_COMPLAINT),
+            LATE,
+        ),
+        (
+            "unicode lead",
+            EventType::MentionCreated,
+            raw(UNICODE_LEAD),
+            ON_TIME,
+        ),
+        ("digest", EventType::MentionDigest, raw(DIGEST), LATE),
+    ]
+}
+
+#[test]
+fn every_format_renders_what_its_crm_requires() {
+    for (format, check) in CHECKS {
+        let payload = builtin(format);
+        assert_eq!(payload.format(), format);
+        for (name, event, data, latency) in messages() {
+            let out = outgoing("m_9732c588a36f7872a1a82719", event, &data, latency);
+            let r = payload
+                .render(&out)
+                .unwrap_or_else(|e| panic!("{format} / {name}: {e}"));
+            let b = body(&r);
+            check(&r, &b, &out);
+        }
+    }
+}
+
+#[test]
+fn urgency_73_with_an_escalation_is_high_priority_in_every_crm() {
+    let data = raw(CUSTOMER_COMPLAINT);
+    let out = outgoing("m_1", EventType::MentionCreated, &data, ON_TIME);
+    let field = |format, pointer: &str| {
+        let b = body(&builtin(format).render(&out).unwrap());
+        b.pointer(pointer)
+            .unwrap_or_else(|| panic!("{format}: no {pointer}"))
+            .clone()
+    };
+    assert_eq!(field(PayloadFormat::Salesforce, "/Priority"), "High");
+    assert_eq!(field(PayloadFormat::Zendesk, "/ticket/priority"), "high");
+    assert_eq!(field(PayloadFormat::Zendesk, "/ticket/type"), "incident");
+    assert_eq!(
+        field(PayloadFormat::Hubspot, "/properties/hs_ticket_priority"),
+        "HIGH"
+    );
+    assert_eq!(field(PayloadFormat::Dynamics, "/prioritycode"), 1);
+    assert_eq!(field(PayloadFormat::Zoho, "/priority"), "High");
+    assert_eq!(field(PayloadFormat::Zoho, "/classification"), "Problem");
+    // The lead scores 16: low everywhere, and files as a task in Zendesk.
+    let lead = raw(UNICODE_LEAD);
+    let out = outgoing("m_2", EventType::MentionCreated, &lead, ON_TIME);
+    let b = body(&builtin(PayloadFormat::Zendesk).render(&out).unwrap());
+    assert_eq!(b["ticket"]["priority"], "low");
+    assert_eq!(b["ticket"]["type"], "task");
+    let b = body(&builtin(PayloadFormat::Dynamics).render(&out).unwrap());
+    assert_eq!(b["prioritycode"], 3);
+}
+
+#[test]
+fn late_deliveries_are_flagged() {
+    let data = raw(CUSTOMER_COMPLAINT);
+    for (latency, late) in [(ON_TIME, false), (LATE, true)] {
+        let out = outgoing("m_1", EventType::MentionCreated, &data, latency);
+        let b = body(&builtin(PayloadFormat::Zendesk).render(&out).unwrap());
+        let tags = b["ticket"]["tags"].as_array().unwrap();
+        assert_eq!(tags.contains(&Json::from("earshot-late")), late);
+        let comment = b["ticket"]["comment"]["body"].as_str().unwrap();
+        assert_eq!(comment.contains("Late: sent 95 s after"), late, "{comment}");
+        let b = body(&builtin(PayloadFormat::Slack).render(&out).unwrap());
+        let context = b["blocks"].as_array().unwrap().last().unwrap()["elements"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(context.contains("late"), late, "{context}");
+    }
+}
+
+#[test]
+fn the_description_carries_the_judgement() {
+    let data = raw(CUSTOMER_COMPLAINT);
+    let out = outgoing("m_9732", EventType::MentionCreated, &data, ON_TIME);
+    let b = body(&builtin(PayloadFormat::Salesforce).render(&out).unwrap());
+    let d = b["Description"].as_str().unwrap();
+    for want in [
+        "my rocket skates arrived broken",
+        "Bluesky post by did:plc:ewvi7nxzyoun6zhxrhs64oiz: https://bsky.app/profile/",
+        "Brand: acme · category: complaint · sentiment: negative (-0.8834)",
+        "Urgency: 73/100\n  - negative_sentiment: 31\n  - category: 10\n",
+        "Recommendation: escalate (social): urgency 73 is at least 70",
+        "Customer: ACME-C-1001, tier enterprise, owner dana@acme.example",
+        "Mention m_9732, queue support (earshot)",
+    ] {
+        assert!(d.contains(want), "no {want:?} in:\n{d}");
+    }
+    assert!(!d.contains("\n\n\n"), "no runs of blank lines:\n{d}");
+    assert_eq!(
+        b["Subject"],
+        "[acme] complaint from did:plc:ewvi7nxzyoun6zhxrhs64oiz: @acmehq.bsky.social my rocket \
+         skates arrived broken and support is still not answering acme.example/orders/… third \
+         time asking, need a refund"
+    );
+}
+
+#[test]
+fn digests_summarize_the_window() {
+    let data = raw(DIGEST);
+    let out = outgoing("d_1", EventType::MentionDigest, &data, ON_TIME);
+    let b = body(&builtin(PayloadFormat::Zendesk).render(&out).unwrap());
+    let t = &b["ticket"];
+    assert_eq!(
+        t["subject"],
+        "[support] 42 mentions held back, 10:00–10:01 UTC"
+    );
+    // The most urgent example is a crisis (92): the digest is urgent.
+    assert_eq!(t["priority"], "urgent");
+    assert_eq!(t["type"], "task");
+    let comment = t["comment"]["body"].as_str().unwrap();
+    for want in [
+        "42 mentions for queue support were held back",
+        "  - rate_limited: 30\n",
+        "Over the rate limit (30), the most urgent:",
+        "Reposted 8 times: at://",
+        "A storm of 3 near-identical posts",
+        "  - @coyote-fan.bsky.social: 1",
+    ] {
+        assert!(comment.contains(want), "no {want:?} in:\n{comment}");
+    }
+    let b = body(&builtin(PayloadFormat::Slack).render(&out).unwrap());
+    let section = b["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(
+        section.starts_with("*Held back:* rate_limited 30, repost 8, storm 3, cooldown 1"),
+        "{section}"
+    );
+}
+
+/// A post of 40,000 characters of quotes, backslashes, newlines, control characters, markup,
+/// emoji and CJK: every format's body is valid JSON, every field within its CRM's limit.
+#[test]
+fn hostile_text_stays_valid_json_within_limits() {
+    let unit = "\"quoted\" \\ back\\slash\nnew line\ttab \u{1} ctl </script> <!channel> {{ not a \
+                template }} {% nor this %} 🙃 日本語 ";
+    let text: String = unit.chars().cycle().take(40_000).collect();
+    let mut m: Json = serde_json::from_str(CUSTOMER_COMPLAINT).unwrap();
+    m["post"]["text"] = Json::from(text.clone());
+    m["post"]["author"]["handle"] = Json::from("\"><img src=x>\u{7f}");
+    let data = raw(&m.to_string());
+    for (format, check) in CHECKS {
+        let out = outgoing("m_hostile", EventType::MentionCreated, &data, LATE);
+        let r = builtin(format).render(&out).unwrap();
+        let b = body(&r);
+        check(&r, &b, &out);
+    }
+    // The text arrives whole where the limit allows it (Zendesk's comment: 65,000).
+    let out = outgoing("m_hostile", EventType::MentionCreated, &data, LATE);
+    let b = body(&builtin(PayloadFormat::Zendesk).render(&out).unwrap());
+    assert!(b["ticket"]["comment"]["body"]
+        .as_str()
+        .unwrap()
+        .starts_with(&text));
+    // Slack sees it escaped: no channel ping, no tags.
+    let b = body(&builtin(PayloadFormat::Slack).render(&out).unwrap());
+    let shown = b["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(shown.contains("&lt;!channel&gt;") && !shown.contains("<!channel>"));
+}
+
+#[test]
+fn generic_embeds_data_byte_for_byte() {
+    let payload = Payload::load(PayloadFormat::Generic, None, &BTreeMap::new()).unwrap();
+    assert_eq!(payload.format(), PayloadFormat::Generic);
+    for (name, event, data, latency) in messages() {
+        let mut out = outgoing("m_1", event, &data, latency);
+        out.queue = "sup\"port";
+        let r = payload.render(&out).unwrap();
+        assert_eq!(r.content_type, "application/json");
+        assert!(r.headers.is_empty());
+        let body = std::str::from_utf8(&r.body).unwrap();
+        assert!(
+            body.contains(&format!("\"data\":{},\"delivery\"", data.get())),
+            "{name}: data not embedded verbatim"
+        );
+        let b: Json = serde_json::from_str(body).unwrap();
+        assert_eq!(b["type"], event.as_str());
+        assert_eq!(b["timestamp"], "2026-11-27T11:28:50.123Z");
+        assert_eq!(b["data"], serde_json::from_str::<Json>(data.get()).unwrap());
+        let d = &b["delivery"];
+        assert_eq!(d["queue"], "sup\"port");
+        assert_eq!(d["attempt"], 2);
+        assert_eq!(d["elapsed_ms"], latency.elapsed_ms);
+        assert_eq!(d["budget_ms"], 60_000);
+        assert_eq!(d["over_budget"], latency.over_budget);
+        assert_eq!(b.as_object().unwrap().len(), 4);
+    }
+    // No budget: null.
+    let data = raw(UNICODE_LEAD);
+    let mut out = outgoing("m_1", EventType::MentionCreated, &data, ON_TIME);
+    out.latency = Latency::default();
+    let b = body(&payload.render(&out).unwrap());
+    assert_eq!(b["delivery"]["budget_ms"], Json::Null);
+    assert_eq!(b["delivery"]["over_budget"], false);
+}
+
+#[test]
+fn generic_takes_no_template() {
+    let e = Payload::load(
+        PayloadFormat::Generic,
+        Some(Path::new("mine.toml")),
+        &BTreeMap::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, PayloadError::GenericTemplate { .. }));
+    assert!(e.to_string().contains("mine.toml"), "{e}");
+}
+
+/// The built-in templates are the files in `rules/payloads/`, embedded: a team copying the
+/// file starts from exactly what earshot sends.
+#[test]
+fn built_in_templates_are_the_files_in_rules_payloads() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("rules/payloads/README.md")).unwrap();
+    for format in PayloadFormat::ALL {
+        let Some((path, text)) = format.builtin_template() else {
+            assert_eq!(format, PayloadFormat::Generic);
+            continue;
+        };
+        assert_eq!(path, format!("rules/payloads/{format}.toml"));
+        let on_disk = std::fs::read_to_string(root.join(path)).unwrap();
+        assert_eq!(on_disk, text, "{path} differs from the built-in copy");
+        assert!(
+            readme.contains(&format!("`{format}`")),
+            "README lacks {format}"
+        );
+    }
+    for name in context::NAMES {
+        assert!(
+            readme.contains(&format!("| `{name}")),
+            "README's variable table lacks {name}"
+        );
+    }
+}
+
+#[test]
+fn payloads_are_shareable() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Payload>();
+}
+
+#[test]
+fn zoho_needs_org_and_department_at_load() {
+    let e = Payload::load(PayloadFormat::Zoho, None, &BTreeMap::new()).unwrap_err();
+    let msg = e.to_string();
+    for want in [
+        "rules/payloads/zoho.toml:",
+        "headers.orgId: with the sample mention",
+        "`vars.org_id` is undefined",
+        "body.departmentId: with the sample mention",
+        "`vars.department_id` is undefined",
+        "set it in the queue's vars",
+    ] {
+        assert!(msg.contains(want), "no {want:?} in:\n{msg}");
+    }
+}
+
+#[test]
+fn dynamics_without_a_customer_fails_to_render_clearly() {
+    let payload = Payload::load(PayloadFormat::Dynamics, None, &BTreeMap::new()).unwrap();
+    let lead = raw(UNICODE_LEAD);
+    let e = payload
+        .render(&outgoing("m_2", EventType::MentionCreated, &lead, ON_TIME))
+        .unwrap_err();
+    assert_eq!(e.reason(), "template");
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("rules/payloads/dynamics.toml: body.customerid_account@odata.bind: required: no customer"),
+        "{msg}"
+    );
+    // A customer's mention still files under its account.
+    let customer = raw(CUSTOMER_COMPLAINT);
+    let r = payload
+        .render(&outgoing(
+            "m_1",
+            EventType::MentionCreated,
+            &customer,
+            ON_TIME,
+        ))
+        .unwrap();
+    assert_eq!(
+        body(&r)["customerid_account@odata.bind"],
+        "/accounts(accountnumber='ACME-C-1001')"
+    );
+    // Contacts bind through contacts.
+    let mut vars = vars_for(PayloadFormat::Dynamics);
+    vars.insert("customer_table".into(), "contact".into());
+    let payload = Payload::load(PayloadFormat::Dynamics, None, &vars).unwrap();
+    let b = body(
+        &payload
+            .render(&outgoing("m_2", EventType::MentionCreated, &lead, ON_TIME))
+            .unwrap(),
+    );
+    assert_eq!(
+        b["customerid_contact@odata.bind"],
+        format!("/contacts({FALLBACK_ACCOUNT})")
+    );
+    assert!(b.get("customerid_account@odata.bind").is_none());
+}
+
+#[test]
+fn vars_override_defaults_and_templated_keys_can_be_left_out() {
+    let data = raw(CUSTOMER_COMPLAINT);
+    let out = outgoing("m_1", EventType::MentionCreated, &data, ON_TIME);
+    let vars = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let sf = Payload::load(
+        PayloadFormat::Salesforce,
+        None,
+        &vars(&[("origin", "Web"), ("external_id_field", "")]),
+    )
+    .unwrap();
+    let b = body(&sf.render(&out).unwrap());
+    assert_eq!(b["Origin"], "Web");
+    assert!(b.get("Earshot_Mention_Id__c").is_none() && b.get("").is_none());
+    let hs = Payload::load(
+        PayloadFormat::Hubspot,
+        None,
+        &vars(&[
+            ("pipeline", "77"),
+            ("stage", "78"),
+            ("id_property", "earshot_id"),
+        ]),
+    )
+    .unwrap();
+    let b = body(&hs.render(&out).unwrap());
+    assert_eq!(b["properties"]["hs_pipeline"], "77");
+    assert_eq!(b["properties"]["hs_pipeline_stage"], "78");
+    assert_eq!(b["properties"]["earshot_id"], "m_1");
+    assert!(b["properties"].get("hubspot_owner_id").is_none());
+    let zd = Payload::load(
+        PayloadFormat::Zendesk,
+        None,
+        &vars(&[("requester_id", "361"), ("group_id", "20")]),
+    )
+    .unwrap();
+    let b = body(&zd.render(&out).unwrap());
+    assert_eq!(b["ticket"]["requester_id"], 361);
+    assert_eq!(b["ticket"]["group_id"], 20);
+    assert!(b["ticket"].get("requester").is_none());
+}
+
+/// A queue var no template reads is a typo in the config: refused at load.
+#[test]
+fn a_queue_var_the_template_does_not_read_is_refused() {
+    let mut vars = BTreeMap::new();
+    vars.insert("pipline".to_string(), "5".to_string());
+    let e = Payload::load(PayloadFormat::Hubspot, None, &vars).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(
+            "rules/payloads/hubspot.toml: vars.pipline: the queue sets var `pipline`, which \
+             this template does not read (it reads: id_property, owner_id, pipeline, stage)"
+        ),
+        "{msg}"
+    );
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_queue_override_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "zendesk-acme.toml",
+        r#"
+[vars]
+group = "social"
+
+[headers]
+Idempotency-Key = "{{ id }}"
+X-Team = "{{ vars.group }}"
+
+[body.ticket]
+subject = "{{ brand | upper }}: {{ text | oneline | truncate(20) }}"
+urgency = "{{ urgency }}"
+late = "{{ delivery.over_budget }}"
+links = "{{ data.post.links | default([]) }}"
+tags = ["earshot", "{{ vars.group }}", "{{ omit }}"]
+fixed = 3
+[body.ticket.comment]
+body = "{{ text }}"
+"#,
+    );
+    let mut vars = BTreeMap::new();
+    vars.insert("group".to_string(), "vip".to_string());
+    let payload = Payload::load(PayloadFormat::Zendesk, Some(&path), &vars).unwrap();
+    let data = raw(CUSTOMER_COMPLAINT);
+    let r = payload
+        .render(&outgoing("m_1", EventType::MentionCreated, &data, LATE))
+        .unwrap();
+    assert_eq!(header(&r, "X-Team"), Some("vip"));
+    let b = body(&r);
+    let t = &b["ticket"];
+    assert_eq!(t["subject"], "ACME: @acmehq.bsky.social…");
+    assert_eq!(t["urgency"], 73);
+    assert_eq!(t["late"], true);
+    assert_eq!(
+        t["links"],
+        serde_json::json!(["https://acme.example/orders/88412"])
+    );
+    assert_eq!(t["tags"], serde_json::json!(["earshot", "vip"]));
+    assert_eq!(t["fixed"], 3);
+    // Keys keep the file's order.
+    let keys: Vec<&String> = t.as_object().unwrap().keys().collect();
+    let text = std::str::from_utf8(&r.body).unwrap();
+    assert!(text.find("\"subject\"").unwrap() < text.find("\"urgency\"").unwrap());
+    assert_eq!(keys.len(), 7);
+    // No [digest]: a digest cannot be rendered in it.
+    let digest = raw(DIGEST);
+    let e = payload
+        .render(&outgoing("d_1", EventType::MentionDigest, &digest, LATE))
+        .unwrap_err();
+    assert_eq!(e.reason(), "no_digest");
+}
+
+/// Each broken template, the place its error is reported at, and words of the message.
+#[test]
+fn broken_templates_fail_at_load_naming_file_and_place() {
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "template syntax",
+            "[body]\nok = \"{{ id }}\"\nsubject = \"{{ subject | oneline }\"\n",
+            ":3:33: body.subject:",
+            &["syntax error", "expected end of variable block"],
+        ),
+        (
+            "syntax on the second line of a multi-line string",
+            "[body]\ndescription = \"\"\"\nline one {{ id }}\nline two {% if %}\n\"\"\"\n",
+            ":4:16: body.description:",
+            &["syntax error: unexpected end of block (template line 2)"],
+        ),
+        (
+            "unknown variable",
+            "[body]\nsubject = \"{{ sujbect }}\"\n",
+            ":2:15: body.subject:",
+            &["unknown variable `sujbect`", "the variables are id, event"],
+        ),
+        (
+            "misspelt data path",
+            "[body]\ntext = \"hello {{ data.post.txet }}\"\n",
+            ":2:18: body.text:",
+            &["with the sample mention", "`data.post.txet` is undefined"],
+        ),
+        (
+            "a field only some mentions have",
+            "[body]\nlinks = \"{{ data.post.links[0] }}\"\n",
+            ":2:22: body.links:",
+            &["without the optional fields", "undefined"],
+        ),
+        (
+            "an unknown var",
+            "[body]\norigin = \"{{ vars.origin }}\"\n",
+            ":2:14: body.origin:",
+            &["`vars.origin` is undefined", "give the var a default"],
+        ),
+        (
+            "an unknown filter",
+            "[body]\nsubject = \"{{ subject | shout }}\"\n",
+            ":2:25: body.subject:",
+            &["unknown filter: filter shout is unknown"],
+        ),
+        (
+            "bad TOML",
+            "[body]\nsubject = \"{{ subject }}\nnext = 1\n",
+            ":2:25: invalid basic string",
+            &[],
+        ),
+        (
+            "unknown top-level key",
+            "content_typ = \"text/plain\"\n[body]\nx = 1\n",
+            ":1:1: content_typ: unknown key",
+            &["content_type, [vars], [headers], [body] and [digest]"],
+        ),
+        (
+            "no body",
+            "[headers]\nX-A = \"1\"\n",
+            ":1:1: body: the template has no [body] table",
+            &[],
+        ),
+        (
+            "bad header name",
+            "[headers]\n\"X A\" = \"1\"\n[body]\nx = 1\n",
+            ":2:1: headers.X A: not a valid HTTP header name",
+            &[],
+        ),
+        (
+            "a var that is not a string",
+            "[vars]\nstage = 1\n[body]\nx = \"{{ vars.stage }}\"\n",
+            ":2:9: vars.stage: vars are strings",
+            &[],
+        ),
+        (
+            "digest without a body",
+            "[body]\nx = 1\n[digest.headers]\nX-A = \"1\"\n",
+            ":3:2: digest: [digest] needs a [digest.body] table",
+            &[],
+        ),
+        (
+            "digest template reading the mention",
+            "[body]\nx = 1\n[digest.body]\ntext = \"{{ data.post.text }}\"\n",
+            ":4:16: digest.body.text: with the sample digest",
+            &["`data.post` is undefined"],
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (name, text, at, words)) in cases.iter().enumerate() {
+        let path = write(&dir, &format!("case{i}.toml"), text);
+        let e = match Payload::load(PayloadFormat::Zendesk, Some(&path), &BTreeMap::new()) {
+            Ok(_) => panic!("{name}: loaded"),
+            Err(e) => e,
+        };
+        let msg = e.to_string();
+        let want = format!("{}{at}", path.display());
+        assert!(msg.contains(&want), "{name}: no {want:?} in:\n{msg}");
+        for w in *words {
+            assert!(msg.contains(w), "{name}: no {w:?} in:\n{msg}");
+        }
+    }
+}
+
+#[test]
+fn every_mistake_is_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "many.toml",
+        "[body]\na = \"{{ nope }}\"\nb = \"{{ id }\"\nc = \"{{ data.nope }}\"\n",
+    );
+    let e = Payload::load(PayloadFormat::Slack, Some(&path), &BTreeMap::new()).unwrap_err();
+    let PayloadError::Invalid { issues, .. } = &e else {
+        panic!("{e}")
+    };
+    // The syntax error stops the checks that need a compiled file.
+    assert_eq!(issues.len(), 1, "{e}");
+    std::fs::write(
+        &path,
+        "[body]\na = \"{{ nope }}\"\nb = \"{{ data.nope }}\"\nc = \"{{ vars.x }}\"\n",
+    )
+    .unwrap();
+    let e = Payload::load(PayloadFormat::Slack, Some(&path), &BTreeMap::new()).unwrap_err();
+    let PayloadError::Invalid { issues, .. } = &e else {
+        panic!("{e}")
+    };
+    let fields: Vec<&str> = issues.iter().map(|i| i.field.as_str()).collect();
+    assert_eq!(fields, ["body.a", "body.b", "body.c"], "{e}");
+}
+
+#[test]
+fn a_missing_template_file_is_named() {
+    let e = Payload::load(
+        PayloadFormat::Zendesk,
+        Some(Path::new("/nonexistent/zendesk.toml")),
+        &BTreeMap::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, PayloadError::Read { .. }));
+    assert!(e.to_string().contains("/nonexistent/zendesk.toml"), "{e}");
+}
+
+/// A header carrying post text breaks on the first post with a newline: a render error for
+/// that message, not a malformed request.
+#[test]
+fn a_header_value_http_cannot_carry_is_a_render_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "header.toml",
+        "[headers]\nX-Text = \"{{ text }}\"\n[body]\nid = \"{{ id }}\"\n",
+    );
+    let payload = Payload::load(PayloadFormat::Hubspot, Some(&path), &BTreeMap::new()).unwrap();
+    let lead = raw(UNICODE_LEAD);
+    let e = payload
+        .render(&outgoing("m_2", EventType::MentionCreated, &lead, ON_TIME))
+        .unwrap_err();
+    assert_eq!(e.reason(), "header");
+    assert!(
+        e.to_string()
+            .ends_with("headers.x-text: the value is not a valid HTTP header value"),
+        "{e}"
+    );
+}
