@@ -2,6 +2,7 @@
 
 mod backtest;
 mod cli;
+mod config_examples;
 mod delivery;
 mod e2e;
 mod judgement;
