@@ -197,6 +197,13 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
     let dir = out.unwrap_or_else(|| case.dir.join("../../reports").join(&case.name));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
+    // Every run starts from an empty outbox: a previous run's undelivered entries and source
+    // checkpoint would otherwise be picked up (the case templates keep it in `state/`).
+    let state = dir.join("state");
+    if state.exists() {
+        std::fs::remove_dir_all(&state)
+            .with_context(|| format!("cannot clear {}", state.display()))?;
+    }
     let rules = case
         .rules
         .canonicalize()

@@ -2,7 +2,8 @@
 //! `/readyz` (rules are loaded, workers run and every network source is connected),
 //! `POST /rules/reload` (load the rule files again; JSON answer), and the dead-letter store:
 //! `GET /dlq`, `POST /dlq/replay`, `POST /dlq/purge` (what `earshot dlq` uses while earshot
-//! runs; a JSON filter `{"queue": …, "ids": […]}` as body or query).
+//! runs; `GET /dlq?queue=…&id=…`, and for the POSTs a JSON body `{"queue": …, "ids": […]}`,
+//! plus `"all": true` for a purge of everything).
 //!
 //! Bound to 127.0.0.1 by default: metrics reveal brand names and volumes. Mutating endpoints
 //! also need `Authorization: Bearer <token>`, the token coming from an environment variable
@@ -86,6 +87,14 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     for (id, connected) in &state.sources_connected {
         if !connected.load(Ordering::Relaxed) {
             not_ready.push(format!("source `{id}` is not connected"));
+        }
+    }
+    for q in state.dlq.iter().flat_map(|d| &d.queues) {
+        if q.disabled.load(Ordering::Relaxed) {
+            not_ready.push(format!(
+                "queue `{}` is disabled (its endpoint failed past disable_after)",
+                q.id
+            ));
         }
     }
     if not_ready.is_empty() {
@@ -174,6 +183,7 @@ async fn dlq_list(
     let filter = crate::dlq::Filter {
         queue: filter.queue,
         ids: filter.id.into_iter().collect(),
+        all: false,
     };
     match crate::dlq::list(&dlq.store, &filter) {
         Ok(letters) => json_response(StatusCode::OK, &letters),
@@ -237,10 +247,12 @@ async fn dlq_change(
         }
     };
     let result = if replay {
-        crate::dlq::replay(&dlq.store, &filter, &dlq.queues).map(|n| Changed {
-            replayed: Some(n),
-            purged: None,
-        })
+        crate::dlq::replay(&dlq.store, &filter, &dlq.queues)
+            .map(|n| Changed {
+                replayed: Some(n),
+                purged: None,
+            })
+            .map_err(crate::dlq::PurgeError::Store)
     } else {
         crate::dlq::purge(&dlq.store, &filter, &dlq.queues).map(|n| Changed {
             replayed: None,
@@ -251,6 +263,9 @@ async fn dlq_change(
         Ok(changed) => {
             info!(what, queue = ?filter.queue, ids = filter.ids.len(), "dead letters changed");
             json_response(StatusCode::OK, &changed)
+        }
+        Err(e @ crate::dlq::PurgeError::Unfiltered) => {
+            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }

@@ -128,8 +128,9 @@ fn current_routes(config: &Config) -> Result<Vec<crate::stage::route::RouteConfi
     let Some(path) = &config.routing.path else {
         return Ok(config.routes.clone());
     };
+    let known: Vec<&str> = config.queues.iter().map(|q| q.id.as_str()).collect();
     let routing =
-        crate::config::Routing::load(path).map_err(|e| AppError::Routes(e.to_string()))?;
+        crate::config::Routing::load(path, &known).map_err(|e| AppError::Routes(e.to_string()))?;
     for q in &routing.queues {
         if !config.queues.contains(q) {
             return Err(AppError::Routes(format!(

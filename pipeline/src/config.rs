@@ -438,16 +438,17 @@ impl Config {
         }
         config.validate(&mut report, &source_spans);
         validate_queues(&mut report, &config.queues, &queue_spans);
+        let inline_routes = route_spans.len();
+        config.routing.inline_routes = inline_routes;
+        // Paths of this file resolve against its folder; the routing file's (below) against
+        // the routing file's own folder.
+        config.resolve_paths(base);
         // The routing file's queues and routes join those of this file.
         let mut routing_errors = Vec::new();
         let mut file_queues = 0;
-        if let Some(path) = &config.routing.path {
-            let path = if path.is_relative() {
-                base.join(path)
-            } else {
-                path.clone()
-            };
-            match Routing::load(&path) {
+        if let Some(path) = config.routing.path.clone() {
+            let inline: Vec<&str> = config.queues.iter().map(|q| q.id.as_str()).collect();
+            match Routing::load(&path, &inline) {
                 Ok(r) => {
                     file_queues = r.queues.len();
                     config.queues.extend(r.queues);
@@ -465,15 +466,12 @@ impl Config {
                 );
             }
         }
-        let inline_routes = route_spans.len();
-        config.routing.inline_routes = inline_routes;
         validate_routes(
             &mut report,
             &config.routes[..inline_routes],
             &route_spans,
             &ids,
         );
-        config.resolve_paths(base);
         report.errors.extend(routing_errors);
         if report.errors.is_empty() {
             Ok(config)
@@ -563,8 +561,8 @@ pub struct Routing {
 
 impl Routing {
     /// Loads and validates a routing file: every problem with `file:line:col`. Routes may name
-    /// only the file's own queues or queues of the config file, which the caller checks.
-    pub fn load(path: &Path) -> Result<Routing, ConfigErrors> {
+    /// the file's own queues and the `known` ones (those of the config file).
+    pub fn load(path: &Path, known: &[&str]) -> Result<Routing, ConfigErrors> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
@@ -617,7 +615,8 @@ impl Routing {
                 }
             }
         }
-        let ids: Vec<&str> = routing.queues.iter().map(|q| q.id.as_str()).collect();
+        let mut ids: Vec<&str> = routing.queues.iter().map(|q| q.id.as_str()).collect();
+        ids.extend_from_slice(known);
         validate_routes(&mut report, &routing.routes, &route_spans, &ids);
         if report.errors.is_empty() {
             Ok(routing)
@@ -734,6 +733,11 @@ fn validate_queues(report: &mut Report<'_>, queues: &[QueueConfig], spans: &[Ran
                 here.clone(),
                 format!("{field}: format, template and auth apply to webhook queues only"),
             );
+        }
+        if let Err(errors) = q.noise.validate() {
+            for e in errors {
+                report.at(here.clone(), format!("{field}: noise: {e}"));
+            }
         }
         if let Some(auth) = &q.auth {
             match std::env::var(&auth.env) {

@@ -23,6 +23,9 @@ pub struct Filter {
     pub queue: Option<String>,
     /// Only these ids (`webhook-id`s).
     pub ids: Vec<String>,
+    /// Purge: every dead letter the other fields match, even when they name nothing (a purge
+    /// without a queue, ids or this is refused: it would delete every dead letter).
+    pub all: bool,
 }
 
 impl Filter {
@@ -108,12 +111,26 @@ pub fn replay(
     Ok(moved.len())
 }
 
+/// Why a purge did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    /// No queue, no ids and not `all`.
+    #[error("a purge deletes dead letters for good: name a queue, ids, or all")]
+    Unfiltered,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Deletes the dead letters `filter` matches. Returns how many.
 pub fn purge(
     store: &Store,
     filter: &Filter,
     live: &[Arc<QueueShared>],
-) -> Result<usize, StoreError> {
+) -> Result<usize, PurgeError> {
+    if !filter.all && filter.queue.is_none() && filter.ids.is_empty() {
+        return Err(PurgeError::Unfiltered);
+    }
     let n = store.purge(&filter.selection())?;
     for q in live {
         q.dead.store(

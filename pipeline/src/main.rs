@@ -380,6 +380,7 @@ async fn dlq(action: DlqAction) -> anyhow::Result<ExitCode> {
     let filter = Filter {
         queue: select.queue.clone(),
         ids: select.ids.clone(),
+        all: matches!(action, DlqAction::Purge { all: true, .. }),
     };
     let print = |letters: &[DeadLetter], json: bool| -> anyhow::Result<()> {
         for l in letters {

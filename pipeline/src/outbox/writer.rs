@@ -96,7 +96,7 @@ impl Writer {
             .enumerate()
             .map(|(i, q)| {
                 index.insert(q.shared.id.clone(), i);
-                let held = store
+                let held: Vec<(u64, Held)> = store
                     .held(&q.shared.id)
                     .unwrap_or_default()
                     .into_iter()
@@ -104,8 +104,13 @@ impl Writer {
                         serde_json::from_slice::<Held>(&bytes).ok().map(|h| (k, h))
                     })
                     .collect();
+                // A wave being held before a restart goes on being held after it.
+                let mut gate = NoiseGate::new(&q.noise);
+                for (_, h) in &held {
+                    gate.restore(h);
+                }
                 QueueState {
-                    gate: NoiseGate::new(&q.noise),
+                    gate,
                     digest_every: q.noise.digest_every,
                     shared: q.shared,
                     held,

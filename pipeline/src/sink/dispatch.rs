@@ -328,6 +328,13 @@ impl Webhooks {
                     if let Ok((seq, attempt, probe)) = done {
                         self.finished(seq, attempt, probe);
                     }
+                    // Take every other attempt that has ended too, so their acks share one
+                    // store transaction and the window refills in one read.
+                    while let Some(done) = self.tasks.try_join_next() {
+                        if let Ok((seq, attempt, probe)) = done {
+                            self.finished(seq, attempt, probe);
+                        }
+                    }
                 }
                 _ = self.shared.notify.notified() => {}
                 _ = tokio::time::sleep_until(wake.into()) => {}
@@ -388,8 +395,11 @@ impl Webhooks {
 
     /// Reads entries into the window. Returns true when the store had nothing new.
     fn refill(&mut self, now: Instant) -> bool {
-        let room = self.s.window().saturating_sub(self.slots.len());
-        if room == 0 {
+        let window = self.s.window();
+        let room = window.saturating_sub(self.slots.len());
+        // Read in chunks of a quarter window at least: one read transaction per delivery
+        // would cost more than the delivery.
+        if room == 0 || (room < window / 4 && !self.slots.is_empty()) {
             return false;
         }
         let (batch, broken) =

@@ -5,7 +5,8 @@
 //! naming one queue; a mention goes to every queue one
 //! of whose routes it satisfies (each queue once). Compiled once against the rule set: brand
 //! ids become indices, so routing a mention is a few comparisons per route and no string work.
-//! Later stages of the product add noise control (dedup, rate limits) on top of this.
+//! Noise control (reposts, storms, cool-downs, rate limits) comes after routing, per queue,
+//! in the outbox writer ([`crate::stage::noise`]).
 
 use serde::Deserialize;
 

@@ -43,7 +43,7 @@ fn example() -> PathBuf {
 #[test]
 fn routing_example_loads_with_its_payloads_and_noise_settings() {
     set_env();
-    let routing = Routing::load(&example()).unwrap_or_else(|e| panic!("{e}"));
+    let routing = Routing::load(&example(), &[]).unwrap_or_else(|e| panic!("{e}"));
     let ids: Vec<&str> = routing.queues.iter().map(|q| q.id.as_str()).collect();
     assert_eq!(ids, ["support", "crisis", "sales", "archive"]);
     assert_eq!(routing.routes.len(), 6);
