@@ -196,7 +196,37 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
     use std::time::{Duration, UNIX_EPOCH};
+
+    use crate::post::{Author, PostFlags};
+
+    /// A plain post: no flags, links or optional fields.
+    fn post(
+        platform: Platform,
+        id: &'static str,
+        author: &'static str,
+        text: &'static str,
+    ) -> Post<'static> {
+        Post {
+            platform,
+            id: Cow::Borrowed(id),
+            uri: None,
+            url: None,
+            author: Author {
+                id: Cow::Borrowed(author),
+                ..Author::default()
+            },
+            text: Cow::Borrowed(text),
+            lang: None,
+            created_at: None,
+            time_us: None,
+            engagement: None,
+            flags: PostFlags::default(),
+            links: Vec::new(),
+            original: None,
+        }
+    }
 
     #[test]
     fn mention_ids_are_stable_and_distinct() {
@@ -219,26 +249,12 @@ mod tests {
 
     #[test]
     fn links_are_in_the_contract_only_when_the_post_has_some() {
-        use crate::post::{Author, PostFlags};
-        use std::borrow::Cow;
-        let mut post = Post {
-            platform: Platform::Bluesky,
-            id: Cow::Borrowed("3l3qo2v6show4"),
-            uri: None,
-            url: None,
-            author: Author {
-                id: Cow::Borrowed("did:plc:x"),
-                ..Author::default()
-            },
-            text: Cow::Borrowed("acme.example/blog/…"),
-            lang: None,
-            created_at: None,
-            time_us: None,
-            engagement: None,
-            flags: PostFlags::default(),
-            links: Vec::new(),
-            original: None,
-        };
+        let mut post = post(
+            Platform::Bluesky,
+            "3l3qo2v6show4",
+            "did:plc:x",
+            "acme.example/blog/…",
+        );
         let json = serde_json::to_value(MentionPost::from_post(&post)).expect("json");
         assert!(json.get("links").is_none());
         post.flags.link = true;
@@ -258,26 +274,12 @@ mod tests {
 
     #[test]
     fn the_original_is_in_the_contract_only_for_reposts_and_quotes() {
-        use crate::post::{Author, PostFlags};
-        use std::borrow::Cow;
-        let mut post = Post {
-            platform: Platform::X,
-            id: Cow::Borrowed("1440716856763977732"),
-            uri: None,
-            url: None,
-            author: Author {
-                id: Cow::Borrowed("4100727022"),
-                ..Author::default()
-            },
-            text: Cow::Borrowed("RT @carolJhedges: …"),
-            lang: None,
-            created_at: None,
-            time_us: None,
-            engagement: None,
-            flags: PostFlags::default(),
-            links: Vec::new(),
-            original: None,
-        };
+        let mut post = post(
+            Platform::X,
+            "1440716856763977732",
+            "4100727022",
+            "RT @carolJhedges: …",
+        );
         let json = serde_json::to_value(MentionPost::from_post(&post)).expect("json");
         assert!(json.get("original").is_none());
         post.flags.repost = true;
