@@ -163,6 +163,17 @@ sink = "webhook"
 url = "http://crm.example.com/hooks"
 secret_env = "EARSHOT_TEST_SURELY_UNSET_VARIABLE"
 
+[[queue]]
+id = "archive"
+sink = "file"
+path = "archive.ndjson"
+format = "zendesk"
+retry_schedule = []
+auth = { scheme = "bearer", env = "EARSHOT_TEST_SURELY_UNSET_TOKEN" }
+
+[queue.noise]
+storm_distance = 40
+
 [[route]]
 queue = "nowhere"
 "#,
@@ -184,6 +195,10 @@ queue = "nowhere"
         "queue `support`: url: `http://` is only allowed to a loopback address".to_string(),
         "`EARSHOT_TEST_SURELY_UNSET_VARIABLE` (secret_env) is not set".to_string(),
         "route: unknown queue `nowhere`".to_string(),
+        "queue `archive`: retry_schedule needs at least one duration".to_string(),
+        "queue `archive`: format, template and auth apply to webhook queues only".to_string(),
+        "`EARSHOT_TEST_SURELY_UNSET_TOKEN` (auth.env) is not set".to_string(),
+        "queue `archive`: noise: ".to_string(),
     ] {
         assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
     }

@@ -87,3 +87,41 @@ fn a_config_naming_the_example_compiles() {
     assert_eq!(config.routes.len(), 6);
     earshot::app::compile(&config).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A routing file in a folder below the config's: its paths resolve against its own folder,
+/// its routes may name the config's queues, and its mistakes carry its own file:line:col.
+#[test]
+fn a_routing_file_resolves_its_paths_once_and_reports_its_own_places() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir_all(sub.join("rules")).unwrap();
+    std::fs::write(
+        sub.join("rules/routing.toml"),
+        "[[queue]]\nid = \"archive\"\nsink = \"file\"\npath = \"archive.ndjson\"\n\n\
+         [[route]]\nqueue = \"archive\"\n[[route]]\nqueue = \"inline\"\n",
+    )
+    .unwrap();
+    let config = "[routing]\npath = \"rules/routing.toml\"\n\n\
+                  [[queue]]\nid = \"inline\"\nsink = \"stdout\"\n";
+    let parsed = Config::parse("sub/earshot.toml", config, &sub).unwrap_or_else(|e| panic!("{e}"));
+    let archive = parsed.queues.iter().find(|q| q.id == "archive").unwrap();
+    assert_eq!(
+        archive.path.as_deref(),
+        Some(sub.join("rules/archive.ndjson").as_path()),
+        "resolved against the routing file's folder"
+    );
+    assert_eq!(parsed.routes.len(), 2);
+
+    std::fs::write(
+        sub.join("rules/routing.toml"),
+        "[[queue]]\nid = \"archive\"\nsink = \"fax\"\n",
+    )
+    .unwrap();
+    let errors = Config::parse("sub/earshot.toml", config, &sub)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains("routing.toml:3:8: queue[0]: unknown variant `fax`"),
+        "{errors}"
+    );
+}
