@@ -7,4 +7,5 @@ pub mod noise;
 pub mod normalize;
 pub mod route;
 pub mod score;
+pub mod spike;
 pub mod start_trie;

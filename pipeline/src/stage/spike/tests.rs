@@ -1,0 +1,274 @@
+use super::*;
+
+/// Poisson draws by inversion (fine for the small means these tests use).
+fn poisson(rng: &mut fastrand::Rng, mu: f64) -> u32 {
+    let mut k = 0;
+    let mut p = (-mu).exp();
+    let mut cdf = p;
+    let u = rng.f64();
+    while u > cdf && k < 10_000 {
+        k += 1;
+        p *= mu / k as f64;
+        cdf += p;
+    }
+    k
+}
+
+fn settings() -> SpikeSettings {
+    SpikeSettings::default()
+}
+
+fn post(i: u64, urgency: u8, followers: u64) -> SpikePost {
+    SpikePost {
+        mention_id: format!("m_{i}"),
+        url: Some(format!("https://bsky.app/profile/u{i}/post/{i}")),
+        platform: "bluesky".into(),
+        author: format!("u{i}"),
+        followers: Some(followers),
+        text: format!("post {i}"),
+        urgency,
+        sentiment: "negative".into(),
+    }
+}
+
+/// Runs `seconds` of traffic from `start`, `rate(t)` (all, negative) per second for brand 0,
+/// and returns the events with the second they came out in.
+fn run(
+    d: &mut Detector,
+    start: u64,
+    seconds: u64,
+    seed: u64,
+    rate: impl Fn(u64) -> (f64, f64),
+) -> Vec<(u64, SpikeEvent)> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut out = Vec::new();
+    let mut events = Vec::new();
+    for t in start..start + seconds {
+        d.advance(t, &mut events);
+        out.extend(events.drain(..).map(|e| (t, e)));
+        let (all, neg) = rate(t);
+        let n = poisson(&mut rng, neg);
+        let m = poisson(&mut rng, (all - neg).max(0.0));
+        d.count(0, n + m, n);
+    }
+    out
+}
+
+#[test]
+fn steady_traffic_raises_no_alarm_in_a_simulated_day() {
+    for (seed, rate) in [(1, 0.2), (2, 2.0), (3, 20.0)] {
+        let mut d = Detector::new(settings(), 0);
+        d.brand("acme", BrandKind::Brand);
+        let events = run(&mut d, 0, 86_400, seed, |_| (rate, rate * 0.2));
+        assert!(events.is_empty(), "rate {rate}: {:?}", events.first());
+    }
+}
+
+#[test]
+fn a_five_fold_spike_starts_within_seconds_updates_and_ends() {
+    let mut d = Detector::new(settings(), 0);
+    d.brand("acme", BrandKind::Brand);
+    let spike = 3600..3900;
+    let events = run(&mut d, 0, 4200, 7, |t| {
+        if spike.contains(&t) {
+            (10.0, 2.0)
+        } else {
+            (2.0, 0.4)
+        }
+    });
+    let all: Vec<_> = events
+        .iter()
+        .filter(|(_, e)| e.doc.series == Series::All)
+        .collect();
+    let (t0, first) = all.first().expect("the spike is detected");
+    assert_eq!(first.phase, Phase::Started);
+    assert!(*t0 > 3600 && *t0 <= 3610, "detected at {t0}");
+    assert!(first.doc.ratio >= 3.0, "{:?}", first.doc);
+    assert!(first.doc.p_value < 1e-9);
+    assert_eq!(first.id(), format!("{}.started", first.doc.spike_id));
+    assert!(first.doc.spike_id.starts_with("spk_acme_all_"));
+    let updates: Vec<_> = all
+        .iter()
+        .filter(|(_, e)| matches!(e.phase, Phase::Updated(_)))
+        .collect();
+    // 300 s of spike with an update every 30 s, and one or two as it settles.
+    assert!((9..=12).contains(&updates.len()), "{}", updates.len());
+    assert_eq!(
+        updates[0].1.id(),
+        format!("{}.updated.1", first.doc.spike_id)
+    );
+    let (t_end, end) = all.last().unwrap();
+    assert_eq!(end.phase, Phase::Ended);
+    assert!(
+        *t_end >= 3900 + 60 && *t_end <= 3900 + 130,
+        "ended at {t_end}"
+    );
+    assert!(end.doc.ended_at.is_some());
+    assert!(end.doc.mentions > 2500, "{}", end.doc.mentions);
+    assert_eq!(all.len(), updates.len() + 2, "one spike, not several");
+    assert!(d.brands_in_spike().is_empty());
+}
+
+#[test]
+fn a_negative_surge_fires_the_negative_series_first() {
+    let mut d = Detector::new(settings(), 0);
+    d.brand("acme", BrandKind::Brand);
+    // Total doubles (not a spike by itself); negatives go from 0.2/s to 2.2/s.
+    let events = run(&mut d, 0, 3700, 11, |t| {
+        if t >= 3600 {
+            (4.0, 2.2)
+        } else {
+            (2.0, 0.2)
+        }
+    });
+    let (t, e) = events.first().expect("detected");
+    assert_eq!(e.doc.series, Series::Negative);
+    assert!(*t <= 3610, "{t}");
+    assert!(e.doc.negative_share.unwrap() > 0.3, "{:?}", e.doc);
+    assert!(events.iter().all(|(_, e)| e.doc.series == Series::Negative));
+}
+
+#[test]
+fn nothing_fires_during_warmup_or_on_a_slow_rise() {
+    let mut d = Detector::new(settings(), 0);
+    d.brand("acme", BrandKind::Brand);
+    // 50 mentions in the first minute: no baseline yet, so no judgement.
+    let mut events = Vec::new();
+    for t in 0..60 {
+        d.advance(t, &mut events);
+        d.count(0, 50, 0);
+    }
+    assert!(events.is_empty());
+    // A rate that doubles over two hours is the day's rhythm, not a spike.
+    let events = run(&mut d, 60, 7200, 5, |t| {
+        let r = 2.0 * (1.0 + t as f64 / 7200.0);
+        (r, r * 0.2)
+    });
+    assert!(events.is_empty(), "{:?}", events.first());
+}
+
+#[test]
+fn a_quiet_brand_needs_min_mentions() {
+    let mut s = settings();
+    s.warmup = Duration::from_secs(600);
+    let mut d = Detector::new(s, 0);
+    d.brand("rare", BrandKind::Competitor);
+    let mut events = Vec::new();
+    for t in 0..3600 {
+        d.advance(t, &mut events);
+        if t == 3000 {
+            // Far above a baseline of zero, but only five posts.
+            d.count(0, 5, 5);
+        }
+    }
+    assert!(events.is_empty(), "{events:?}");
+    for t in 3600..3605 {
+        d.advance(t, &mut events);
+        d.count(0, 4, 0);
+    }
+    d.advance(3606, &mut events);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].doc.brand_kind, BrandKind::Competitor);
+}
+
+#[test]
+fn events_carry_driving_terms_and_top_posts() {
+    let mut d = Detector::new(settings(), 0);
+    let b = d.brand("acme", BrandKind::Brand);
+    let mut rng = fastrand::Rng::with_seed(3);
+    let mut events = Vec::new();
+    let mut i = 0u64;
+    let usual = ["order", "love", "shipping", "price", "store"];
+    for t in 0..3700u64 {
+        d.advance(t, &mut events);
+        let surge = t >= 3600;
+        let n = poisson(&mut rng, if surge { 12.0 } else { 1.0 });
+        for _ in 0..n {
+            i += 1;
+            let mut tokens = vec![usual[rng.usize(..usual.len())].to_string()];
+            if surge && rng.f64() < 0.8 {
+                tokens.push("outage".into());
+                tokens.push("#acmedown".into());
+            }
+            d.observe(
+                b,
+                Observation {
+                    negative: surge,
+                    tokens,
+                    post: post(i, rng.u8(..100), rng.u64(..10_000)),
+                },
+            );
+        }
+    }
+    let e = &events
+        .iter()
+        .find(|e| e.doc.series == Series::All)
+        .expect("detected")
+        .doc;
+    let names: Vec<&str> = e.terms.iter().map(|t| t.term.as_str()).collect();
+    assert!(
+        names.len() >= 2 && names[..2].contains(&"outage"),
+        "{names:?}"
+    );
+    assert!(names[..2].contains(&"#acmedown"), "{names:?}");
+    assert!(!names.contains(&"order"), "{names:?}");
+    assert_eq!(e.posts.len(), 5);
+    for w in e.posts.windows(2) {
+        assert!(!w[1].outranks(&w[0]), "ranked by urgency then reach");
+    }
+    // The snapshot shows it too.
+    let active = d.active();
+    assert_eq!(active.len(), 2, "both series: every surge post is negative");
+    let view = &d.views()[0];
+    assert_eq!(view.active, [true, true]);
+    assert_eq!(view.counts.len(), HISTORY);
+    assert!(view.rate > 1.0 && view.negative_share.unwrap() > 0.0);
+    assert_eq!(d.brands_in_spike(), ["acme"]);
+    let json = serde_json::to_value(e).unwrap();
+    for key in [
+        "spike_id",
+        "event",
+        "brand",
+        "brand_kind",
+        "series",
+        "started_at",
+        "at",
+        "ended_at",
+        "window_s",
+        "rate",
+        "baseline",
+        "ratio",
+        "peak_rate",
+        "peak_ratio",
+        "mentions",
+        "negative_share",
+        "p_value",
+        "terms",
+        "posts",
+    ] {
+        assert!(json.get(key).is_some(), "{key} missing from {json}");
+    }
+    assert_eq!(json["series"], "all");
+    assert_eq!(json["brand_kind"], "brand");
+}
+
+#[test]
+fn settings_are_checked() {
+    assert!(SpikeSettings::default().problems().is_empty());
+    let mut s = SpikeSettings::default();
+    s.windows = vec![Duration::from_millis(1500), Duration::from_secs(900)];
+    s.p_value = 0.5;
+    s.end_ratio = 5.0;
+    s.min_mentions = 0;
+    let p = s.problems().join("\n");
+    for needle in [
+        "whole seconds",
+        "p_value",
+        "end_ratio",
+        "min_mentions",
+        "baseline_half_life",
+        "warmup",
+    ] {
+        assert!(p.contains(needle), "{needle} not in {p}");
+    }
+}
