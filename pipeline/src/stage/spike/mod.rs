@@ -155,7 +155,7 @@ impl SpikeSettings {
         if self.min_mentions == 0 {
             out.push("spikes.min_mentions must be at least 1".to_string());
         }
-        if !(self.min_ratio >= 1.0) {
+        if self.min_ratio.is_nan() || self.min_ratio < 1.0 {
             out.push("spikes.min_ratio must be at least 1.0".to_string());
         }
         if !(self.p_value > 0.0 && self.p_value <= 0.05) {
