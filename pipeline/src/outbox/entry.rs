@@ -1,5 +1,5 @@
-//! One message waiting in the outbox, as it is stored: the payload data (the mention contract
-//! or a digest) verbatim, with what delivery needs to know about it.
+//! One message waiting in the outbox, as it is stored: the payload data (the mention contract,
+//! a digest or a spike document) verbatim, with what delivery needs to know about it.
 //!
 //! Stored as JSON, so `earshot dlq list` can print an entry as it is and a store written by
 //! one version stays readable by the next (fields are added with defaults, never renamed).
@@ -16,6 +16,15 @@ pub enum Event {
     /// A roll-up of mentions that noise control held back.
     #[serde(rename = "mention.digest")]
     MentionDigest,
+    /// A brand's mention rate rose far above its baseline: `data` is the spike document.
+    #[serde(rename = "spike.started")]
+    SpikeStarted,
+    /// A spike still under way, with its figures now (sent every `update_every`).
+    #[serde(rename = "spike.updated")]
+    SpikeUpdated,
+    /// A spike's rate came back near its baseline and stayed there.
+    #[serde(rename = "spike.ended")]
+    SpikeEnded,
 }
 
 impl Event {
@@ -24,6 +33,9 @@ impl Event {
         match self {
             Event::MentionCreated => "mention.created",
             Event::MentionDigest => "mention.digest",
+            Event::SpikeStarted => "spike.started",
+            Event::SpikeUpdated => "spike.updated",
+            Event::SpikeEnded => "spike.ended",
         }
     }
 }
@@ -32,7 +44,8 @@ impl Event {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     /// The `webhook-id`: the receiver's idempotency key, the same on every attempt and after
-    /// every restart (a mention's `mention_id`, a digest's `digest_id`).
+    /// every restart (a mention's `mention_id`, a digest's `digest_id`, a spike event's
+    /// `{spike_id}.started`, `{spike_id}.updated.{n}` or `{spike_id}.ended`).
     pub id: String,
     /// What the message announces.
     pub event: Event,
@@ -107,5 +120,22 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&e.to_bytes()).unwrap();
         assert_eq!(json["event"], "mention.created");
         assert!(json.get("dead_us").is_none());
+    }
+
+    /// The stored name of each event is its envelope `type`, so `earshot dlq list` and the
+    /// receiver read the same word.
+    #[test]
+    fn events_are_stored_as_their_envelope_type() {
+        for event in [
+            Event::MentionCreated,
+            Event::MentionDigest,
+            Event::SpikeStarted,
+            Event::SpikeUpdated,
+            Event::SpikeEnded,
+        ] {
+            let stored = serde_json::to_value(event).unwrap();
+            assert_eq!(stored, event.as_str());
+            assert_eq!(serde_json::from_value::<Event>(stored).unwrap(), event);
+        }
     }
 }

@@ -100,6 +100,9 @@ pub async fn attempt(t: &WebhookTarget, entry: &Entry, attempt: u32, latency: La
         event: match entry.event {
             Event::MentionCreated => EventType::MentionCreated,
             Event::MentionDigest => EventType::MentionDigest,
+            Event::SpikeStarted => EventType::SpikeStarted,
+            Event::SpikeUpdated => EventType::SpikeUpdated,
+            Event::SpikeEnded => EventType::SpikeEnded,
         },
         data: &entry.data,
         queue: &t.queue,

@@ -1,7 +1,7 @@
 //! The variables a template sees: the message (`id`, `event`, `data`, `delivery`, `vars`)
-//! and values worked out once here so that templates stay short and every CRM says the same
-//! thing (`subject`, `priority`, `author`, …). Documented for template writers in
-//! `rules/payloads/README.md`; keep the two in step.
+//! and values worked out once here for each kind of message (mention, digest, spike) so that
+//! templates stay short and every CRM says the same thing (`subject`, `priority`, `author`,
+//! …). Documented for template writers in `rules/payloads/README.md`; keep the two in step.
 
 use minijinja::value::Value;
 
@@ -48,6 +48,9 @@ pub(super) fn build(out: &Outgoing<'_>, vars: &Value) -> Result<Value, serde_jso
     let derived = match out.event {
         EventType::MentionCreated => Derived::of_mention(&data),
         EventType::MentionDigest => Derived::of_digest(&data, out.queue),
+        EventType::SpikeStarted | EventType::SpikeUpdated | EventType::SpikeEnded => {
+            Derived::of_spike(&data, out.event)
+        }
     };
     Ok(Value::from_pairs([
         ("id", Value::from(out.id)),
@@ -174,6 +177,50 @@ impl Derived {
             examples,
         }
     }
+
+    /// A spike event: `data` is the spike document. A spike is about a brand, not one post,
+    /// so the post variables are empty; `priority` is `urgent` for a spike of negative
+    /// mentions (a crisis in the making) and `high` for one of all mentions (attention, not
+    /// yet trouble); `urgency` is the highest of the top posts'.
+    fn of_spike(data: &Value, event: EventType) -> Derived {
+        let brand = string(&get(data, "brand"));
+        let series = string(&get(data, "series"));
+        let what = match series.as_str() {
+            "negative" => format!("{brand} negative mentions"),
+            _ => format!("{brand} mentions"),
+        };
+        let times = |key: &str| match float(&get(data, key)) {
+            Some(r) => format!("{r:.1}× baseline"),
+            None => "above baseline".to_string(),
+        };
+        let subject = match event {
+            EventType::SpikeUpdated => format!("Spike: {what} still {}", times("ratio")),
+            EventType::SpikeEnded => format!("Spike over: {what}, peak {}", times("peak_ratio")),
+            _ => format!("Spike: {what} {}", times("ratio")),
+        };
+        let urgency = items(&get(data, "posts"))
+            .iter()
+            .map(|p| int(&get(p, "urgency")))
+            .max()
+            .unwrap_or(0);
+        Derived {
+            brand,
+            author: String::new(),
+            text: String::new(),
+            url: String::new(),
+            platform: "Web",
+            category: "spike".to_string(),
+            urgency,
+            priority: if series == "negative" {
+                "urgent"
+            } else {
+                "high"
+            },
+            subject,
+            customer: Value::from(()),
+            examples: Vec::new(),
+        }
+    }
 }
 
 /// `data.customer` with every field present (`none` when the table has no value), or `none`
@@ -249,4 +296,13 @@ fn string(v: &Value) -> String {
 
 fn int(v: &Value) -> i64 {
     i64::try_from(v.clone()).unwrap_or(0)
+}
+
+/// A number as `f64` (an integer too), `None` for anything else (null, missing).
+fn float(v: &Value) -> Option<f64> {
+    if v.is_number() {
+        f64::try_from(v.clone()).ok()
+    } else {
+        None
+    }
 }

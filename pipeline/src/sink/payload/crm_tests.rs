@@ -18,7 +18,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value as Json};
 
-use super::tests::{builtin, messages, outgoing, raw, CUSTOMER_COMPLAINT, ON_TIME};
+use super::tests::{builtin, messages, outgoing, raw, spike_messages, CUSTOMER_COMPLAINT, ON_TIME};
 use super::*;
 
 const SALESFORCE: &str = "/services/data/v61.0/sobjects/Case";
@@ -343,6 +343,28 @@ async fn every_crm_accepts_what_its_template_renders() {
     assert_eq!(accepted, sent, "every request was accepted");
     // Zendesk saw each message's key once: retries opened no second ticket.
     assert_eq!(seen.zendesk_keys.len(), messages().len());
+}
+
+/// Spike events reach Slack as messages it accepts: started, updated and ended.
+#[tokio::test]
+async fn slack_accepts_spike_events() {
+    let (addr, seen) = receiver().await;
+    let client = client();
+    let payload = builtin(PayloadFormat::Slack);
+    let url = format!("http://{addr}{SLACK}");
+    let spikes = spike_messages();
+    for (name, event, data, latency) in &spikes {
+        let out = outgoing(
+            "spk_acme_negative_1795514400.started",
+            *event,
+            data,
+            *latency,
+        );
+        let r = payload.render(&out).unwrap();
+        let (status, reply) = send(&client, &url, &r).await;
+        assert_eq!(status, 200, "{name}: {reply}");
+    }
+    assert_eq!(seen.lock().unwrap().created[SLACK], spikes.len());
 }
 
 /// The stand-in is not a rubber stamp: a template that leaves out what a CRM requires is

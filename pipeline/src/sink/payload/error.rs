@@ -110,6 +110,14 @@ pub enum RenderError {
         /// The template file.
         file: String,
     },
+    /// A spike event was sent to a queue whose template has no `[spike]` body. The
+    /// configuration refuses such a queue at load ([`super::Payload::handles`]), so this is
+    /// reached only by a spike entry left in the outbox from an earlier configuration.
+    #[error("{file}: a spike event was sent, but the template has no [spike] body")]
+    NoSpike {
+        /// The template file.
+        file: String,
+    },
     /// A template failed on this message (most often a `required(…)` value it lacks).
     #[error("{file}: {field}: {message}")]
     Template {
@@ -131,11 +139,13 @@ pub enum RenderError {
 }
 
 impl RenderError {
-    /// A bounded label for metrics and logs: `data`, `no_digest`, `template` or `header`.
+    /// A bounded label for metrics and logs: `data`, `no_digest`, `no_spike`, `template` or
+    /// `header`.
     pub fn reason(&self) -> &'static str {
         match self {
             RenderError::Data { .. } => "data",
             RenderError::NoDigest { .. } => "no_digest",
+            RenderError::NoSpike { .. } => "no_spike",
             RenderError::Template { .. } => "template",
             RenderError::Header { .. } => "header",
         }

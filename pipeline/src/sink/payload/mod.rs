@@ -2,8 +2,8 @@
 //! endpoint expects.
 //!
 //! # Input → output
-//! An [`Outgoing`] (a mention or a digest as raw JSON, its id, its queue, the attempt and how
-//! late it is) → a [`Rendered`] (content type, format-specific headers, body bytes). The
+//! An [`Outgoing`] (a mention, a digest or a spike event as raw JSON, its id, its queue, the
+//! attempt and how late it is) → a [`Rendered`] (content type, format-specific headers, body bytes). The
 //! webhook sink owns everything around it — URL, authentication, signature, retries — so one
 //! sink serves every CRM and a format is a pure function with no I/O, clock or metrics.
 //!
@@ -27,8 +27,9 @@
 //!
 //! # Errors are found at load
 //! [`Payload::load`] compiles every template, checks every variable name, and renders every
-//! template against sample mentions and digests (with and without a customer, with empty and
-//! full digests) with undefined values as errors, so a typo in a team's override stops
+//! template against sample mentions, digests and spike events (with and without a customer,
+//! with empty and full digests, spikes started, updated and ended, with and without posts)
+//! with undefined values as errors, so a typo in a team's override stops
 //! earshot at startup with `file:line:col`, not at the first mention. What can still fail at
 //! render ([`RenderError`]) depends on the data: a required value a mention does not have.
 
@@ -144,16 +145,44 @@ pub enum EventType {
     /// Mentions held back from a queue in one window (rate limit, reposts, storms,
     /// cool-down), summarized: `data` is the digest document.
     MentionDigest,
+    /// A brand's mentions (or its negative mentions) rose far above their baseline: `data`
+    /// is the spike document (README "Spikes").
+    SpikeStarted,
+    /// A spike still under way: the same document with its figures now.
+    SpikeUpdated,
+    /// A spike that is over: the document with `ended_at` set.
+    SpikeEnded,
 }
 
 impl EventType {
-    /// The Standard Webhooks event type (`"mention.created"`, `"mention.digest"`), also the
-    /// template variable `event`.
+    /// Every event type, in documentation order.
+    pub const ALL: [EventType; 5] = [
+        EventType::MentionCreated,
+        EventType::MentionDigest,
+        EventType::SpikeStarted,
+        EventType::SpikeUpdated,
+        EventType::SpikeEnded,
+    ];
+
+    /// The Standard Webhooks event type (`"mention.created"`, `"spike.started"`, …), also
+    /// the template variable `event`.
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::MentionCreated => "mention.created",
             EventType::MentionDigest => "mention.digest",
+            EventType::SpikeStarted => "spike.started",
+            EventType::SpikeUpdated => "spike.updated",
+            EventType::SpikeEnded => "spike.ended",
         }
+    }
+
+    /// Whether `data` is a spike document (`spike.started`, `spike.updated`, `spike.ended`),
+    /// rendered by a template's `[spike]` section.
+    pub fn is_spike(self) -> bool {
+        matches!(
+            self,
+            EventType::SpikeStarted | EventType::SpikeUpdated | EventType::SpikeEnded
+        )
     }
 }
 
@@ -166,7 +195,8 @@ pub struct Outgoing<'a> {
     pub id: &'a str,
     /// What `data` is.
     pub event: EventType,
-    /// The mention contract JSON, or the digest JSON, exactly as it will be embedded.
+    /// The mention contract JSON, the digest JSON or the spike document, exactly as it will
+    /// be embedded.
     pub data: &'a serde_json::value::RawValue,
     /// The queue it is delivered for (`delivery.queue`).
     pub queue: &'a str,
@@ -278,5 +308,26 @@ impl Payload {
     /// The format this payload was loaded as.
     pub fn format(&self) -> PayloadFormat {
         self.format
+    }
+
+    /// Whether this payload can render messages of `event`: the generic envelope carries
+    /// every event; a template carries mentions always, digests with a `[digest]` section and
+    /// spike events with a `[spike]` section. Asked when the configuration loads, so a queue
+    /// that is sent spike events with a template lacking `[spike]` is refused at startup
+    /// instead of dead-lettering every spike ([`RenderError::NoSpike`]).
+    pub fn handles(&self, event: EventType) -> bool {
+        match &self.kind {
+            Kind::Generic => true,
+            Kind::Template(t) => t.handles(event),
+        }
+    }
+
+    /// The template file this payload renders with (the repository path of a built-in one,
+    /// `rules/payloads/slack.toml`), for messages; `None` for the generic envelope.
+    pub fn template_file(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Generic => None,
+            Kind::Template(t) => Some(t.file()),
+        }
     }
 }

@@ -3,8 +3,10 @@
 //! A template is only known to work on the data it has seen, so the samples span what real
 //! messages vary in: a mention with every optional field present, one with none of them (no
 //! handle, URL, language, links, tags, customer), one from a customer known only by id, a
-//! full digest and an empty one. `rules/payloads/samples/` holds the full ones, so template
-//! writers can read exactly what the variables hold.
+//! full digest and an empty one, and a spike of negative mentions as it starts, is updated
+//! and ends, and a spike of all of a competitor's mentions with no driving terms, no posts
+//! and no negative share. `rules/payloads/samples/` holds the full ones, so template writers
+//! can read exactly what the variables hold.
 
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +17,7 @@ use super::{EventType, Latency, Outgoing};
 
 const MENTION: &str = include_str!("../../../../rules/payloads/samples/mention.json");
 const DIGEST: &str = include_str!("../../../../rules/payloads/samples/digest.json");
+const SPIKE: &str = include_str!("../../../../rules/payloads/samples/spike.json");
 
 /// One sample message: what it is called in errors, and the message.
 pub(super) struct Sample {
@@ -40,7 +43,7 @@ impl Sample {
     }
 }
 
-/// Every sample, mentions first.
+/// Every sample: mentions, digests, spike events.
 pub(super) fn all() -> Vec<Sample> {
     let full: Json = serde_json::from_str(MENTION).expect("the sample mention is JSON");
     let mut bare = full.clone();
@@ -54,6 +57,40 @@ pub(super) fn all() -> Vec<Sample> {
     empty["rate_limited"] = serde_json::json!({ "count": 0, "top": [] });
     for list in ["reposts", "storms", "cooldown"] {
         empty[list] = serde_json::json!([]);
+    }
+    let spike: Json = serde_json::from_str(SPIKE).expect("the sample spike is JSON");
+    let mut updated = spike.clone();
+    for (key, value) in [
+        ("event", Json::from("updated")),
+        ("at", Json::from("2026-11-24T10:00:37.000Z")),
+        ("rate", Json::from(9.0)),
+        ("ratio", Json::from(8.2)),
+        ("mentions", Json::from(301)),
+    ] {
+        updated[key] = value;
+    }
+    let mut ended = updated.clone();
+    for (key, value) in [
+        ("event", Json::from("ended")),
+        ("at", Json::from("2026-11-24T10:04:12.000Z")),
+        ("ended_at", Json::from("2026-11-24T10:04:12.000Z")),
+        ("rate", Json::from(1.4)),
+        ("ratio", Json::from(1.3)),
+        ("mentions", Json::from(512)),
+    ] {
+        ended[key] = value;
+    }
+    let mut sparse = spike.clone();
+    for (key, value) in [
+        ("spike_id", Json::from("spk_roadrunner_all_1795514400")),
+        ("brand", Json::from("roadrunner")),
+        ("brand_kind", Json::from("competitor")),
+        ("series", Json::from("all")),
+        ("negative_share", Json::Null),
+        ("terms", serde_json::json!([])),
+        ("posts", serde_json::json!([])),
+    ] {
+        sparse[key] = value;
     }
     let late = Latency {
         elapsed_ms: 91_000,
@@ -100,6 +137,30 @@ pub(super) fn all() -> Vec<Sample> {
             "an empty sample digest",
             EventType::MentionDigest,
             &empty,
+            on_time,
+        ),
+        sample(
+            "the sample spike (rules/payloads/samples/spike.json)",
+            EventType::SpikeStarted,
+            &spike,
+            on_time,
+        ),
+        sample(
+            "a sample spike update",
+            EventType::SpikeUpdated,
+            &updated,
+            late,
+        ),
+        sample(
+            "a sample ended spike",
+            EventType::SpikeEnded,
+            &ended,
+            on_time,
+        ),
+        sample(
+            "a sample spike of all mentions without terms, posts or a negative share",
+            EventType::SpikeStarted,
+            &sparse,
             on_time,
         ),
     ]

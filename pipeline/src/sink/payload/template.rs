@@ -13,6 +13,8 @@
 //! Priority = "{{ {'urgent': 'High', 'high': 'High', 'medium': 'Medium', 'low': 'Low'}[priority] }}"
 //! [digest.body]                          # optional: the body of a mention.digest
 //! [digest.headers]                       # optional: else [headers]
+//! [spike.body]                           # optional: the body of a spike.* event
+//! [spike.headers]                        # optional: else [headers]
 //! ```
 //! A string leaf without `{{`/`{%`/`{#` is a constant. A string that is exactly one
 //! `{{ expression }}` keeps the expression's type (number, bool, list, object, none); its
@@ -72,6 +74,7 @@ pub(super) struct Compiled {
     vars: Value,
     mention: Part,
     digest: Option<Part>,
+    spike: Option<Part>,
 }
 
 /// Header names with their constant values or templates.
@@ -153,6 +156,7 @@ impl Compiled {
             defaults,
             mention,
             digest,
+            spike,
         }) = file_parts.filter(|_| b.issues.is_empty())
         else {
             return Err(invalid(b.issues));
@@ -172,6 +176,7 @@ impl Compiled {
             vars: Value::from_pairs(vars),
             mention,
             digest,
+            spike,
         };
         let checks = Checks {
             compiled: &compiled,
@@ -189,14 +194,29 @@ impl Compiled {
         }
     }
 
+    /// The part that renders messages of `event`, when the file has one.
+    fn part(&self, event: EventType) -> Option<&Part> {
+        match event {
+            EventType::MentionCreated => Some(&self.mention),
+            EventType::MentionDigest => self.digest.as_ref(),
+            EventType::SpikeStarted | EventType::SpikeUpdated | EventType::SpikeEnded => {
+                self.spike.as_ref()
+            }
+        }
+    }
+
+    /// Whether the file can render messages of `event` (see [`super::Payload::handles`]).
+    pub(super) fn handles(&self, event: EventType) -> bool {
+        self.part(event).is_some()
+    }
+
     /// Renders one message.
     pub(super) fn render(&self, out: &Outgoing<'_>) -> Result<Rendered, RenderError> {
-        let part = match out.event {
-            EventType::MentionCreated => &self.mention,
-            EventType::MentionDigest => self.digest.as_ref().ok_or(RenderError::NoDigest {
-                file: self.file.clone(),
-            })?,
-        };
+        let file = || self.file.clone();
+        let part = self.part(out.event).ok_or_else(|| match out.event {
+            EventType::MentionDigest => RenderError::NoDigest { file: file() },
+            _ => RenderError::NoSpike { file: file() },
+        })?;
         let ctx = context::build(out, &self.vars).map_err(|e| RenderError::Data {
             file: self.file.clone(),
             message: e.to_string(),
@@ -388,7 +408,12 @@ struct FileParts {
     defaults: BTreeMap<String, String>,
     mention: Part,
     digest: Option<Part>,
+    spike: Option<Part>,
 }
+
+/// An optional per-event section (`[digest]`, `[spike]`) as found: its body and headers,
+/// each `None` when absent or broken.
+type Section = (Option<Node>, Option<Headers>);
 
 /// Walks the TOML document, compiling templates and collecting every mistake.
 struct Builder<'a> {
@@ -400,7 +425,7 @@ struct Builder<'a> {
     sites: BTreeMap<String, Site>,
 }
 
-const TOP_KEYS: &str = "content_type, [vars], [headers], [body] and [digest]";
+const TOP_KEYS: &str = "content_type, [vars], [headers], [body], [digest] and [spike]";
 
 impl Builder<'_> {
     fn issue(&mut self, span: Range<usize>, field: &str, message: String) {
@@ -418,7 +443,8 @@ impl Builder<'_> {
         let mut defaults = BTreeMap::new();
         let mut headers = Some(Vec::new());
         let mut body = None;
-        let mut digest: Option<(Option<Node>, Option<Headers>)> = None;
+        let mut digest: Option<Section> = None;
+        let mut spike: Option<Section> = None;
         for (key, value) in root.iter() {
             let name = key.get_ref().as_ref();
             match name {
@@ -455,37 +481,8 @@ impl Builder<'_> {
                 },
                 "headers" => headers = self.headers("headers", value),
                 "body" => body = self.body("body", value),
-                "digest" => match value.get_ref().as_table() {
-                    Some(t) => {
-                        let (mut d_body, mut d_headers) = (None, None);
-                        let mut has_body = false;
-                        for (k, v) in t.iter() {
-                            match k.get_ref().as_ref() {
-                                "body" => {
-                                    has_body = true;
-                                    d_body = self.body("digest.body", v);
-                                }
-                                "headers" => d_headers = self.headers("digest.headers", v),
-                                other => self.issue(
-                                    k.span(),
-                                    &format!("digest.{other}"),
-                                    "unknown key: [digest] has [digest.body] and \
-                                     [digest.headers]"
-                                        .into(),
-                                ),
-                            }
-                        }
-                        if !has_body {
-                            self.issue(
-                                key.span(),
-                                "digest",
-                                "[digest] needs a [digest.body] table".into(),
-                            );
-                        }
-                        digest = Some((d_body, d_headers));
-                    }
-                    None => self.issue(value.span(), "digest", "must be a table ([digest])".into()),
-                },
+                "digest" => digest = self.section("digest", key.span(), value),
+                "spike" => spike = self.section("spike", key.span(), value),
                 other => self.issue(
                     key.span(),
                     other,
@@ -501,22 +498,63 @@ impl Builder<'_> {
             headers: headers.clone(),
             body: body?,
         };
-        let digest = match digest {
-            None => None,
-            Some((d_body, d_headers)) => Some(Part {
-                headers: match d_headers {
-                    Some(h) => h,
-                    None => headers,
-                },
-                body: d_body?,
-            }),
+        // A section without headers of its own sends the file's [headers].
+        let part = |section: Option<Section>| -> Option<Option<Part>> {
+            match section {
+                None => Some(None),
+                Some((body, own)) => Some(Some(Part {
+                    headers: own.unwrap_or_else(|| headers.clone()),
+                    body: body?,
+                })),
+            }
         };
+        let digest = part(digest)?;
+        let spike = part(spike)?;
         Some(FileParts {
             content_type: content_type?,
             defaults,
             mention,
             digest,
+            spike,
         })
+    }
+
+    /// An optional per-event section, `[name.body]` (required in it) and `[name.headers]`.
+    /// `None` when the value is not a table (reported).
+    fn section(
+        &mut self,
+        name: &str,
+        key_span: Range<usize>,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<Section> {
+        let Some(t) = value.get_ref().as_table() else {
+            self.issue(value.span(), name, format!("must be a table ([{name}])"));
+            return None;
+        };
+        let (mut body, mut headers) = (None, None);
+        let mut has_body = false;
+        for (k, v) in t.iter() {
+            match k.get_ref().as_ref() {
+                "body" => {
+                    has_body = true;
+                    body = self.body(&format!("{name}.body"), v);
+                }
+                "headers" => headers = self.headers(&format!("{name}.headers"), v),
+                other => self.issue(
+                    k.span(),
+                    &format!("{name}.{other}"),
+                    format!("unknown key: [{name}] has [{name}.body] and [{name}.headers]"),
+                ),
+            }
+        }
+        if !has_body {
+            self.issue(
+                key_span,
+                name,
+                format!("[{name}] needs a [{name}.body] table"),
+            );
+        }
+        Some((body, headers))
     }
 
     fn body(&mut self, field: &str, value: &Spanned<DeValue<'_>>) -> Option<Node> {
@@ -736,12 +774,8 @@ impl Checks<'_> {
     fn samples(&self, mut failed: HashSet<String>, issues: &mut Vec<TemplateIssue>) {
         let c = self.compiled;
         for sample in samples::all() {
-            let part = match sample.event {
-                EventType::MentionCreated => &c.mention,
-                EventType::MentionDigest => match &c.digest {
-                    Some(d) => d,
-                    None => continue,
-                },
+            let Some(part) = c.part(sample.event) else {
+                continue;
             };
             let ctx = context::build(&sample.outgoing(), &c.vars)
                 .expect("the samples are JSON minijinja reads");

@@ -1,6 +1,8 @@
 //! Payload formats on real mentions (`pipeline/tests/data/payload/`): what each CRM requires
-//! is present and of the right type, digests render in every format, hostile text stays valid
-//! JSON, overrides are used, and broken templates fail at load naming the file and place.
+//! is present and of the right type, digests render in every format, spike events in the
+//! generic envelope and in Slack (and nowhere without a `[spike]` section), hostile text
+//! stays valid JSON, overrides are used, and broken templates fail at load naming the file
+//! and place.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,6 +18,9 @@ pub(super) const CUSTOMER_COMPLAINT: &str =
 pub(super) const UNICODE_LEAD: &str =
     include_str!("../../../tests/data/payload/mention_unicode_lead.json");
 pub(super) const DIGEST: &str = include_str!("../../../tests/data/payload/digest.json");
+/// The spike document templates are checked against at load: a `spike.started` of acme's
+/// negative mentions whose top posts hold `<!channel>`, quotes, a newline and a null URL.
+pub(super) const SPIKE: &str = include_str!("../../../../rules/payloads/samples/spike.json");
 
 /// A GUID for Dynamics cases whose author is not a customer.
 pub(super) const FALLBACK_ACCOUNT: &str = "7eb682f1-ca75-e511-80d4-00155d2a68d1";
@@ -242,6 +247,40 @@ pub(super) fn messages() -> Vec<(&'static str, EventType, Box<RawValue>, Latency
     ]
 }
 
+/// The spike events every format with a `[spike]` section is checked on: the sample spike as
+/// it starts, an update and its end.
+pub(super) fn spike_messages() -> Vec<(&'static str, EventType, Box<RawValue>, Latency)> {
+    let started: Json = serde_json::from_str(SPIKE).unwrap();
+    let mut updated = started.clone();
+    updated["event"] = "updated".into();
+    updated["ratio"] = 8.2.into();
+    updated["mentions"] = 301.into();
+    let mut ended = updated.clone();
+    ended["event"] = "ended".into();
+    ended["ended_at"] = "2026-11-24T10:04:12.000Z".into();
+    ended["ratio"] = 1.3.into();
+    vec![
+        (
+            "spike started",
+            EventType::SpikeStarted,
+            raw(&started.to_string()),
+            ON_TIME,
+        ),
+        (
+            "spike updated",
+            EventType::SpikeUpdated,
+            raw(&updated.to_string()),
+            LATE,
+        ),
+        (
+            "spike ended",
+            EventType::SpikeEnded,
+            raw(&ended.to_string()),
+            ON_TIME,
+        ),
+    ]
+}
+
 #[test]
 fn every_format_renders_what_its_crm_requires() {
     for (format, check) in CHECKS {
@@ -399,7 +438,10 @@ fn hostile_text_stays_valid_json_within_limits() {
 fn generic_embeds_data_byte_for_byte() {
     let payload = Payload::load(PayloadFormat::Generic, None, &BTreeMap::new()).unwrap();
     assert_eq!(payload.format(), PayloadFormat::Generic);
-    for (name, event, data, latency) in messages() {
+    let spikes = spike_messages();
+    let types: Vec<&str> = spikes.iter().map(|(_, e, _, _)| e.as_str()).collect();
+    assert_eq!(types, ["spike.started", "spike.updated", "spike.ended"]);
+    for (name, event, data, latency) in messages().into_iter().chain(spikes) {
         let mut out = outgoing("m_1", event, &data, latency);
         out.queue = "sup\"port";
         let r = payload.render(&out).unwrap();
@@ -441,6 +483,274 @@ fn generic_takes_no_template() {
     .unwrap_err();
     assert!(matches!(e, PayloadError::GenericTemplate { .. }));
     assert!(e.to_string().contains("mine.toml"), "{e}");
+}
+
+/// Which events each payload can carry: asked when the configuration loads, so a queue sent
+/// spike events must have a format that renders them.
+#[test]
+fn handles_says_which_events_a_payload_can_render() {
+    let generic = Payload::load(PayloadFormat::Generic, None, &BTreeMap::new()).unwrap();
+    assert_eq!(generic.template_file(), None);
+    for event in EventType::ALL {
+        assert!(generic.handles(event), "generic carries {}", event.as_str());
+    }
+    for format in PayloadFormat::ALL.into_iter().skip(1) {
+        let payload = builtin(format);
+        assert_eq!(
+            payload.template_file(),
+            Some(format!("rules/payloads/{format}.toml").as_str())
+        );
+        assert!(payload.handles(EventType::MentionCreated), "{format}");
+        assert!(payload.handles(EventType::MentionDigest), "{format}");
+        // Only Slack, for people, announces spikes; a CRM would open a ticket per update.
+        for event in EventType::ALL.into_iter().filter(|e| e.is_spike()) {
+            assert_eq!(
+                payload.handles(event),
+                format == PayloadFormat::Slack,
+                "{format} / {}",
+                event.as_str()
+            );
+        }
+    }
+}
+
+/// A template without `[spike]` cannot render a spike event: a permanent render error that
+/// names the file, like a digest sent to a template without `[digest]`.
+#[test]
+fn a_template_without_spike_refuses_spike_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "mentions-only.toml",
+        "[body]
+subject = \"{{ subject }}\"
+[digest.body]
+subject = \"{{ subject }}\"
+",
+    );
+    let payload = Payload::load(PayloadFormat::Hubspot, Some(&path), &BTreeMap::new()).unwrap();
+    assert!(payload.handles(EventType::MentionDigest));
+    for (name, event, data, latency) in spike_messages() {
+        assert!(!payload.handles(event), "{name}");
+        let e = payload
+            .render(&outgoing("spk_1.started", event, &data, latency))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            RenderError::NoSpike {
+                file: path.display().to_string()
+            }
+        );
+        assert_eq!(e.reason(), "no_spike");
+        assert!(
+            e.to_string().ends_with("the template has no [spike] body"),
+            "{e}"
+        );
+    }
+    let e = builtin(PayloadFormat::Zendesk)
+        .render(&outgoing(
+            "spk_1.ended",
+            EventType::SpikeEnded,
+            &spike_messages()[2].2,
+            ON_TIME,
+        ))
+        .unwrap_err();
+    assert_eq!(e.reason(), "no_spike");
+    assert!(
+        e.to_string().starts_with("rules/payloads/zendesk.toml: "),
+        "{e}"
+    );
+}
+
+/// The variables of a spike event: its document as `data`, a subject per event, the brand,
+/// and `priority` urgent for negative mentions, high for all mentions.
+#[test]
+fn spike_events_have_their_own_subject_and_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "spike-vars.toml",
+        r#"
+[body]
+x = 1
+[spike.headers]
+X-Spike = "{{ data.spike_id }}"
+[spike.body]
+subject = "{{ subject }}"
+event = "{{ event }}"
+brand = "{{ brand }}"
+priority = "{{ priority }}"
+urgency = "{{ urgency }}"
+digest = "{{ digest }}"
+id = "{{ id }}"
+queue = "{{ delivery.queue }}"
+posts = "{{ data.posts | length }}"
+"#,
+    );
+    let payload = Payload::load(PayloadFormat::Zendesk, Some(&path), &BTreeMap::new()).unwrap();
+    let want = [
+        "Spike: acme negative mentions 11.3× baseline",
+        "Spike: acme negative mentions still 8.2× baseline",
+        "Spike over: acme negative mentions, peak 12.7× baseline",
+    ];
+    for ((name, event, data, latency), subject) in spike_messages().into_iter().zip(want) {
+        let r = payload
+            .render(&outgoing(
+                "spk_acme_negative_1795514400.started",
+                event,
+                &data,
+                latency,
+            ))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(header(&r, "X-Spike"), Some("spk_acme_negative_1795514400"));
+        let b = body(&r);
+        assert_eq!(b["subject"], subject, "{name}");
+        assert_eq!(b["event"], event.as_str());
+        assert_eq!(b["brand"], "acme");
+        assert_eq!(b["priority"], "urgent");
+        assert_eq!(b["urgency"], 92, "the most urgent top post");
+        assert_eq!(b["digest"], false);
+        assert_eq!(b["id"], "spk_acme_negative_1795514400.started");
+        assert_eq!(b["queue"], "support");
+        assert_eq!(b["posts"], 3);
+    }
+    // A spike of all of a brand's mentions is worth attention, not yet trouble; without a
+    // ratio the subject still reads.
+    let mut all: Json = serde_json::from_str(SPIKE).unwrap();
+    all["series"] = "all".into();
+    all["ratio"] = Json::Null;
+    all["posts"] = serde_json::json!([]);
+    let data = raw(&all.to_string());
+    let b = body(
+        &payload
+            .render(&outgoing("s", EventType::SpikeStarted, &data, ON_TIME))
+            .unwrap(),
+    );
+    assert_eq!(b["subject"], "Spike: acme mentions above baseline");
+    assert_eq!(b["priority"], "high");
+    assert_eq!(b["urgency"], 0);
+}
+
+/// Slack's spike message: within Slack's limits, 🚨 while it lasts and ✅ when over, the
+/// figures, the driving terms, and the top posts escaped and linked.
+#[test]
+fn slack_announces_spikes() {
+    let slack_payload = builtin(PayloadFormat::Slack);
+    for (name, event, data, latency) in spike_messages() {
+        let out = outgoing(
+            "spk_acme_negative_1795514400.started",
+            event,
+            &data,
+            latency,
+        );
+        let r = slack_payload
+            .render(&out)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let b = body(&r);
+        slack(&r, &b, &out);
+        let header = b["blocks"][0]["text"]["text"].as_str().unwrap();
+        let emoji = if event == EventType::SpikeEnded {
+            "✅ "
+        } else {
+            "🚨 "
+        };
+        assert!(header.starts_with(emoji), "{name}: {header}");
+        assert!(b["text"].as_str().unwrap().starts_with(emoji), "{name}");
+        assert!(header.contains("acme negative mentions"), "{header}");
+    }
+    let data = raw(SPIKE);
+    let out = outgoing("spk_1.started", EventType::SpikeStarted, &data, ON_TIME);
+    let b = body(&slack_payload.render(&out).unwrap());
+    assert_eq!(
+        b["blocks"][0]["text"]["text"],
+        "🚨 Spike: acme negative mentions 11.3× baseline"
+    );
+    let fields: Vec<&str> = b["blocks"][1]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "*Rate*\n12.4/s over the last 5 s (peak 14.0/s)",
+            "*Baseline*\n1.1/s",
+            "*Ratio*\n11.3× baseline (peak 12.7×)",
+            "*Mentions*\n87 negative since 10:00 UTC",
+            "*Negative share*\n82%",
+            "*Priority*\nurgent",
+        ]
+    );
+    let section = b["blocks"][2]["text"]["text"].as_str().unwrap();
+    for want in [
+        "*Driving terms:* outage (40, 35.0× usual), rocket skates (22, 9.5× usual), refund (17, 6.1× usual)\n\n*Top posts:*\n• [92] roadrunner-news.bsky.social (48200 followers) on Bluesky: ",
+        "Third outage this month &lt;!channel&gt; &amp; counting <https://bsky.app/profile/did:plc:r2vmfzqdwgwkm2ftpktxhbfk/post/3mqa1crisis11a|post>\n",
+        "• [58] 1593288271364386816 on X: is acme down?? \"service unavailable\" on every page anyone else?",
+    ] {
+        assert!(section.contains(want), "no {want:?} in:\n{section}");
+    }
+    assert!(!section.contains("<!channel>"), "{section}");
+    let context = b["blocks"][3]["elements"][0]["text"].as_str().unwrap();
+    assert!(
+        context == "brand acme · negative mentions · started 10:00:00 UTC · queue support · spk_1.started",
+        "{context}"
+    );
+    assert!(!context.contains("ended"), "{context}");
+}
+
+/// A spike with many long, hostile posts and terms: still one valid Slack message within its
+/// limits, nothing unescaped.
+#[test]
+fn slack_spikes_stay_within_limits() {
+    let unit = "\"quoted\" \\ <!channel> & <@U123> *bold* \n 🙃 日本語 ";
+    let long: String = unit.chars().cycle().take(5_000).collect();
+    let mut spike: Json = serde_json::from_str(SPIKE).unwrap();
+    let post = spike["posts"][0].clone();
+    spike["posts"] = (0..20)
+        .map(|i| {
+            let mut p = post.clone();
+            p["text"] = Json::from(long.clone());
+            p["author"] = Json::from(format!("<!here>{i}{long}"));
+            p["url"] = Json::from(format!("https://example.com/{i}?a=1&b=<2>"));
+            p
+        })
+        .collect();
+    spike["terms"] = (0..30)
+        .map(|i| serde_json::json!({"term": format!("<!everyone> {i} {long}"), "count": i, "lift": 2.5}))
+        .collect();
+    spike["brand"] = "<acme>".into();
+    let data = raw(&spike.to_string());
+    for event in [EventType::SpikeStarted, EventType::SpikeEnded] {
+        let out = outgoing("spk_1", event, &data, LATE);
+        let r = builtin(PayloadFormat::Slack).render(&out).unwrap();
+        let b = body(&r);
+        slack(&r, &b, &out);
+        // Everything Slack reads as mrkdwn (all but the plain_text header) is escaped.
+        let blocks = b["blocks"].as_array().unwrap();
+        let mut mrkdwn = vec![&b["text"]];
+        for block in blocks.iter().skip(1) {
+            mrkdwn.extend(block.get("text").map(|t| &t["text"]));
+            for list in ["fields", "elements"] {
+                let items = block.get(list).and_then(Json::as_array);
+                mrkdwn.extend(items.into_iter().flatten().map(|f| &f["text"]));
+            }
+        }
+        assert_eq!(mrkdwn.len(), 1 + 6 + 1 + 1);
+        for text in mrkdwn {
+            let text = text.as_str().unwrap();
+            for ping in [
+                "<!channel>",
+                "<!here>",
+                "<!everyone>",
+                "<@U123>",
+                "<acme>",
+                "<2>",
+            ] {
+                assert!(!text.contains(ping), "{ping} unescaped in {text}");
+            }
+        }
+    }
 }
 
 /// The built-in templates are the files in `rules/payloads/`, embedded: a team copying the
@@ -716,7 +1026,7 @@ fn broken_templates_fail_at_load_naming_file_and_place() {
             "unknown top-level key",
             "content_typ = \"text/plain\"\n[body]\nx = 1\n",
             ":1:1: content_typ: unknown key",
-            &["content_type, [vars], [headers], [body] and [digest]"],
+            &["content_type, [vars], [headers], [body], [digest] and [spike]"],
         ),
         (
             "no body",
@@ -747,6 +1057,42 @@ fn broken_templates_fail_at_load_naming_file_and_place() {
             "[body]\nx = 1\n[digest.body]\ntext = \"{{ data.post.text }}\"\n",
             ":4:16: digest.body.text: with the sample digest",
             &["`data.post` is undefined"],
+        ),
+        (
+            "spike without a body",
+            "[body]\nx = 1\n[spike.headers]\nX-A = \"1\"\n",
+            ":3:2: spike: [spike] needs a [spike.body] table",
+            &[],
+        ),
+        (
+            "unknown key in spike",
+            "[body]\nx = 1\n[spike.body]\nx = 1\n[spike.bdy]\ny = 2\n",
+            ":5:8: spike.bdy: unknown key: [spike] has [spike.body] and [spike.headers]",
+            &[],
+        ),
+        (
+            "spike template reading the mention",
+            "[body]\nx = 1\n[spike.body]\ntext = \"{{ data.post.text }}\"\n",
+            ":4:16: spike.body.text: with the sample spike (rules/payloads/samples/spike.json)",
+            &["`data.post` is undefined"],
+        ),
+        (
+            "spike template assuming every spike has posts",
+            "[body]\nx = 1\n[spike.body]\nfirst = \"{{ data.posts[0].text }}\"\n",
+            ":4:23: spike.body.first: with a sample spike of all mentions without terms, posts",
+            &["undefined"],
+        ),
+        (
+            "spike template assuming a negative share",
+            "[body]\nx = 1\n[spike.body]\nshare = \"{{ data.negative_share * 100 }}\"\n",
+            ":4:13: spike.body.share: with a sample spike of all mentions",
+            &["unsupported types none and number"],
+        ),
+        (
+            "spike template with a syntax error",
+            "[body]\nx = 1\n[spike.body]\ntext = \"{{ subject | }}\"\n",
+            ":4:",
+            &["spike.body.text", "syntax error"],
         ),
     ];
     let dir = tempfile::tempdir().unwrap();
