@@ -22,6 +22,7 @@ use crate::config::{Config, SourceKind};
 use crate::customers::{CustomerLimits, Customers};
 use crate::mention::Mention;
 use crate::metrics::{DropCounters, Latencies, SourceCounters, CHANNEL_FRAMES_DEPTH};
+use crate::monitor::{Monitor, SpikeFlags};
 use crate::outbox::store::Store;
 use crate::outbox::writer::{Writer, WriterQueue};
 use crate::reload::{self, Reloader, Shared};
@@ -30,7 +31,7 @@ use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::sink::breaker::BreakerSettings;
 use crate::sink::dispatch::{self, Deliverer, DispatchSettings, QueueShared};
 use crate::sink::file::{LineWriter, Target};
-use crate::sink::payload::Payload;
+use crate::sink::payload::{EventType, Payload};
 use crate::sink::signature::SigningKey;
 use crate::sink::webhook::{self, WebhookTarget};
 use crate::sink::{QueueConfig, SinkKind};
@@ -92,10 +93,21 @@ pub fn compile(config: &Config) -> Result<Compiled, AppError> {
     let routes = current_routes(config)?;
     // Payload templates are checked here too, so `earshot check` reports a broken override.
     for q in config.queues.iter().filter(|q| q.sink == SinkKind::Webhook) {
-        Payload::load(q.format, q.template.as_deref(), &q.vars).map_err(|e| AppError::Queue {
-            queue: q.id.clone(),
-            message: e.to_string(),
+        let payload = Payload::load(q.format, q.template.as_deref(), &q.vars).map_err(|e| {
+            AppError::Queue {
+                queue: q.id.clone(),
+                message: e.to_string(),
+            }
         })?;
+        if config.spikes.queues.contains(&q.id) && !payload.handles(EventType::SpikeStarted) {
+            return Err(AppError::Queue {
+                queue: q.id.clone(),
+                message: format!(
+                    "it is in [spikes] queues but its payload template {} has no [spike] section: add one, or send spike events to a queue of format generic or slack",
+                    payload.template_file().unwrap_or("(built in)")
+                ),
+            });
+        }
     }
     let router = Router::build(&routes, &queue_ids, &rules).map_err(|errs| {
         AppError::Routes(
@@ -210,6 +222,9 @@ pub struct Running {
     pub reloader: Option<Arc<Reloader>>,
     /// The outbox and the queues' dispatchers (none for `earshot replay`).
     pub delivery: Option<Delivery>,
+    /// The live dashboard's feed, while the spike monitor runs.
+    pub live: Option<Arc<crate::live::LiveHub>>,
+    monitor: Option<std::thread::JoinHandle<()>>,
     source_tasks: Vec<(String, JoinHandle<Result<(), String>>)>,
     worker_threads: Vec<std::thread::JoinHandle<usize>>,
     background: Vec<JoinHandle<()>>,
@@ -292,6 +307,43 @@ pub async fn start(
         });
     }
 
+    // The spike monitor, between the workers and the outbox writer: it ends after the
+    // workers, and the writer after it (it holds a sender of the writer's channel).
+    let mut spikes_tx = None;
+    let mut spike_flags = None;
+    let mut monitor = None;
+    let live = (options.deliver && config.spikes.enabled).then(crate::live::LiveHub::new);
+    if let Some(hub) = &live {
+        let flags = SpikeFlags::new();
+        let brands: Vec<_> = compiled
+            .rules
+            .brands()
+            .iter()
+            .map(|b| (b.id.0.clone(), b.kind))
+            .collect();
+        let mut m = Monitor::new(
+            config.spikes.clone(),
+            &brands,
+            queue_ids.clone(),
+            flags.clone(),
+        )
+        .live(hub.clone());
+        if let Some(tx) = &routed_tx {
+            m = m.outbox(tx.clone());
+        }
+        let (tx, rx) = crossbeam_channel::bounded(crate::monitor::CHANNEL_BATCHES);
+        let thread = std::thread::Builder::new()
+            .name("earshot-spikes".into())
+            .spawn(move || m.run(rx))
+            .map_err(|source| AppError::Io {
+                context: "spawning the spike monitor".into(),
+                source,
+            })?;
+        spikes_tx = Some(tx);
+        spike_flags = Some(flags);
+        monitor = Some(thread);
+    }
+
     // Workers: build all, then spawn.
     let workers_n = config.pipeline.worker_count();
     let (frame_tx, frame_rx) = crossbeam_channel::bounded::<Batch>(config.pipeline.channel_batches);
@@ -309,11 +361,12 @@ pub async fn start(
     let outputs = Outputs {
         routed: routed_tx,
         tap: options.tap.clone(),
+        spikes: spikes_tx,
         recycle: recycle_txs,
     };
     let workers: Vec<Worker> = (0..workers_n)
         .map(|i| {
-            Worker::new(
+            let w = Worker::new(
                 i,
                 compiled.clone(),
                 &formats,
@@ -323,7 +376,11 @@ pub async fn start(
                 latencies.clone(),
             )
             .follow(shared.clone())
-            .customers(customers.clone())
+            .customers(customers.clone());
+            match &spike_flags {
+                Some(flags) => w.spike_flags(flags.clone()),
+                None => w,
+            }
         })
         .collect();
     drop(outputs);
@@ -439,6 +496,8 @@ pub async fn start(
         admin_addr,
         reloader,
         delivery,
+        live,
+        monitor,
         source_tasks,
         worker_threads,
         background,
@@ -663,6 +722,20 @@ impl Running {
             );
         }
         self.workers_running.store(false, Ordering::Relaxed);
+        // The monitor ends once the workers' senders are gone; its last events reach the
+        // writer before the writer's channel closes.
+        if let Some(monitor) = self.monitor {
+            let joined = tokio::task::spawn_blocking(move || {
+                let _ = monitor.join();
+            });
+            let left = deadline.saturating_sub(started.elapsed());
+            if tokio::time::timeout(left, joined).await.is_err() {
+                warn!("the spike monitor is still running at the drain deadline");
+            }
+        }
+        if let Some(hub) = &self.live {
+            hub.close();
+        }
         if let Some(mut d) = self.delivery {
             // The writer ends when the workers' senders are gone and it has committed all.
             if let Some(writer) = d.writer.take() {

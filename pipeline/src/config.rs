@@ -27,6 +27,7 @@ use crate::source::sse::SseOptions;
 use crate::stage::decode::{DecodeLimits, Format, GenericFields};
 use crate::stage::route::RouteConfig;
 use crate::stage::score::ScoringConfig;
+use crate::stage::spike::SpikeSettings;
 
 /// The embedded default configuration: the example rules, the public Bluesky Jetstream and
 /// routed mentions on stdout. `earshot run` without `--config` uses it.
@@ -223,6 +224,8 @@ pub struct Config {
     pub outbox: OutboxSettings,
     /// `[routing]`: the file of queues and routes, when they are not (only) in this file.
     pub routing: RoutingSettings,
+    /// `[spikes]`: the spike detector and the queues its events go to.
+    pub spikes: SpikeSettings,
     /// `[[source]]`.
     pub sources: Vec<SourceConfig>,
     /// `[[queue]]`.
@@ -342,6 +345,7 @@ const SECTIONS: &[&str] = &[
     "customers",
     "outbox",
     "routing",
+    "spikes",
     "source",
     "queue",
     "route",
@@ -392,6 +396,7 @@ impl Config {
             customers: CustomersConfig::default(),
             outbox: OutboxSettings::default(),
             routing: RoutingSettings::default(),
+            spikes: SpikeSettings::default(),
             sources: Vec::new(),
             queues: Vec::new(),
             routes: Vec::new(),
@@ -399,6 +404,7 @@ impl Config {
         let mut source_spans = Vec::new();
         let mut queue_spans = Vec::new();
         let mut route_spans = Vec::new();
+        let mut spikes_span = None;
         for (key, value) in root.get_ref().iter() {
             let name: &str = key.get_ref();
             match name {
@@ -410,6 +416,10 @@ impl Config {
                 "customers" => section(&mut report, name, value, &mut config.customers),
                 "outbox" => section(&mut report, name, value, &mut config.outbox),
                 "routing" => section(&mut report, name, value, &mut config.routing),
+                "spikes" => {
+                    spikes_span = Some(key.span());
+                    section(&mut report, name, value, &mut config.spikes)
+                }
                 "source" => {
                     for (i, item) in array_items(&mut report, name, value) {
                         if let Some(s) = source(&mut report, i, item) {
@@ -472,6 +482,20 @@ impl Config {
             &route_spans,
             &ids,
         );
+        for problem in config.spikes.problems() {
+            report.at(spikes_span.clone(), problem);
+        }
+        for q in &config.spikes.queues {
+            if !ids.contains(&q.as_str()) {
+                report.at(
+                    spikes_span.clone(),
+                    format!(
+                        "spikes.queues names `{q}`, which is not a queue; queues: {}",
+                        ids.join(", ")
+                    ),
+                );
+            }
+        }
         report.errors.extend(routing_errors);
         if report.errors.is_empty() {
             Ok(config)

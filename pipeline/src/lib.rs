@@ -13,7 +13,10 @@
 //! - [`worker`]: the worker loop that strings the stages together on OS threads.
 //! - [`mention`]: the routed mention, the stable contract consumers rely on.
 //! - [`sink`]: where mentions go (signed webhooks, NDJSON files and stdout).
-//! - [`metrics`]: the metric catalogue; [`admin`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`monitor`]: the spike monitor thread (per-brand counts → spike events, the live page's
+//!   snapshot, the workers' `in_spike`); [`live`]: the live dashboard's fan-out.
+//! - [`metrics`]: the metric catalogue; [`admin`]: `/metrics`, `/healthz`, `/readyz`, the
+//!   live dashboard page.
 //! - [`config`]: the configuration file, validated at load; [`app`]: wiring it all together.
 //! - [`backtest`]: a rule change replayed on recorded posts, rule by rule, before it goes live.
 //! - [`demo`]: the embedded firehose simulator and webhook receiver behind `earshot demo`.
@@ -28,8 +31,10 @@ pub mod customers;
 pub mod demo;
 pub mod dlq;
 pub mod examples;
+pub mod live;
 pub mod mention;
 pub mod metrics;
+pub mod monitor;
 pub mod outbox;
 pub mod post;
 pub mod reload;

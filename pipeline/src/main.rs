@@ -99,9 +99,13 @@ enum Command {
         /// Rules (default: ./rules if present, else the embedded example pack).
         #[arg(long)]
         rules: Option<PathBuf>,
-        /// Admin server address.
+        /// Admin server address (the live dashboard is at /live on it).
         #[arg(long, default_value = "127.0.0.1:9464")]
         admin: std::net::SocketAddr,
+        /// Seconds after the start when a 90-second wave of negative posts about acme
+        /// begins, so the live page and the crisis queue show a spike (0: none).
+        #[arg(long, default_value_t = 60)]
+        spike_after: u64,
     },
 }
 
@@ -345,6 +349,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             mention_rate,
             rules,
             admin,
+            spike_after,
         } => {
             let (trigger, _) = shutdown::channel();
             install_signals(trigger.clone());
@@ -354,6 +359,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 rules,
                 admin,
                 mention_rate,
+                spike_after: (spike_after > 0).then(|| Duration::from_secs(spike_after)),
             };
             earshot::demo::run(options, trigger).await?;
             Ok(ExitCode::SUCCESS)

@@ -80,6 +80,19 @@ pub const CUSTOMERS_ROWS: &str = "earshot_customers_rows";
 pub const CUSTOMERS_ROWS_SKIPPED: &str = "earshot_customers_rows_skipped";
 /// Customer table reloads after the first load. Labels: `outcome` (ok, error).
 pub const CUSTOMERS_RELOADS: &str = "earshot_customers_reloads_total";
+/// Negative mentions of a brand. Labels: `brand`, `kind`.
+pub const BRAND_NEGATIVE_MENTIONS: &str = "earshot_brand_negative_mentions_total";
+/// A brand's mentions per second over the last 60 s, from the spike monitor. Labels: `brand`.
+pub const BRAND_RATE: &str = "earshot_brand_rate";
+/// Negative share of a brand's mentions over the last 60 s (0 with none). Labels: `brand`.
+pub const BRAND_NEGATIVE_SHARE: &str = "earshot_brand_negative_share";
+/// 1 while a spike is active. Labels: `brand`, `series` (all, negative).
+pub const SPIKE_ACTIVE: &str = "earshot_spike_active";
+/// The shortest window's rate over the baseline now (0 while the detector warms up).
+/// Labels: `brand`, `series`.
+pub const SPIKE_RATIO: &str = "earshot_spike_ratio";
+/// Spike events. Labels: `brand`, `series`, `event` (started, updated, ended).
+pub const SPIKE_EVENTS: &str = "earshot_spike_events_total";
 
 /// The worker stages that are timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +264,28 @@ fn describe_all() {
         Unit::Count,
         "Customer table reloads, by outcome."
     );
+    describe_counter!(
+        BRAND_NEGATIVE_MENTIONS,
+        Unit::Count,
+        "Negative mentions of a brand."
+    );
+    describe_gauge!(
+        BRAND_RATE,
+        "A brand's mentions per second over the last minute."
+    );
+    describe_gauge!(
+        BRAND_NEGATIVE_SHARE,
+        "Negative share of a brand's mentions over the last minute."
+    );
+    describe_gauge!(
+        SPIKE_ACTIVE,
+        "1 while a spike of the brand's series is active."
+    );
+    describe_gauge!(
+        SPIKE_RATIO,
+        "The brand series' short-window rate over its baseline."
+    );
+    describe_counter!(SPIKE_EVENTS, Unit::Count, "Spike events, by phase.");
 }
 
 /// Handles for the drop counter of one stage, one per [`SkipReason`].
@@ -460,6 +495,8 @@ mod tests {
             FILE_MENTIONS_WRITTEN,
             RULES_RELOADS,
             CUSTOMERS_RELOADS,
+            BRAND_NEGATIVE_MENTIONS,
+            SPIKE_EVENTS,
         ] {
             assert!(
                 name.starts_with("earshot_") && name.ends_with("_total"),

@@ -21,9 +21,10 @@ use crate::config::FormatChoice;
 use crate::customers::Customers;
 use crate::mention::{mention_id, rfc3339_millis, MatchOut, Mention, MentionPost};
 use crate::metrics::{
-    DropCounters, Latencies, LatencySet, Stage, BRAND_MENTIONS, MATCH_POSTS_MATCHED,
-    ROUTE_MENTIONS_ROUTED, STAGE_POSTS_DECODED, WORKER_FRAMES_PROCESSED,
+    DropCounters, Latencies, LatencySet, Stage, BRAND_MENTIONS, BRAND_NEGATIVE_MENTIONS,
+    MATCH_POSTS_MATCHED, ROUTE_MENTIONS_ROUTED, STAGE_POSTS_DECODED, WORKER_FRAMES_PROCESSED,
 };
+use crate::monitor::SpikeFlags;
 use crate::outbox::writer::Routed;
 use crate::post::Post;
 use crate::reload::Shared;
@@ -35,6 +36,7 @@ use crate::stage::decode::{DecodeLimits, Decoder, Format, FRAME_PADDING};
 use crate::stage::matcher::{Hit, MatchScratch, Matcher};
 use crate::stage::normalize::{normalize, Normalized};
 use crate::stage::route::Router;
+use crate::stage::score::sentiment::SentimentLabel;
 use crate::stage::score::{ScoreInput, ScoreScratch, Scorer};
 
 /// One frame in this many is timed stage by stage.
@@ -61,6 +63,8 @@ pub struct Outputs {
     pub routed: Option<crossbeam_channel::Sender<Routed>>,
     /// Receives every mention, routed or not (replay's stdout, the demo's live feed).
     pub tap: Option<mpsc::Sender<Arc<Mention>>>,
+    /// The spike monitor: every batch's mentions, routed or not (only batches with any).
+    pub spikes: Option<crossbeam_channel::Sender<Vec<Arc<Mention>>>>,
     /// Per source index: where emptied batches go back for reuse, so sources fill the same
     /// buffers again instead of allocating (and page-faulting) a fresh one per batch.
     pub recycle: Vec<crossbeam_channel::Sender<Batch>>,
@@ -111,6 +115,7 @@ struct Handles {
     matched: Counter,
     drops: DropCounters,
     brands: Vec<Counter>,
+    negative: Vec<Counter>,
     queues: Vec<Counter>,
 }
 
@@ -128,6 +133,14 @@ impl Handles {
                 .iter()
                 .map(|b| {
                     metrics::counter!(BRAND_MENTIONS, "brand" => b.id.0.clone(), "kind" => b.kind.as_str())
+                })
+                .collect(),
+            negative: compiled
+                .rules
+                .brands()
+                .iter()
+                .map(|b| {
+                    metrics::counter!(BRAND_NEGATIVE_MENTIONS, "brand" => b.id.0.clone(), "kind" => b.kind.as_str())
                 })
                 .collect(),
             queues: compiled
@@ -151,6 +164,7 @@ struct Counts {
     skipped: SkipCounts,
     per_queue: Vec<u64>,
     per_brand: Vec<u64>,
+    per_brand_negative: Vec<u64>,
 }
 
 /// A worker, fully built and ready to run on its own thread.
@@ -181,6 +195,8 @@ struct Stages {
     score: ScoreScratch,
     /// The CRM customer table in force (reloaded in place).
     customers: Customers,
+    /// Brands in a spike now (none without a spike monitor).
+    spikes: Option<Arc<SpikeFlags>>,
     queue_idx: Vec<u16>,
     local: LatencySet,
     inner_ns: u64,
@@ -212,6 +228,7 @@ impl Worker {
         let counts = Counts {
             per_queue: vec![0; compiled.router.queues().len()],
             per_brand: vec![0; compiled.rules.brands().len()],
+            per_brand_negative: vec![0; compiled.rules.brands().len()],
             ..Default::default()
         };
         Self {
@@ -227,6 +244,7 @@ impl Worker {
                 hits: Vec::with_capacity(16),
                 score: ScoreScratch::default(),
                 customers: Customers::empty(),
+                spikes: None,
                 queue_idx: Vec::with_capacity(8),
                 local: LatencySet::new(),
                 inner_ns: 0,
@@ -244,6 +262,12 @@ impl Worker {
     /// Makes the worker look authors up in `customers` (empty otherwise).
     pub fn customers(mut self, customers: Customers) -> Self {
         self.stages.customers = customers;
+        self
+    }
+
+    /// Makes the worker read which brands are in a spike from `flags` (for urgency).
+    pub fn spike_flags(mut self, flags: Arc<SpikeFlags>) -> Self {
+        self.stages.spikes = Some(flags);
         self
     }
 
@@ -267,6 +291,7 @@ impl Worker {
         self.flush_counts();
         self.handles = Handles::new(&compiled);
         self.counts.per_brand = vec![0; compiled.rules.brands().len()];
+        self.counts.per_brand_negative = vec![0; compiled.rules.brands().len()];
         self.counts.per_queue = vec![0; compiled.router.queues().len()];
         self.compiled = compiled;
         self.reloads = Some((shared, generation));
@@ -398,14 +423,18 @@ impl Worker {
             }
         }
         let mut mentions = std::mem::take(&mut self.pending);
+        if let (Some(tx), false) = (&self.outputs.spikes, mentions.is_empty()) {
+            if tx.send(mentions.clone()).is_err() {
+                error!(
+                    worker = self.index,
+                    "the spike monitor stopped; stopping the worker"
+                );
+                return false;
+            }
+        }
         if let Some(tx) = &self.outputs.routed {
             mentions.retain(|m| !m.queues.is_empty());
-            let routed = Routed {
-                source,
-                seq,
-                position,
-                mentions,
-            };
+            let routed = Routed::batch(source, seq, position, mentions);
             if tx.send(routed).is_err() {
                 error!(
                     worker = self.index,
@@ -443,6 +472,12 @@ impl Worker {
         for (i, n) in c.per_brand.iter_mut().enumerate() {
             if *n > 0 {
                 h.brands[i].increment(*n);
+                *n = 0;
+            }
+        }
+        for (i, n) in c.per_brand_negative.iter_mut().enumerate() {
+            if *n > 0 {
+                h.negative[i].increment(*n);
                 *n = 0;
             }
         }
@@ -548,7 +583,13 @@ impl Stages {
                 hits: &self.hits,
                 rules: &compiled.rules,
                 customer_tier: customer.as_ref().map(|c| c.tier.as_deref()),
-                in_spike: false,
+                in_spike: self.spikes.as_ref().is_some_and(|f| {
+                    f.any(
+                        self.hits
+                            .iter()
+                            .map(|h| compiled.rules.brands()[h.brand as usize].id.0.as_str()),
+                    )
+                }),
             },
             &mut self.score,
         );
@@ -580,6 +621,9 @@ impl Stages {
                 if !seen_brands.contains(&h.brand) {
                     seen_brands.push(h.brand);
                     counts.per_brand[h.brand as usize] += 1;
+                    if scored.sentiment.label == SentimentLabel::Negative {
+                        counts.per_brand_negative[h.brand as usize] += 1;
+                    }
                 }
                 let brand = &rules.brands()[h.brand as usize];
                 let rule = &rules.rules()[h.rule as usize];

@@ -121,7 +121,43 @@ const TEMPLATES_JA: &[&str] = &[
     "{b}って日本でも使える？",
 ];
 
+/// What people post when a brand is having a bad day (the demo's injected spike): negative,
+/// and built around a few words that rarely appear otherwise, which are the spike's driving
+/// terms.
+const CRISIS_TEMPLATES: &[&str] = &[
+    "{b} outage again?? checkout is broken and my payment failed",
+    "is {b} down? outage for an hour now, nothing loads",
+    "{b} checkout broken, charged twice and no order. terrible",
+    "the {b} outage is ridiculous, payment failed three times",
+    "{b} please fix checkout, this outage is costing us money",
+];
+
 impl Generator {
+    /// A post about the brand `acme` from the crisis wave (see `--spike-after` of
+    /// `earshot demo`).
+    pub fn crisis_event(&mut self, time_us: u64) -> GenEvent {
+        self.seq += 1;
+        let did = self.did();
+        let rev = self.tid();
+        let rkey = self.tid();
+        let form = self.pick(&["Acme", "acme", "@acmehq.bsky.social", "ACME"]);
+        let text = self.pick(CRISIS_TEMPLATES).replace("{b}", form);
+        let json = json!({
+            "did": did, "time_us": time_us, "kind": "commit",
+            "commit": {"rev": rev, "operation": "create", "collection": "app.bsky.feed.post",
+                "rkey": rkey, "cid": "bafyreihdemopostcid", "record": {
+                    "$type": "app.bsky.feed.post", "createdAt": self.created_at(time_us),
+                    "langs": ["en"], "text": text}},
+        })
+        .to_string();
+        GenEvent {
+            json,
+            time_us,
+            post_uri: Some(format!("at://{did}/app.bsky.feed.post/{rkey}")),
+            mentions: Some("acme"),
+        }
+    }
+
     /// A generator.
     pub fn new(settings: GenSettings) -> Self {
         Self {

@@ -53,7 +53,13 @@ pub struct DemoOptions {
     pub admin: std::net::SocketAddr,
     /// Share of posts that mention a brand.
     pub mention_rate: f64,
+    /// When to start a 90-second wave of negative posts about `acme` (None: never), so the
+    /// live page and the crisis queue show a spike.
+    pub spike_after: Option<Duration>,
 }
+
+/// How long the injected crisis wave lasts.
+pub const SURGE_LASTING: Duration = Duration::from_secs(90);
 
 /// A random Standard Webhooks secret for this run.
 pub fn random_secret() -> String {
@@ -97,7 +103,17 @@ pub async fn run(options: DemoOptions, trigger: ShutdownTrigger) -> anyhow::Resu
         let log = log.clone();
         let shutdown = trigger.subscribe();
         let rate = options.rate;
-        tokio::spawn(async move { log.generate(rate, settings, shutdown, |_| {}).await });
+        // Four times acme's usual rate on top of it (a third of the mentioning posts, which
+        // are 85% of events times the mention rate), and never fewer than 15 a second.
+        let surge = options.spike_after.map(|after| simulator::Surge {
+            after,
+            lasting: SURGE_LASTING,
+            rate: (rate as f64 * 0.85 * options.mention_rate / 3.0 * 4.0).max(15.0),
+        });
+        tokio::spawn(async move {
+            log.generate_with_surge(rate, settings, surge, shutdown, |_| {})
+                .await
+        });
     }
     let receiver = receiver::Receiver::new(key);
     let hook = receiver.start(0, trigger.subscribe()).await?;
@@ -123,11 +139,20 @@ pub async fn run(options: DemoOptions, trigger: ShutdownTrigger) -> anyhow::Resu
     );
     println!("              webhook receiver at http://{hook}/ (verifies every signature)");
     if let Some(admin) = running.admin_addr {
+        println!("              live dashboard at http://{admin}/live");
         println!("              metrics at http://{admin}/metrics   (Ctrl-C to stop)");
+    }
+    if let Some(after) = options.spike_after {
+        println!(
+            "              a wave of negative posts about acme starts after {} s and lasts {} s",
+            after.as_secs(),
+            SURGE_LASTING.as_secs()
+        );
     }
     let started = Instant::now();
     let mut last = (Instant::now(), 0u64);
     let mut shown = 0usize;
+    let mut spikes_shown = 0usize;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut stop = trigger.subscribe();
@@ -176,6 +201,10 @@ pub async fn run(options: DemoOptions, trigger: ShutdownTrigger) -> anyhow::Resu
                 println!("    … and {skip} more");
             }
             shown = rec.order.len();
+            for (_, kind, doc) in rec.spikes.iter().skip(spikes_shown) {
+                println!("  {}", describe_spike(kind, doc));
+            }
+            spikes_shown = rec.spikes.len();
         }
         let _ = std::io::stdout().flush();
         if options.duration.is_some_and(|d| started.elapsed() >= d) {
@@ -194,6 +223,28 @@ pub async fn run(options: DemoOptions, trigger: ShutdownTrigger) -> anyhow::Resu
         receiver.rejected.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// One line about a delivered spike event: what, how big, and what drives it.
+pub fn describe_spike(kind: &str, d: &serde_json::Value) -> String {
+    let terms: Vec<&str> = d["terms"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t["term"].as_str()).collect())
+        .unwrap_or_default();
+    let mark = if kind == "spike.ended" { "✓" } else { "⚠" };
+    format!(
+        "{mark} {kind}: {} {} mentions {:.1}/s, {:.1}× baseline, {} so far; driving terms: {}",
+        d["brand"].as_str().unwrap_or("?"),
+        d["series"].as_str().unwrap_or("?"),
+        d["rate"].as_f64().unwrap_or(0.0),
+        d["ratio"].as_f64().unwrap_or(0.0),
+        d["mentions"].as_u64().unwrap_or(0),
+        if terms.is_empty() {
+            "none".to_string()
+        } else {
+            terms.join(", ")
+        }
+    )
 }
 
 /// One line about a delivered mention: queues, urgency, category, brand, author and text.

@@ -33,6 +33,9 @@ pub struct Received {
     pub deliveries: std::collections::HashSet<(String, String)>,
     /// Digests (`mention.digest`) accepted, by webhook-id: what noise control rolled up.
     pub digests: HashMap<String, serde_json::Value>,
+    /// Spike events (`spike.started`, `spike.updated`, `spike.ended`) accepted, in arrival
+    /// order: (webhook-id, event type, document).
+    pub spikes: Vec<(String, String, serde_json::Value)>,
 }
 
 /// Receiver state shared with the handler.
@@ -135,6 +138,19 @@ pub fn verify(
         }
         return Ok((id, envelope));
     }
+    if let Some(kind) = envelope["type"]
+        .as_str()
+        .filter(|t| t.starts_with("spike."))
+    {
+        let spike_id = data["spike_id"].as_str().unwrap_or_default();
+        if spike_id.is_empty()
+            || !id.starts_with(spike_id)
+            || !kind.ends_with(data["event"].as_str().unwrap_or("?"))
+        {
+            return Err("spike_id or event does not match webhook-id and type".into());
+        }
+        return Ok((id, envelope));
+    }
     if envelope["type"] != "mention.created" || data["mention_id"].as_str() != Some(id.as_str()) {
         return Err("envelope type or mention_id does not match webhook-id".into());
     }
@@ -191,6 +207,18 @@ async fn handle(
                     r.duplicates.fetch_add(1, Ordering::Relaxed);
                 }
                 rec.digests.insert(id, envelope["data"].clone());
+                return (StatusCode::NO_CONTENT, HeaderMap::new(), String::new());
+            }
+            if let Some(kind) = envelope["type"]
+                .as_str()
+                .filter(|t| t.starts_with("spike."))
+            {
+                if !rec.deliveries.insert((uri.path().to_string(), id.clone())) {
+                    r.duplicates.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    rec.spikes
+                        .push((id, kind.to_string(), envelope["data"].clone()));
+                }
                 return (StatusCode::NO_CONTENT, HeaderMap::new(), String::new());
             }
             if !rec.deliveries.insert((uri.path().to_string(), id.clone())) {

@@ -61,6 +61,18 @@ pub struct EventLog {
     pub requests: Arc<Mutex<Vec<String>>>,
 }
 
+/// A wave of crisis posts: from `after` the generator starts, for `lasting`, at `rate` posts
+/// a second on top of the steady traffic.
+#[derive(Debug, Clone, Copy)]
+pub struct Surge {
+    /// When it starts, from the start of generation.
+    pub after: Duration,
+    /// How long it lasts.
+    pub lasting: Duration,
+    /// Crisis posts per second.
+    pub rate: f64,
+}
+
 impl EventLog {
     /// An empty log keeping at most `capacity` events.
     pub fn new(capacity: usize) -> Self {
@@ -127,10 +139,26 @@ impl EventLog {
         &self,
         rate: u64,
         settings: GenSettings,
+        shutdown: Shutdown,
+        on_event: impl FnMut(&GenEvent) + Send,
+    ) {
+        self.generate_with_surge(rate, settings, None, shutdown, on_event)
+            .await
+    }
+
+    /// [`EventLog::generate`], with a wave of crisis posts about `acme` on top of the
+    /// steady traffic while `surge` lasts.
+    pub async fn generate_with_surge(
+        &self,
+        rate: u64,
+        settings: GenSettings,
+        surge: Option<Surge>,
         mut shutdown: Shutdown,
         mut on_event: impl FnMut(&GenEvent) + Send,
     ) {
         let mut generator = Generator::new(settings);
+        let started = std::time::Instant::now();
+        let mut surge_carry = 0.0;
         let tick = Duration::from_millis(10);
         let per_tick = (rate as f64 * tick.as_secs_f64()).max(0.0);
         let mut carry = 0.0;
@@ -144,8 +172,21 @@ impl EventLog {
             let n = carry.floor() as u64;
             carry -= n as f64;
             let base = now_us();
-            for i in 0..n {
-                let event = generator.next_event(base + i);
+            let mut crisis = 0;
+            if let Some(s) = surge {
+                let t = started.elapsed();
+                if t >= s.after && t < s.after + s.lasting {
+                    surge_carry += s.rate * tick.as_secs_f64();
+                    crisis = surge_carry.floor() as u64;
+                    surge_carry -= crisis as f64;
+                }
+            }
+            for i in 0..n + crisis {
+                let event = if i < n {
+                    generator.next_event(base + i)
+                } else {
+                    generator.crisis_event(base + i)
+                };
                 on_event(&event);
                 let collection = extract_str(event.json.as_bytes(), b"\"collection\":\"");
                 self.push(LogEntry {

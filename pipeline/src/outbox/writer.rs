@@ -44,6 +44,40 @@ pub struct Routed {
     pub position: Option<Position>,
     /// Mentions routed to at least one queue.
     pub mentions: Vec<Arc<Mention>>,
+    /// Spike events for their queues (sent by the spike monitor, with `seq` 0).
+    pub spikes: Vec<SpikeOut>,
+}
+
+impl Routed {
+    /// A worker's batch: its mentions and where its source resumes after it.
+    pub fn batch(
+        source: u16,
+        seq: u64,
+        position: Option<Position>,
+        mentions: Vec<Arc<Mention>>,
+    ) -> Self {
+        Self {
+            source,
+            seq,
+            position,
+            mentions,
+            spikes: Vec::new(),
+        }
+    }
+}
+
+/// A spike event on its way to the queues that take spike events. Noise control does not
+/// apply: each event is one message per spike phase, already rare by construction.
+#[derive(Debug, Clone)]
+pub struct SpikeOut {
+    /// The event's id (`{spike_id}.started`, …): its `webhook-id`.
+    pub id: String,
+    /// `spike.started`, `spike.updated` or `spike.ended`.
+    pub event: Event,
+    /// The spike document.
+    pub data: Box<RawValue>,
+    /// Queue ids to deliver it to.
+    pub queues: Vec<String>,
 }
 
 /// One queue as the writer sees it.
@@ -197,6 +231,16 @@ impl Writer {
         for r in batches {
             for m in &r.mentions {
                 self.admit(m, now_ms, &mut entries, &mut held);
+            }
+            for s in r.spikes {
+                for q in &s.queues {
+                    if let Some(&qi) = self.index.get(q) {
+                        entries.push((
+                            qi,
+                            Entry::new(s.id.clone(), s.event, s.data.clone(), now_ms * 1000),
+                        ));
+                    }
+                }
             }
             if r.seq > 0 {
                 if let Some(p) = self

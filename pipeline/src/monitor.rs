@@ -1,0 +1,333 @@
+//! The spike monitor: one thread that counts the workers' mentions per brand, runs the spike
+//! detector ([`crate::stage::spike`]) once a second, and tells everyone who acts on a spike.
+//!
+//! Input → output: each worker sends the mentions of a batch (an `Arc` clone each, only for
+//! batches that have any) on a bounded channel → once a second: spike events to the
+//! `[spikes] queues` through the outbox (the same durable path as mentions), to the live page
+//! and to the metrics; the set of brands in a spike to the workers' scorer (`in_spike`); the
+//! live page's snapshot (per-brand rates, sparklines, active spikes); routed mentions to the
+//! live page as they come.
+//!
+//! Why a thread of its own: spike counts must be global (a surge spread over four workers is
+//! one surge), and the detector's work is per second and per mention, never per post, so it
+//! stays off the workers' path. The channel is bounded: if this thread ever fell behind, the
+//! workers would wait rather than the counts being wrong.
+//!
+//! Shutdown: the thread ends when every worker has dropped its sender, after the last events
+//! went to the outbox writer, whose channel it holds a sender of, so the writer outlives it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use metrics::Gauge;
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use crate::live::{LiveHub, LiveKind};
+use crate::mention::Mention;
+use crate::metrics::{BRAND_NEGATIVE_SHARE, BRAND_RATE, SPIKE_ACTIVE, SPIKE_EVENTS, SPIKE_RATIO};
+use crate::outbox::entry::Event;
+use crate::outbox::writer::{Routed, SpikeOut};
+use crate::rules::BrandKind;
+use crate::stage::score::sentiment::SentimentLabel;
+use crate::stage::spike::terms::{exclusions, tokens};
+use crate::stage::spike::{
+    unix_s, Detector, Observation, Phase, Series, SpikeEvent, SpikePost, SpikeSettings,
+};
+
+/// The brands in a spike now, read by workers for every matched post.
+#[derive(Debug, Default)]
+pub struct SpikeFlags(ArcSwap<Vec<String>>);
+
+impl SpikeFlags {
+    /// No brand in a spike.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Whether any of `brands` is in a spike. One atomic load; the list is almost always
+    /// empty and at most a few brands long.
+    pub fn any<'a>(&self, mut brands: impl Iterator<Item = &'a str>) -> bool {
+        let active = self.0.load();
+        !active.is_empty() && brands.any(|b| active.iter().any(|a| a == b))
+    }
+
+    fn set(&self, brands: Vec<String>) {
+        if **self.0.load() != brands {
+            self.0.store(Arc::new(brands));
+        }
+    }
+}
+
+/// Batches of mentions the channel holds: a few seconds of a busy firehose's matched batches.
+pub const CHANNEL_BATCHES: usize = 4096;
+
+/// Per-brand metric handles.
+struct BrandGauges {
+    rate: Gauge,
+    share: Gauge,
+    active: [Gauge; 2],
+    ratio: [Gauge; 2],
+}
+
+/// The monitor, built before its thread starts.
+pub struct Monitor {
+    detector: Detector,
+    /// Queues that receive spike events.
+    queues: Vec<String>,
+    /// Every queue id, for the live page's filter.
+    all_queues: Vec<String>,
+    outbox: Option<Sender<Routed>>,
+    hub: Option<Arc<LiveHub>>,
+    flags: Arc<SpikeFlags>,
+    gauges: Vec<BrandGauges>,
+}
+
+impl Monitor {
+    /// A monitor for `brands` (id, kind) with the first second now.
+    pub fn new(
+        settings: SpikeSettings,
+        brands: &[(String, BrandKind)],
+        all_queues: Vec<String>,
+        flags: Arc<SpikeFlags>,
+    ) -> Self {
+        let mut monitor = Self {
+            queues: settings.queues.clone(),
+            detector: Detector::new(settings, unix_s(SystemTime::now())),
+            all_queues,
+            outbox: None,
+            hub: None,
+            flags,
+            gauges: Vec::new(),
+        };
+        for (id, kind) in brands {
+            monitor.brand(id, *kind);
+        }
+        monitor
+    }
+
+    /// Sends spike events for the spike queues to the outbox writer through `tx`.
+    pub fn outbox(mut self, tx: Sender<Routed>) -> Self {
+        self.outbox = Some(tx);
+        self
+    }
+
+    /// Feeds the live page.
+    pub fn live(mut self, hub: Arc<LiveHub>) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
+    /// The detector's index of a brand, registering its gauges (at zero) the first time.
+    fn brand(&mut self, id: &str, kind: BrandKind) -> usize {
+        let b = self.detector.brand(id, kind);
+        if b == self.gauges.len() {
+            let per_series = |name: &'static str| {
+                Series::BOTH.map(
+                    |s| metrics::gauge!(name, "brand" => id.to_string(), "series" => s.as_str()),
+                )
+            };
+            let g = BrandGauges {
+                rate: metrics::gauge!(BRAND_RATE, "brand" => id.to_string()),
+                share: metrics::gauge!(BRAND_NEGATIVE_SHARE, "brand" => id.to_string()),
+                active: per_series(SPIKE_ACTIVE),
+                ratio: per_series(SPIKE_RATIO),
+            };
+            g.rate.set(0.0);
+            g.share.set(0.0);
+            for s in Series::BOTH {
+                g.active[s.index()].set(0.0);
+                g.ratio[s.index()].set(0.0);
+                for phase in ["started", "updated", "ended"] {
+                    metrics::counter!(SPIKE_EVENTS, "brand" => id.to_string(), "series" => s.as_str(), "event" => phase)
+                        .increment(0);
+                }
+            }
+            self.gauges.push(g);
+        }
+        b
+    }
+
+    /// Runs until every sender is gone.
+    pub fn run(mut self, rx: Receiver<Vec<Arc<Mention>>>) {
+        info!(
+            queues = ?self.queues,
+            "spike monitor running"
+        );
+        loop {
+            let now = SystemTime::now();
+            let to_next = Duration::from_secs(1)
+                .saturating_sub(Duration::from_nanos(
+                    now.duration_since(SystemTime::UNIX_EPOCH)
+                        .map(|d| d.subsec_nanos() as u64)
+                        .unwrap_or(0),
+                ))
+                .max(Duration::from_millis(1));
+            let received = rx.recv_timeout(to_next);
+            self.tick(unix_s(SystemTime::now()));
+            match received {
+                Ok(batch) => {
+                    for m in &batch {
+                        self.take(m);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        debug!("spike monitor finished");
+    }
+
+    /// Counts one mention for each brand it matched, and shows it on the live page when it
+    /// was routed and someone is watching.
+    pub fn take(&mut self, m: &Mention) {
+        let negative = m.sentiment.label == SentimentLabel::Negative;
+        let mut seen: Vec<&str> = Vec::with_capacity(m.matches.len());
+        for hit in &m.matches {
+            if seen.contains(&hit.brand.as_str()) {
+                continue;
+            }
+            seen.push(&hit.brand);
+            let b = self.brand(&hit.brand, hit.kind);
+            let exclude = exclusions(
+                m.matches
+                    .iter()
+                    .filter(|h| h.brand == hit.brand)
+                    .flat_map(|h| h.terms.iter().map(String::as_str))
+                    .chain([hit.brand.as_str()]),
+            );
+            self.detector.observe(
+                b,
+                Observation {
+                    negative,
+                    tokens: tokens(&m.post.text, &exclude),
+                    post: spike_post(m),
+                },
+            );
+        }
+        if let Some(hub) = &self.hub {
+            if !m.queues.is_empty() && hub.viewers() > 0 {
+                hub.publish(LiveKind::Mention, mention_json(m, &seen));
+            }
+        }
+    }
+
+    /// Closes the seconds before `now_s`: events out, flags, gauges and snapshot refreshed.
+    pub fn tick(&mut self, now_s: u64) {
+        if now_s <= self.detector.now() {
+            return;
+        }
+        let mut events = Vec::new();
+        self.detector.advance(now_s, &mut events);
+        for e in &events {
+            self.announce(e);
+        }
+        self.flags.set(self.detector.brands_in_spike());
+        let views = self.detector.views();
+        for (v, g) in views.iter().zip(&self.gauges) {
+            g.rate.set(v.rate);
+            g.share.set(v.negative_share.unwrap_or(0.0));
+            for s in Series::BOTH {
+                g.active[s.index()].set(if v.active[s.index()] { 1.0 } else { 0.0 });
+                g.ratio[s.index()].set(v.ratio[s.index()]);
+            }
+        }
+        if let Some(hub) = &self.hub {
+            let snapshot = json!({
+                "at": now_s * 1000,
+                "queues": self.all_queues,
+                "brands": views.iter().map(|v| json!({
+                    "id": v.id,
+                    "kind": v.kind,
+                    "rate": (v.rate * 100.0).round() / 100.0,
+                    "negative_share": v.negative_share.map(|s| (s * 1000.0).round() / 1000.0),
+                    "counts": v.counts,
+                    "negatives": v.negatives,
+                    "spike": v.active.iter().any(|a| *a),
+                })).collect::<Vec<_>>(),
+                "spikes": self.detector.active(),
+            });
+            hub.set_snapshot(snapshot.to_string());
+        }
+    }
+
+    fn announce(&self, e: &SpikeEvent) {
+        let doc = &e.doc;
+        match e.phase {
+            Phase::Started => warn!(
+                brand = %doc.brand, series = doc.series.as_str(), ratio = doc.ratio,
+                rate = doc.rate, baseline = doc.baseline, spike = %doc.spike_id,
+                "spike started"
+            ),
+            Phase::Ended => info!(brand = %doc.brand, series = doc.series.as_str(),
+                mentions = doc.mentions, spike = %doc.spike_id, "spike ended"),
+            Phase::Updated(_) => debug!(brand = %doc.brand, series = doc.series.as_str(),
+                ratio = doc.ratio, spike = %doc.spike_id, "spike update"),
+        }
+        metrics::counter!(SPIKE_EVENTS, "brand" => doc.brand.clone(), "series" => doc.series.as_str(), "event" => e.phase.as_str())
+            .increment(1);
+        let Ok(text) = serde_json::to_string(doc) else {
+            return;
+        };
+        if let Some(hub) = &self.hub {
+            hub.publish(LiveKind::Spike, text.clone());
+        }
+        let (Some(tx), false) = (&self.outbox, self.queues.is_empty()) else {
+            return;
+        };
+        let Ok(data) = serde_json::value::RawValue::from_string(text) else {
+            return;
+        };
+        let event = match e.phase {
+            Phase::Started => Event::SpikeStarted,
+            Phase::Updated(_) => Event::SpikeUpdated,
+            Phase::Ended => Event::SpikeEnded,
+        };
+        let mut routed = Routed::batch(0, 0, None, Vec::new());
+        routed.spikes.push(SpikeOut {
+            id: e.id(),
+            event,
+            data,
+            queues: self.queues.clone(),
+        });
+        if tx.send(routed).is_err() {
+            warn!(spike = %doc.spike_id, "the outbox writer stopped; spike event not delivered");
+        }
+    }
+}
+
+/// The top-posts entry of a mention.
+fn spike_post(m: &Mention) -> SpikePost {
+    let a = &m.post.author;
+    SpikePost {
+        mention_id: m.mention_id.clone(),
+        url: m.post.url.clone(),
+        platform: m.post.platform.as_str().to_string(),
+        author: a.handle.clone().unwrap_or_else(|| a.id.clone()),
+        followers: a.followers,
+        text: m.post.text.chars().take(280).collect(),
+        urgency: m.urgency.score,
+        sentiment: m.sentiment.label.as_str().to_string(),
+    }
+}
+
+/// The live page's `mention` event.
+fn mention_json(m: &Mention, brands: &[&str]) -> String {
+    let a = &m.post.author;
+    json!({
+        "id": m.mention_id,
+        "at": m.received_at,
+        "brands": brands,
+        "queues": m.queues,
+        "urgency": m.urgency.score,
+        "sentiment": m.sentiment.label,
+        "category": m.category,
+        "author": a.handle.as_deref().unwrap_or(&a.id),
+        "text": m.post.text.chars().take(500).collect::<String>(),
+        "url": m.post.url,
+        "platform": m.post.platform,
+    })
+    .to_string()
+}
