@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, and every unit, golden and integration test.
-# Installs what the tests need when it is missing (today: the Rust toolchain components), so
-# it works on a fresh machine. Run from anywhere; CI runs exactly this (see .ci/run).
+# Installs what the tests need when it is missing (the Rust toolchain components; promtool and
+# Chromium through apt), so it works on a fresh machine. Run from anywhere; CI runs exactly
+# this (see .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,36 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+# Programs some tests run: promtool checks and unit-tests the alerting rules in dashboards/
+# (Debian package `prometheus`), Chromium loads the live dashboard page (`chromium`). apt
+# installs what is missing, as root or through password-less sudo, without asking anything.
+missing=()
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    as_root=(sudo -n)
+  else
+    echo "missing ${missing[*]}: run as root or with password-less sudo, or install them (apt)" >&2
+    exit 1
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing ${missing[*]} and no apt-get to install them with: install them by hand" >&2
+    exit 1
+  fi
+  apt_install() {
+    ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y --no-install-recommends "$@" </dev/null
+  }
+  echo "== apt-get install ${missing[*]}"
+  # A fresh image often has no package lists (or stale ones): update only when the first try fails.
+  if ! apt_install "${missing[@]}"; then
+    ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null
+    apt_install "${missing[@]}"
+  fi
+fi
 # The shared fixtures and bench corpus live beside the checkout.
 if [ ! -d ../shared/fixtures/formats ]; then
   echo "../shared/fixtures/formats is missing: the golden tests need the shared fixtures" >&2

@@ -240,6 +240,7 @@ pub async fn start(
     trigger: &ShutdownTrigger,
 ) -> Result<Running, AppError> {
     let _ = crate::metrics::prometheus();
+    crate::metrics::register_process();
     crate::tls::ensure_crypto_provider();
     let compiled = Arc::new(compiled);
     let shared = Shared::new(compiled.clone());
@@ -261,6 +262,7 @@ pub async fn start(
         let mut shared_queues = Vec::new();
         let mut writer_queues = Vec::new();
         for q in &config.queues {
+            crate::metrics::register_queue(&q.id);
             let shared = QueueShared::new(&q.id, &store);
             let deliverer = deliverer(q)?;
             dispatchers.push((

@@ -14,7 +14,9 @@ use hdrhistogram::Histogram;
 use metrics::{describe_counter, describe_gauge, Counter, Gauge, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::reload::Trigger;
 use crate::skip::SkipReason;
+use crate::stage::noise::HoldReason;
 
 /// Frames received by a source (before any skip). Labels: `source`.
 pub const SOURCE_FRAMES_RECEIVED: &str = "earshot_source_frames_received_total";
@@ -462,6 +464,50 @@ fn publish_quantiles(h: &Histogram<u64>, name: &'static str, stage: Option<&'sta
     }
 }
 
+/// Registers at 0 the series of queue `queue` that are otherwise created by their first event
+/// (a retry, a dead letter, a held mention, a late delivery), so they exist from the start:
+/// dashboards and alerts over `rate()` or `delta()` need the series before the first event,
+/// and an absent series cannot be told from a failed scrape. Depth and dead-letter gauges are
+/// set when the queue's shared state is built; this does not touch their values.
+pub fn register_queue(queue: &str) {
+    let q = queue.to_string();
+    for outcome in ["delivered", "retry", "rejected", "dead"] {
+        metrics::counter!(WEBHOOK_DELIVERIES, "queue" => q.clone(), "outcome" => outcome)
+            .increment(0);
+    }
+    metrics::counter!(QUEUE_OVER_BUDGET, "queue" => q.clone()).increment(0);
+    // A file or stdout queue has no breaker and is never disabled: 0 is the truth for it too.
+    metrics::gauge!(QUEUE_BREAKER_OPEN, "queue" => q.clone()).increment(0.0);
+    metrics::gauge!(QUEUE_DISABLED, "queue" => q.clone()).increment(0.0);
+    for reason in [
+        HoldReason::Repost,
+        HoldReason::Storm,
+        HoldReason::Cooldown,
+        HoldReason::RateLimited,
+    ] {
+        metrics::counter!(NOISE_HELD, "queue" => q.clone(), "reason" => reason.as_str())
+            .increment(0);
+    }
+    metrics::counter!(NOISE_DIGESTS, "queue" => q).increment(0);
+}
+
+/// Registers at 0 the process-wide series that are otherwise created by their first event
+/// (an outbox commit or error, a rule or customer-table reload), for the same reason as
+/// [`register_queue`].
+pub fn register_process() {
+    metrics::counter!(OUTBOX_COMMITS).increment(0);
+    metrics::counter!(OUTBOX_ERRORS).increment(0);
+    for trigger in [Trigger::Signal, Trigger::Admin, Trigger::Watch] {
+        for outcome in ["ok", "error"] {
+            metrics::counter!(RULES_RELOADS, "trigger" => trigger.as_str(), "outcome" => outcome)
+                .increment(0);
+        }
+    }
+    for outcome in ["ok", "error"] {
+        metrics::counter!(CUSTOMERS_RELOADS, "outcome" => outcome).increment(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,6 +523,23 @@ mod tests {
         let snap = shared.snapshot();
         assert_eq!(snap.stages[0].len(), 1);
         assert_eq!(snap.mention.len(), 1);
+    }
+
+    #[test]
+    fn queue_and_process_series_exist_at_zero_after_registration() {
+        let handle = prometheus();
+        register_queue("registered-at-start");
+        register_process();
+        let text = handle.render();
+        for line in [
+            r#"earshot_webhook_deliveries_total{queue="registered-at-start",outcome="dead"} 0"#,
+            r#"earshot_noise_held_total{queue="registered-at-start",reason="rate_limited"} 0"#,
+            r#"earshot_queue_disabled{queue="registered-at-start"} 0"#,
+            "earshot_outbox_errors_total ",
+            r#"earshot_rules_reloads_total{trigger="watch",outcome="error"} "#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod backtest;
 mod cli;
 mod config_examples;
+mod dashboards;
 mod delivery;
 mod e2e;
 mod judgement;
