@@ -22,7 +22,7 @@ use crate::config::{Config, SourceKind};
 use crate::customers::{CustomerLimits, Customers};
 use crate::mention::Mention;
 use crate::metrics::{DropCounters, Latencies, SourceCounters, CHANNEL_FRAMES_DEPTH};
-use crate::monitor::{Monitor, SpikeFlags};
+use crate::monitor::{BrandInfo, Monitor, SpikeFlags};
 use crate::outbox::store::Store;
 use crate::outbox::writer::{Writer, WriterQueue};
 use crate::reload::{self, Reloader, Shared};
@@ -317,12 +317,7 @@ pub async fn start(
     let live = (options.deliver && config.spikes.enabled).then(crate::live::LiveHub::new);
     if let Some(hub) = &live {
         let flags = SpikeFlags::new();
-        let brands: Vec<_> = compiled
-            .rules
-            .brands()
-            .iter()
-            .map(|b| (b.id.0.clone(), b.kind))
-            .collect();
+        let brands: Vec<_> = compiled.rules.brands().iter().map(BrandInfo::of).collect();
         let mut m = Monitor::new(
             config.spikes.clone(),
             &brands,

@@ -83,13 +83,40 @@ pub struct Monitor {
     hub: Option<Arc<LiveHub>>,
     flags: Arc<SpikeFlags>,
     gauges: Vec<BrandGauges>,
+    /// Per detector brand index: the words of its own name and handles, which are in every
+    /// mention and so never drive a spike.
+    names: Vec<Vec<String>>,
+}
+
+/// A brand as the monitor needs it.
+#[derive(Debug, Clone)]
+pub struct BrandInfo {
+    /// Brand id.
+    pub id: String,
+    /// Ours or a competitor.
+    pub kind: BrandKind,
+    /// Its display name and handles: left out of its driving terms.
+    pub names: Vec<String>,
+}
+
+impl BrandInfo {
+    /// The monitor's view of a rule set's brand.
+    pub fn of(b: &crate::rules::Brand) -> Self {
+        let mut names = vec![b.id.0.clone(), b.name.clone()];
+        names.extend(b.handles.iter().cloned());
+        Self {
+            id: b.id.0.clone(),
+            kind: b.kind,
+            names,
+        }
+    }
 }
 
 impl Monitor {
-    /// A monitor for `brands` (id, kind) with the first second now.
+    /// A monitor for `brands` with the first second now.
     pub fn new(
         settings: SpikeSettings,
-        brands: &[(String, BrandKind)],
+        brands: &[BrandInfo],
         all_queues: Vec<String>,
         flags: Arc<SpikeFlags>,
     ) -> Self {
@@ -101,9 +128,11 @@ impl Monitor {
             hub: None,
             flags,
             gauges: Vec::new(),
+            names: Vec::new(),
         };
-        for (id, kind) in brands {
-            monitor.brand(id, *kind);
+        for b in brands {
+            let i = monitor.brand(&b.id, b.kind);
+            monitor.names[i] = exclusions(b.names.iter().map(String::as_str));
         }
         monitor
     }
@@ -146,6 +175,8 @@ impl Monitor {
                 }
             }
             self.gauges.push(g);
+            // A brand first seen in a mention (added by a rule reload): its id at least.
+            self.names.push(exclusions([id]));
         }
         b
     }
@@ -191,18 +222,11 @@ impl Monitor {
             }
             seen.push(&hit.brand);
             let b = self.brand(&hit.brand, hit.kind);
-            let exclude = exclusions(
-                m.matches
-                    .iter()
-                    .filter(|h| h.brand == hit.brand)
-                    .flat_map(|h| h.terms.iter().map(String::as_str))
-                    .chain([hit.brand.as_str()]),
-            );
             self.detector.observe(
                 b,
                 Observation {
                     negative,
-                    tokens: tokens(&m.post.text, &exclude),
+                    tokens: tokens(&m.post.text, &self.names[b]),
                     post: spike_post(m),
                 },
             );

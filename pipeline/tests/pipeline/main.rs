@@ -8,5 +8,6 @@ mod delivery;
 mod e2e;
 mod judgement;
 mod reload;
+mod spikes;
 mod support;
 mod webhook;

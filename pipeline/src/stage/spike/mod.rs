@@ -359,18 +359,22 @@ impl Detector {
                 }
             }
         }
-        // The vocabulary is the brand's normal one: a spike's words stay out of it.
-        if !in_spike {
-            s.vocab.add(now, &obs.tokens, half_life);
-        }
         s.recent.push_back((now, obs));
+        // The vocabulary learns from mentions as they leave the recent buffer, the longest
+        // window after they came, like the count baseline: the first window of a spike is in
+        // the spike's terms and not yet in the vocabulary it is compared with. A spike's
+        // words stay out of it altogether.
         let oldest = now.saturating_sub(self.longest as u64);
         while s
             .recent
             .front()
             .is_some_and(|(t, _)| *t < oldest || s.recent.len() > RECENT_CAP)
         {
-            s.recent.pop_front();
+            if let Some((t, old)) = s.recent.pop_front() {
+                if !in_spike {
+                    s.vocab.add(t, &old.tokens, half_life);
+                }
+            }
         }
     }
 

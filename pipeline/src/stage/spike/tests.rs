@@ -255,11 +255,13 @@ fn events_carry_driving_terms_and_top_posts() {
 #[test]
 fn settings_are_checked() {
     assert!(SpikeSettings::default().problems().is_empty());
-    let mut s = SpikeSettings::default();
-    s.windows = vec![Duration::from_millis(1500), Duration::from_secs(900)];
-    s.p_value = 0.5;
-    s.end_ratio = 5.0;
-    s.min_mentions = 0;
+    let s = SpikeSettings {
+        windows: vec![Duration::from_millis(1500), Duration::from_secs(900)],
+        p_value: 0.5,
+        end_ratio: 5.0,
+        min_mentions: 0,
+        ..SpikeSettings::default()
+    };
     let p = s.problems().join("\n");
     for needle in [
         "whole seconds",

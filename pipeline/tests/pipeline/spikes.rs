@@ -1,0 +1,170 @@
+//! Spikes through the whole pipeline: a simulated Jetstream firehose with steady brand
+//! traffic and then a wave of negative posts about one brand. The spike detector must tell
+//! the crisis queue (signed webhooks through the outbox, like any mention) when the spike
+//! starts and when it ends, with its driving terms and top posts, and the posts in the spike
+//! must carry the `spike` urgency reason.
+//!
+//! The detector runs on the wall clock here (it is a real process pipeline), with windows of
+//! 2 s and 4 s so the whole life of a spike fits in half a minute; the detector's own timing
+//! is tested on an injected clock in `stage::spike`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use earshot::app::{self, RunOptions};
+use earshot::config::Config;
+use earshot::demo::generator::GenSettings;
+use earshot::demo::receiver::Receiver;
+use earshot::demo::simulator::{self, EventLog, Surge};
+use earshot::shutdown;
+use earshot::sink::signature::SigningKey;
+
+use crate::support;
+
+fn config(sim: std::net::SocketAddr, hook: std::net::SocketAddr) -> Config {
+    let head = support::jetstream_config_head(&support::rules_dir(), sim, "", "");
+    let queue = |id: &str| {
+        format!(
+            "[[queue]]\nid = \"{id}\"\nsink = \"webhook\"\nurl = \"http://{hook}/{id}\"\n\
+             secret_env = \"{}\"\nretry_schedule = [\"10ms\", \"200ms\"]\n\
+             [queue.noise]\nreposts = false\nstorm = false\n",
+            support::SECRET_ENV
+        )
+    };
+    let text = format!(
+        "{head}{}{}[[route]]\nqueue = \"all\"\n\
+         [spikes]\nqueues = [\"crisis\"]\nwindows = [\"2s\", \"4s\"]\nwarmup = \"8s\"\n\
+         baseline_half_life = \"40s\"\nend_after = \"2s\"\nupdate_every = \"3s\"\n",
+        queue("all"),
+        queue("crisis"),
+    );
+    Config::parse("spikes.toml", &text, Path::new(".")).expect("test config is valid")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_of_negative_posts_is_a_spike_on_the_crisis_queue_and_raises_urgency() {
+    support::set_secret();
+    let (trigger, _) = shutdown::channel();
+    let log = EventLog::new(200_000);
+    let sim = simulator::start(0, log.clone(), trigger.subscribe())
+        .await
+        .unwrap();
+    let receiver = Receiver::new(SigningKey::from_secret(support::SECRET).unwrap());
+    let hook = receiver.start(0, trigger.subscribe()).await.unwrap();
+    let config = config(sim, hook);
+    let compiled = app::compile(&config).expect("rules compile");
+    let running = app::start(&config, compiled, RunOptions::default(), &trigger)
+        .await
+        .unwrap();
+    // ~11 acme mentions a second, then 60 more a second for 8 s from the 12th second.
+    let surge = Surge {
+        after: Duration::from_secs(12),
+        lasting: Duration::from_secs(8),
+        rate: 60.0,
+    };
+    {
+        let log = log.clone();
+        let shutdown = trigger.subscribe();
+        let settings = GenSettings {
+            seed: 7,
+            mention_rate: 0.1,
+        };
+        tokio::spawn(async move {
+            log.generate_with_surge(400, settings, Some(surge), shutdown, |_| {})
+                .await
+        });
+    }
+    let spikes = || receiver.received.lock().unwrap().spikes.clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline
+        && !spikes()
+            .iter()
+            .any(|(_, kind, d)| kind == "spike.ended" && d["brand"] == "acme")
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.shutdown();
+    let report = running.wait(Duration::from_secs(20)).await;
+    let spikes = spikes();
+    let summary: Vec<String> = spikes
+        .iter()
+        .map(|(id, kind, d)| format!("{id} {kind} ratio={} rate={}", d["ratio"], d["rate"]))
+        .collect();
+    eprintln!("spike events: {summary:#?}");
+    assert!(report.routed > 100, "{report:#?}");
+
+    // Only acme spiked, and its spike started, then ended.
+    assert!(
+        spikes.iter().all(|(_, _, d)| d["brand"] == "acme"),
+        "a steady brand alarmed: {summary:#?}"
+    );
+    let started: Vec<_> = spikes
+        .iter()
+        .filter(|(_, kind, _)| kind == "spike.started")
+        .collect();
+    assert!(!started.is_empty(), "no spike.started: {summary:#?}");
+    let (id, _, doc) = started[0];
+    let spike_id = doc["spike_id"].as_str().unwrap();
+    assert_eq!(id, &format!("{spike_id}.started"));
+    assert!(doc["ratio"].as_f64().unwrap() >= 3.0, "{doc}");
+    assert!(doc["p_value"].as_f64().unwrap() < 1e-9, "{doc}");
+    let terms: Vec<&str> = doc["terms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["term"].as_str())
+        .collect();
+    assert!(
+        terms
+            .iter()
+            .any(|t| ["outage", "checkout", "payment", "failed", "broken"].contains(t)),
+        "driving terms {terms:?} miss the wave's words: {doc:#}"
+    );
+    let posts = doc["posts"].as_array().unwrap();
+    assert!(!posts.is_empty() && posts.len() <= 5, "{doc}");
+    assert!(posts
+        .iter()
+        .all(|p| p["mention_id"].as_str().unwrap().starts_with("m_")));
+    assert!(
+        spikes.iter().any(|(id, kind, d)| kind == "spike.ended"
+            && d["spike_id"].as_str() == Some(spike_id)
+            && id == &format!("{spike_id}.ended")),
+        "the spike never ended: {summary:#?}"
+    );
+    assert_eq!(
+        receiver
+            .duplicates
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert_eq!(
+        receiver.rejected.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+
+    // Posts that arrived while acme was in a spike carry the `spike` urgency reason; posts
+    // before it do not.
+    let rec = receiver.received.lock().unwrap();
+    let with_spike = rec
+        .by_id
+        .values()
+        .filter(|m| {
+            m["urgency"]["reasons"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x["feature"] == "spike"))
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        with_spike.len() > 20,
+        "only {} mentions carry the spike reason",
+        with_spike.len()
+    );
+    assert!(
+        with_spike.iter().all(|m| m["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["brand"] == "acme")),
+        "a mention of another brand got the spike reason"
+    );
+}
