@@ -421,6 +421,7 @@ pub async fn start(
                 store: d.store.clone(),
                 queues: d.queues.clone(),
             }),
+            live: None,
         };
         let (addr, task) = crate::admin::serve(config.admin.listen, state, trigger.subscribe())
             .await

@@ -13,7 +13,9 @@
 //! - [`worker`]: the worker loop that strings the stages together on OS threads.
 //! - [`mention`]: the routed mention, the stable contract consumers rely on.
 //! - [`sink`]: where mentions go (signed webhooks, NDJSON files and stdout).
-//! - [`metrics`]: the metric catalogue; [`admin`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`metrics`]: the metric catalogue; [`admin`]: `/metrics`, `/healthz`, `/readyz`, and
+//!   the live dashboard page at `/live`.
+//! - [`live`]: the hub that fans snapshots, mentions and spikes out to the dashboard's viewers.
 //! - [`config`]: the configuration file, validated at load; [`app`]: wiring it all together.
 //! - [`backtest`]: a rule change replayed on recorded posts, rule by rule, before it goes live.
 //! - [`demo`]: the embedded firehose simulator and webhook receiver behind `earshot demo`.
@@ -28,6 +30,7 @@ pub mod customers;
 pub mod demo;
 pub mod dlq;
 pub mod examples;
+pub mod live;
 pub mod mention;
 pub mod metrics;
 pub mod outbox;

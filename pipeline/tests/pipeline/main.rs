@@ -6,6 +6,7 @@ mod config_examples;
 mod delivery;
 mod e2e;
 mod judgement;
+mod live_page;
 mod reload;
 mod support;
 mod webhook;
