@@ -5,6 +5,13 @@
 //! runs; `GET /dlq?queue=…&id=…`, and for the POSTs a JSON body `{"queue": …, "ids": […]}`,
 //! plus `"all": true` for a purge of everything).
 //!
+//! The live dashboard for responders: `GET /live` (the page; `/` redirects there), its
+//! assets `GET /live/app.js` and `GET /live/app.css`, embedded in the binary so the page
+//! works without network access beyond this server, and `GET /live/events`, a Server-Sent
+//! Events stream fed by [`LiveHub`]: the latest `snapshot` on connect, then every snapshot,
+//! `mention` and `spike`. Every page response carries a Content-Security-Policy that allows
+//! only this origin: the page shows post texts written by strangers.
+//!
 //! Bound to 127.0.0.1 by default: metrics reveal brand names and volumes. Mutating endpoints
 //! also need `Authorization: Bearer <token>`, the token coming from an environment variable
 //! (`admin.token_env`); without one configured they are refused outright. The router is built
@@ -16,11 +23,13 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tracing::info;
 
+use crate::live::LiveHub;
 use crate::metrics::Latencies;
 use crate::reload::{token_matches, Reloader, Trigger};
 use crate::shutdown::Shutdown;
@@ -42,6 +51,8 @@ pub struct AdminState {
     pub token_env: String,
     /// The outbox and the running queues; `None` where nothing is delivered (404).
     pub dlq: Option<DlqAccess>,
+    /// The live dashboard's hub; `None` where nothing feeds it (then `/live` is 404).
+    pub live: Option<Arc<LiveHub>>,
 }
 
 /// What the dead-letter endpoints need.
@@ -70,7 +81,94 @@ pub fn router(state: AdminState) -> Router {
         .route("/dlq", get(dlq_list))
         .route("/dlq/replay", post(dlq_replay))
         .route("/dlq/purge", post(dlq_purge))
+        .route("/", get(root))
+        .route("/live", get(live_page))
+        .route("/live/app.js", get(live_js))
+        .route("/live/app.css", get(live_css))
+        .route("/live/events", get(live_events))
         .with_state(state)
+}
+
+/// The page and its assets, compiled into the binary: no build step, no CDN.
+const LIVE_HTML: &str = include_str!("../assets/live/index.html");
+const LIVE_JS: &str = include_str!("../assets/live/app.js");
+const LIVE_CSS: &str = include_str!("../assets/live/app.css");
+
+/// Only this origin, for everything: scripts, styles, the event stream. No inline script or
+/// style, so text from a post that slipped into the markup could not run.
+const LIVE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
+/// How often an idle event stream sends a comment, so proxies and browsers keep it open
+/// and a dead connection is noticed.
+const LIVE_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn no_live() -> Response {
+    (StatusCode::NOT_FOUND, "no live dashboard in this process\n").into_response()
+}
+
+/// `GET /`: the dashboard, where there is one.
+async fn root(State(state): State<AdminState>) -> Response {
+    if state.live.is_none() {
+        return no_live();
+    }
+    Redirect::to("/live").into_response()
+}
+
+/// A page asset with its content type and the page's security headers.
+fn live_asset(state: &AdminState, content_type: &'static str, body: &'static str) -> Response {
+    if state.live.is_none() {
+        return no_live();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, LIVE_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // Links to posts open other sites: they need not learn this server's address.
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn live_page(State(state): State<AdminState>) -> Response {
+    live_asset(&state, "text/html; charset=utf-8", LIVE_HTML)
+}
+
+async fn live_js(State(state): State<AdminState>) -> Response {
+    live_asset(&state, "text/javascript; charset=utf-8", LIVE_JS)
+}
+
+async fn live_css(State(state): State<AdminState>) -> Response {
+    live_asset(&state, "text/css; charset=utf-8", LIVE_CSS)
+}
+
+/// `GET /live/events`: the hub's messages as named Server-Sent Events. Ends when the hub is
+/// closed (on shutdown, see [`serve`]) or dropped; the browser's `EventSource` reconnects
+/// on its own while the server is up.
+async fn live_events(State(state): State<AdminState>) -> Response {
+    let Some(hub) = &state.live else {
+        return no_live();
+    };
+    let viewer = hub.subscribe();
+    let stream = futures_util::stream::unfold(viewer, |mut viewer| async move {
+        let message = viewer.next().await?;
+        let event = Event::default().event(message.event).data(&*message.data);
+        Some((Ok::<_, std::convert::Infallible>(event), viewer))
+    });
+    let mut response = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(LIVE_KEEP_ALIVE))
+        .into_response();
+    // Reverse proxies (nginx) buffer responses unless told not to; events would arrive late.
+    response.headers_mut().insert(
+        http::HeaderName::from_static("x-accel-buffering"),
+        http::HeaderValue::from_static("no"),
+    );
+    response
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
@@ -273,6 +371,10 @@ async fn dlq_change(
 
 /// Binds `addr` and serves the admin routes until shutdown. Returns the bound address
 /// (useful with port 0) and the serving task.
+///
+/// Graceful shutdown waits for every open response to finish, and a dashboard's event
+/// stream never finishes on its own: on shutdown the live hub is closed first, which ends
+/// every stream, so a browser left open does not keep the process alive.
 pub async fn serve(
     addr: SocketAddr,
     state: AdminState,
@@ -281,10 +383,16 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     info!(addr = %local, "admin server listening");
+    let live = state.live.clone();
     let app = router(state);
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.recv().await })
+            .with_graceful_shutdown(async move {
+                shutdown.recv().await;
+                if let Some(live) = live {
+                    live.close();
+                }
+            })
             .await;
     });
     Ok((local, task))
@@ -306,6 +414,7 @@ mod tests {
             token: None,
             token_env: "EARSHOT_ADMIN_TOKEN".into(),
             dlq: None,
+            live: None,
         }
     }
 
@@ -472,6 +581,209 @@ mod tests {
             StatusCode::METHOD_NOT_ALLOWED,
             "reload is POST only"
         );
+    }
+
+    fn with_live(hub: &Arc<LiveHub>) -> AdminState {
+        let mut s = state(true, true);
+        s.live = Some(hub.clone());
+        s
+    }
+
+    #[tokio::test]
+    async fn live_page_and_assets_are_served_with_their_types_and_a_same_origin_policy() {
+        let hub = LiveHub::new();
+        for (path, content_type, contains) in [
+            ("/live", "text/html", "<script src=\"/live/app.js\""),
+            (
+                "/live/app.js",
+                "text/javascript",
+                "new EventSource('/live/events')",
+            ),
+            ("/live/app.css", "text/css", "--red"),
+        ] {
+            let resp = router(with_live(&hub))
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            let headers = resp.headers().clone();
+            let header = |name: header::HeaderName| {
+                headers
+                    .get(&name)
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default()
+            };
+            assert!(
+                header(header::CONTENT_TYPE).starts_with(content_type),
+                "{path}: {headers:?}"
+            );
+            let csp = header(header::CONTENT_SECURITY_POLICY);
+            assert!(csp.starts_with("default-src 'self';"), "{path}: {csp}");
+            assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+            assert!(!csp.contains("http"), "no other origin: {csp}");
+            assert_eq!(header(header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let body = String::from_utf8(body.to_vec()).unwrap();
+            assert!(body.contains(contains), "{path}");
+        }
+        let html = LIVE_HTML.to_ascii_lowercase();
+        assert!(
+            !html.contains("<script>") && !html.contains("style="),
+            "the page has no inline script or style (the policy would block it)"
+        );
+        assert!(
+            !LIVE_JS.contains("innerHTML"),
+            "post texts reach the page as text, never as markup"
+        );
+        let resp = router(with_live(&hub))
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert!(resp.status().is_redirection(), "{}", resp.status());
+        assert_eq!(resp.headers()[header::LOCATION], "/live");
+    }
+
+    #[tokio::test]
+    async fn live_is_not_found_without_a_hub() {
+        for path in [
+            "/",
+            "/live",
+            "/live/app.js",
+            "/live/app.css",
+            "/live/events",
+        ] {
+            let (status, body) = get_status(router(state(true, true)), path).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        }
+    }
+
+    /// Reads a Server-Sent Events body until `n` events have arrived (bounded wait).
+    async fn read_events(
+        body: &mut axum::body::BodyDataStream,
+        buffer: &mut String,
+        n: usize,
+    ) -> Vec<(String, serde_json::Value)> {
+        use futures_util::StreamExt;
+        let mut events = Vec::new();
+        while events.len() < n {
+            while let Some(end) = buffer.find("\n\n") {
+                let frame: String = buffer.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if !name.is_empty() {
+                    events.push((name, serde_json::from_str(&data).unwrap()));
+                }
+            }
+            if events.len() >= n {
+                break;
+            }
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), body.next())
+                .await
+                .unwrap_or_else(|_| panic!("no event within 5 s; got {events:?} and {buffer:?}"))
+                .expect("the stream ended early")
+                .unwrap();
+            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        events
+    }
+
+    #[tokio::test]
+    async fn live_events_stream_the_snapshot_first_then_what_is_published() {
+        use crate::live::LiveKind;
+        let hub = LiveHub::new();
+        hub.set_snapshot(r#"{"at":1,"queues":["support"],"brands":[],"spikes":[]}"#.into());
+        let resp = router(with_live(&hub))
+            .oneshot(Request::get("/live/events").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-cache");
+        let mut body = resp.into_body().into_data_stream();
+        let mut buffer = String::new();
+        let first = read_events(&mut body, &mut buffer, 1).await;
+        assert_eq!(first[0].0, "snapshot");
+        assert_eq!(first[0].1["queues"][0], "support");
+        assert_eq!(hub.viewers(), 1);
+
+        hub.publish(
+            LiveKind::Mention,
+            r#"{"id":"m_1","brands":["acme"],"queues":["support"],"text":"line\nbreak"}"#.into(),
+        );
+        hub.publish(
+            LiveKind::Spike,
+            r#"{"spike_id":"spk_acme_negative_1","event":"started","brand":"acme"}"#.into(),
+        );
+        hub.set_snapshot(r#"{"at":2}"#.into());
+        let mut next = read_events(&mut body, &mut buffer, 3).await;
+        // Published events keep their order; a new snapshot may come between them.
+        let at = next.iter().position(|(n, _)| n == "snapshot").unwrap();
+        assert_eq!(
+            next.remove(at),
+            ("snapshot".to_owned(), serde_json::json!({"at": 2}))
+        );
+        let names: Vec<&str> = next.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["mention", "spike"], "{next:?}");
+        assert_eq!(next[0].1["text"], "line\nbreak");
+        assert_eq!(next[1].1["spike_id"], "spk_acme_negative_1");
+        drop(body);
+        assert_eq!(hub.viewers(), 0, "a closed stream is no longer a viewer");
+    }
+
+    /// A browser left open on the dashboard holds an event stream that never ends by itself;
+    /// graceful shutdown waits for open responses, so it must end them.
+    #[tokio::test]
+    async fn an_open_dashboard_does_not_hold_up_graceful_shutdown() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let hub = LiveHub::new();
+        hub.set_snapshot(r#"{"at":1}"#.into());
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let (addr, task) = serve("127.0.0.1:0".parse().unwrap(), with_live(&hub), shutdown)
+            .await
+            .unwrap();
+        let mut browser = tokio::net::TcpStream::connect(addr).await.unwrap();
+        browser
+            .write_all(b"GET /live/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let read_until = std::time::Duration::from_secs(5);
+        while !String::from_utf8_lossy(&seen).contains("event: snapshot") {
+            let n = tokio::time::timeout(read_until, browser.read(&mut chunk))
+                .await
+                .expect("no snapshot within 5 s")
+                .unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        trigger.trigger();
+        tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .expect("the admin server was still waiting for the event stream 5 s after shutdown")
+            .unwrap();
+        let rest = tokio::time::timeout(read_until, async {
+            let mut rest = Vec::new();
+            browser.read_to_end(&mut rest).await.map(|_| rest)
+        })
+        .await
+        .expect("the connection stayed open")
+        .unwrap();
+        assert!(
+            String::from_utf8_lossy(&rest).ends_with("0\r\n\r\n"),
+            "the stream ended cleanly (last chunk): {}",
+            String::from_utf8_lossy(&rest)
+        );
+        assert_eq!(hub.viewers(), 0);
     }
 
     #[tokio::test]

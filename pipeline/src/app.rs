@@ -475,6 +475,7 @@ pub async fn start(
                 store: d.store.clone(),
                 queues: d.queues.clone(),
             }),
+            live: live.clone(),
         };
         let (addr, task) = crate::admin::serve(config.admin.listen, state, trigger.subscribe())
             .await

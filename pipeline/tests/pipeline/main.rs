@@ -7,6 +7,7 @@ mod dashboards;
 mod delivery;
 mod e2e;
 mod judgement;
+mod live_page;
 mod reload;
 mod spikes;
 mod support;
