@@ -381,6 +381,8 @@ pub async fn start(
         })
         .collect();
     drop(outputs);
+    // A receiver only to read the depth: it does not keep the channel open.
+    let frame_rx_depth = frame_rx.clone();
     let worker_threads = worker::spawn(workers, frame_rx).map_err(|source| AppError::Io {
         context: "spawning worker threads".into(),
         source,
@@ -433,6 +435,7 @@ pub async fn start(
     let mut background = Vec::new();
     background.push(tokio::spawn(export_loop(
         sources.clone(),
+        frame_rx_depth,
         trigger.subscribe(),
     )));
 
@@ -641,7 +644,12 @@ fn connected_mirror(
     (task, flags)
 }
 
-async fn export_loop(sources: Vec<(String, Arc<SourceStats>)>, mut shutdown: Shutdown) {
+async fn export_loop(
+    sources: Vec<(String, Arc<SourceStats>)>,
+    frames: crossbeam_channel::Receiver<Batch>,
+    mut shutdown: Shutdown,
+) {
+    let depth = metrics::gauge!(CHANNEL_FRAMES_DEPTH);
     let handles: Vec<(SourceCounters, Arc<SourceStats>)> = sources
         .iter()
         .map(|(id, s)| (SourceCounters::register(id), s.clone()))
@@ -666,6 +674,8 @@ async fn export_loop(sources: Vec<(String, Arc<SourceStats>)>, mut shutdown: Shu
         for (reason, n) in skipped.nonzero() {
             drops.absolute(reason, n);
         }
+        // Batches waiting for a worker: near the channel's size, the workers are the limit.
+        depth.set(frames.len() as f64);
         tokio::select! {
             _ = shutdown.recv() => return,
             _ = tick.tick() => {}
