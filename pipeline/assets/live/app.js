@@ -13,6 +13,7 @@
   const STALE_MS = 5000; // snapshots come every second; this much silence is worth saying
   const RETRY_MS = 3000; // when the browser gives up reconnecting on its own
   const BUCKET_S = 5; // sparkline bar width, seconds
+  const POSTS_SHOWN = 3; // top posts per spike before "more"
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
   const state = {
@@ -107,6 +108,14 @@
   function urgencyClass(u) {
     if (typeof u !== 'number') return 'urgency';
     return 'urgency ' + (u >= 70 ? 'u-high' : u >= 40 ? 'u-mid' : 'u-low');
+  }
+
+  // Handles read as @handle; a long opaque id (a Bluesky DID) is shortened, whole in the title.
+  function handle(author) {
+    if (!author) return 'post';
+    const a = String(author);
+    if (a.startsWith('did:') && a.length > 20) return a.slice(0, 14) + '…' + a.slice(-4);
+    return '@' + a;
   }
 
   function seriesName(series) {
@@ -346,23 +355,53 @@
       li.appendChild(ul);
     }
 
-    const posts = Array.isArray(doc.posts) ? doc.posts : [];
-    if (posts.length) {
+    const groups = groupPosts(Array.isArray(doc.posts) ? doc.posts : []);
+    if (groups.length) {
       const ol = el('ol', 'posts');
-      for (const p of posts) {
-        const item = el('li', 'post');
-        const meta = el('div', 'meta');
-        meta.appendChild(el('span', urgencyClass(p.urgency), p.urgency));
-        meta.appendChild(link(p.url, p.author ? '@' + p.author : 'post', 'author'));
-        if (typeof p.followers === 'number') meta.appendChild(el('span', 'muted', compact(p.followers) + ' followers'));
-        if (p.platform) meta.appendChild(el('span', 'muted', p.platform));
-        if (p.sentiment) meta.appendChild(el('span', 'sentiment s-' + p.sentiment, p.sentiment));
-        item.append(meta, el('p', 'text', p.text));
-        ol.appendChild(item);
-      }
+      groups.slice(0, POSTS_SHOWN).forEach((g) => ol.appendChild(postItem(g)));
       li.appendChild(ol);
+      if (groups.length > POSTS_SHOWN) {
+        const more = el('details', 'more-posts');
+        more.appendChild(el('summary', null, groups.length - POSTS_SHOWN + ' more'));
+        const rest = el('ol', 'posts');
+        groups.slice(POSTS_SHOWN).forEach((g) => rest.appendChild(postItem(g)));
+        more.appendChild(rest);
+        li.appendChild(more);
+      }
     }
     return { li, agoEl };
+  }
+
+  // Top posts of a spike are often the same text from many accounts (a storm, a copied
+  // complaint): one entry per text, with how many posts and accounts carry it.
+  function groupPosts(posts) {
+    const groups = new Map();
+    for (const p of posts) {
+      if (!p) continue;
+      const key = String(p.text || '').replace(/\s+/g, ' ').trim().toLowerCase();
+      const g = groups.get(key);
+      if (g) g.others.push(p);
+      else groups.set(key, { post: p, others: [] });
+    }
+    return Array.from(groups.values());
+  }
+
+  function postItem(group) {
+    const p = group.post;
+    const item = el('li', 'post');
+    const meta = el('div', 'meta');
+    meta.appendChild(el('span', urgencyClass(p.urgency), p.urgency));
+    meta.appendChild(link(p.url, handle(p.author), 'author'));
+    if (typeof p.followers === 'number') meta.appendChild(el('span', 'muted', compact(p.followers) + ' followers'));
+    if (p.platform) meta.appendChild(el('span', 'muted', p.platform));
+    if (p.sentiment) meta.appendChild(el('span', 'sentiment s-' + p.sentiment, p.sentiment));
+    if (group.others.length) {
+      const same = el('span', 'same', '×' + (group.others.length + 1) + ' same text');
+      same.title = group.others.map((o) => o.author || '').join('\n');
+      meta.appendChild(same);
+    }
+    item.append(meta, el('p', 'text', p.text));
+    return item;
   }
 
   function renderSpikes() {
@@ -388,7 +427,13 @@
       let entry = state.spikeEls.get(id);
       if (!entry || entry.sig !== sig) {
         const built = buildSpike(doc, ended);
-        if (entry) entry.li.replaceWith(built.li);
+        if (entry) {
+          // A reader who opened "more" keeps it open through updates.
+          const was = entry.li.querySelector('.more-posts');
+          const now = built.li.querySelector('.more-posts');
+          if (was && now) now.open = was.open;
+          entry.li.replaceWith(built.li);
+        }
         entry = { li: built.li, agoEl: built.agoEl, sig };
         state.spikeEls.set(id, entry);
       }
@@ -436,7 +481,9 @@
     if (m.sentiment) meta.appendChild(el('span', 'sentiment s-' + m.sentiment, m.sentiment));
     if (m.category) meta.appendChild(el('span', 'category', m.category));
     for (const q of m.queues || []) meta.appendChild(el('span', 'queue', '→ ' + q));
-    meta.appendChild(link(m.url, m.author ? '@' + m.author : 'post', 'author'));
+    const who = link(m.url, handle(m.author), 'author');
+    if (m.author) who.title = String(m.author);
+    meta.appendChild(who);
     if (m.platform) meta.appendChild(el('span', 'muted', m.platform));
     body.append(meta, el('p', 'text', m.text));
     li.appendChild(body);

@@ -145,7 +145,9 @@ fn screenshot(tab: &Tab, name: &str) -> PathBuf {
 /// `earshot demo`, killed if the test ends before it does.
 struct Demo {
     child: Child,
+    /// Its stdout and stderr lines, as they come.
     stdout: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Demo {
@@ -169,22 +171,32 @@ impl Demo {
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let lines = BufReader::new(child.stdout.take().unwrap());
         let sink = stdout.clone();
-        std::thread::spawn(move || {
+        let out = std::thread::spawn(move || {
             for line in lines.lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(line);
             }
         });
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let sink = stdout.clone();
-        std::thread::spawn(move || {
+        let err = std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(format!("stderr: {line}"));
             }
         });
-        Demo { child, stdout }
+        Demo {
+            child,
+            stdout,
+            readers: vec![out, err],
+        }
     }
 
-    fn output(&self) -> String {
+    /// Everything it printed so far; all of it once it has exited.
+    fn output(&mut self) -> String {
+        if self.child.try_wait().ok().flatten().is_some() {
+            for reader in self.readers.drain(..) {
+                let _ = reader.join();
+            }
+        }
         self.stdout.lock().unwrap().join("\n")
     }
 
