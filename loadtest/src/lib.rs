@@ -17,7 +17,10 @@
 //! - [`http`]: a minimal blocking HTTP/1.1 GET for loopback scraping;
 //! - [`summary`]: expected-vs-received bookkeeping and per-step latency percentiles;
 //! - [`verdict`]: which steps passed and the highest sustained rate;
-//! - [`svg`] and [`report`]: the chart and the Markdown report.
+//! - [`svg`] and [`report`]: the chart and the Markdown report;
+//! - [`spikes`]: the spike-detection evaluation (`earshot-loadtest spikes`), which needs no
+//!   process at all: earshot's detector run over simulated hours of traffic with surges
+//!   injected at known seconds.
 #![deny(missing_docs)]
 
 pub mod case;
@@ -25,6 +28,7 @@ pub mod http;
 pub mod pool;
 pub mod prom;
 pub mod report;
+pub mod spikes;
 pub mod summary;
 pub mod svg;
 pub mod time;

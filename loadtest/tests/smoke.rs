@@ -1,5 +1,6 @@
 //! End to end: `earshot-loadtest run loadtest/cases/smoke` against the real earshot binary,
-//! as separate processes on loopback, and every mention of both steps must arrive.
+//! as separate processes on loopback, and every mention of both steps must arrive; and the
+//! `spikes` subcommand as a user runs it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,4 +83,56 @@ fn smoke_case_delivers_every_mention_within_budget() {
     assert!(md.contains("Highest sustained rate: 1000 events/s"), "{md}");
     let svg = std::fs::read_to_string(out.path().join("report.svg")).unwrap();
     assert_eq!(svg.matches("<circle").count(), 6);
+}
+
+/// `earshot-loadtest spikes`: a short simulation from the command line writes both report
+/// files and prints a verdict per goal; a settings file it cannot accept stops it.
+#[test]
+fn spikes_subcommand_writes_its_report() {
+    let out = tempfile::tempdir().unwrap();
+    let settings = out.path().join("spikes.toml");
+    std::fs::write(
+        &settings,
+        "[spikes]\nwindows = [\"5s\", \"10s\", \"15s\", \"60s\"]\n",
+    )
+    .unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_earshot-loadtest"))
+        .args(["spikes", "--hours", "3", "--seed", "2", "--out"])
+        .arg(out.path().join("r"))
+        .arg("--settings")
+        .arg(&settings)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        stdout.matches("PASS ").count() + stdout.matches("FAIL ").count(),
+        2,
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("r/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        json["settings"]["windows"],
+        serde_json::json!(["5s", "10s", "15s", "1m"])
+    );
+    assert_eq!(json["simulation"]["seed"], 2);
+    assert!(out.path().join("r/report.md").is_file());
+
+    std::fs::write(&settings, "[spikes]\np_value = 0.5\n").unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_earshot-loadtest"))
+        .args(["spikes", "--hours", "1", "--out"])
+        .arg(out.path().join("bad"))
+        .arg("--settings")
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("p_value"));
+    assert!(!out.path().join("bad").exists());
 }
