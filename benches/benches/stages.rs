@@ -216,11 +216,58 @@ fn score_and_route(c: &mut Criterion) {
     g.finish();
 }
 
+/// The spike monitor's work per mention (counting, tokens for driving terms, top posts) and
+/// its once-a-second tick, on the mentions the worker makes of the slice with 10k terms: how
+/// many mentions a second one monitor thread keeps up with.
+fn spike_monitor(c: &mut Criterion) {
+    use earshot::monitor::{BrandInfo, Monitor, SpikeFlags};
+    use earshot::worker::{Outputs, Totals, Worker};
+    use std::sync::Arc;
+    let list = b::data_dir().join("rules-10k.txt");
+    let compiled =
+        Arc::new(b::compile(&b::terms_rules(&list).expect("rule file")).expect("rules compile"));
+    let (formats, limits) = b::jetstream();
+    let mut worker = Worker::new(
+        0,
+        compiled.clone(),
+        &formats,
+        limits,
+        Outputs::default(),
+        Arc::new(Totals::new(compiled.router.queues().len())),
+        earshot::metrics::Latencies::new(),
+    );
+    for batch in b::batches(&lines(), 256) {
+        worker.process(&mut b::working_copy(&batch));
+    }
+    let mentions = worker.take_mentions();
+    assert!(!mentions.is_empty(), "the slice has mentions");
+    let brands: Vec<BrandInfo> = compiled.rules.brands().iter().map(BrandInfo::of).collect();
+    let mut monitor = Monitor::new(
+        earshot::stage::spike::SpikeSettings::default(),
+        &brands,
+        compiled.router.queues().to_vec(),
+        SpikeFlags::new(),
+    );
+    let mut second = earshot::stage::spike::unix_s(std::time::SystemTime::now());
+    let mut g = c.benchmark_group("spike monitor");
+    g.throughput(Throughput::Elements(mentions.len() as u64));
+    g.bench_function("mentions + tick", |bench| {
+        bench.iter(|| {
+            for m in &mentions {
+                monitor.take(m);
+            }
+            second += 1;
+            monitor.tick(second);
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(10)
         .warm_up_time(std::time::Duration::from_secs(1))
 }
 
-criterion_group! { name = stages; config = config(); targets = decode, normalize_texts, match_posts, score_and_route }
+criterion_group! { name = stages; config = config(); targets = decode, normalize_texts, match_posts, score_and_route, spike_monitor }
 criterion_main!(stages);

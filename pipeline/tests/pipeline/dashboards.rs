@@ -312,24 +312,9 @@ async fn every_metric_the_dashboards_name_is_exported_from_the_start() {
     let config = dir.join("earshot.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"[pipeline]
-workers = 2
-[rules]
-paths = ["{rules}"]
-watch = "0"
-[admin]
-listen = "127.0.0.1:0"
-[outbox]
-path = "state/outbox.redb"
-[[source]]
-id = "posts"
-type = "file"
-format = "jetstream"
-path = "input.ndjson"
-follow = true
-poll_interval = "50ms"
-[[queue]]
+        support::file_config_head("127.0.0.1:0")
+            + &format!(
+                r#"[[queue]]
 id = "support"
 sink = "webhook"
 url = "http://{hook}/support"
@@ -350,9 +335,8 @@ queue = "support"
 [[route]]
 queue = "archive"
 "#,
-            rules = support::rules_dir().display(),
-            secret = support::SECRET_ENV,
-        ),
+                secret = support::SECRET_ENV,
+            ),
     )
     .unwrap();
 

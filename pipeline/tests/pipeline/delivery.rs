@@ -93,24 +93,9 @@ impl Setup {
         let hook_port = free_port();
         let admin_port = free_port();
         let config = dir.join("earshot.toml");
-        let text = format!(
-            r#"[pipeline]
-workers = 2
-[rules]
-paths = ["{rules}"]
-watch = "0"
-[admin]
-listen = "127.0.0.1:{admin_port}"
-[outbox]
-path = "state/outbox.redb"
-[[source]]
-id = "posts"
-type = "file"
-format = "jetstream"
-path = "input.ndjson"
-follow = true
-poll_interval = "50ms"
-[[queue]]
+        let text = support::file_config_head(&format!("127.0.0.1:{admin_port}"))
+            + &format!(
+                r#"[[queue]]
 id = "all"
 sink = "webhook"
 url = "http://127.0.0.1:{hook_port}/all"
@@ -125,9 +110,8 @@ breaker_max_cooldown = "1s"
 [[route]]
 queue = "all"
 "#,
-            rules = support::rules_dir().display(),
-            secret = support::SECRET_ENV,
-        );
+                secret = support::SECRET_ENV,
+            );
         std::fs::write(&config, text).unwrap();
         Self {
             dir,

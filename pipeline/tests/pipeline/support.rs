@@ -77,6 +77,33 @@ url = "ws://{sim}/subscribe"
     )
 }
 
+/// The head of a test config for a process run in its own folder: two workers, the
+/// repository's rules (not watched), the admin server at `admin`, an outbox under `state/`,
+/// and one source following `input.ndjson` (Jetstream lines) as it grows. The caller
+/// appends queues and routes.
+pub fn file_config_head(admin: &str) -> String {
+    format!(
+        r#"[pipeline]
+workers = 2
+[rules]
+paths = ["{rules}"]
+watch = "0"
+[admin]
+listen = "{admin}"
+[outbox]
+path = "state/outbox.redb"
+[[source]]
+id = "posts"
+type = "file"
+format = "jetstream"
+path = "input.ndjson"
+follow = true
+poll_interval = "50ms"
+"#,
+        rules = rules_dir().display(),
+    )
+}
+
 /// A fresh folder for one test's files, kept after the test (the process's temporary folder
 /// is cleaned by the OS; a test that failed leaves its outbox to look at).
 pub fn scratch_dir() -> PathBuf {
