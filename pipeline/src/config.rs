@@ -490,8 +490,12 @@ impl Config {
                 report.at(
                     spikes_span.clone(),
                     format!(
-                        "spikes.queues names `{q}`, which is not a queue; queues: {}",
-                        ids.join(", ")
+                        "spikes.queues names `{q}`, which is not a queue; {}",
+                        if ids.is_empty() {
+                            "no queue is defined".to_string()
+                        } else {
+                            format!("queues: {}", ids.join(", "))
+                        }
                     ),
                 );
             }

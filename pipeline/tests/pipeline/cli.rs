@@ -205,6 +205,55 @@ queue = "nowhere"
 }
 
 #[test]
+fn check_reports_spike_settings_errors_with_their_location() {
+    support::set_secret();
+    let dir = tempfile::tempdir().unwrap();
+    let check = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = earshot()
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name} passed the check");
+        (
+            path.display().to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (file, stderr) = check("windows.toml", "[spikes]\nwindows = [\"5s\", \"soon\"]\n");
+    assert!(
+        stderr.contains(&format!("{file}:2:")) && stderr.contains("spikes"),
+        "{stderr}"
+    );
+    let (file, stderr) = check(
+        "values.toml",
+        "[rules]\npaths = [\"rules\"]\n\n[spikes]\nqueues = [\"nowhere\"]\np_value = 0.5\nwindows = [\"5s\", \"2m\"]\nbaseline_half_life = \"10m\"\n",
+    );
+    for want in [
+        format!("{file}:4:2: spikes.p_value must be above 0 and at most 0.05"),
+        format!("{file}:4:2: spikes.queues names `nowhere`, which is not a queue"),
+        format!("{file}:4:2: spikes.baseline_half_life"),
+    ] {
+        assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
+    }
+    // A spike queue whose payload template cannot carry spike events.
+    let (_, stderr) = check(
+        "template.toml",
+        &format!(
+            "[rules]\npaths = [\"{}\"]\n[spikes]\nqueues = [\"tickets\"]\n[[queue]]\nid = \"tickets\"\nsink = \"webhook\"\nurl = \"https://crm.example.com/hooks\"\nsecret_env = \"{}\"\nformat = \"zendesk\"\n[[route]]\nqueue = \"tickets\"\n",
+            support::rules_dir().display(),
+            support::SECRET_ENV
+        ),
+    );
+    assert!(
+        stderr.contains("queue `tickets`") && stderr.contains("has no [spike] section"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn check_reports_each_rule_mistake_then_each_failing_example() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("acme.rules");
