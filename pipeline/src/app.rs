@@ -328,6 +328,9 @@ pub async fn start(
         if let Some(tx) = &routed_tx {
             m = m.outbox(tx.clone());
         }
+        if let Some(d) = &delivery {
+            m = m.store(d.store.clone());
+        }
         let (tx, rx) = crossbeam_channel::bounded(crate::monitor::CHANNEL_BATCHES);
         let thread = std::thread::Builder::new()
             .name("earshot-spikes".into())

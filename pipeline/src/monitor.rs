@@ -15,6 +15,11 @@
 //!
 //! Shutdown: the thread ends when every worker has dropped its sender, after the last events
 //! went to the outbox writer, whose channel it holds a sender of, so the writer outlives it.
+//!
+//! Restarts: the detector's baselines and active spikes are saved in the outbox's store once
+//! a minute and at the end, and read back at start when they are younger than the baseline's
+//! half-life, so a restart neither blinds the detector for its warmup nor leaves a spike in
+//! progress without its `ended` event.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -29,12 +34,13 @@ use crate::live::{LiveHub, LiveKind};
 use crate::mention::Mention;
 use crate::metrics::{BRAND_NEGATIVE_SHARE, BRAND_RATE, SPIKE_ACTIVE, SPIKE_EVENTS, SPIKE_RATIO};
 use crate::outbox::entry::Event;
+use crate::outbox::store::Store;
 use crate::outbox::writer::{Routed, SpikeOut};
 use crate::rules::BrandKind;
 use crate::stage::score::sentiment::SentimentLabel;
 use crate::stage::spike::terms::{exclusions, tokens};
 use crate::stage::spike::{
-    unix_s, Detector, Observation, Phase, Series, SpikeEvent, SpikePost, SpikeSettings,
+    unix_s, Detector, Observation, Phase, Saved, Series, SpikeEvent, SpikePost, SpikeSettings,
 };
 
 /// The brands in a spike now, read by workers for every matched post.
@@ -86,7 +92,15 @@ pub struct Monitor {
     /// Per detector brand index: the words of its own name and handles, which are in every
     /// mention and so never drive a spike.
     names: Vec<Vec<String>>,
+    /// Where the detector's state is kept across restarts.
+    store: Option<Arc<Store>>,
 }
+
+/// The name of the detector's state in the store.
+const STATE_NAME: &str = "spikes";
+/// How often the detector's state is saved: a restart loses at most this much of the
+/// baseline's learning, which has a half-life of half an hour.
+const SAVE_EVERY: Duration = Duration::from_secs(60);
 
 /// A brand as the monitor needs it.
 #[derive(Debug, Clone)]
@@ -129,6 +143,7 @@ impl Monitor {
             flags,
             gauges: Vec::new(),
             names: Vec::new(),
+            store: None,
         };
         for b in brands {
             let i = monitor.brand(&b.id, b.kind);
@@ -141,6 +156,39 @@ impl Monitor {
     pub fn outbox(mut self, tx: Sender<Routed>) -> Self {
         self.outbox = Some(tx);
         self
+    }
+
+    /// Keeps the detector's baselines and active spikes in `store`, and starts from what an
+    /// earlier run kept there (if it is recent): after a restart the brands are judged at
+    /// once, without a warmup, and a spike in progress goes on under its id.
+    pub fn store(mut self, store: Arc<Store>) -> Self {
+        match store.load_state(STATE_NAME) {
+            Ok(Some(bytes)) => match serde_json::from_slice::<Saved>(&bytes) {
+                Ok(saved) => {
+                    let series = self.detector.restore(&saved);
+                    info!(series, saved_at = saved.at_s, "spike baselines restored");
+                }
+                Err(e) => warn!(error = %e, "the saved spike state does not read; starting afresh"),
+            },
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot read the saved spike state; starting afresh"),
+        }
+        self.store = Some(store);
+        self
+    }
+
+    fn save(&self) {
+        let Some(store) = &self.store else { return };
+        let result = serde_json::to_vec(&self.detector.save())
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                store
+                    .save_state(STATE_NAME, &bytes)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = result {
+            warn!(error = %e, "cannot save the spike state");
+        }
     }
 
     /// Feeds the live page.
@@ -187,7 +235,12 @@ impl Monitor {
             queues = ?self.queues,
             "spike monitor running"
         );
+        let mut saved = std::time::Instant::now();
         loop {
+            if saved.elapsed() >= SAVE_EVERY {
+                self.save();
+                saved = std::time::Instant::now();
+            }
             let now = SystemTime::now();
             let to_next = Duration::from_secs(1)
                 .saturating_sub(Duration::from_nanos(
@@ -208,6 +261,7 @@ impl Monitor {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        self.save();
         debug!("spike monitor finished");
     }
 

@@ -31,6 +31,9 @@ const DEAD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("dead");
 const HELD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("held");
 const POSITIONS: TableDefinition<&str, (u8, u64)> = TableDefinition::new("positions");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// State other parts of the process keep across restarts (the spike detector's baselines),
+/// by name: opaque bytes.
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 
 const NEXT_SEQ: &str = "next_seq";
 
@@ -168,6 +171,7 @@ impl Store {
             txn.open_table(HELD)?;
             txn.open_table(POSITIONS)?;
             txn.open_table(META)?;
+            txn.open_table(STATE)?;
             Ok(())
         })?;
         Ok(store)
@@ -427,6 +431,24 @@ impl Store {
         })
     }
 
+    /// Saves `value` under `name` in the state table, replacing what was there. Not synced on
+    /// its own: the next durable commit or flush (at most a fraction of a second away while
+    /// earshot runs) makes it durable.
+    pub fn save_state(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.write(Durability::None, |txn| {
+            txn.open_table(STATE)?.insert(name, value)?;
+            Ok(())
+        })
+    }
+
+    /// What was saved under `name`, if anything.
+    pub fn load_state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(STATE).map_err(|e| self.err(e))?;
+        let value = t.get(name).map_err(|e| self.err(e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
     /// The held mentions of `queue` (opaque JSON), in key order.
     pub fn held(&self, queue: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
@@ -479,6 +501,29 @@ mod tests {
 
     fn ids(v: &[Stored]) -> Vec<&str> {
         v.iter().map(|s| s.entry.id.as_str()).collect()
+    }
+
+    #[test]
+    fn state_is_kept_by_name_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.load_state("spikes").unwrap(), None);
+            store.save_state("spikes", b"one").unwrap();
+            store.save_state("spikes", b"two").unwrap();
+            store.save_state("other", b"x").unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.load_state("spikes").unwrap().as_deref(),
+            Some(&b"two"[..])
+        );
+        assert_eq!(
+            store.load_state("other").unwrap().as_deref(),
+            Some(&b"x"[..])
+        );
     }
 
     #[test]

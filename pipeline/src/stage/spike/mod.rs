@@ -46,7 +46,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub use event::{Phase, Series, SpikeDoc, SpikeEvent, SpikePost};
 use terms::{SpikeTerms, TermBaseline};
@@ -236,6 +236,8 @@ struct Active {
 
 #[derive(Debug, Default)]
 struct SeriesState {
+    /// Judged from the first second: its baseline was restored from before a restart.
+    warm: bool,
     /// Closed seconds, newest last, at most [`HISTORY`].
     counts: VecDeque<u32>,
     /// The weighted mean before bias correction, and the weight it carries so far.
@@ -413,7 +415,7 @@ impl Detector {
                 let ratio = |k: usize| {
                     let w = self.windows.iter().copied().min().unwrap_or(1);
                     let se = &s.series[k];
-                    if warm {
+                    if warm || se.warm {
                         se.sum_last(w) as f64 / w as f64 / se.baseline()
                     } else {
                         0.0
@@ -455,8 +457,92 @@ impl Detector {
             .collect()
     }
 
+    /// What a restart needs to go on where this detector is: each series' baseline and its
+    /// active spike (without its terms and posts, which rebuild from the posts that follow).
+    pub fn save(&self) -> Saved {
+        Saved {
+            at_s: self.open_s,
+            brands: self
+                .brands
+                .iter()
+                .map(|s| SavedBrand {
+                    id: s.id.clone(),
+                    series: [0, 1].map(|k| {
+                        let st = &s.series[k];
+                        SavedSeries {
+                            mean: st.mean,
+                            weight: st.weight,
+                            active: st.active.as_ref().map(|a| SavedSpike {
+                                spike_id: a.spike_id.clone(),
+                                started_s: a.started_s,
+                                window_s: a.window_s,
+                                p_value: a.p_value,
+                                peak_rate: a.peak_rate,
+                                peak_ratio: a.peak_ratio,
+                                mentions: a.mentions,
+                                updates: a.updates,
+                            }),
+                        }
+                    }),
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes the baselines and active spikes of `saved` for the brands this detector knows,
+    /// when it is younger than the baseline's half-life: those series are judged from the
+    /// first second, without a warmup, and a spike that was active goes on under its id (and
+    /// ends with an `ended` event like any other). Returns how many series were restored.
+    pub fn restore(&mut self, saved: &Saved) -> usize {
+        let age = self.open_s.saturating_sub(saved.at_s);
+        if age > self.settings.baseline_half_life.as_secs() {
+            return 0;
+        }
+        let now = self.open_s;
+        let mut restored = 0;
+        for sb in &saved.brands {
+            let Some(&b) = self.index.get(&sb.id) else {
+                continue;
+            };
+            for (k, ss) in sb.series.iter().enumerate() {
+                if ss.weight <= 0.0 || !ss.mean.is_finite() {
+                    continue;
+                }
+                let st = &mut self.brands[b].series[k];
+                st.mean = ss.mean;
+                st.weight = ss.weight;
+                st.warm = true;
+                restored += 1;
+                let baseline = st.baseline();
+                st.active = ss.active.as_ref().map(|a| Active {
+                    spike_id: a.spike_id.clone(),
+                    started_s: a.started_s,
+                    window_s: a.window_s,
+                    p_value: a.p_value,
+                    rate: 0.0,
+                    baseline,
+                    peak_rate: a.peak_rate,
+                    peak_ratio: a.peak_ratio,
+                    mentions: a.mentions,
+                    updates: a.updates,
+                    last_event: if a.updates == 0 {
+                        Phase::Started
+                    } else {
+                        Phase::Updated(a.updates)
+                    },
+                    last_update_s: now,
+                    mentions_at_update: a.mentions,
+                    calm_since: None,
+                    terms: SpikeTerms::default(),
+                    posts: Vec::new(),
+                });
+            }
+        }
+        restored
+    }
+
     fn close(&mut self, b: usize, closed: u64, out: &mut Vec<SpikeEvent>) {
-        let warm = closed + 1 - self.start_s >= self.settings.warmup.as_secs();
+        let started_long_ago = closed + 1 - self.start_s >= self.settings.warmup.as_secs();
         let open = std::mem::take(&mut self.brands[b].open);
         for series in Series::BOTH {
             let k = series.index();
@@ -479,7 +565,7 @@ impl Detector {
             if let Some(a) = st.active.as_mut() {
                 a.mentions += open[k] as u64;
             }
-            if !warm {
+            if !(started_long_ago || st.warm) {
                 continue;
             }
             let fired = self.test(&self.brands[b].series[k]);
@@ -648,6 +734,56 @@ impl Detector {
             posts: a.posts.clone(),
         }
     }
+}
+
+/// A detector's state for a restart ([`Detector::save`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Saved {
+    /// The second it was saved at.
+    pub at_s: u64,
+    /// Per brand.
+    pub brands: Vec<SavedBrand>,
+}
+
+/// One brand's saved state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedBrand {
+    /// Brand id.
+    pub id: String,
+    /// All, negative.
+    pub series: [SavedSeries; 2],
+}
+
+/// One series' saved state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedSeries {
+    /// The baseline's weighted mean and weight (before bias correction).
+    pub mean: f64,
+    /// See `mean`.
+    pub weight: f64,
+    /// Its active spike.
+    pub active: Option<SavedSpike>,
+}
+
+/// An active spike's saved state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedSpike {
+    /// Its id.
+    pub spike_id: String,
+    /// When it started.
+    pub started_s: u64,
+    /// The window that fired.
+    pub window_s: u32,
+    /// The tail probability that started it.
+    pub p_value: f64,
+    /// Peaks so far.
+    pub peak_rate: f64,
+    /// See `peak_rate`.
+    pub peak_ratio: f64,
+    /// Mentions so far.
+    pub mentions: u64,
+    /// Updates sent so far (the next is numbered one more).
+    pub updates: u32,
 }
 
 /// Keeps `posts` the `top` best, best first, with `post` offered.

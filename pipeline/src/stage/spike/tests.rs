@@ -274,3 +274,78 @@ fn settings_are_checked() {
         assert!(p.contains(needle), "{needle} not in {p}");
     }
 }
+
+#[test]
+fn a_restart_keeps_the_baseline_and_the_active_spike() {
+    let mut d = Detector::new(settings(), 0);
+    d.brand("acme", BrandKind::Brand);
+    d.brand("gone", BrandKind::Competitor);
+    let events = run(&mut d, 0, 3700, 13, |t| {
+        if t >= 3600 {
+            (12.0, 2.0)
+        } else {
+            (2.0, 0.4)
+        }
+    });
+    let started = &events.first().expect("detected").1.doc;
+    let saved = d.save();
+    let json = serde_json::to_string(&saved).unwrap();
+    let saved: Saved = serde_json::from_str(&json).unwrap();
+    assert_eq!(saved.brands.len(), 2);
+
+    // Restarted 30 s later: no warmup, the spike goes on under its id and ends.
+    let mut e = Detector::new(settings(), 3730);
+    e.brand("acme", BrandKind::Brand);
+    assert_eq!(
+        e.restore(&saved),
+        2,
+        "both series of acme; `gone` is not configured"
+    );
+    assert!(e.brands_in_spike().contains(&"acme".to_string()));
+    let after = run(&mut e, 3730, 600, 14, |t| {
+        if t < 3800 {
+            (12.0, 2.0)
+        } else {
+            (2.0, 0.4)
+        }
+    });
+    let same: Vec<_> = after
+        .iter()
+        .filter(|(_, ev)| ev.doc.spike_id == started.spike_id)
+        .collect();
+    assert!(
+        same.iter().all(|(_, ev)| ev.phase != Phase::Started),
+        "{same:?}"
+    );
+    assert!(
+        same.iter().any(|(_, ev)| ev.phase == Phase::Ended),
+        "the restored spike ends: {after:?}"
+    );
+    assert!(same
+        .iter()
+        .any(|(_, ev)| matches!(ev.phase, Phase::Updated(n) if n > 1)));
+
+    // A new surge right after a restart is judged at once, not after the warmup.
+    let mut f = Detector::new(settings(), 10_000);
+    f.brand("acme", BrandKind::Brand);
+    let mut quiet = saved.clone();
+    quiet.at_s = 9_990;
+    for s in &mut quiet.brands[0].series {
+        s.active = None;
+    }
+    f.restore(&quiet);
+    let fresh = run(&mut f, 10_000, 120, 15, |t| {
+        if t >= 10_060 {
+            (20.0, 4.0)
+        } else {
+            (2.0, 0.4)
+        }
+    });
+    let (t, _) = fresh.first().expect("judged without a warmup");
+    assert!(*t <= 10_065, "{t}");
+
+    // Too old a state is not used.
+    let mut g = Detector::new(settings(), 20_000);
+    g.brand("acme", BrandKind::Brand);
+    assert_eq!(g.restore(&saved), 0);
+}
