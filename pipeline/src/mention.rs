@@ -193,6 +193,116 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Mentions for tests of the stages downstream of the worker (noise control, the spike
+/// monitor): what a test says about a mention, everything else a plausible constant.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::time::Instant;
+
+    use super::{mention_id, MatchOut, Mention, MentionAuthor, MentionPost};
+    use crate::post::Platform;
+    use crate::rules::BrandKind;
+    use crate::stage::score::author::AuthorClass;
+    use crate::stage::score::recommend::{Action, Recommendation};
+    use crate::stage::score::sentiment::SentimentLabel;
+    use crate::stage::score::{Category, SentimentOut, Urgency};
+
+    /// What a test says about a mention; everything else is a plausible constant.
+    #[derive(Clone, Debug)]
+    pub(crate) struct Spec {
+        pub(crate) id: String,
+        pub(crate) author: String,
+        pub(crate) handle: Option<String>,
+        pub(crate) text: String,
+        pub(crate) original: Option<String>,
+        pub(crate) urgency: u8,
+        pub(crate) action: Action,
+    }
+
+    /// A mention of post `x:<id>` by `author` saying `text`.
+    pub(crate) fn spec(id: &str, author: &str, text: &str) -> Spec {
+        Spec {
+            id: format!("x:{id}"),
+            author: author.to_owned(),
+            handle: Some(format!("{author}_handle")),
+            text: text.to_owned(),
+            original: None,
+            urgency: 40,
+            action: Action::Respond,
+        }
+    }
+
+    impl Spec {
+        /// Reposts or quotes `x:<original>`.
+        pub(crate) fn of(mut self, original: &str) -> Spec {
+            self.original = Some(format!("x:{original}"));
+            self
+        }
+
+        pub(crate) fn urgency(mut self, urgency: u8) -> Spec {
+            self.urgency = urgency;
+            self
+        }
+
+        pub(crate) fn action(mut self, action: Action) -> Spec {
+            self.action = action;
+            self
+        }
+
+        pub(crate) fn build(&self) -> Mention {
+            let tweet = self.id.strip_prefix("x:").unwrap_or(&self.id);
+            Mention {
+                mention_id: mention_id(Platform::X, &self.id),
+                post: MentionPost {
+                    id: self.id.clone(),
+                    platform: Platform::X,
+                    url: Some(format!("https://x.com/{}/status/{tweet}", self.author)),
+                    author: MentionAuthor {
+                        id: self.author.clone(),
+                        handle: self.handle.clone(),
+                        followers: Some(120),
+                    },
+                    text: self.text.clone(),
+                    lang: Some("en".to_owned()),
+                    created_at: None,
+                    links: Vec::new(),
+                    original: self.original.clone(),
+                },
+                matches: vec![MatchOut {
+                    rule: "acme-support".to_owned(),
+                    brand: "acme".to_owned(),
+                    kind: BrandKind::Brand,
+                    terms: vec!["acme".to_owned()],
+                    tags: Vec::new(),
+                }],
+                sentiment: SentimentOut {
+                    score: -0.6,
+                    label: SentimentLabel::Negative,
+                    vader: -0.6,
+                },
+                category: Category::Complaint,
+                categories: vec![Category::Complaint],
+                urgency: Urgency {
+                    score: self.urgency,
+                    reasons: Vec::new(),
+                },
+                author_class: AuthorClass::Public,
+                author_classes: vec![AuthorClass::Public],
+                recommendation: Recommendation {
+                    action: self.action,
+                    team: None,
+                    reason: String::new(),
+                },
+                cues: Vec::new(),
+                customer: None,
+                queues: vec!["support".to_owned()],
+                received_at: "2026-11-23T11:28:46.120Z".to_owned(),
+                received: Instant::now(),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

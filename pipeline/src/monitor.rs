@@ -94,6 +94,9 @@ pub struct Monitor {
     names: Vec<Vec<String>>,
     /// Where the detector's state is kept across restarts.
     store: Option<Arc<Store>>,
+    /// Per detector brand index: the queues its mentions have been routed to since the start,
+    /// for the live page's queue filter on brand cards and spikes.
+    routed_to: Vec<Vec<String>>,
 }
 
 /// The name of the detector's state in the store.
@@ -144,6 +147,7 @@ impl Monitor {
             gauges: Vec::new(),
             names: Vec::new(),
             store: None,
+            routed_to: Vec::new(),
         };
         for b in brands {
             let i = monitor.brand(&b.id, b.kind);
@@ -225,6 +229,7 @@ impl Monitor {
             self.gauges.push(g);
             // A brand first seen in a mention (added by a rule reload): its id at least.
             self.names.push(exclusions([id]));
+            self.routed_to.push(Vec::new());
         }
         b
     }
@@ -276,6 +281,12 @@ impl Monitor {
             }
             seen.push(&hit.brand);
             let b = self.brand(&hit.brand, hit.kind);
+            for q in &m.queues {
+                if !self.routed_to[b].contains(q) {
+                    self.routed_to[b].push(q.clone());
+                    self.routed_to[b].sort();
+                }
+            }
             self.detector.observe(
                 b,
                 Observation {
@@ -316,7 +327,7 @@ impl Monitor {
             let snapshot = json!({
                 "at": now_s * 1000,
                 "queues": self.all_queues,
-                "brands": views.iter().map(|v| json!({
+                "brands": views.iter().zip(&self.routed_to).map(|(v, queues)| json!({
                     "id": v.id,
                     "kind": v.kind,
                     "rate": (v.rate * 100.0).round() / 100.0,
@@ -324,6 +335,7 @@ impl Monitor {
                     "counts": v.counts,
                     "negatives": v.negatives,
                     "spike": v.active.iter().any(|a| *a),
+                    "queues": queues,
                 })).collect::<Vec<_>>(),
                 "spikes": self.detector.active(),
             });
@@ -408,4 +420,126 @@ fn mention_json(m: &Mention, brands: &[&str]) -> String {
         "platform": m.post.platform,
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mention::testing::spec;
+
+    fn settings() -> SpikeSettings {
+        SpikeSettings {
+            queues: vec!["crisis".into()],
+            windows: vec![Duration::from_secs(2), Duration::from_secs(4)],
+            warmup: Duration::from_secs(8),
+            baseline_half_life: Duration::from_secs(60),
+            end_after: Duration::from_secs(2),
+            ..SpikeSettings::default()
+        }
+    }
+
+    fn acme() -> BrandInfo {
+        BrandInfo {
+            id: "acme".into(),
+            kind: BrandKind::Brand,
+            names: vec!["acme".into(), "Acme Corp".into(), "acmehq".into()],
+        }
+    }
+
+    /// Runs `seconds` seconds from `start` with `per_second(t)` mentions saying `text` each.
+    fn feed(m: &mut Monitor, start: u64, seconds: u64, per_second: impl Fn(u64) -> u64) {
+        for t in start..start + seconds {
+            m.tick(t);
+            for i in 0..per_second(t) {
+                let text = if per_second(t) > 5 {
+                    format!("acme outage again, checkout broken {i}")
+                } else {
+                    format!("love my acme order {i}")
+                };
+                m.take(&spec(&format!("{t}-{i}"), &format!("u{i}"), &text).build());
+            }
+        }
+    }
+
+    #[test]
+    fn a_surge_reaches_the_outbox_the_flags_the_gauges_and_the_live_page() {
+        let flags = SpikeFlags::new();
+        let hub = LiveHub::new();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut m = Monitor::new(
+            settings(),
+            &[acme()],
+            vec!["support".into(), "crisis".into()],
+            flags.clone(),
+        )
+        .outbox(tx)
+        .live(hub.clone());
+        let start = m.detector.now();
+        feed(&mut m, start, 30, |_| 2);
+        assert!(rx.try_recv().is_err(), "no spike in steady traffic");
+        assert!(!flags.any(["acme"].into_iter()));
+        feed(&mut m, start + 30, 3, |_| 40);
+        m.tick(start + 33);
+        let routed = rx.try_recv().expect("a spike event for the outbox");
+        let out = &routed.spikes[0];
+        assert_eq!((routed.seq, routed.mentions.len()), (0, 0));
+        assert_eq!(out.event, Event::SpikeStarted);
+        assert_eq!(out.queues, ["crisis"]);
+        assert!(out.id.starts_with("spk_acme_") && out.id.ends_with(".started"));
+        let doc: serde_json::Value = serde_json::from_str(out.data.get()).unwrap();
+        let terms: Vec<&str> = doc["terms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["term"].as_str())
+            .collect();
+        assert!(terms.contains(&"outage"), "{terms:?}");
+        assert!(
+            !terms.contains(&"acme"),
+            "the brand's own name never drives: {terms:?}"
+        );
+        assert!(flags.any(["globex", "acme"].into_iter()));
+        assert!(!flags.any(["globex"].into_iter()));
+
+        // The live page's snapshot: the brand, its counts, queues and the active spike.
+        let mut viewer = hub.subscribe();
+        let first = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(viewer.next())
+            .unwrap();
+        assert_eq!(first.event, "snapshot");
+        let snap: serde_json::Value = serde_json::from_str(&first.data).unwrap();
+        assert_eq!(snap["queues"], serde_json::json!(["support", "crisis"]));
+        let brand = &snap["brands"][0];
+        assert_eq!(brand["id"], "acme");
+        assert_eq!(brand["spike"], true);
+        assert_eq!(brand["queues"], serde_json::json!(["support"]));
+        assert_eq!(brand["counts"].as_array().unwrap().len(), 300);
+        assert!(!snap["spikes"].as_array().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_state_survives_a_restart_through_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("o.redb")).unwrap());
+        let mut m =
+            Monitor::new(settings(), &[acme()], Vec::new(), SpikeFlags::new()).store(store.clone());
+        let start = m.detector.now();
+        feed(&mut m, start, 30, |_| 2);
+        m.save();
+        let flags = SpikeFlags::new();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut again = Monitor::new(settings(), &[acme()], Vec::new(), flags)
+            .store(store)
+            .outbox(tx);
+        // No warmup after the restart: a surge in the first seconds is told at once.
+        let now = again.detector.now();
+        feed(&mut again, now, 3, |_| 40);
+        again.tick(now + 3);
+        assert!(
+            rx.try_recv().is_ok(),
+            "the restored baseline judges the first seconds"
+        );
+    }
 }

@@ -2,20 +2,16 @@
 //! JSON, the fingerprint and its LSH index, configuration, and property tests that no
 //! mention is lost and that SimHash keeps a one-word edit close.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::json;
 
 use super::memory::StormIndex;
 use super::*;
-use crate::mention::{mention_id, MatchOut, MentionAuthor, MentionPost};
+use crate::mention::mention_id;
+use crate::mention::testing::{spec, Spec};
 use crate::post::Platform;
-use crate::rules::BrandKind;
-use crate::stage::score::author::AuthorClass;
-use crate::stage::score::recommend::Recommendation;
-use crate::stage::score::sentiment::SentimentLabel;
-use crate::stage::score::{Category, SentimentOut, Urgency};
 
 const SECOND: u64 = 1_000;
 const MINUTE: u64 = 60 * SECOND;
@@ -23,101 +19,6 @@ const MINUTE: u64 = 60 * SECOND;
 // ---------------------------------------------------------------------------------------
 // Building mentions
 // ---------------------------------------------------------------------------------------
-
-/// What a test says about a mention; everything else is a plausible constant.
-#[derive(Clone, Debug)]
-struct Spec {
-    id: String,
-    author: String,
-    handle: Option<String>,
-    text: String,
-    original: Option<String>,
-    urgency: u8,
-    action: Action,
-}
-
-/// A mention of post `x:<id>` by `author` saying `text`.
-fn spec(id: &str, author: &str, text: &str) -> Spec {
-    Spec {
-        id: format!("x:{id}"),
-        author: author.to_owned(),
-        handle: Some(format!("{author}_handle")),
-        text: text.to_owned(),
-        original: None,
-        urgency: 40,
-        action: Action::Respond,
-    }
-}
-
-impl Spec {
-    /// Reposts or quotes `x:<original>`.
-    fn of(mut self, original: &str) -> Spec {
-        self.original = Some(format!("x:{original}"));
-        self
-    }
-
-    fn urgency(mut self, urgency: u8) -> Spec {
-        self.urgency = urgency;
-        self
-    }
-
-    fn action(mut self, action: Action) -> Spec {
-        self.action = action;
-        self
-    }
-
-    fn build(&self) -> Mention {
-        let tweet = self.id.strip_prefix("x:").unwrap_or(&self.id);
-        Mention {
-            mention_id: mention_id(Platform::X, &self.id),
-            post: MentionPost {
-                id: self.id.clone(),
-                platform: Platform::X,
-                url: Some(format!("https://x.com/{}/status/{tweet}", self.author)),
-                author: MentionAuthor {
-                    id: self.author.clone(),
-                    handle: self.handle.clone(),
-                    followers: Some(120),
-                },
-                text: self.text.clone(),
-                lang: Some("en".to_owned()),
-                created_at: None,
-                links: Vec::new(),
-                original: self.original.clone(),
-            },
-            matches: vec![MatchOut {
-                rule: "acme-support".to_owned(),
-                brand: "acme".to_owned(),
-                kind: BrandKind::Brand,
-                terms: vec!["acme".to_owned()],
-                tags: Vec::new(),
-            }],
-            sentiment: SentimentOut {
-                score: -0.6,
-                label: SentimentLabel::Negative,
-                vader: -0.6,
-            },
-            category: Category::Complaint,
-            categories: vec![Category::Complaint],
-            urgency: Urgency {
-                score: self.urgency,
-                reasons: Vec::new(),
-            },
-            author_class: AuthorClass::Public,
-            author_classes: vec![AuthorClass::Public],
-            recommendation: Recommendation {
-                action: self.action,
-                team: None,
-                reason: String::new(),
-            },
-            cues: Vec::new(),
-            customer: None,
-            queues: vec!["support".to_owned()],
-            received_at: "2026-11-23T11:28:46.120Z".to_owned(),
-            received: Instant::now(),
-        }
-    }
-}
 
 /// Text number `n`: ten made-up words drawn from `n`, so that different numbers give
 /// unrelated texts (about 32 bits apart), never a storm.
