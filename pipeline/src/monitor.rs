@@ -542,4 +542,24 @@ mod tests {
             "the restored baseline judges the first seconds"
         );
     }
+
+    #[test]
+    fn an_unreadable_saved_state_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("o.redb")).unwrap());
+        store.save_state(STATE_NAME, b"{not json").unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut m = Monitor::new(settings(), &[acme()], Vec::new(), SpikeFlags::new())
+            .store(store.clone())
+            .outbox(tx);
+        // Warming up as on a first start: the same surge is not judged yet.
+        let now = m.detector.now();
+        feed(&mut m, now, 3, |_| 40);
+        m.tick(now + 3);
+        assert!(rx.try_recv().is_err());
+        // And the next save replaces the unreadable state.
+        m.save();
+        let bytes = store.load_state(STATE_NAME).unwrap().unwrap();
+        assert!(serde_json::from_slice::<Saved>(&bytes).is_ok());
+    }
 }

@@ -145,13 +145,4 @@ impl SpikeEvent {
             p => format!("{}.{}", self.doc.spike_id, p.as_str()),
         }
     }
-
-    /// The Standard Webhooks event type (`spike.started`, …).
-    pub fn event_type(&self) -> &'static str {
-        match self.phase {
-            Phase::Started => "spike.started",
-            Phase::Updated(_) => "spike.updated",
-            Phase::Ended => "spike.ended",
-        }
-    }
 }

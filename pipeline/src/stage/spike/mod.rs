@@ -315,11 +315,6 @@ impl Detector {
         }
     }
 
-    /// The settings in force.
-    pub fn settings(&self) -> &SpikeSettings {
-        &self.settings
-    }
-
     /// The index of brand `id`, added (with no history) if new.
     pub fn brand(&mut self, id: &str, kind: BrandKind) -> usize {
         if let Some(&i) = self.index.get(id) {
