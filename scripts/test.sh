@@ -54,12 +54,15 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+# `fault-injection` builds the test-only panics and the failing disk the fault tests use
+# (pipeline/src/fault.rs); a release build never has it.
+features=(--features earshot/fault-injection)
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked "${features[@]}" -- -D warnings
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --locked "${features[@]}" 2>&1 | tee "$log"
 # One closing line over every test binary (unit, integration, doc tests).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"

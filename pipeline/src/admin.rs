@@ -41,6 +41,8 @@ pub struct AdminState {
     pub latencies: Latencies,
     /// Set once workers run.
     pub workers_running: Arc<AtomicBool>,
+    /// The pipeline's parts: one that panicked or reports a failure makes it not ready.
+    pub health: Arc<crate::health::Health>,
     /// One flag per network source: connected now.
     pub sources_connected: Vec<(String, Arc<AtomicBool>)>,
     /// Rule reloads; `None` where the pipeline does not reload (then the endpoint is 404).
@@ -185,6 +187,15 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     for (id, connected) in &state.sources_connected {
         if !connected.load(Ordering::Relaxed) {
             not_ready.push(format!("source `{id}` is not connected"));
+        }
+    }
+    not_ready.extend(state.health.problems());
+    if let Some(d) = &state.dlq {
+        if !d.store.writable() {
+            not_ready.push(format!(
+                "the outbox {} cannot write (disk full or an I/O error); it is opened again until it can",
+                d.store.path().display()
+            ));
         }
     }
     for q in state.dlq.iter().flat_map(|d| &d.queues) {
@@ -409,6 +420,7 @@ mod tests {
         AdminState {
             latencies: Latencies::new(),
             workers_running: Arc::new(AtomicBool::new(workers)),
+            health: crate::health::Health::new(),
             sources_connected: vec![("bluesky".into(), Arc::new(AtomicBool::new(connected)))],
             reload: None,
             token: None,
@@ -533,6 +545,57 @@ mod tests {
             get_status(router(state(true, true)), "/readyz").await.0,
             StatusCode::OK
         );
+    }
+
+    #[tokio::test]
+    async fn readiness_names_a_panicked_part_and_an_outbox_that_cannot_write() {
+        use std::sync::atomic::AtomicBool;
+        // A worker that panicked.
+        let s = state(true, true);
+        let worker = s
+            .health
+            .register(crate::health::Component::Worker, "worker 1");
+        let _ = std::thread::spawn(move || {
+            let _held = worker;
+            panic!("injected");
+        })
+        .join();
+        let (status, body) = get_status(router(s), "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("worker 1: panicked"), "{body}");
+        // An outbox on a full disk.
+        let dir = tempfile::tempdir().unwrap();
+        let full = Arc::new(AtomicBool::new(false));
+        let store = Arc::new(
+            crate::outbox::store::Store::open_with(
+                &dir.path().join("outbox.redb"),
+                crate::fault::FaultyDisk::opener(full.clone()),
+            )
+            .unwrap(),
+        );
+        let mut s = state(true, true);
+        s.dlq = Some(DlqAccess {
+            store: store.clone(),
+            queues: Vec::new(),
+        });
+        assert_eq!(
+            get_status(router(s.clone()), "/readyz").await.0,
+            StatusCode::OK
+        );
+        full.store(true, Ordering::Relaxed);
+        let commit = crate::outbox::store::Commit {
+            positions: vec![("src", crate::source::batch::Position::Offset(1))],
+            ..Default::default()
+        };
+        assert!(store.commit(&commit).is_err());
+        let (status, body) = get_status(router(s.clone()), "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("cannot write"), "{body}");
+        // Room again: the next write reopens the store, and readiness comes back.
+        full.store(false, Ordering::Relaxed);
+        std::thread::sleep(crate::outbox::store::REOPEN_EVERY);
+        store.commit(&commit).unwrap();
+        assert_eq!(get_status(router(s), "/readyz").await.0, StatusCode::OK);
     }
 
     async fn post_reload(app: Router, token: Option<&str>) -> (StatusCode, String) {

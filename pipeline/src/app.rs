@@ -20,8 +20,11 @@ use tracing::{error, info, warn};
 use crate::admin::ReloadAccess;
 use crate::config::{Config, SourceKind};
 use crate::customers::{CustomerLimits, Customers};
+use crate::health::{Component, Health};
 use crate::mention::Mention;
-use crate::metrics::{DropCounters, Latencies, SourceCounters, CHANNEL_FRAMES_DEPTH};
+use crate::metrics::{
+    DropCounters, Latencies, SourceCounters, CHANNEL_FRAMES_DEPTH, DEAD_LETTERS_EXPIRED,
+};
 use crate::monitor::{BrandInfo, Monitor, SpikeFlags};
 use crate::outbox::store::Store;
 use crate::outbox::writer::{Writer, WriterQueue};
@@ -204,6 +207,10 @@ pub struct Report {
     pub per_queue: Vec<(String, u64)>,
     /// Sources that stopped on an error (`id: error`); empty after a clean run.
     pub source_errors: Vec<String>,
+    /// Entries still in the outbox at the end, per queue (queues with none left out).
+    pub left_in_outbox: Vec<(String, u64)>,
+    /// The run ended by a forced shutdown (a second signal): it did not drain.
+    pub forced: bool,
 }
 
 /// A running pipeline.
@@ -249,6 +256,7 @@ pub async fn start(
         .then(|| Reloader::new(config.clone(), shared.clone()));
     let customers = Customers::load(&config.customers, &CustomerLimits::default())?;
     let latencies = Latencies::new();
+    let health = Health::new();
     let queue_ids: Vec<String> = compiled.router.queues().to_vec();
 
     // The outbox and its dispatchers first, so workers always have somewhere to send.
@@ -257,6 +265,7 @@ pub async fn start(
     let mut routed_tx = None;
     if options.deliver {
         let store = Arc::new(Store::open(&config.outbox.path)?);
+        maintain_at_start(&store, config.outbox.dead_letter_ttl)?;
         resume_positions(&store, &mut sources_config)?;
         let mut dispatchers = Vec::new();
         let mut shared_queues = Vec::new();
@@ -265,15 +274,16 @@ pub async fn start(
             crate::metrics::register_queue(&q.id);
             let shared = QueueShared::new(&q.id, &store);
             let deliverer = deliverer(q)?;
+            let held = health.register(Component::Dispatcher, format!("queue {}", q.id));
             dispatchers.push((
                 q.id.clone(),
-                tokio::spawn(dispatch::run(
+                tokio::spawn(held.watch(dispatch::run(
                     store.clone(),
                     shared.clone(),
                     deliverer,
                     dispatch_settings(q),
                     latencies.clone(),
-                )),
+                ))),
             ));
             writer_queues.push(WriterQueue {
                 shared: shared.clone(),
@@ -292,9 +302,11 @@ pub async fn start(
         let (tx, rx) = crossbeam_channel::bounded(config.pipeline.worker_count() * 2 + 2);
         let stop = Arc::new(AtomicBool::new(false));
         let writer_stop = stop.clone();
+        let writer_shutdown = trigger.subscribe();
+        let held = health.register(Component::Outbox, "outbox writer");
         let thread = std::thread::Builder::new()
             .name("earshot-outbox".into())
-            .spawn(move || writer.run(rx, writer_stop))
+            .spawn(move || writer.run(rx, writer_stop, writer_shutdown, held))
             .map_err(|source| AppError::Io {
                 context: "spawning the outbox writer".into(),
                 source,
@@ -332,9 +344,13 @@ pub async fn start(
             m = m.store(d.store.clone());
         }
         let (tx, rx) = crossbeam_channel::bounded(crate::monitor::CHANNEL_BATCHES);
+        let held = health.register(Component::Monitor, "spike monitor");
         let thread = std::thread::Builder::new()
             .name("earshot-spikes".into())
-            .spawn(move || m.run(rx))
+            .spawn(move || {
+                let _held = held;
+                m.run(rx)
+            })
             .map_err(|source| AppError::Io {
                 context: "spawning the spike monitor".into(),
                 source,
@@ -386,10 +402,11 @@ pub async fn start(
     drop(outputs);
     // A receiver only to read the depth: it does not keep the channel open.
     let frame_rx_depth = frame_rx.clone();
-    let worker_threads = worker::spawn(workers, frame_rx).map_err(|source| AppError::Io {
-        context: "spawning worker threads".into(),
-        source,
-    })?;
+    let worker_threads =
+        worker::spawn(workers, frame_rx, &health).map_err(|source| AppError::Io {
+            context: "spawning worker threads".into(),
+            source,
+        })?;
     let workers_running = Arc::new(AtomicBool::new(true));
 
     // Sources.
@@ -404,7 +421,8 @@ pub async fn start(
             config.pipeline.batch_limits(),
             stats.clone(),
         )
-        .with_recycler(recycled);
+        .with_recycler(recycled)
+        .with_shutdown(trigger.subscribe());
         let shutdown = trigger.subscribe();
         let kind = s.kind.clone();
         let id = s.id.clone();
@@ -418,6 +436,10 @@ pub async fn start(
             match result {
                 Ok(()) => {
                     info!(source = %id, "source finished");
+                    Ok(())
+                }
+                Err(crate::source::error::SourceError::StoppedFull) => {
+                    warn!(source = %id, "source stopped at shutdown with the pipeline full");
                     Ok(())
                 }
                 Err(e) => {
@@ -436,6 +458,14 @@ pub async fn start(
 
     // Background: export source counters and channel depths once a second.
     let mut background = Vec::new();
+    if let (Some(d), false) = (&delivery, config.outbox.dead_letter_ttl.is_zero()) {
+        background.push(tokio::spawn(expire_dead_letters(
+            d.store.clone(),
+            d.queues.clone(),
+            config.outbox.dead_letter_ttl,
+            trigger.subscribe(),
+        )));
+    }
     background.push(tokio::spawn(export_loop(
         sources.clone(),
         frame_rx_depth,
@@ -471,6 +501,7 @@ pub async fn start(
         let state = crate::admin::AdminState {
             latencies: latencies.clone(),
             workers_running: workers_running.clone(),
+            health: health.clone(),
             sources_connected: flags,
             reload: reloader.clone().map(|reloader| ReloadAccess { reloader }),
             token: std::env::var(&config.admin.token_env)
@@ -519,6 +550,65 @@ pub struct Delivery {
     writer: Option<std::thread::JoinHandle<()>>,
     writer_stop: Arc<AtomicBool>,
     dispatchers: Vec<(String, JoinHandle<()>)>,
+}
+
+/// Before anything else uses the outbox: expired dead letters go, then the file is compacted
+/// (see [`Store::compact`]).
+fn maintain_at_start(store: &Store, ttl: Duration) -> Result<(), AppError> {
+    let started = Instant::now();
+    if !ttl.is_zero() {
+        let cutoff = crate::outbox::entry::now_us().saturating_sub(ttl.as_micros() as u64);
+        for (queue, n) in store.expire_dead(cutoff)? {
+            info!(queue = %queue, expired = n, "dead letters older than dead_letter_ttl deleted");
+            metrics::counter!(DEAD_LETTERS_EXPIRED, "queue" => queue).increment(n);
+        }
+    }
+    if store.compact()? {
+        info!(
+            ms = started.elapsed().as_millis() as u64,
+            "the outbox was compacted"
+        );
+    }
+    Ok(())
+}
+
+/// Deletes dead letters older than `ttl` every hour while earshot runs.
+async fn expire_dead_letters(
+    store: Arc<Store>,
+    queues: Vec<Arc<QueueShared>>,
+    ttl: Duration,
+    mut shutdown: Shutdown,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.tick().await; // the first tick is now: the start already expired what was due.
+    loop {
+        tokio::select! {
+            _ = shutdown.recv() => return,
+            _ = tick.tick() => {}
+        }
+        let cutoff = crate::outbox::entry::now_us().saturating_sub(ttl.as_micros() as u64);
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.expire_dead(cutoff)).await {
+            Ok(Ok(expired)) => {
+                for (queue, n) in expired {
+                    info!(queue = %queue, expired = n, "dead letters older than dead_letter_ttl deleted");
+                    metrics::counter!(DEAD_LETTERS_EXPIRED, "queue" => queue.clone()).increment(n);
+                    if let Some(q) = queues.iter().find(|q| q.id == queue) {
+                        let _ = q
+                            .dead
+                            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                                Some(d.saturating_sub(n))
+                            });
+                        q.export();
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot delete expired dead letters; trying again in an hour")
+            }
+            Err(e) => warn!(error = %e, "the dead-letter expiry failed"),
+        }
+    }
 }
 
 /// Starts each source where the last run's checkpoint says, when there is one: a Jetstream
@@ -702,17 +792,52 @@ impl Running {
         self.source_tasks.iter().all(|(_, t)| t.is_finished())
     }
 
-    /// Waits for sources (until they end or shutdown), then workers, then sinks, each within
-    /// `deadline` after the sources are done; names whatever is still running past it.
+    /// Waits for sources (until they end, or until `deadline` after shutdown is signalled),
+    /// then workers, the spike monitor, the outbox writer and the queues, each within
+    /// `deadline` after the sources are done; names whatever is still running past it. A
+    /// forced shutdown ([`ShutdownTrigger::force`]) stops waiting at once: every queue stops
+    /// where it is, and what is undelivered stays in the outbox (named in the log and in
+    /// [`Report::left_in_outbox`]) for the next start.
     pub async fn wait(self, deadline: Duration) -> Report {
+        let mut shutdown = self.trigger.subscribe();
+        let mut force = self.trigger.subscribe();
+        let mut forced = false;
         let mut source_errors = Vec::new();
-        for (id, task) in self.source_tasks {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => source_errors.push(e),
-                Err(e) => {
-                    error!(source = %id, error = %e, "source task panicked");
-                    source_errors.push(format!("{id}: the source task panicked"));
+        let mut sources_left = self.source_tasks;
+        // Sources: until they end by themselves, or shutdown + deadline.
+        let mut drain_by: Option<tokio::time::Instant> = None;
+        while !sources_left.is_empty() {
+            let (id, task) = &mut sources_left[0];
+            let by =
+                drain_by.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                joined = &mut *task => {
+                    match joined {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => source_errors.push(e),
+                        Err(e) => {
+                            error!(source = %id, error = %e, "source task panicked");
+                            source_errors.push(format!("{id}: the source task panicked"));
+                        }
+                    }
+                    sources_left.remove(0);
+                }
+                _ = shutdown.recv(), if drain_by.is_none() => {
+                    drain_by = Some(tokio::time::Instant::now() + deadline);
+                }
+                _ = tokio::time::sleep_until(by), if drain_by.is_some() => {
+                    for (id, task) in &sources_left {
+                        warn!(source = %id, "source still running at the drain deadline; stopped");
+                        task.abort();
+                    }
+                    sources_left.clear();
+                }
+                _ = force.forced() => {
+                    forced = true;
+                    for (_, task) in &sources_left {
+                        task.abort();
+                    }
+                    sources_left.clear();
                 }
             }
         }
@@ -726,12 +851,13 @@ impl Running {
                 let _ = t.join();
             }
         });
-        if tokio::time::timeout(deadline, joined).await.is_err() {
+        if !forced && !until(&mut shutdown, deadline, joined).await {
             warn!(
                 deadline_s = deadline.as_secs(),
                 "workers still running at the drain deadline"
             );
         }
+        forced |= shutdown.is_forced();
         self.workers_running.store(false, Ordering::Relaxed);
         // The monitor ends once the workers' senders are gone; its last events reach the
         // writer before the writer's channel closes.
@@ -740,13 +866,15 @@ impl Running {
                 let _ = monitor.join();
             });
             let left = deadline.saturating_sub(started.elapsed());
-            if tokio::time::timeout(left, joined).await.is_err() {
+            if !forced && !until(&mut shutdown, left, joined).await {
                 warn!("the spike monitor is still running at the drain deadline");
             }
+            forced |= shutdown.is_forced();
         }
         if let Some(hub) = &self.live {
             hub.close();
         }
+        let mut left_in_outbox = Vec::new();
         if let Some(mut d) = self.delivery {
             // The writer ends when the workers' senders are gone and it has committed all.
             if let Some(writer) = d.writer.take() {
@@ -754,27 +882,49 @@ impl Running {
                     let _ = writer.join();
                 });
                 let left = deadline.saturating_sub(started.elapsed());
-                if tokio::time::timeout(left, joined).await.is_err() {
-                    warn!("the outbox writer is still committing at the drain deadline");
+                if forced || !until(&mut shutdown, left, joined).await {
+                    if !forced {
+                        warn!("the outbox writer is still committing at the drain deadline");
+                    }
                     d.writer_stop.store(true, Ordering::Relaxed);
                 }
+                forced |= shutdown.is_forced();
             }
             // Dispatchers deliver what is left until the deadline; the rest stays in the
             // outbox for the next start.
             for (queue, mut task) in d.dispatchers {
                 let left = deadline.saturating_sub(started.elapsed());
-                if tokio::time::timeout(left, &mut task).await.is_err() {
+                if forced || !until(&mut shutdown, left, &mut task).await {
                     if let Some(q) = d.queues.iter().find(|q| q.id == queue) {
-                        let depth = q.depth.load(Ordering::Relaxed);
-                        warn!(queue = %queue, undelivered = depth,
-                            "still delivering at the drain deadline; the rest stays in the outbox for the next start");
+                        if !forced {
+                            let depth = q.depth.load(Ordering::Relaxed);
+                            warn!(queue = %queue, undelivered = depth,
+                                "still delivering at the drain deadline; the rest stays in the outbox for the next start");
+                        }
                         q.stop();
                     }
                     let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
                 }
+                forced |= shutdown.is_forced();
             }
             if let Err(e) = d.store.flush() {
                 warn!(error = %e, "cannot make the last acks durable");
+            }
+            for q in &d.queues {
+                let depth = q.depth.load(Ordering::Relaxed);
+                if depth > 0 {
+                    left_in_outbox.push((q.id.clone(), depth));
+                }
+            }
+            if !left_in_outbox.is_empty() {
+                let total: u64 = left_in_outbox.iter().map(|(_, n)| n).sum();
+                let per_queue = left_in_outbox
+                    .iter()
+                    .map(|(q, n)| format!("{q}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                warn!(entries = total, queues = %per_queue, path = %d.store.path().display(),
+                    "undelivered entries stay in the outbox; they are delivered after the next start");
             }
         }
         self.trigger.trigger();
@@ -785,6 +935,8 @@ impl Running {
         depth.set(0.0);
         let mut report = Running::report_from(&totals, &sources, &queues);
         report.source_errors = source_errors;
+        report.left_in_outbox = left_in_outbox;
+        report.forced = forced;
         report
     }
 
@@ -817,6 +969,17 @@ impl Running {
                 .map(|(q, n)| (q.clone(), n.load(Ordering::Relaxed)))
                 .collect(),
             source_errors: Vec::new(),
+            left_in_outbox: Vec::new(),
+            forced: false,
         }
+    }
+}
+
+/// Waits for `f` for at most `limit`, or until shutdown is forced. True when `f` completed.
+async fn until<F: std::future::Future>(shutdown: &mut Shutdown, limit: Duration, f: F) -> bool {
+    tokio::select! {
+        _ = f => true,
+        _ = tokio::time::sleep(limit) => false,
+        _ = shutdown.forced() => false,
     }
 }

@@ -84,6 +84,13 @@ impl PipelineSettings {
     }
 }
 
+/// The largest `limits.max_frame_bytes` accepted: far above any real post (a Jetstream event
+/// is ~1 KB, an X v2 response with expansions rarely 100 KB), low enough that one frame per
+/// worker cannot exhaust memory.
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
+/// The deepest `limits.max_json_depth` accepted.
+pub const MAX_JSON_DEPTH: usize = 1024;
+
 /// `[limits]`: hard limits on hostile input.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -405,11 +412,15 @@ impl Config {
         let mut queue_spans = Vec::new();
         let mut route_spans = Vec::new();
         let mut spikes_span = None;
+        let mut limits_span = None;
         for (key, value) in root.get_ref().iter() {
             let name: &str = key.get_ref();
             match name {
                 "pipeline" => section(&mut report, name, value, &mut config.pipeline),
-                "limits" => section(&mut report, name, value, &mut config.limits),
+                "limits" => {
+                    limits_span = Some(key.span());
+                    section(&mut report, name, value, &mut config.limits)
+                }
                 "rules" => section(&mut report, name, value, &mut config.rules),
                 "admin" => section(&mut report, name, value, &mut config.admin),
                 "scoring" => section(&mut report, name, value, &mut config.scoring),
@@ -446,7 +457,7 @@ impl Config {
                 ),
             }
         }
-        config.validate(&mut report, &source_spans);
+        config.validate(&mut report, &source_spans, limits_span);
         validate_queues(&mut report, &config.queues, &queue_spans);
         let inline_routes = route_spans.len();
         config.routing.inline_routes = inline_routes;
@@ -510,7 +521,12 @@ impl Config {
 
     /// Cross-field checks of the sources and settings; `source_spans` are the places of the
     /// sources.
-    fn validate(&self, report: &mut Report<'_>, source_spans: &[Range<usize>]) {
+    fn validate(
+        &self,
+        report: &mut Report<'_>,
+        source_spans: &[Range<usize>],
+        limits_span: Option<Range<usize>>,
+    ) {
         let mut seen = Vec::new();
         for (s, span) in self.sources.iter().zip(source_spans) {
             let here = Some(span.clone());
@@ -539,8 +555,24 @@ impl Config {
         }
         if self.limits.max_json_depth == 0 || self.limits.max_frame_bytes == 0 {
             report.at(
-                None,
+                limits_span.clone(),
                 "limits.max_json_depth and limits.max_frame_bytes must be at least 1",
+            );
+        }
+        if self.limits.max_frame_bytes > MAX_FRAME_BYTES {
+            report.at(
+                limits_span.clone(),
+                format!(
+                    "limits.max_frame_bytes must be at most {MAX_FRAME_BYTES} (64 MiB): a frame is held whole in memory, once per worker"
+                ),
+            );
+        }
+        if self.limits.max_json_depth > MAX_JSON_DEPTH {
+            report.at(
+                limits_span,
+                format!(
+                    "limits.max_json_depth must be at most {MAX_JSON_DEPTH}: no post format nests deeper, and deep nesting is how hostile input exhausts a parser"
+                ),
             );
         }
     }

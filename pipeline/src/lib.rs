@@ -20,7 +20,8 @@
 //! - [`config`]: the configuration file, validated at load; [`app`]: wiring it all together.
 //! - [`backtest`]: a rule change replayed on recorded posts, rule by rule, before it goes live.
 //! - [`demo`]: the embedded firehose simulator and webhook receiver behind `earshot demo`.
-//! - [`shutdown`], [`tls`]: process plumbing.
+//! - [`health`]: which parts run, what keeps earshot from being ready, the panic policy.
+//! - [`shutdown`], [`tls`], [`redact`]: process plumbing.
 #![deny(missing_docs)]
 
 pub mod admin;
@@ -31,12 +32,16 @@ pub mod customers;
 pub mod demo;
 pub mod dlq;
 pub mod examples;
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod fault;
+pub mod health;
 pub mod live;
 pub mod mention;
 pub mod metrics;
 pub mod monitor;
 pub mod outbox;
 pub mod post;
+pub mod redact;
 pub mod reload;
 pub mod rules;
 pub mod shutdown;

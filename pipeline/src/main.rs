@@ -180,13 +180,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    let code = match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("earshot: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // A forced shutdown leaves threads blocked where they were (a worker waiting on a full
+    // outbox): dropping the runtime would wait for them for ever.
+    runtime.shutdown_timeout(FORCE_EXIT_AFTER);
+    code
 }
 
 fn load_config(path: &Option<PathBuf>) -> anyhow::Result<Config> {
@@ -196,34 +200,60 @@ fn load_config(path: &Option<PathBuf>) -> anyhow::Result<Config> {
     }
 }
 
-/// Ctrl-C (and SIGTERM on Unix) trigger shutdown; a second Ctrl-C exits at once.
+/// Ctrl-C and SIGTERM start a graceful shutdown; a second one (either) forces it: queues stop
+/// where they are and the process exits with 130, saying what is left in the outbox. Should
+/// anything still hold the process up, it exits [`FORCE_EXIT_AFTER`] later regardless. A panic
+/// anywhere starts the graceful shutdown too ([`earshot::health`]).
 fn install_signals(trigger: ShutdownTrigger) {
+    earshot::health::install_panic_hook(trigger.clone());
     tokio::spawn(async move {
         #[cfg(unix)]
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        #[cfg(unix)]
-        let terminate = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
         #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate => {}
-        }
-        tracing::info!("shutting down: sources stop, queued work drains");
+        let mut term: Option<()> = None;
+        next_signal(&mut term).await;
+        tracing::info!(
+            "shutting down: sources stop, queued work drains (a second signal stops at once)"
+        );
         trigger.trigger();
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("earshot: second interrupt, exiting now");
+        next_signal(&mut term).await;
+        tracing::warn!("second signal: stopping now; undelivered entries stay in the outbox");
+        trigger.force();
+        tokio::time::sleep(FORCE_EXIT_AFTER).await;
+        eprintln!(
+            "earshot: still not stopped {}s after the second signal; exiting now",
+            FORCE_EXIT_AFTER.as_secs()
+        );
         std::process::exit(130);
     });
 }
+
+/// Completes at the next Ctrl-C or SIGTERM.
+#[cfg(unix)]
+async fn next_signal(term: &mut Option<tokio::signal::unix::Signal>) {
+    let terminate = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+/// Completes at the next Ctrl-C.
+#[cfg(not(unix))]
+async fn next_signal(_: &mut Option<()>) {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// How long a forced shutdown may take before the process exits regardless.
+const FORCE_EXIT_AFTER: Duration = Duration::from_secs(5);
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
@@ -362,7 +392,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 spike_after: (spike_after > 0).then(|| Duration::from_secs(spike_after)),
             };
             earshot::demo::run(options, trigger).await?;
-            Ok(ExitCode::SUCCESS)
+            Ok(if earshot::health::panicked() {
+                ExitCode::from(70)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }
@@ -524,8 +558,14 @@ async fn backtest(
 }
 
 /// Failure when any source stopped on an error (an unreadable input, a missing token).
+/// 130 after a forced shutdown (as after an interrupt), 70 (`EX_SOFTWARE`) after a panic, 1
+/// when a source failed, else 0.
 fn exit_code(report: &Report) -> ExitCode {
-    if report.source_errors.is_empty() {
+    if report.forced {
+        ExitCode::from(130)
+    } else if earshot::health::panicked() {
+        ExitCode::from(70)
+    } else if report.source_errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -560,6 +600,11 @@ fn print_summary(r: &Report, elapsed: Option<Duration>) {
     }
     for e in &r.source_errors {
         out.push_str(&format!("  source failed: {e}\n"));
+    }
+    for (q, n) in &r.left_in_outbox {
+        out.push_str(&format!(
+            "  left in the outbox for the next start: queue {q}: {n}\n"
+        ));
     }
     eprint!("{out}");
 }

@@ -45,8 +45,11 @@ pub const ROUTE_MENTIONS_ROUTED: &str = "earshot_route_mentions_routed_total";
 pub const MENTION_LATENCY: &str = "earshot_mention_latency_seconds";
 /// Ingest-to-delivered latency of webhook deliveries, as quantile gauges. Labels: `quantile`.
 pub const DELIVERY_LATENCY: &str = "earshot_delivery_latency_seconds";
-/// Delivery attempts by outcome (delivered, retry, rejected, dead). Labels: `queue`, `outcome`.
+/// Delivery attempts by outcome (delivered, retry, rejected, redirected, panicked, dead).
+/// Labels: `queue`, `outcome`.
 pub const WEBHOOK_DELIVERIES: &str = "earshot_webhook_deliveries_total";
+/// `Retry-After` answers longer than the cap that were cut to it. Labels: `queue`.
+pub const WEBHOOK_RETRY_AFTER_CAPPED: &str = "earshot_webhook_retry_after_capped_total";
 /// Mentions written by a file or stdout sink. Labels: `queue`.
 pub const FILE_MENTIONS_WRITTEN: &str = "earshot_file_mentions_written_total";
 /// Batches waiting in the frame channel between sources and workers.
@@ -55,6 +58,9 @@ pub const CHANNEL_FRAMES_DEPTH: &str = "earshot_channel_frame_batches";
 pub const QUEUE_DEPTH: &str = "earshot_queue_depth";
 /// Entries in the dead-letter store. Labels: `queue`.
 pub const QUEUE_DEAD_LETTERS: &str = "earshot_queue_dead_letters";
+/// Dead letters deleted because they were older than `[outbox] dead_letter_ttl`. Labels:
+/// `queue`.
+pub const DEAD_LETTERS_EXPIRED: &str = "earshot_queue_dead_letters_expired_total";
 /// 1 while a queue is disabled (its endpoint failed past `disable_after`). Labels: `queue`.
 pub const QUEUE_DISABLED: &str = "earshot_queue_disabled";
 /// 1 while a queue's circuit breaker is open. Labels: `queue`.
@@ -70,6 +76,13 @@ pub const NOISE_DIGESTS: &str = "earshot_noise_digests_total";
 pub const OUTBOX_COMMITS: &str = "earshot_outbox_commits_total";
 /// Outbox operations that failed (retried; the source position does not advance meanwhile).
 pub const OUTBOX_ERRORS: &str = "earshot_outbox_errors_total";
+/// 1 while the outbox takes writes; 0 after a failed commit until one succeeds again.
+pub const OUTBOX_WRITABLE: &str = "earshot_outbox_writable";
+/// Times the outbox file was closed and opened again after a storage error.
+pub const OUTBOX_REOPENS: &str = "earshot_outbox_reopens_total";
+/// Panics in any thread or task of earshot. Labels: `thread` (worker, outbox, monitor, async
+/// for the tasks of sources, dispatchers and the admin server, main, other).
+pub const PANICS: &str = "earshot_panics_total";
 /// Rule reloads attempted. Labels: `trigger` (signal, admin, watch), `outcome` (ok, error).
 pub const RULES_RELOADS: &str = "earshot_rules_reloads_total";
 /// Generation of the rules in force: 1 at start, one more per reload that took effect.
@@ -241,6 +254,26 @@ fn describe_all() {
     describe_counter!(NOISE_DIGESTS, Unit::Count, "Digests written to the outbox.");
     describe_counter!(OUTBOX_COMMITS, Unit::Count, "Durable outbox commits.");
     describe_counter!(OUTBOX_ERRORS, Unit::Count, "Outbox operations that failed.");
+    describe_gauge!(
+        OUTBOX_WRITABLE,
+        "1 while the outbox takes writes, 0 after a failed commit."
+    );
+    describe_counter!(
+        OUTBOX_REOPENS,
+        Unit::Count,
+        "Outbox reopens after a storage error."
+    );
+    describe_counter!(
+        WEBHOOK_RETRY_AFTER_CAPPED,
+        Unit::Count,
+        "Retry-After answers cut to the cap."
+    );
+    describe_counter!(PANICS, Unit::Count, "Panics, by thread.");
+    describe_counter!(
+        DEAD_LETTERS_EXPIRED,
+        Unit::Count,
+        "Dead letters deleted after dead_letter_ttl."
+    );
     describe_counter!(
         RULES_RELOADS,
         Unit::Count,
@@ -471,10 +504,19 @@ fn publish_quantiles(h: &Histogram<u64>, name: &'static str, stage: Option<&'sta
 /// set when the queue's shared state is built; this does not touch their values.
 pub fn register_queue(queue: &str) {
     let q = queue.to_string();
-    for outcome in ["delivered", "retry", "rejected", "dead"] {
+    for outcome in [
+        "delivered",
+        "retry",
+        "rejected",
+        "redirected",
+        "panicked",
+        "dead",
+    ] {
         metrics::counter!(WEBHOOK_DELIVERIES, "queue" => q.clone(), "outcome" => outcome)
             .increment(0);
     }
+    metrics::counter!(WEBHOOK_RETRY_AFTER_CAPPED, "queue" => q.clone()).increment(0);
+    metrics::counter!(DEAD_LETTERS_EXPIRED, "queue" => q.clone()).increment(0);
     metrics::counter!(QUEUE_OVER_BUDGET, "queue" => q.clone()).increment(0);
     // A file or stdout queue has no breaker and is never disabled: 0 is the truth for it too.
     metrics::gauge!(QUEUE_BREAKER_OPEN, "queue" => q.clone()).increment(0.0);
@@ -497,6 +539,11 @@ pub fn register_queue(queue: &str) {
 pub fn register_process() {
     metrics::counter!(OUTBOX_COMMITS).increment(0);
     metrics::counter!(OUTBOX_ERRORS).increment(0);
+    metrics::counter!(OUTBOX_REOPENS).increment(0);
+    metrics::gauge!(OUTBOX_WRITABLE).set(1.0);
+    for thread in ["worker", "outbox", "monitor", "async", "main", "other"] {
+        metrics::counter!(PANICS, "thread" => thread).increment(0);
+    }
     for trigger in [Trigger::Signal, Trigger::Admin, Trigger::Watch] {
         for outcome in ["ok", "error"] {
             metrics::counter!(RULES_RELOADS, "trigger" => trigger.as_str(), "outcome" => outcome)

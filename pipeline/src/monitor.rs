@@ -16,6 +16,11 @@
 //! Shutdown: the thread ends when every worker has dropped its sender, after the last events
 //! went to the outbox writer, whose channel it holds a sender of, so the writer outlives it.
 //!
+//! Time: the detector's seconds come from a [`MonitorClock`]: the wall clock read once at start
+//! and advanced by the monotonic clock after that, so a wall clock stepped forward (an NTP
+//! correction, an operator's mistake) neither makes the detector close a year of empty seconds
+//! nor fakes a surge, and one stepped back does not pile minutes of mentions into one second.
+//!
 //! Restarts: the detector's baselines and active spikes are saved in the outbox's store once
 //! a minute and at the end, and read back at start when they are younger than the baseline's
 //! half-life, so a restart neither blinds the detector for its warmup nor leaves a spike in
@@ -81,6 +86,7 @@ struct BrandGauges {
 /// The monitor, built before its thread starts.
 pub struct Monitor {
     detector: Detector,
+    clock: MonitorClock,
     /// Queues that receive spike events.
     queues: Vec<String>,
     /// Every queue id, for the live page's filter.
@@ -97,6 +103,33 @@ pub struct Monitor {
     /// Per detector brand index: the queues its mentions have been routed to since the start,
     /// for the live page's queue filter on brand cards and spikes.
     routed_to: Vec<Vec<String>>,
+}
+
+/// Unix seconds as the monitor counts them: the wall clock at start, then monotonic time.
+#[derive(Debug, Clone, Copy)]
+pub struct MonitorClock {
+    wall_s: u64,
+    mono: std::time::Instant,
+}
+
+impl MonitorClock {
+    /// A clock that reads `wall` now and goes on with the monotonic clock.
+    pub fn starting_at(wall: SystemTime) -> Self {
+        Self {
+            wall_s: unix_s(wall),
+            mono: std::time::Instant::now(),
+        }
+    }
+
+    /// Unix seconds now, by this clock.
+    pub fn now_s(&self) -> u64 {
+        self.at(std::time::Instant::now())
+    }
+
+    /// Unix seconds at the monotonic instant `t`.
+    pub fn at(&self, t: std::time::Instant) -> u64 {
+        self.wall_s + t.saturating_duration_since(self.mono).as_secs()
+    }
 }
 
 /// The name of the detector's state in the store.
@@ -140,6 +173,7 @@ impl Monitor {
         let mut monitor = Self {
             queues: settings.queues.clone(),
             detector: Detector::new(settings, unix_s(SystemTime::now())),
+            clock: MonitorClock::starting_at(SystemTime::now()),
             all_queues,
             outbox: None,
             hub: None,
@@ -246,16 +280,12 @@ impl Monitor {
                 self.save();
                 saved = std::time::Instant::now();
             }
-            let now = SystemTime::now();
+            let into_second = self.clock.mono.elapsed().subsec_nanos() as u64;
             let to_next = Duration::from_secs(1)
-                .saturating_sub(Duration::from_nanos(
-                    now.duration_since(SystemTime::UNIX_EPOCH)
-                        .map(|d| d.subsec_nanos() as u64)
-                        .unwrap_or(0),
-                ))
+                .saturating_sub(Duration::from_nanos(into_second))
                 .max(Duration::from_millis(1));
             let received = rx.recv_timeout(to_next);
-            self.tick(unix_s(SystemTime::now()));
+            self.tick(self.clock.now_s());
             match received {
                 Ok(batch) => {
                     for m in &batch {

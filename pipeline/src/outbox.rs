@@ -38,6 +38,11 @@ pub struct OutboxSettings {
     /// One million entries is about 2 GB of disk at typical mention sizes: hours of a
     /// busy brand's mentions while an endpoint is down.
     pub max_entries: u64,
+    /// Dead letters older than this are deleted (checked at start and every hour), and the
+    /// file is compacted at start, so a store nobody looks after does not grow for ever.
+    /// `"0"`: keep them until `earshot dlq purge`.
+    #[serde(with = "crate::source::duration")]
+    pub dead_letter_ttl: std::time::Duration,
 }
 
 impl Default for OutboxSettings {
@@ -45,6 +50,7 @@ impl Default for OutboxSettings {
         Self {
             path: PathBuf::from("earshot-state/outbox.redb"),
             max_entries: 1_000_000,
+            dead_letter_ttl: std::time::Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -47,11 +47,16 @@ pub enum SkipReason {
     Account,
     /// Any other non-post event (notifications, announcements, conversations).
     OtherEvent,
+    /// Not processed: shutdown came while the pipeline was full (an endpoint down, a disk
+    /// full) and the frame's batch could not be handed on within the grace period. Its
+    /// position was never checkpointed, so a source that resumes (a Jetstream cursor, a file
+    /// offset) reads it again at the next start.
+    Shutdown,
 }
 
 impl SkipReason {
     /// Every reason, for registering metrics and printing summaries in a fixed order.
-    pub const ALL: [SkipReason; 17] = [
+    pub const ALL: [SkipReason; 18] = [
         SkipReason::InvalidJson,
         SkipReason::InvalidUtf8,
         SkipReason::Oversize,
@@ -69,6 +74,7 @@ impl SkipReason {
         SkipReason::Identity,
         SkipReason::Account,
         SkipReason::OtherEvent,
+        SkipReason::Shutdown,
     ];
 
     /// The metric label and summary name.
@@ -91,6 +97,7 @@ impl SkipReason {
             SkipReason::Identity => "identity",
             SkipReason::Account => "account",
             SkipReason::OtherEvent => "other_event",
+            SkipReason::Shutdown => "shutdown",
         }
     }
 

@@ -301,6 +301,8 @@ impl Worker {
     pub fn run(mut self, rx: Receiver<Batch>) -> usize {
         let mut last_merge = Instant::now();
         for mut batch in rx.iter() {
+            #[cfg(feature = "fault-injection")]
+            crate::fault::worker_batch();
             self.adopt_reloaded();
             self.process(&mut batch);
             let (source, seq, position) = (batch.source, batch.seq, batch.position);
@@ -664,18 +666,27 @@ impl Stages {
     }
 }
 
-/// Spawns each built worker on its own named thread.
+/// Spawns each built worker on its own named thread, registered in `health` (so `/readyz`
+/// names a worker that panicked).
 pub fn spawn(
     workers: Vec<Worker>,
     rx: Receiver<Batch>,
+    health: &crate::health::Health,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<usize>>> {
     workers
         .into_iter()
         .map(|w| {
             let rx = rx.clone();
+            let held = health.register(
+                crate::health::Component::Worker,
+                format!("worker {}", w.index),
+            );
             std::thread::Builder::new()
                 .name(format!("earshot-worker-{}", w.index))
-                .spawn(move || w.run(rx))
+                .spawn(move || {
+                    let _held = held;
+                    w.run(rx)
+                })
         })
         .collect()
 }

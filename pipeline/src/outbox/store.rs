@@ -17,9 +17,18 @@
 //!
 //! The file is held exclusively by one process: `earshot dlq` on a running earshot's store is
 //! told so and goes through the admin server instead.
+//!
+//! Storage errors (disk full, an I/O error): redb refuses every operation after a failed write
+//! until the database is opened again, so freeing disk space alone would not help. A write
+//! that fails marks the store broken ([`Store::writable`] turns false, for `/readyz` and
+//! `earshot_outbox_writable`), and the next operation first closes and reopens the file (at
+//! most once per [`REOPEN_EVERY`]); the first write that succeeds again marks it writable. What
+//! was committed before the failure is on disk as it was: redb's commits are atomic.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -46,6 +55,14 @@ pub enum StoreError {
         /// The store file.
         path: PathBuf,
     },
+    /// The file exists but cannot be opened as an outbox: damaged, truncated, or not one.
+    #[error("the outbox {path} cannot be opened: {source}. It may be damaged or not an outbox file: keep a copy of it, then restore it from a backup, or move it aside to start with an empty outbox (what it held is then not delivered, and the sources start from their configured positions)")]
+    Unreadable {
+        /// The store file.
+        path: PathBuf,
+        /// What redb said.
+        source: Box<redb::Error>,
+    },
     /// The database reported an error.
     #[error("the outbox {path}: {source}")]
     Db {
@@ -53,6 +70,14 @@ pub enum StoreError {
         path: PathBuf,
         /// What redb said.
         source: Box<redb::Error>,
+    },
+    /// The store is closed after a storage error and could not be opened again yet.
+    #[error("the outbox {path} is closed after a storage error and cannot be opened again yet: {reason}")]
+    Closed {
+        /// The store file.
+        path: PathBuf,
+        /// Why the last reopen failed.
+        reason: String,
     },
     /// The folder of the store could not be created.
     #[error("cannot create the folder of the outbox {path}: {source}")]
@@ -132,37 +157,58 @@ impl Commit<'_> {
     }
 }
 
+/// How often a broken store tries to open its file again.
+pub const REOPEN_EVERY: Duration = Duration::from_millis(500);
+
+/// Opens the database file: [`Database::create`] normally, another backend in fault tests.
+pub type Opener = Box<dyn Fn(&Path) -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
 /// The outbox file.
-#[derive(Debug)]
 pub struct Store {
-    db: Database,
+    /// `None` between closing the file after a storage error and opening it again.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
+    opener: Opener,
     /// A non-durable commit happened since the last durable one.
     dirty: AtomicBool,
+    /// A write failed and the file has not taken a write since.
+    broken: AtomicBool,
+    /// When the last reopen was tried, and why it failed if it did.
+    last_reopen: Mutex<(Option<Instant>, String)>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
     /// Opens (creating when missing) the store at `path`, and its folder.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_with(path, Box::new(|p| Database::create(p)))
+    }
+
+    /// Opens the store at `path` through `opener` (fault tests put a backend that can fail
+    /// under it); `path` names the store in errors, and its folder is created.
+    pub fn open_with(path: &Path, opener: Opener) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
                 path: path.to_path_buf(),
                 source,
             })?;
         }
-        let db = match Database::create(path) {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(StoreError::InUse {
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(e) => return Err(db_error(path, e)),
-        };
+        let db = open_db(path, &opener)?;
         let store = Store {
-            db,
+            db: RwLock::new(Some(db)),
             path: path.to_path_buf(),
+            opener,
             dirty: AtomicBool::new(false),
+            broken: AtomicBool::new(false),
+            last_reopen: Mutex::new((None, String::new())),
         };
         // Every table exists from the start, so readers never meet a missing one.
         store.write(Durability::Immediate, |txn| {
@@ -182,8 +228,46 @@ impl Store {
         &self.path
     }
 
+    /// Whether the store takes writes: false from a failed write until one succeeds again.
+    pub fn writable(&self) -> bool {
+        !self.broken.load(Ordering::Relaxed)
+    }
+
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
         db_error(&self.path, e)
+    }
+
+    /// The open database, reopened first when a write failed (see the module docs).
+    fn db(&self) -> Result<RwLockReadGuard<'_, Option<Database>>, StoreError> {
+        if self.broken.load(Ordering::Relaxed) {
+            self.reopen();
+        }
+        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            return Err(self.closed());
+        }
+        Ok(guard)
+    }
+
+    /// Closes the file and opens it again, at most once per [`REOPEN_EVERY`].
+    fn reopen(&self) {
+        let mut last = self.last_reopen.lock().unwrap_or_else(|e| e.into_inner());
+        if last.0.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
+            return;
+        }
+        last.0 = Some(Instant::now());
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        // The old handle must be gone first: it holds the file's lock.
+        drop(db.take());
+        match open_db(&self.path, &self.opener) {
+            Ok(fresh) => {
+                *db = Some(fresh);
+                last.1.clear();
+                metrics::counter!(crate::metrics::OUTBOX_REOPENS).increment(1);
+                tracing::warn!(path = %self.path.display(), "the outbox was opened again after a storage error");
+            }
+            Err(e) => last.1 = e.to_string(),
+        }
     }
 
     fn write<T>(
@@ -191,15 +275,43 @@ impl Store {
         durability: Durability,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
     ) -> Result<T, StoreError> {
-        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        txn.set_durability(durability).map_err(|e| self.err(e))?;
-        let value = f(&txn).map_err(|e| self.err(e))?;
-        txn.commit().map_err(|e| self.err(e))?;
-        match durability {
-            Durability::Immediate => self.dirty.store(false, Ordering::Relaxed),
-            _ => self.dirty.store(true, Ordering::Relaxed),
+        let guard = self.db()?;
+        let db = self.opened(&guard)?;
+        let result = (|| {
+            let mut txn = db.begin_write().map_err(|e| self.err(e))?;
+            txn.set_durability(durability).map_err(|e| self.err(e))?;
+            let value = f(&txn).map_err(|e| self.err(e))?;
+            txn.commit().map_err(|e| self.err(e))?;
+            Ok(value)
+        })();
+        match &result {
+            Ok(_) => {
+                self.broken.store(false, Ordering::Relaxed);
+                match durability {
+                    Durability::Immediate => self.dirty.store(false, Ordering::Relaxed),
+                    _ => self.dirty.store(true, Ordering::Relaxed),
+                }
+            }
+            Err(_) => self.broken.store(true, Ordering::Relaxed),
         }
-        Ok(value)
+        result
+    }
+
+    /// The database behind a guard from [`Store::db`].
+    fn opened<'a>(&self, guard: &'a Option<Database>) -> Result<&'a Database, StoreError> {
+        guard.as_ref().ok_or_else(|| self.closed())
+    }
+
+    fn closed(&self) -> StoreError {
+        let reason = self
+            .last_reopen
+            .lock()
+            .map(|r| r.1.clone())
+            .unwrap_or_default();
+        StoreError::Closed {
+            path: self.path.clone(),
+            reason,
+        }
     }
 
     /// Writes `commit` in one durable transaction. Returns the keys given to its entries, in
@@ -242,7 +354,8 @@ impl Store {
 
     /// The checkpointed position of every source.
     pub fn positions(&self) -> Result<Vec<(String, Position)>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let guard = self.db()?;
+        let txn = self.opened(&guard)?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(POSITIONS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.err(e))? {
@@ -264,7 +377,8 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<(Vec<Stored>, Vec<u64>), StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let guard = self.db()?;
+        let txn = self.opened(&guard)?.begin_read().map_err(|e| self.err(e))?;
         let t = txn.open_table(table.def()).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         let mut broken = Vec::new();
@@ -294,7 +408,8 @@ impl Store {
 
     /// Number of entries of `queue` in `table`.
     pub fn count(&self, table: Table, queue: &str) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let guard = self.db()?;
+        let txn = self.opened(&guard)?.begin_read().map_err(|e| self.err(e))?;
         let t = txn.open_table(table.def()).map_err(|e| self.err(e))?;
         let n = t
             .range((queue, 0)..=(queue, u64::MAX))
@@ -366,7 +481,8 @@ impl Store {
 
     /// Every entry in `table` that `selection` matches, in queue and key order.
     pub fn list(&self, table: Table, selection: &Selection) -> Result<Vec<Stored>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let guard = self.db()?;
+        let txn = self.opened(&guard)?.begin_read().map_err(|e| self.err(e))?;
         let t = txn.open_table(table.def()).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in t.iter().map_err(|e| self.err(e))? {
@@ -431,6 +547,45 @@ impl Store {
         })
     }
 
+    /// Deletes the dead letters that died before `cutoff_us` (microseconds since the epoch),
+    /// durably. Returns how many per queue. A dead letter that no longer parses, or has no
+    /// time of death, is kept: `earshot dlq purge` decides about it.
+    pub fn expire_dead(&self, cutoff_us: u64) -> Result<Vec<(String, u64)>, StoreError> {
+        self.write(Durability::Immediate, |txn| {
+            let mut dead = txn.open_table(DEAD)?;
+            let mut doomed: Vec<(String, u64)> = Vec::new();
+            for row in dead.iter()? {
+                let (k, v) = row?;
+                let (queue, seq) = k.value();
+                let expired = Entry::from_bytes(v.value())
+                    .ok()
+                    .and_then(|e| e.dead_us)
+                    .is_some_and(|t| t < cutoff_us);
+                if expired {
+                    doomed.push((queue.to_string(), seq));
+                }
+            }
+            let mut per_queue: Vec<(String, u64)> = Vec::new();
+            for (queue, seq) in doomed {
+                dead.remove((queue.as_str(), seq))?;
+                match per_queue.iter_mut().find(|(q, _)| *q == queue) {
+                    Some((_, n)) => *n += 1,
+                    None => per_queue.push((queue, 1)),
+                }
+            }
+            Ok(per_queue)
+        })
+    }
+
+    /// Rewrites the file without its free space (redb reuses freed pages but never gives
+    /// them back to the file system). Holds the store exclusively while it runs, so it is done
+    /// at start, before anything else uses the store. Returns whether anything was reclaimed.
+    pub fn compact(&self) -> Result<bool, StoreError> {
+        let mut guard = self.db.write().unwrap_or_else(|e| e.into_inner());
+        let db = guard.as_mut().ok_or_else(|| self.closed())?;
+        db.compact().map_err(|e| self.err(e))
+    }
+
     /// Saves `value` under `name` in the state table, replacing what was there. Not synced on
     /// its own: the next durable commit or flush (at most a fraction of a second away while
     /// earshot runs) makes it durable.
@@ -443,7 +598,8 @@ impl Store {
 
     /// What was saved under `name`, if anything.
     pub fn load_state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let guard = self.db()?;
+        let txn = self.opened(&guard)?.begin_read().map_err(|e| self.err(e))?;
         let t = txn.open_table(STATE).map_err(|e| self.err(e))?;
         let value = t.get(name).map_err(|e| self.err(e))?;
         Ok(value.map(|v| v.value().to_vec()))
@@ -451,7 +607,8 @@ impl Store {
 
     /// The held mentions of `queue` (opaque JSON), in key order.
     pub fn held(&self, queue: &str) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let guard = self.db()?;
+        let txn = self.opened(&guard)?.begin_read().map_err(|e| self.err(e))?;
         let t = txn.open_table(HELD).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in t
@@ -462,6 +619,20 @@ impl Store {
             out.push((k.value().1, v.value().to_vec()));
         }
         Ok(out)
+    }
+}
+
+fn open_db(path: &Path, opener: &Opener) -> Result<Database, StoreError> {
+    match opener(path) {
+        Ok(db) => Ok(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => Err(StoreError::InUse {
+            path: path.to_path_buf(),
+        }),
+        Err(e) if path.metadata().is_ok_and(|m| m.len() > 0) => Err(StoreError::Unreadable {
+            path: path.to_path_buf(),
+            source: Box::new(e.into()),
+        }),
+        Err(e) => Err(db_error(path, e)),
     }
 }
 
@@ -501,6 +672,142 @@ mod tests {
 
     fn ids(v: &[Stored]) -> Vec<&str> {
         v.iter().map(|s| s.entry.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_full_disk_breaks_writes_until_there_is_room_then_the_store_reopens_and_keeps_all() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        let full = Arc::new(AtomicBool::new(false));
+        let store =
+            Store::open_with(&path, crate::fault::FaultyDisk::opener(full.clone())).unwrap();
+        store
+            .commit(&Commit {
+                entries: vec![("a", entry("before"))],
+                positions: vec![("src", Position::Offset(10))],
+                ..Commit::default()
+            })
+            .unwrap();
+        assert!(store.writable());
+        full.store(true, Ordering::Relaxed);
+        let during = Commit {
+            entries: vec![("a", entry("during"))],
+            positions: vec![("src", Position::Offset(20))],
+            ..Commit::default()
+        };
+        let err = store.commit(&during).unwrap_err();
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        assert!(!store.writable());
+        // Still full: the retry fails too, and nothing of it is half written.
+        std::thread::sleep(REOPEN_EVERY);
+        assert!(store.commit(&during).is_err());
+        assert!(!store.writable());
+        // Room again: the store reopens its file before the next write, which goes through.
+        full.store(false, Ordering::Relaxed);
+        std::thread::sleep(REOPEN_EVERY);
+        store.commit(&during).unwrap();
+        assert!(store.writable());
+        let (a, _) = store.read(Table::Outbox, "a", 0, 10).unwrap();
+        assert_eq!(ids(&a), ["before", "during"]);
+        assert_eq!(
+            store.positions().unwrap(),
+            vec![("src".to_string(), Position::Offset(20))]
+        );
+    }
+
+    #[test]
+    fn old_dead_letters_expire_and_compaction_gives_the_space_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        let store = Store::open(&path).unwrap();
+        let big = "x".repeat(2000);
+        let entries: Vec<(&str, Entry)> = (0..3000)
+            .map(|i| {
+                let data =
+                    RawValue::from_string(format!(r#"{{"mention_id":"m{i}","pad":"{big}"}}"#))
+                        .unwrap();
+                (
+                    if i % 2 == 0 { "a" } else { "b" },
+                    Entry::new(format!("m{i}"), Event::MentionCreated, data, 1),
+                )
+            })
+            .collect();
+        let (keys, _) = store
+            .commit(&Commit {
+                entries,
+                ..Commit::default()
+            })
+            .unwrap();
+        // Everything dies now.
+        let (a, _) = store.read(Table::Outbox, "a", 0, 5000).unwrap();
+        let (b, _) = store.read(Table::Outbox, "b", 0, 5000).unwrap();
+        for (queue, list) in [("a", a), ("b", b)] {
+            let items: Vec<(u64, Option<&Entry>)> =
+                list.iter().map(|s| (s.seq, Some(&s.entry))).collect();
+            store.bury(queue, &items).unwrap();
+        }
+        assert_eq!(keys.len(), 3000);
+        let cutoff = now_us() + 1;
+        assert!(
+            store.expire_dead(0).unwrap().is_empty(),
+            "nothing died before the epoch"
+        );
+        let expired = store.expire_dead(cutoff).unwrap();
+        let total: u64 = expired.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, 3000);
+        assert_eq!(store.count(Table::Dead, "a").unwrap(), 0);
+        store.flush().unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        assert!(store.compact().unwrap(), "there was space to reclaim");
+        let after = std::fs::metadata(&path).unwrap().len();
+        assert!(after < before / 2, "{before} → {after} bytes");
+        // The store works on after the compaction.
+        store
+            .commit(&Commit {
+                entries: vec![("a", entry("fresh"))],
+                ..Commit::default()
+            })
+            .unwrap();
+        assert_eq!(store.count(Table::Outbox, "a").unwrap(), 1);
+    }
+
+    #[test]
+    fn a_damaged_file_is_refused_with_its_name_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .commit(&Commit {
+                    entries: vec![("a", entry("m1"))],
+                    ..Commit::default()
+                })
+                .unwrap();
+        }
+        let len = std::fs::metadata(&path).unwrap().len();
+        for damage in ["truncated", "garbage"] {
+            match damage {
+                "truncated" => {
+                    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                    f.set_len(len / 3).unwrap();
+                }
+                _ => std::fs::write(&path, vec![0x5a; 8192]).unwrap(),
+            }
+            let err = Store::open(&path).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                matches!(err, StoreError::Unreadable { .. }),
+                "{damage}: {text}"
+            );
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            assert!(text.contains("move it aside"), "{text}");
+            // The damaged file is left as it was, for whoever looks at it.
+            assert!(std::fs::metadata(&path).unwrap().len() > 0);
+        }
     }
 
     #[test]

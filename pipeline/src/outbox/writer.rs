@@ -11,8 +11,15 @@
 //! batch that arrived while the previous one was being synced, so the fsync cost is shared
 //! by all of them.
 //!
-//! Failure: a commit that fails (disk full, I/O error) is retried every second with the same
-//! contents; meanwhile the workers wait behind the bounded channel and no position advances.
+//! Failure: a commit that fails (disk full, I/O error) is retried with the same contents,
+//! after a pause that doubles up to 5 s; the store reopens its file before the retry (see
+//! [`super::store`]), so the commit goes through as soon as there is room again. Meanwhile the
+//! workers wait behind the bounded channel, no position advances, `/readyz` names the failure
+//! and `earshot_outbox_writable` is 0.
+//!
+//! Shutdown: once it is signalled the writer no longer waits for room in a full outbox. What
+//! the workers still hand over is bounded by the channels in front of it, and committing it is
+//! the only way to keep it without holding shutdown up for as long as the endpoint is down.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,8 +33,10 @@ use tracing::{debug, error, warn};
 use super::checkpoint::Checkpoints;
 use super::entry::{now_us, Entry, Event};
 use super::store::{Commit, Store};
+use crate::health::Handle;
 use crate::mention::Mention;
-use crate::metrics::{NOISE_DIGESTS, NOISE_HELD, OUTBOX_COMMITS, OUTBOX_ERRORS};
+use crate::metrics::{NOISE_DIGESTS, NOISE_HELD, OUTBOX_COMMITS, OUTBOX_ERRORS, OUTBOX_WRITABLE};
+use crate::shutdown::Shutdown;
 use crate::sink::dispatch::QueueShared;
 use crate::source::batch::Position;
 use crate::stage::noise::{Digest, Held, NoiseConfig, NoiseGate, Verdict};
@@ -162,8 +171,15 @@ impl Writer {
     }
 
     /// Runs until the channel closes and everything received is committed, or `stop` is set
-    /// while a commit keeps failing.
-    pub fn run(mut self, rx: Receiver<Routed>, stop: Arc<AtomicBool>) {
+    /// while a commit keeps failing. `health` is the writer's entry in the pipeline's health
+    /// registry: a failing commit is reported there until one succeeds.
+    pub fn run(
+        mut self,
+        rx: Receiver<Routed>,
+        stop: Arc<AtomicBool>,
+        shutdown: Shutdown,
+        health: Handle,
+    ) {
         let mut last_flush = Instant::now();
         let mut open = true;
         while open {
@@ -179,8 +195,8 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.wait_for_room(&stop, open);
-            if !self.write(batches, &stop) {
+            self.wait_for_room(&stop, open, &shutdown);
+            if !self.write(batches, &stop, &health) {
                 break;
             }
             if last_flush.elapsed() >= FLUSH_EVERY || !open {
@@ -199,9 +215,9 @@ impl Writer {
     }
 
     /// Blocks while the outbox is full (backpressure), unless shutting down.
-    fn wait_for_room(&self, stop: &AtomicBool, open: bool) {
+    fn wait_for_room(&self, stop: &AtomicBool, open: bool, shutdown: &Shutdown) {
         let mut warned = false;
-        while open && !stop.load(Ordering::Relaxed) {
+        while open && !stop.load(Ordering::Relaxed) && !shutdown.is_shutdown() {
             let total: u64 = self
                 .queues
                 .iter()
@@ -223,7 +239,7 @@ impl Writer {
     }
 
     /// Builds and writes one commit. False when `stop` ended a failing commit.
-    fn write(&mut self, batches: Vec<Routed>, stop: &AtomicBool) -> bool {
+    fn write(&mut self, batches: Vec<Routed>, stop: &AtomicBool, health: &Handle) -> bool {
         let now_ms = now_us() / 1000;
         let mut entries: Vec<(usize, Entry)> = Vec::new();
         let mut held: Vec<(usize, Held)> = Vec::new();
@@ -297,12 +313,27 @@ impl Writer {
                 .collect(),
         };
         let mut delay = Duration::from_millis(100);
+        let mut failed = false;
         let held_keys = loop {
             match self.store.commit(&commit) {
-                Ok((_, held_keys)) => break held_keys,
+                Ok((_, held_keys)) => {
+                    if failed {
+                        warn!("the outbox takes writes again");
+                        health.recovered();
+                        metrics::gauge!(OUTBOX_WRITABLE).set(1.0);
+                    }
+                    break held_keys;
+                }
                 Err(e) => {
                     metrics::counter!(OUTBOX_ERRORS).increment(1);
-                    error!(error = %e, "cannot write to the outbox; retrying (sources wait meanwhile)");
+                    metrics::gauge!(OUTBOX_WRITABLE).set(0.0);
+                    if !failed {
+                        error!(error = %e, "cannot write to the outbox; retrying (sources wait meanwhile)");
+                        health.failing(format!("cannot write to the outbox: {e}"));
+                        failed = true;
+                    } else {
+                        debug!(error = %e, "the outbox still cannot write");
+                    }
                     if stop.load(Ordering::Relaxed) {
                         error!("giving up at shutdown: the uncommitted batches will be read again after a restart");
                         return false;

@@ -16,6 +16,13 @@
 
 use std::time::{Duration, Instant};
 
+/// `now + d`, or a year from now when `d` is longer than that: a duration from configuration
+/// or from an endpoint can be anything, and `Instant + Duration` panics on overflow.
+pub fn later(now: Instant, d: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    now.checked_add(d.min(YEAR)).unwrap_or(now)
+}
+
 /// Breaker settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerSettings {
@@ -107,12 +114,15 @@ impl Breaker {
         self.consecutive = self.consecutive.saturating_add(1);
         let was_probe = std::mem::take(&mut self.probing);
         if was_probe {
-            self.cooldown = (self.cooldown * 2).min(self.settings.max_cooldown);
-            self.open_until = Some(now + self.cooldown);
+            self.cooldown = self
+                .cooldown
+                .saturating_mul(2)
+                .min(self.settings.max_cooldown);
+            self.open_until = Some(later(now, self.cooldown));
             return true;
         }
         if self.open_until.is_none() && self.consecutive >= self.settings.threshold.max(1) {
-            self.open_until = Some(now + self.cooldown);
+            self.open_until = Some(later(now, self.cooldown));
             return true;
         }
         false

@@ -30,7 +30,7 @@ use super::payload::Latency;
 use super::webhook::{self, Outcome, WebhookTarget};
 use crate::metrics::{
     Latencies, QUEUE_BREAKER_OPEN, QUEUE_DEAD_LETTERS, QUEUE_DEPTH, QUEUE_DISABLED,
-    QUEUE_OVER_BUDGET, WEBHOOK_DELIVERIES,
+    QUEUE_OVER_BUDGET, WEBHOOK_DELIVERIES, WEBHOOK_RETRY_AFTER_CAPPED,
 };
 use crate::outbox::entry::{now_us, Entry};
 use crate::outbox::store::{Store, Table};
@@ -256,6 +256,9 @@ struct Webhooks {
     /// Attempts in flight: the entry's key, how it ended, and whether it was the breaker's
     /// probe.
     tasks: JoinSet<(u64, webhook::Attempt, bool)>,
+    /// The entry key and probe flag of each attempt in flight, by task: what a panicked
+    /// attempt was about, since its result never comes.
+    in_flight: std::collections::HashMap<tokio::task::Id, (u64, bool)>,
     breaker: Breaker,
     disabled: bool,
     rng: fastrand::Rng,
@@ -280,6 +283,7 @@ impl Webhooks {
             slots: BTreeMap::new(),
             read_after: 0,
             tasks: JoinSet::new(),
+            in_flight: std::collections::HashMap::new(),
             disabled: false,
             rng: fastrand::Rng::new(),
             acks: Vec::new(),
@@ -324,16 +328,12 @@ impl Webhooks {
             }
             let wake = self.next_wake(now);
             tokio::select! {
-                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    if let Ok((seq, attempt, probe)) = done {
-                        self.finished(seq, attempt, probe);
-                    }
+                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.joined(done);
                     // Take every other attempt that has ended too, so their acks share one
                     // store transaction and the window refills in one read.
-                    while let Some(done) = self.tasks.try_join_next() {
-                        if let Ok((seq, attempt, probe)) = done {
-                            self.finished(seq, attempt, probe);
-                        }
+                    while let Some(done) = self.tasks.try_join_next_with_id() {
+                        self.joined(done);
                     }
                 }
                 _ = self.shared.notify.notified() => {}
@@ -343,6 +343,48 @@ impl Webhooks {
         self.flush_acks();
         self.shared.export();
         debug!(queue = %q, "dispatcher finished");
+    }
+
+    /// An attempt task ended: with its result, or without one (it panicked, or was aborted
+    /// when the queue was disabled or stopped).
+    fn joined(
+        &mut self,
+        done: Result<(tokio::task::Id, (u64, webhook::Attempt, bool)), tokio::task::JoinError>,
+    ) {
+        match done {
+            Ok((id, (seq, attempt, probe))) => {
+                self.in_flight.remove(&id);
+                self.finished(seq, attempt, probe);
+            }
+            Err(e) => {
+                let Some((seq, _)) = self.in_flight.remove(&e.id()) else {
+                    return;
+                };
+                if !e.is_panic() {
+                    // Aborted: the entry is still in the store and is read again.
+                    if let Some(slot) = self.slots.get_mut(&seq) {
+                        slot.running = false;
+                    }
+                    return;
+                }
+                // A panic is a bug in earshot, most likely about this entry (its payload):
+                // trying it again would panic again, and an ordered queue would stall behind
+                // it. It goes to the dead-letter store, where it waits for a fixed earshot
+                // and a replay; the panic hook has started a clean shutdown meanwhile.
+                self.breaker.succeeded();
+                let Some(mut slot) = self.slots.remove(&seq) else {
+                    return;
+                };
+                count(&self.shared.id, "panicked", 1);
+                error!(queue = %self.shared.id, id = %slot.entry.id,
+                    "a delivery attempt panicked; the entry goes to the dead-letter store");
+                slot.entry.attempts += 1;
+                slot.entry.last_error = Some(
+                    "the delivery attempt panicked (a bug in earshot); replay it once fixed".into(),
+                );
+                self.bury(&mut [(seq, slot.entry)]);
+            }
+        }
     }
 
     fn past_disable_limit(&self, now: Instant) -> bool {
@@ -485,10 +527,13 @@ impl Webhooks {
                 over_budget: self.s.latency_budget.is_some_and(|b| elapsed > b),
             };
             let n = entry.attempts + 1;
-            self.tasks.spawn(async move {
+            let handle = self.tasks.spawn(async move {
+                #[cfg(feature = "fault-injection")]
+                crate::fault::delivery(&entry.id);
                 let a = webhook::attempt(&target, &entry, n, latency).await;
                 (seq, a, probe)
             });
+            self.in_flight.insert(handle.id(), (seq, probe));
         }
     }
 
@@ -527,19 +572,29 @@ impl Webhooks {
                 }
                 self.acks.push(seq);
             }
-            Outcome::Rejected => {
+            Outcome::Rejected | Outcome::Redirected => {
                 // The endpoint answered: it is up, just refusing this entry.
                 self.breaker.succeeded();
-                count(&q, "rejected", 1);
+                let outcome = match attempt.outcome {
+                    Outcome::Redirected => "redirected",
+                    _ => "rejected",
+                };
+                count(&q, outcome, 1);
                 warn!(queue = %q, id = %slot.entry.id, detail = %attempt.detail,
-                    "the endpoint rejected an entry; it goes to the dead-letter store");
+                    "the endpoint refused an entry; it goes to the dead-letter store");
                 slot.entry.last_error = Some(attempt.detail);
                 self.bury(&mut [(seq, slot.entry)]);
             }
             Outcome::Retry(after) => {
                 slot.entry.last_error = Some(attempt.detail.clone());
+                if attempt.retry_after_capped {
+                    metrics::counter!(WEBHOOK_RETRY_AFTER_CAPPED, "queue" => q.clone())
+                        .increment(1);
+                    warn!(queue = %q, cap_s = webhook::MAX_RETRY_AFTER.as_secs(),
+                        "the endpoint asked to wait longer than the cap; waiting the cap");
+                }
                 match after {
-                    Some(d) => self.breaker.pause(now, now + d),
+                    Some(d) => self.breaker.pause(now, super::breaker::later(now, d)),
                     None => {
                         if self.breaker.failed(now) {
                             warn!(queue = %q, detail = %attempt.detail,
@@ -562,7 +617,7 @@ impl Webhooks {
                     after,
                     &mut self.rng,
                 );
-                slot.due = now + wait;
+                slot.due = super::breaker::later(now, wait);
                 if let Err(e) = self.store.update(&q, seq, &slot.entry) {
                     debug!(queue = %q, error = %e, "cannot record the attempt count");
                 }

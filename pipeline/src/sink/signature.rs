@@ -81,7 +81,8 @@ impl SigningKey {
         now: i64,
         tolerance_secs: i64,
     ) -> bool {
-        if (now - timestamp).abs() > tolerance_secs {
+        // `abs_diff`: a hostile timestamp (i64::MIN) must not overflow the subtraction.
+        if now.abs_diff(timestamp) > tolerance_secs.unsigned_abs() {
             return false;
         }
         let mac = self.mac(id, timestamp, body);
@@ -104,6 +105,18 @@ mod tests {
     const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
     const TS: i64 = 1_614_265_330;
     const BODY: &[u8] = br#"{"test": 2432232314}"#;
+
+    #[test]
+    fn hostile_timestamps_are_refused_without_overflow() {
+        let key = SigningKey::from_secret(SECRET).unwrap();
+        for ts in [i64::MIN, i64::MAX, -1, 0] {
+            let header = key.sign(ID, ts, BODY);
+            for now in [i64::MIN, i64::MAX, TS] {
+                let ok = key.verify(ID, ts, BODY, &header, now, 300);
+                assert_eq!(ok, now.abs_diff(ts) <= 300, "ts {ts} now {now}");
+            }
+        }
+    }
 
     #[test]
     fn reproduces_the_specification_test_vector() {

@@ -8,12 +8,24 @@
 //!
 //! Outcomes ([`Outcome::from_status`]):
 //! - 2xx: delivered.
-//! - 408, 425, 429, 5xx, timeouts and connection errors: retried. A `Retry-After` in seconds
-//!   on 429 / 503 is honoured (the dispatcher pauses the queue until then).
+//! - 408, 425, 429, 5xx, timeouts and connection errors: retried. A `Retry-After` on 429 /
+//!   503, in seconds or as an HTTP date, is honoured (the dispatcher pauses the queue until
+//!   then), up to [`MAX_RETRY_AFTER`]: an endpoint cannot park a queue for longer than that.
+//! - 3xx: refused. Redirects are never followed ([`crate::tls::http_client_builder`]): the
+//!   signed body would go to wherever the answer points. The entry is dead-lettered with the
+//!   status, so the operator can fix the queue's URL and replay it.
 //! - any other status: rejected — the endpoint refuses this payload and retrying cannot help;
 //!   the entry goes to the dead-letter store at once, where it can be replayed once fixed.
 //!
-//! TLS is rustls; connections are kept alive and reused (one client per queue).
+//! What an endpoint says is bounded: at most [`MAX_RESPONSE_BODY`] bytes of a response body
+//! are read (the rest is dropped with the connection), and the queue's `timeout` covers the
+//! whole exchange, a body that trickles included.
+//!
+//! Secrets: a webhook URL is often a credential itself (Slack's incoming webhooks), so no
+//! error, log line or dead-letter record carries it ([`crate::redact`]).
+//!
+//! TLS is rustls with the one trust store of [`crate::tls`]; connections are kept alive and
+//! reused (one client per queue).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,18 +61,58 @@ pub enum Outcome {
     Retry(Option<Duration>),
     /// Refused for good.
     Rejected,
+    /// Answered with a redirect, which is never followed: refused for good.
+    Redirected,
+}
+
+/// The longest pause a `Retry-After` can impose on a queue. Longer values are cut to this
+/// (and counted): a hostile or broken endpoint asking for a year must not park a queue, nor
+/// overflow the time arithmetic. An endpoint still unwilling after an hour answers again.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// How much of a response body is read. Endpoints answer with a small JSON or nothing; the
+/// body is read only so the connection can be reused, and a larger one is dropped with it.
+pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// A `Retry-After` header read: how long to wait, and whether it was cut to
+/// [`MAX_RETRY_AFTER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAfter {
+    /// The wait, at most [`MAX_RETRY_AFTER`].
+    pub wait: Duration,
+    /// The endpoint asked for more than [`MAX_RETRY_AFTER`].
+    pub capped: bool,
+}
+
+impl RetryAfter {
+    /// Parses a `Retry-After` value at `now`: delay-seconds (`120`) or an HTTP date (`Wed, 21
+    /// Oct 2015 07:28:00 GMT`, a date in the past meaning now). `None` for anything else.
+    pub fn parse(value: &str, now: SystemTime) -> Option<RetryAfter> {
+        let value = value.trim();
+        let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            // Digits only: a number too large for u64 is still a (huge) delay.
+            Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX))
+        } else {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        };
+        Some(RetryAfter {
+            wait: wait.min(MAX_RETRY_AFTER),
+            capped: wait > MAX_RETRY_AFTER,
+        })
+    }
 }
 
 impl Outcome {
-    /// Classifies an HTTP status, with the `Retry-After` header value if any.
-    pub fn from_status(status: u16, retry_after: Option<&str>) -> Outcome {
+    /// Classifies an HTTP status, with the `Retry-After` header read if any (honoured on 429
+    /// and 503 only).
+    pub fn from_status(status: u16, retry_after: Option<RetryAfter>) -> Outcome {
         match status {
             200..=299 => Outcome::Delivered,
+            300..=399 => Outcome::Redirected,
             408 | 425 | 429 | 500..=599 => {
                 let after = if matches!(status, 429 | 503) {
-                    retry_after
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs)
+                    retry_after.map(|r| r.wait)
                 } else {
                     None
                 };
@@ -76,19 +128,37 @@ impl Outcome {
 pub struct Attempt {
     /// How it ended.
     pub outcome: Outcome,
-    /// What happened, for logs and the dead-letter record (`HTTP 503`, the I/O error).
+    /// What happened, for logs and the dead-letter record (`HTTP 503`, the I/O error); never
+    /// the URL.
     pub detail: String,
+    /// The endpoint's `Retry-After` was longer than [`MAX_RETRY_AFTER`] and was cut.
+    pub retry_after_capped: bool,
 }
 
-/// The HTTP client of one queue: keep-alive, a per-request timeout, HTTP/1.1 (what every CRM
-/// endpoint speaks), rustls.
+impl Attempt {
+    fn new(outcome: Outcome, detail: String) -> Self {
+        Self {
+            outcome,
+            detail,
+            retry_after_capped: false,
+        }
+    }
+}
+
+/// The HTTP client of one queue: keep-alive, a timeout over the whole exchange, HTTP/1.1
+/// (what every CRM endpoint speaks), rustls with the process's trust store, no redirects.
 pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    crate::tls::ensure_crypto_provider();
-    reqwest::Client::builder()
+    client_with(timeout, &crate::tls::client_config())
+}
+
+/// [`client`] with its own TLS configuration (extra trusted roots).
+pub fn client_with(
+    timeout: Duration,
+    tls: &rustls::ClientConfig,
+) -> Result<reqwest::Client, reqwest::Error> {
+    crate::tls::http_client_builder(tls)
         .timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(90))
-        .http1_only()
-        .user_agent(concat!("earshot/", env!("CARGO_PKG_VERSION")))
         .build()
 }
 
@@ -113,10 +183,10 @@ pub async fn attempt(t: &WebhookTarget, entry: &Entry, attempt: u32, latency: La
     let rendered = match t.payload.render(&out) {
         Ok(r) => r,
         Err(e) => {
-            return Attempt {
-                outcome: Outcome::Rejected,
-                detail: format!("the payload template failed: {e}"),
-            }
+            return Attempt::new(
+                Outcome::Rejected,
+                format!("the payload template failed: {e}"),
+            )
         }
     };
     let ts = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
@@ -135,25 +205,37 @@ pub async fn attempt(t: &WebhookTarget, entry: &Entry, attempt: u32, latency: La
         req = req.header(http::header::AUTHORIZATION, auth.clone());
     }
     match req.body(rendered.body).send().await {
-        Ok(resp) => {
+        Ok(mut resp) => {
             let status = resp.status().as_u16();
-            let outcome = Outcome::from_status(
-                status,
-                resp.headers()
-                    .get(http::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok()),
-            );
-            // Read (and discard) the body so the connection goes back to the pool.
-            let _ = resp.bytes().await;
+            let retry_after = resp
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| RetryAfter::parse(v, SystemTime::now()));
+            let outcome = Outcome::from_status(status, retry_after);
+            // Read (and discard) a bounded part of the body, so a small answer lets the
+            // connection go back to the pool; a larger one is dropped with its connection.
+            let mut read = 0usize;
+            while read <= MAX_RESPONSE_BODY {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => read += chunk.len(),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let detail = match outcome {
+                Outcome::Redirected => format!(
+                    "HTTP {status}: the endpoint redirects, and redirects are not followed (point the queue's url at the final address)"
+                ),
+                _ => format!("HTTP {status}"),
+            };
             Attempt {
                 outcome,
-                detail: format!("HTTP {status}"),
+                detail,
+                retry_after_capped: matches!(outcome, Outcome::Retry(Some(_)))
+                    && retry_after.is_some_and(|r| r.capped),
             }
         }
-        Err(e) => Attempt {
-            outcome: Outcome::Retry(None),
-            detail: error_chain(&e),
-        },
+        Err(e) => Attempt::new(Outcome::Retry(None), error_chain(&e.without_url())),
     }
 }
 
@@ -203,21 +285,50 @@ mod tests {
             (
                 429,
                 Some("Wed, 21 Oct 2015 07:28:00 GMT"),
-                Outcome::Retry(None),
+                Outcome::Retry(Some(Duration::ZERO)),
             ),
+            (429, Some("soon"), Outcome::Retry(None)),
             (500, Some("7"), Outcome::Retry(None)),
             (
                 503,
                 Some(" 2 "),
                 Outcome::Retry(Some(Duration::from_secs(2))),
             ),
+            (301, None, Outcome::Redirected),
+            (307, None, Outcome::Redirected),
+            (308, None, Outcome::Redirected),
         ];
+        let now = SystemTime::now();
         for (status, after, want) in cases {
             assert_eq!(
-                Outcome::from_status(status, after),
+                Outcome::from_status(status, after.and_then(|a| RetryAfter::parse(a, now))),
                 want,
                 "{status} {after:?}"
             );
+        }
+    }
+
+    #[test]
+    fn retry_after_is_capped_in_both_forms() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let cases = [
+            ("0", Some((0, false))),
+            ("3600", Some((3600, false))),
+            ("3601", Some((3600, true))),
+            ("18446744073709551615", Some((3600, true))),
+            ("99999999999999999999999999", Some((3600, true))),
+            ("-5", None),
+            ("1.5", None),
+            ("", None),
+            // 2023-11-14T22:13:20Z is `now`; two minutes later, and a year later.
+            ("Tue, 14 Nov 2023 22:15:20 GMT", Some((120, false))),
+            ("Thu, 14 Nov 2024 22:13:20 GMT", Some((3600, true))),
+            ("Tue, 14 Nov 2023 22:00:00 GMT", Some((0, false))),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", Some((3600, true))),
+        ];
+        for (value, want) in cases {
+            let got = RetryAfter::parse(value, now).map(|r| (r.wait.as_secs(), r.capped));
+            assert_eq!(got, want, "{value:?}");
         }
     }
 

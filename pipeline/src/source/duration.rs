@@ -1,6 +1,6 @@
 //! Durations in configuration: `"250ms"`, `"30s"`, `"5m"`, `"1.5s"`.
 //!
-//! Input → output: a string of a decimal number and a unit (`us`, `µs`, `ms`, `s`, `m`, `h`)
+//! Input → output: a string of a decimal number and a unit (`us`, `µs`, `ms`, `s`, `m`, `h`, `d`)
 //! → a [`Duration`]. A bare number is refused (except `"0"`): whether `30` meant seconds or
 //! milliseconds is exactly the ambiguity a config file should not have. Used through
 //! `#[serde(with = "crate::source::duration")]` on every duration option of the sources.
@@ -16,10 +16,10 @@ pub enum DurationError {
     #[error("empty duration")]
     Empty,
     /// No unit after the number.
-    #[error("duration {0:?} has no unit (use us, ms, s, m or h)")]
+    #[error("duration {0:?} has no unit (use us, ms, s, m, h or d)")]
     MissingUnit(String),
     /// An unknown unit.
-    #[error("duration {0:?} has an unknown unit (use us, ms, s, m or h)")]
+    #[error("duration {0:?} has an unknown unit (use us, ms, s, m, h or d)")]
     UnknownUnit(String),
     /// The number does not parse or is out of range.
     #[error("duration {0:?} is not a valid number of that unit")]
@@ -49,6 +49,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         "s" => 1e9,
         "m" => 60e9,
         "h" => 3600e9,
+        "d" => 86_400e9,
         _ => return Err(DurationError::UnknownUnit(text.to_owned())),
     };
     // Integers are exact; a fraction goes through f64, exact to the nanosecond for any
@@ -97,6 +98,7 @@ mod tests {
             ("30s", Duration::from_secs(30)),
             (" 5m ", Duration::from_secs(300)),
             ("1h", Duration::from_secs(3600)),
+            ("30d", Duration::from_secs(30 * 86_400)),
             ("1500us", Duration::from_micros(1500)),
             ("7µs", Duration::from_micros(7)),
             ("1.5s", Duration::from_millis(1500)),
@@ -108,7 +110,7 @@ mod tests {
         let bad: &[(&str, DurationError)] = &[
             ("", DurationError::Empty),
             ("30", DurationError::MissingUnit("30".into())),
-            ("3d", DurationError::UnknownUnit("3d".into())),
+            ("3w", DurationError::UnknownUnit("3w".into())),
             ("ms", DurationError::BadNumber("ms".into())),
             ("1.2.3s", DurationError::BadNumber("1.2.3s".into())),
             ("-1s", DurationError::BadNumber("-1s".into())),

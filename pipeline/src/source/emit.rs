@@ -22,6 +22,10 @@
 //! a plain thread) the send simply blocks the calling thread; `block_in_place` would panic
 //! there.
 //!
+//! Shutdown: a source blocked on a full channel when shutdown comes keeps trying for
+//! [`SHUTDOWN_GRACE`] (the workers are draining), then gives the batch up, counted under
+//! [`SkipReason::Shutdown`], so a pipeline stuck behind a full outbox still stops.
+//!
 //! Reuse: a fresh batch comes from an optional recycle channel that workers return emptied
 //! batches to ([`Emitter::with_recycler`]); without one, a batch is allocated per send, not per
 //! frame.
@@ -29,12 +33,16 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, SendError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, SendError, SendTimeoutError, Sender, TrySendError};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::batch::{Batch, BatchLimits, Position, SourceIndex};
 use super::error::SourceError;
+use crate::shutdown::Shutdown;
 use crate::skip::{SkipCounts, SkipReason};
+
+/// How long a source blocked on a full channel keeps trying once shutdown is signalled.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Counters of one source, shared with the metrics exporter and `earshot replay`.
 ///
@@ -110,6 +118,8 @@ pub struct Emitter {
     pending_bytes: u64,
     /// Number of the last batch sent.
     sent_seq: u64,
+    /// Ends a blocked send once shutdown has waited the grace period.
+    shutdown: Option<(Shutdown, std::time::Duration)>,
 }
 
 impl Emitter {
@@ -131,7 +141,20 @@ impl Emitter {
             stats,
             pending_bytes: 0,
             sent_seq: 0,
+            shutdown: None,
         }
+    }
+
+    /// Gives up a send blocked on a full channel once `shutdown` has been signalled for
+    /// [`SHUTDOWN_GRACE`] (see the module docs).
+    pub fn with_shutdown(self, shutdown: Shutdown) -> Self {
+        self.with_shutdown_grace(shutdown, SHUTDOWN_GRACE)
+    }
+
+    /// [`Emitter::with_shutdown`] with another grace period.
+    pub fn with_shutdown_grace(mut self, shutdown: Shutdown, grace: std::time::Duration) -> Self {
+        self.shutdown = Some((shutdown, grace));
+        self
     }
 
     /// Takes fresh batches from `recycle` (emptied batches the workers send back) before
@@ -236,8 +259,12 @@ impl Emitter {
         let position = batch.position;
         let sent = match self.tx.try_send(batch) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(batch)) => blocking_send(&self.tx, batch),
-            Err(TrySendError::Disconnected(batch)) => Err(SendError(batch)),
+            Err(TrySendError::Full(batch)) => blocking_send(
+                &self.tx,
+                batch,
+                self.shutdown.as_ref().map(|(s, g)| (s, *g)),
+            ),
+            Err(TrySendError::Disconnected(batch)) => Err(Unsent::Closed(batch)),
         };
         match sent {
             Ok(()) => {
@@ -253,7 +280,7 @@ impl Emitter {
                 self.pending_bytes = 0;
                 Ok(())
             }
-            Err(SendError(batch)) => {
+            Err(Unsent::Closed(batch)) => {
                 tracing::warn!(
                     source = self.source,
                     frames = batch.len(),
@@ -261,6 +288,24 @@ impl Emitter {
                 );
                 self.pending_bytes = 0;
                 Err(SourceError::ChannelClosed)
+            }
+            Err(Unsent::Shutdown(batch)) => {
+                let frames = batch.len() as u64;
+                tracing::warn!(
+                    source = self.source,
+                    frames,
+                    "shutdown while the pipeline is full: the frames of the last batch are not processed (a resuming source reads them again at the next start)"
+                );
+                self.stats
+                    .frames_received
+                    .fetch_add(frames, Ordering::Relaxed);
+                self.stats
+                    .bytes_received
+                    .fetch_add(self.pending_bytes, Ordering::Relaxed);
+                self.stats.skipped[SkipReason::Shutdown.index()]
+                    .fetch_add(frames, Ordering::Relaxed);
+                self.pending_bytes = 0;
+                Err(SourceError::StoppedFull)
             }
         }
     }
@@ -293,11 +338,18 @@ impl Drop for Emitter {
                     .bytes_received
                     .fetch_add(self.pending_bytes, Ordering::Relaxed);
             }
-            Err(_) => tracing::warn!(
-                source = self.source,
-                frames,
-                "source dropped with a partial batch the channel could not take; frames lost"
-            ),
+            Err(_) => {
+                tracing::warn!(
+                    source = self.source,
+                    frames,
+                    "source dropped with a partial batch the channel could not take; its frames are counted as skipped at shutdown"
+                );
+                self.stats
+                    .frames_received
+                    .fetch_add(frames as u64, Ordering::Relaxed);
+                self.stats.skipped[SkipReason::Shutdown.index()]
+                    .fetch_add(frames as u64, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -310,13 +362,49 @@ fn new_batch(source: SourceIndex, limits: &BatchLimits) -> Batch {
     Batch::with_capacity(source, frames, frame_bytes)
 }
 
-/// Sends `batch`, blocking this source only (see the module docs for why `block_in_place`).
-fn blocking_send(tx: &Sender<Batch>, batch: Batch) -> Result<(), SendError<Batch>> {
+/// A batch the channel did not take.
+enum Unsent {
+    /// Every receiver is gone.
+    Closed(Batch),
+    /// Shutdown came and the channel stayed full past [`SHUTDOWN_GRACE`].
+    Shutdown(Batch),
+}
+
+/// Sends `batch`, blocking this source only (see the module docs for why `block_in_place`),
+/// and giving up once `shutdown` has waited [`SHUTDOWN_GRACE`].
+fn blocking_send(
+    tx: &Sender<Batch>,
+    batch: Batch,
+    shutdown: Option<(&Shutdown, std::time::Duration)>,
+) -> Result<(), Unsent> {
+    let send = || {
+        let Some((shutdown, grace)) = shutdown else {
+            return tx.send(batch).map_err(|SendError(b)| Unsent::Closed(b));
+        };
+        const STEP: std::time::Duration = std::time::Duration::from_millis(50);
+        let mut batch = batch;
+        let mut since: Option<std::time::Instant> = None;
+        loop {
+            match tx.send_timeout(batch, STEP) {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Disconnected(b)) => return Err(Unsent::Closed(b)),
+                Err(SendTimeoutError::Timeout(b)) => {
+                    batch = b;
+                    if shutdown.is_shutdown() {
+                        let started = *since.get_or_insert_with(std::time::Instant::now);
+                        if started.elapsed() >= grace {
+                            return Err(Unsent::Shutdown(batch));
+                        }
+                    }
+                }
+            }
+        }
+    };
     match Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| tx.send(batch))
+            tokio::task::block_in_place(send)
         }
-        _ => tx.send(batch),
+        _ => send(),
     }
 }
 
@@ -448,6 +536,31 @@ mod tests {
             ptr,
             "third frame reused the recycled buffer"
         );
+    }
+
+    #[test]
+    fn a_send_blocked_at_shutdown_gives_up_after_the_grace_and_counts_the_frames() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let stats = Arc::new(SourceStats::default());
+        let limits = BatchLimits {
+            max_frames: 2,
+            ..BatchLimits::default()
+        };
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let mut e = Emitter::new(0, tx, limits, stats.clone())
+            .with_shutdown_grace(shutdown, Duration::from_millis(100));
+        e.push(b"{}", None).unwrap();
+        e.push(b"{}", None).unwrap(); // fills the channel
+        e.push(b"{}", None).unwrap();
+        trigger.trigger();
+        // Nobody reads: without the shutdown this would block for ever.
+        assert!(matches!(e.push(b"{}", None), Err(SourceError::StoppedFull)));
+        assert_eq!(
+            stats.skipped[SkipReason::Shutdown.index()].load(Ordering::Relaxed),
+            2
+        );
+        assert_eq!(stats.frames_received.load(Ordering::Relaxed), 4);
+        assert_eq!(rx.len(), 1);
     }
 
     #[test]

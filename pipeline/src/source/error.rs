@@ -61,6 +61,10 @@ pub enum SourceError {
     /// take frames any more.
     #[error("the batch channel is closed: the workers are gone")]
     ChannelClosed,
+    /// Shutdown came while the pipeline was full, and the source stopped without handing its
+    /// last batch on (counted under the `shutdown` skip reason). Not a failure of the source.
+    #[error("stopped at shutdown with the pipeline full")]
+    StoppedFull,
 }
 
 impl SourceError {
@@ -74,6 +78,7 @@ impl SourceError {
             SourceError::HttpClient(_) => "http_client",
             SourceError::Io { .. } => "io",
             SourceError::ChannelClosed => "channel_closed",
+            SourceError::StoppedFull => "stopped_full",
         }
     }
 }

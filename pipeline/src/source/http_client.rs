@@ -86,13 +86,14 @@ pub fn request_headers(
     Ok(map)
 }
 
-/// A client for one streaming source: rustls with the process's crypto provider, a connect
-/// timeout, no overall timeout (a stream has no end; stalls are the source's business), and
-/// no pool of idle connections: every reconnect opens a fresh connection rather than reusing
-/// one that just answered an error and may be half dead.
+/// A client for one streaming source: rustls with the process's one trust store
+/// ([`crate::tls`]), no redirects (a 3xx is an error status like any other: following it would
+/// send the bearer token wherever the answer points), a connect timeout, no overall timeout (a
+/// stream has no end; stalls are the source's business), and no pool of idle connections:
+/// every reconnect opens a fresh connection rather than reusing one that just answered an
+/// error and may be half dead.
 pub fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, SourceError> {
-    crate::tls::ensure_crypto_provider();
-    reqwest::Client::builder()
+    crate::tls::http_client_builder(&crate::tls::client_config())
         .connect_timeout(connect_timeout)
         .pool_max_idle_per_host(0)
         .tcp_nodelay(true)
@@ -224,11 +225,12 @@ pub(crate) async fn run_stream<P: BodyParser>(
         };
         let (failure, delivered, retry_after) = match response {
             Err(_) => {
-                tracing::warn!(source, kind, url = %spec.url, "connect timed out");
+                tracing::warn!(source, kind, url = %crate::redact::url(&spec.url), "connect timed out");
                 (Failure::Network, false, None)
             }
             Ok(Err(error)) => {
-                tracing::warn!(source, kind, url = %spec.url, %error, "connect failed");
+                let error = error.without_url();
+                tracing::warn!(source, kind, url = %crate::redact::url(&spec.url), %error, "connect failed");
                 (Failure::Network, false, None)
             }
             Ok(Ok(response)) if !response.status().is_success() => {
@@ -236,27 +238,27 @@ pub(crate) async fn run_stream<P: BodyParser>(
                 let retry_after = retry_after(response.headers());
                 if matches!(status, 401 | 403) {
                     tracing::error!(
-                        source, kind, url = %spec.url, status,
+                        source, kind, url = %crate::redact::url(&spec.url), status,
                         "credentials refused; check the token, retrying with backoff"
                     );
                 } else {
-                    tracing::warn!(source, kind, url = %spec.url, status, "HTTP error status");
+                    tracing::warn!(source, kind, url = %crate::redact::url(&spec.url), status, "HTTP error status");
                 }
                 (Failure::from_status(status), false, retry_after)
             }
             Ok(Ok(response)) => match parser.accept(&response) {
                 Err(why) => {
-                    tracing::warn!(source, kind, url = %spec.url, why, "unusable response");
+                    tracing::warn!(source, kind, url = %crate::redact::url(&spec.url), why, "unusable response");
                     (Failure::Http, false, None)
                 }
                 Ok(()) => {
                     emitter.stats().record_connect();
-                    tracing::info!(source, kind, url = %spec.url, "connected");
+                    tracing::info!(source, kind, url = %crate::redact::url(&spec.url), "connected");
                     match read_body(response, parser, emitter, shutdown, spec.stall_timeout).await?
                     {
                         Session::Shutdown => break,
                         Session::Lost { delivered, why } => {
-                            tracing::warn!(source, kind, url = %spec.url, %why, "connection lost");
+                            tracing::warn!(source, kind, url = %crate::redact::url(&spec.url), %why, "connection lost");
                             (Failure::Network, delivered, None)
                         }
                     }
@@ -324,7 +326,7 @@ async fn read_body<P: BodyParser>(
                     // a stall of the server.
                     stall.as_mut().reset(tokio::time::Instant::now() + stall_timeout);
                 }
-                Some(Err(error)) => break LostBy::Body(error),
+                Some(Err(error)) => break LostBy::Body(error.without_url()),
                 None => break LostBy::Ended,
             },
             _ = &mut stall => break LostBy::Stalled(stall_timeout),

@@ -3,7 +3,7 @@
 //! Input → output: Jetstream text messages (one JSON event each) → frames, each batch carrying
 //! [`Position::Cursor`]: the newest `time_us` handed on so far, for checkpoints.
 //!
-//! Connection: `ws://` or `wss://` (rustls, webpki roots), query parameters
+//! Connection: `ws://` or `wss://` (rustls, the process's one trust store: [`crate::tls`]), query parameters
 //! `wantedCollections` (repeated) and `cursor` built with the `url` crate. We never ask for
 //! `compress=true`, so a binary message is a malformed frame: it is handed on like any other
 //! and decode names what is wrong with it (invalid UTF-8, invalid JSON). A ping is sent every `ping_interval`; a connection that delivers
@@ -199,8 +199,14 @@ impl JetstreamOptions {
             request
                 .headers_mut()
                 .insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-            let connecting =
-                tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, None);
+            let connecting = tokio_tungstenite::connect_async_tls_with_config(
+                request,
+                Some(config),
+                true,
+                Some(tokio_tungstenite::Connector::Rustls(
+                    crate::tls::client_config(),
+                )),
+            );
             let connected = tokio::select! {
                 biased;
                 _ = shutdown.recv() => break,
@@ -208,13 +214,15 @@ impl JetstreamOptions {
             };
             let mut delivered = false;
             match connected {
-                Err(_) => tracing::warn!(source, url = %url, "jetstream connect timed out"),
+                Err(_) => {
+                    tracing::warn!(source, url = %crate::redact::url(&url), "jetstream connect timed out")
+                }
                 Ok(Err(error)) => {
-                    tracing::warn!(source, url = %url, %error, "jetstream connect failed")
+                    tracing::warn!(source, url = %crate::redact::url(&url), %error, "jetstream connect failed")
                 }
                 Ok(Ok((ws, _response))) => {
                     emitter.stats().record_connect();
-                    tracing::info!(source, url = %url, cursor, "jetstream connected");
+                    tracing::info!(source, url = %crate::redact::url(&url), cursor, "jetstream connected");
                     match self
                         .session(ws, &mut state, &mut emitter, &mut shutdown)
                         .await?
@@ -222,7 +230,7 @@ impl JetstreamOptions {
                         End::Shutdown => break,
                         End::Lost { delivered: d, why } => {
                             delivered = d;
-                            tracing::warn!(source, url = %url, why = %why, "jetstream connection lost");
+                            tracing::warn!(source, url = %crate::redact::url(&url), why = %why, "jetstream connection lost");
                         }
                     }
                 }

@@ -73,7 +73,7 @@ impl LineSplitter {
             let Some(nl) = memchr(b'\n', chunk) else {
                 self.offset += chunk.len() as u64;
                 if !self.discarding {
-                    if self.buf.len() + chunk.len() > self.max_line_bytes + 1 {
+                    if self.buf.len() + chunk.len() > self.max_line_bytes.saturating_add(1) {
                         self.buf.clear();
                         self.discarding = true;
                         on(Line::Oversize)?;
@@ -91,7 +91,7 @@ impl LineSplitter {
                 self.discarding = false;
             } else if self.buf.is_empty() {
                 emit(line, end, self.max_line_bytes, on)?;
-            } else if self.buf.len() + line.len() > self.max_line_bytes + 1 {
+            } else if self.buf.len() + line.len() > self.max_line_bytes.saturating_add(1) {
                 self.buf.clear();
                 on(Line::Oversize)?;
             } else {

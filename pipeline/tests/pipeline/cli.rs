@@ -238,6 +238,17 @@ fn check_reports_spike_settings_errors_with_their_location() {
     ] {
         assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
     }
+    // Limits beyond what the process can hold, and a depth of 0.
+    let (file, stderr) = check(
+        "limits.toml",
+        "[rules]\npaths = [\"rules\"]\n\n[limits]\nmax_frame_bytes = 18446744073709551615\nmax_json_depth = 100000\n",
+    );
+    for want in [
+        format!("{file}:4:2: limits.max_frame_bytes must be at most 67108864"),
+        format!("{file}:4:2: limits.max_json_depth must be at most 1024"),
+    ] {
+        assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
+    }
     // A spike queue whose payload template cannot carry spike events.
     let (_, stderr) = check(
         "template.toml",

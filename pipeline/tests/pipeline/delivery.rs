@@ -32,7 +32,7 @@ use crate::support;
 
 /// Generated Jetstream post frames (likes left out) and the mention ids the catch-all route
 /// must deliver.
-fn posts(seed: u64, n: usize) -> (Vec<String>, BTreeSet<String>) {
+pub(crate) fn posts(seed: u64, n: usize) -> (Vec<String>, BTreeSet<String>) {
     let mut generator = Generator::new(GenSettings {
         seed,
         mention_rate: 0.2,
@@ -53,7 +53,7 @@ fn posts(seed: u64, n: usize) -> (Vec<String>, BTreeSet<String>) {
     (frames, expected)
 }
 
-fn append(path: &Path, frames: &[String]) {
+pub(crate) fn append(path: &Path, frames: &[String]) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -65,7 +65,7 @@ fn append(path: &Path, frames: &[String]) {
     f.sync_all().unwrap();
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -74,18 +74,18 @@ fn free_port() -> u16 {
 }
 
 /// One test's folder, config and input.
-struct Setup {
-    dir: PathBuf,
-    config: PathBuf,
-    input: PathBuf,
-    hook_port: u16,
-    admin_port: u16,
+pub(crate) struct Setup {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: PathBuf,
+    pub(crate) input: PathBuf,
+    pub(crate) hook_port: u16,
+    pub(crate) admin_port: u16,
 }
 
 impl Setup {
     /// A config reading `input.ndjson` (followed as it grows) and delivering every mention to
     /// `http://127.0.0.1:<hook_port>/all` with `queue_extra` lines added to the queue.
-    fn new(queue_extra: &str) -> Self {
+    pub(crate) fn new(queue_extra: &str) -> Self {
         support::set_secret();
         let dir = support::scratch_dir();
         let input = dir.join("input.ndjson");
@@ -123,20 +123,26 @@ queue = "all"
     }
 
     /// Starts `earshot run` on the config; its log goes to `earshot-<n>.log`.
-    fn start(&self, n: u32) -> Child {
+    pub(crate) fn start(&self, n: u32) -> Child {
+        self.start_with(n, &[])
+    }
+
+    /// [`Setup::start`] with more environment variables.
+    pub(crate) fn start_with(&self, n: u32, env: &[(&str, &str)]) -> Child {
         let log = std::fs::File::create(self.dir.join(format!("earshot-{n}.log"))).unwrap();
         support::earshot()
             .args(["run", "--config"])
             .arg(&self.config)
             .env("EARSHOT_LOG", "info")
             .env("EARSHOT_ADMIN_TOKEN", "test-token")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap()
     }
 
-    fn dlq(&self, args: &[&str]) -> (bool, String, String) {
+    pub(crate) fn dlq(&self, args: &[&str]) -> (bool, String, String) {
         let out = support::earshot()
             .arg("dlq")
             .args(args)
@@ -154,14 +160,14 @@ queue = "all"
 }
 
 /// A receiver on a fixed port that can be taken down and brought back.
-struct Endpoint {
-    receiver: Receiver,
+pub(crate) struct Endpoint {
+    pub(crate) receiver: Receiver,
     port: u16,
     trigger: Option<ShutdownTrigger>,
 }
 
 impl Endpoint {
-    fn new(port: u16) -> Self {
+    pub(crate) fn new(port: u16) -> Self {
         Self {
             receiver: Receiver::new(SigningKey::from_secret(support::SECRET).unwrap()),
             port,
@@ -169,7 +175,7 @@ impl Endpoint {
         }
     }
 
-    async fn up(&mut self) {
+    pub(crate) async fn up(&mut self) {
         let (trigger, _) = shutdown::channel();
         // The port was just released by the previous incarnation: retry the bind briefly.
         for _ in 0..50 {
@@ -187,13 +193,13 @@ impl Endpoint {
         panic!("cannot bind the receiver to port {}", self.port);
     }
 
-    fn down(&mut self) {
+    pub(crate) fn down(&mut self) {
         if let Some(t) = self.trigger.take() {
             t.trigger();
         }
     }
 
-    fn ids(&self) -> BTreeSet<String> {
+    pub(crate) fn ids(&self) -> BTreeSet<String> {
         self.receiver
             .received
             .lock()
@@ -206,7 +212,7 @@ impl Endpoint {
 }
 
 /// Polls `done` every 100 ms until it holds or `limit` passes; returns whether it held.
-async fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) async fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if done() {
@@ -217,7 +223,7 @@ async fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-fn terminate(mut child: Child) {
+pub(crate) fn terminate(mut child: Child) {
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -233,7 +239,7 @@ fn terminate(mut child: Child) {
     panic!("earshot did not stop within 30 s of SIGTERM");
 }
 
-fn log_tail(setup: &Setup, n: u32) -> String {
+pub(crate) fn log_tail(setup: &Setup, n: u32) -> String {
     let text =
         std::fs::read_to_string(setup.dir.join(format!("earshot-{n}.log"))).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();

@@ -363,6 +363,7 @@ fn dashboard_shows_post_text_as_text_and_filters() {
     let state = earshot::admin::AdminState {
         latencies: earshot::metrics::Latencies::new(),
         workers_running: Default::default(),
+        health: earshot::health::Health::new(),
         sources_connected: Vec::new(),
         reload: None,
         token: None,

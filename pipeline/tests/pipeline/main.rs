@@ -6,6 +6,8 @@ mod config_examples;
 mod dashboards;
 mod delivery;
 mod e2e;
+mod faults;
+mod hostile;
 mod judgement;
 mod live_page;
 mod reload;

@@ -58,6 +58,9 @@ use crate::rules::BrandKind;
 pub const HISTORY: usize = 300;
 /// The least baseline rate assumed (mentions/s): a brand never seen still needs
 /// `min_mentions` and a real excess over this to alarm.
+/// The most seconds [`Detector::advance`] closes one by one in a call (see there).
+pub const MAX_CATCH_UP_S: u64 = 3600;
+
 const FLOOR_RATE: f64 = 0.01;
 /// Mentions remembered per brand for the start of a spike (its first window's terms and
 /// posts happened before anyone knew it was a spike).
@@ -293,6 +296,8 @@ pub struct Detector {
 
 impl Detector {
     /// A detector whose first second is `now_s` (unix seconds, or any monotonic count).
+    ///
+    /// `start_s` never exceeds `open_s`: both only move forward.
     pub fn new(settings: SpikeSettings, now_s: u64) -> Self {
         let windows: Vec<usize> = settings
             .windows
@@ -379,7 +384,15 @@ impl Detector {
     }
 
     /// Closes every second before `now_s` and runs the test on each; events go to `out`.
+    ///
+    /// A gap longer than [`MAX_CATCH_UP_S`] (a clock that jumped, a process that was stopped)
+    /// is closed as its last [`MAX_CATCH_UP_S`] seconds only: that many empty seconds already
+    /// empty every window and the recent history, so the seconds before them would change
+    /// nothing but would cost a loop per second of the gap.
     pub fn advance(&mut self, now_s: u64, out: &mut Vec<SpikeEvent>) {
+        if now_s.saturating_sub(self.open_s) > MAX_CATCH_UP_S {
+            self.open_s = now_s - MAX_CATCH_UP_S;
+        }
         while self.open_s < now_s {
             let closed = self.open_s;
             for b in 0..self.brands.len() {

@@ -349,3 +349,29 @@ fn a_restart_keeps_the_baseline_and_the_active_spike() {
     g.brand("acme", BrandKind::Brand);
     assert_eq!(g.restore(&saved), 0);
 }
+
+#[test]
+fn a_clock_ten_years_ahead_is_caught_up_in_bounded_work_and_raises_no_alarm() {
+    let mut d = Detector::new(settings(), 0);
+    d.brand("acme", BrandKind::Brand);
+    let before = run(&mut d, 0, 7200, 5, |_| (2.0, 0.4));
+    assert!(before.is_empty());
+    let jump_to = 7200 + 10 * 365 * 86_400;
+    // Closing every second of ten years one by one takes minutes; the catch-up bound makes
+    // it the work of an hour of seconds. The thread and its deadline only tell a hang.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut events = Vec::new();
+        d.advance(jump_to, &mut events);
+        let _ = tx.send((d, events));
+    });
+    let (mut d, events) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the detector catches up on a ten-year jump");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(d.now(), jump_to);
+    // The detector goes on second by second from there.
+    let mut events = Vec::new();
+    d.advance(jump_to + 5, &mut events);
+    assert_eq!(d.now(), jump_to + 5);
+}

@@ -1,0 +1,182 @@
+//! Faults with real `earshot run` processes on loopback: shutdown while the outbox is full
+//! (the endpoint down), a second signal, and panics injected into a worker and into a
+//! delivery (the `fault-injection` feature, which the test command turns on). In every case
+//! the process ends, says what it left, and a restart delivers every mention: none is lost.
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use crate::delivery::{append, log_tail, posts, terminate, wait_for, Endpoint, Setup};
+
+/// Sends `signal` to the process.
+fn kill(child: &Child, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status();
+}
+
+/// Waits for the process to exit by itself, within `limit`; its exit code.
+fn exit_within(child: &mut Child, limit: Duration, setup: &Setup, n: u32) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!(
+        "earshot did not exit within {limit:?}:\n{}",
+        log_tail(setup, n)
+    );
+}
+
+fn log(setup: &Setup, n: u32) -> String {
+    std::fs::read_to_string(setup.dir.join(format!("earshot-{n}.log"))).unwrap_or_default()
+}
+
+/// A setup whose outbox holds at most `max_entries`, and whose endpoint is not up yet.
+fn small_outbox(max_entries: u64) -> Setup {
+    let setup = Setup::new("[queue.noise]\nreposts = false\nstorm = false");
+    let text = std::fs::read_to_string(&setup.config).unwrap().replace(
+        "path = \"state/outbox.redb\"\n",
+        &format!("path = \"state/outbox.redb\"\nmax_entries = {max_entries}\n"),
+    );
+    std::fs::write(&setup.config, text).unwrap();
+    setup
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_full_outbox_ends_a_second_signal_ends_at_once_and_nothing_is_lost() {
+    let setup = small_outbox(20);
+    let (frames, expected) = posts(17, 3000);
+    append(&setup.input, &frames);
+    // The endpoint is down: the outbox fills, the writer waits for room, the workers wait
+    // behind it and the source blocks on a full channel.
+    let mut first = setup.start(1);
+    assert!(
+        wait_for(Duration::from_secs(60), || log(&setup, 1)
+            .contains("the outbox is full"))
+        .await,
+        "the outbox never filled:\n{}",
+        log_tail(&setup, 1)
+    );
+    kill(&first, "-TERM");
+    // Graceful: sources stop, what was routed is committed, the queue tries until the drain
+    // deadline (the endpoint is still down), then the process exits and says what it left.
+    let code = exit_within(&mut first, Duration::from_secs(60), &setup, 1);
+    let text = log(&setup, 1);
+    assert_eq!(code, Some(0), "{}", log_tail(&setup, 1));
+    assert!(
+        text.contains("left in the outbox for the next start: queue all:"),
+        "{}",
+        log_tail(&setup, 1)
+    );
+
+    // Again, with a second SIGTERM right after the first: no drain, exit 130 at once.
+    let mut second = setup.start(2);
+    assert!(
+        wait_for(Duration::from_secs(60), || log(&setup, 2)
+            .contains("the outbox is full"))
+        .await,
+        "the outbox is full again at once:\n{}",
+        log_tail(&setup, 2)
+    );
+    kill(&second, "-TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kill(&second, "-TERM");
+    let code = exit_within(&mut second, Duration::from_secs(20), &setup, 2);
+    assert_eq!(code, Some(130), "{}", log_tail(&setup, 2));
+    let text = log(&setup, 2);
+    assert!(text.contains("second signal"), "{}", log_tail(&setup, 2));
+    assert!(
+        text.contains("undelivered entries stay in the outbox"),
+        "{}",
+        log_tail(&setup, 2)
+    );
+
+    // The endpoint comes back: a third start delivers every mention, from the outbox and from
+    // the input the first runs never got to.
+    let mut endpoint = Endpoint::new(setup.hook_port);
+    endpoint.up().await;
+    let third = setup.start(3);
+    let all = wait_for(Duration::from_secs(120), || endpoint.ids() == expected).await;
+    terminate(third);
+    let got = endpoint.ids();
+    let missing: Vec<_> = expected.difference(&got).take(5).collect();
+    assert!(all, "missing {missing:?}…\n{}", log_tail(&setup, 3));
+    assert_eq!(got, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature (scripts/test.sh turns it on)"
+)]
+async fn a_worker_panic_shuts_down_cleanly_exits_non_zero_and_a_restart_loses_nothing() {
+    let setup = Setup::new("[queue.noise]\nreposts = false\nstorm = false");
+    let (frames, expected) = posts(23, 3000);
+    append(&setup.input, &frames);
+    let mut endpoint = Endpoint::new(setup.hook_port);
+    endpoint.up().await;
+    let mut first = setup.start_with(1, &[("EARSHOT_FAULT_PANIC_WORKER", "3")]);
+    let code = exit_within(&mut first, Duration::from_secs(60), &setup, 1);
+    let text = log(&setup, 1);
+    assert_eq!(code, Some(70), "{}", log_tail(&setup, 1));
+    assert!(
+        text.contains("injected fault: a worker panics on batch 3"),
+        "{}",
+        log_tail(&setup, 1)
+    );
+    assert!(
+        text.contains("earshot shuts down cleanly and exits non-zero"),
+        "{}",
+        log_tail(&setup, 1)
+    );
+    let second = setup.start(2);
+    let all = wait_for(Duration::from_secs(90), || endpoint.ids() == expected).await;
+    terminate(second);
+    let got = endpoint.ids();
+    let missing: Vec<_> = expected.difference(&got).take(5).collect();
+    assert!(all, "missing {missing:?}…\n{}", log_tail(&setup, 2));
+    assert_eq!(got, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature (scripts/test.sh turns it on)"
+)]
+async fn a_panicking_delivery_is_dead_lettered_and_everything_else_is_delivered() {
+    let setup = Setup::new("[queue.noise]\nreposts = false\nstorm = false");
+    let (frames, expected) = posts(29, 2000);
+    append(&setup.input, &frames);
+    let victim = expected.iter().nth(expected.len() / 2).unwrap().clone();
+    let mut endpoint = Endpoint::new(setup.hook_port);
+    endpoint.up().await;
+    let mut first = setup.start_with(1, &[("EARSHOT_FAULT_PANIC_DELIVERY", victim.as_str())]);
+    let code = exit_within(&mut first, Duration::from_secs(60), &setup, 1);
+    assert_eq!(code, Some(70), "{}", log_tail(&setup, 1));
+    assert!(
+        log(&setup, 1).contains("a delivery attempt panicked"),
+        "{}",
+        log_tail(&setup, 1)
+    );
+    // The rest is delivered after a restart; the entry that panicked waits in the
+    // dead-letter store, and a replay (with the bug gone) delivers it.
+    let second = setup.start(2);
+    let mut rest = expected.clone();
+    rest.remove(&victim);
+    let delivered = wait_for(Duration::from_secs(90), || endpoint.ids() == rest).await;
+    assert!(delivered, "{}", log_tail(&setup, 2));
+    let (ok, out, err) = setup.dlq(&["list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&victim), "{out}");
+    assert!(out.contains("the delivery attempt panicked"), "{out}");
+    let (ok, _, err) = setup.dlq(&["replay", "--id", &victim]);
+    assert!(ok, "{err}");
+    let all = wait_for(Duration::from_secs(30), || endpoint.ids() == expected).await;
+    terminate(second);
+    assert!(all, "{}", log_tail(&setup, 2));
+}
