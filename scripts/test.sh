@@ -19,9 +19,25 @@ done
 # Programs some tests run: promtool checks and unit-tests the alerting rules in dashboards/
 # (Debian package `prometheus`), Chromium loads the live dashboard page (`chromium`). apt
 # installs what is missing, as root or through password-less sudo, without asking anything.
+# The browser is $EARSHOT_CHROME when set, else the first of these on PATH; the live page test
+# (pipeline/tests/pipeline/live_page.rs) reads the same variable and searches the same names.
+browsers=(chromium chromium-browser google-chrome-stable google-chrome)
+find_browser() {
+  if [ -n "${EARSHOT_CHROME:-}" ]; then
+    [ -x "$EARSHOT_CHROME" ] && { echo "$EARSHOT_CHROME"; return; }
+    echo "EARSHOT_CHROME=$EARSHOT_CHROME is not an executable file" >&2
+    exit 1
+  fi
+  local name
+  for name in "${browsers[@]}"; do
+    command -v "$name" 2>/dev/null && return
+  done
+  return 0
+}
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+browser=$(find_browser)
+[ -n "$browser" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()
@@ -45,7 +61,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null
     apt_install "${missing[@]}"
   fi
+  browser=$(find_browser)
+  [ -n "$browser" ] || { echo "no ${browsers[*]} on PATH after installing chromium" >&2; exit 1; }
 fi
+export EARSHOT_CHROME="$browser"
+echo "== browser: $EARSHOT_CHROME"
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
