@@ -254,6 +254,60 @@ fn check_reports_spike_settings_errors_with_their_location() {
 }
 
 #[test]
+fn replay_without_a_config_runs_from_any_folder() {
+    // A new user's first run: their own rules and posts in a folder that has no `rules/`, no
+    // routing or scoring file. The embedded default brings its scoring and routing built in.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap();
+    let here = dir.path().canonicalize().unwrap();
+    assert!(!here.starts_with(&repo), "{} is in the repository", here.display());
+    std::fs::write(
+        here.join("my.rules"),
+        "brand skates \"Rocket Skates\"\n  rule skates-talk: \"rocket skates\"\n",
+    )
+    .unwrap();
+    let post = |rkey: &str, text: &str| {
+        format!(
+            r#"{{"did":"did:plc:aaa","time_us":1725911162330509,"kind":"commit","commit":{{"rev":"3l3qo2vpcwufs","operation":"create","collection":"app.bsky.feed.post","rkey":"{rkey}","record":{{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:03.190Z","langs":["en"],"text":"{text}"}},"cid":"bafy"}}}}"#
+        )
+    };
+    let posts = format!(
+        "{}\n{}\n",
+        post("3l3qo2v6show4", "my rocket skates broke on day one, terrible"),
+        post("3l3qo2v6show5", "a quiet day at the lake")
+    );
+    std::fs::write(here.join("posts.ndjson"), posts).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_earshot"))
+        .current_dir(&here)
+        .env("EARSHOT_LOG", "warn")
+        .args(["replay", "--rules", "my.rules", "posts.ndjson"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert_eq!(lines[0]["matches"][0]["brand"], "skates", "{stdout}");
+    assert_eq!(lines[0]["sentiment"]["label"], "negative", "{stdout}");
+    // Routed by the built-in routing file.
+    assert_eq!(lines[0]["queues"], serde_json::json!(["stdout"]), "{stdout}");
+    // Nothing was written beside the user's files.
+    let mut names: Vec<String> = std::fs::read_dir(&here)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["my.rules", "posts.ndjson"]);
+}
+
+#[test]
 fn check_reports_each_rule_mistake_then_each_failing_example() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("acme.rules");
