@@ -22,6 +22,9 @@
 //! - [`demo`]: the embedded firehose simulator and webhook receiver behind `earshot demo`.
 //! - [`shutdown`], [`tls`]: process plumbing.
 #![deny(missing_docs)]
+// Unsafe code only where a module allows it, and every block says why it is sound.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod admin;
 pub mod app;

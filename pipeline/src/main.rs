@@ -1,4 +1,5 @@
 //! The `earshot` command: parses the CLI, sets up logging, loads config and runs.
+#![forbid(unsafe_code)]
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
