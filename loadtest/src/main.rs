@@ -2,6 +2,10 @@
 //! test. The runner re-executes this binary for the firehose and the receiver so the three
 //! roles and earshot run as four processes, and none of them steals the others' threads or
 //! allocator; see `loadtest/README.md`.
+// Unsafe code only where a module allows it (the runner's kill(2)), and every block says why
+// it is sound.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod firehose;
 mod receiver;

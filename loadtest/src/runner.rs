@@ -88,6 +88,7 @@ impl Drop for Children {
 }
 
 #[cfg(unix)]
+#[allow(unsafe_code)] // kill(2) through libc: see SAFETY below
 fn terminate(child: &mut Child) {
     // SAFETY: kill(2) on the pid of a child we own and have not reaped.
     unsafe {

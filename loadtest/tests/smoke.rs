@@ -1,6 +1,7 @@
 //! End to end: `earshot-loadtest run loadtest/cases/smoke` against the real earshot binary,
 //! as separate processes on loopback, and every mention of both steps must arrive; and the
 //! `spikes` subcommand as a user runs it.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

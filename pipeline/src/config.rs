@@ -33,6 +33,24 @@ use crate::stage::spike::SpikeSettings;
 /// routed mentions on stdout. `earshot run` without `--config` uses it.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
+/// The routing file the embedded default names (`rules/routing.toml`), built into the binary
+/// so that a command run without `--config` reads nothing from its working directory but the
+/// rules: the embedded default takes this copy where a config file would read the file.
+pub const DEFAULT_ROUTING_TOML: &str = include_str!("../../rules/routing.toml");
+
+/// The name errors give the built-in routing file.
+const DEFAULT_ROUTING_NAME: &str = "<embedded rules/routing.toml>";
+
+/// Where a config's scoring and routing files come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Companions {
+    /// The files its `[scoring]` and `[routing]` paths name.
+    Files,
+    /// The copies built into the binary (the embedded default): the paths are dropped, so
+    /// neither is read from disk, now or on reload.
+    BuiltIn,
+}
+
 /// `[pipeline]`: workers and the channel between sources and workers.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -375,12 +393,29 @@ impl Config {
 
     /// The embedded default, with relative paths resolved against `base` (the working
     /// directory for `earshot run` without `--config`).
+    /// Its scoring and routing files are the copies built into the binary (the scorer's own
+    /// and [`DEFAULT_ROUTING_TOML`]), so only the rules are read from `base`.
     pub fn embedded(base: &Path) -> Result<Config, ConfigErrors> {
-        Config::parse("<embedded default.toml>", DEFAULT_TOML, base)
+        Config::parse_with(
+            "<embedded default.toml>",
+            DEFAULT_TOML,
+            base,
+            Companions::BuiltIn,
+        )
     }
 
     /// Parses and validates config text; `base` resolves relative paths.
     pub fn parse(file: &str, text: &str, base: &Path) -> Result<Config, ConfigErrors> {
+        Config::parse_with(file, text, base, Companions::Files)
+    }
+
+    /// [`Config::parse`], with the scoring and routing files taken from `companions`.
+    fn parse_with(
+        file: &str,
+        text: &str,
+        base: &Path,
+        companions: Companions,
+    ) -> Result<Config, ConfigErrors> {
         let mut report = Report {
             file,
             text,
@@ -467,9 +502,23 @@ impl Config {
         // The routing file's queues and routes join those of this file.
         let mut routing_errors = Vec::new();
         let mut file_queues = 0;
-        if let Some(path) = config.routing.path.clone() {
+        if companions == Companions::BuiltIn {
+            config.scoring.path = None;
+        }
+        let routing_path = match companions {
+            Companions::Files => config.routing.path.clone(),
+            Companions::BuiltIn => config.routing.path.take(),
+        };
+        if let Some(path) = routing_path {
             let inline: Vec<&str> = config.queues.iter().map(|q| q.id.as_str()).collect();
-            match Routing::load(&path, &inline) {
+            let routing = match companions {
+                Companions::Files => Routing::load(&path, &inline),
+                Companions::BuiltIn => {
+                    let folder = path.parent().unwrap_or(base);
+                    Routing::parse(DEFAULT_ROUTING_NAME, DEFAULT_ROUTING_TOML, folder, &inline)
+                }
+            };
+            match routing {
                 Ok(r) => {
                     file_queues = r.queues.len();
                     config.queues.extend(r.queues);
@@ -632,12 +681,24 @@ impl Routing {
                 message: format!("cannot read the routing file: {e}"),
             }])
         })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        Routing::parse(&file, &text, base, known)
+    }
+
+    /// Validates routing-file text named `file` in errors; relative paths in it resolve
+    /// against `base`.
+    pub fn parse(
+        file: &str,
+        text: &str,
+        base: &Path,
+        known: &[&str],
+    ) -> Result<Routing, ConfigErrors> {
         let mut report = Report {
-            file: &file,
-            text: &text,
+            file,
+            text,
             errors: Vec::new(),
         };
-        let (root, syntax) = DeTable::parse_recoverable(&text);
+        let (root, syntax) = DeTable::parse_recoverable(text);
         for e in &syntax {
             report.toml(e, "");
         }
@@ -667,7 +728,6 @@ impl Routing {
             }
         }
         validate_queues(&mut report, &routing.queues, &queue_spans);
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for q in &mut routing.queues {
             for p in [&mut q.path, &mut q.template].into_iter().flatten() {
                 if p.is_relative() {

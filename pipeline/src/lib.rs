@@ -23,6 +23,9 @@
 //! - [`health`]: which parts run, what keeps earshot from being ready, the panic policy.
 //! - [`shutdown`], [`tls`], [`redact`]: process plumbing.
 #![deny(missing_docs)]
+// Unsafe code only where a module allows it, and every block says why it is sound.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod admin;
 pub mod app;

@@ -1,4 +1,5 @@
 //! The `earshot` command: parses the CLI, sets up logging, loads config and runs.
+#![forbid(unsafe_code)]
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -43,7 +44,8 @@ enum Command {
         #[arg(long)]
         rules: Vec<PathBuf>,
     },
-    /// Run the pipeline over NDJSON files or stdin: one JSON line per matched post on stdout,
+    /// Run the pipeline over recorded posts (NDJSON, JSON documents or JSON arrays, from files
+    /// or stdin): one JSON line per matched post on stdout,
     /// a summary on stderr. Routes are evaluated but nothing is delivered.
     ///
     /// With --baseline-rules: backtest a rule change instead. Every post is matched by the
@@ -75,7 +77,8 @@ enum Command {
         /// Count only: do not print matched posts.
         #[arg(long, short, conflicts_with = "baseline_rules")]
         quiet: bool,
-        /// NDJSON files; none or `-` reads stdin.
+        /// Input files: NDJSON, JSON documents (pretty-printed or not), or JSON arrays of
+        /// them (a page of statuses); none or `-` reads stdin.
         inputs: Vec<PathBuf>,
     },
     /// Dead letters: what a queue gave up on (attempts exhausted, refused by the endpoint, or
@@ -331,6 +334,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             .into_iter()
             .map(|path| FileOptions {
                 max_frame_bytes: config.limits.max_frame_bytes,
+                max_json_depth: config.limits.max_json_depth,
                 ..FileOptions::new(path)
             })
             .collect();

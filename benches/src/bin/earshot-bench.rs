@@ -12,6 +12,7 @@
 //! the first's, and reports the ratio of the two: on a shared machine whose speed drifts by a
 //! quarter between runs, only rounds taken side by side compare (how the scale target of
 //! 100k against 1k terms is measured).
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! - [`Comparer`] runs one frame through decode (with the worker's format detection, so a
 //!   frame decodes here exactly as in `earshot replay`) → normalize → match by both sets →
 //!   [`Backtest::record`]. No I/O, no clock.
-//! - [`run`] reads the inputs through the file source (same line framing, `max_frame_bytes`
+//! - [`run`] reads the inputs through the file source (same framing, `max_frame_bytes`
 //!   and skip reasons as `earshot replay`) and times the whole. One thread matches, so posts
 //!   are recorded in input order and the examples kept are the first ones.
 //!

@@ -1,13 +1,17 @@
-//! NDJSON from a file or stdin: replays, tests, `earshot replay`, pipes.
+//! Recorded posts from a file or stdin: replays, tests, `earshot replay`, pipes.
 //!
-//! Input → output: a file (or `-` for stdin), read in large blocks → one frame per non-blank
-//! line, each batch carrying [`Position::Offset`]: the byte offset just after its last line,
-//! where a restart resumes (`start_offset`). A line over `max_frame_bytes` is counted
-//! [`SkipReason::Oversize`] and discarded as it is read; a last line without a newline is
-//! still a frame. Without `follow` the source returns `Ok` at the end of the input, after
-//! flushing; with it, it waits for the file to grow (`tail -f`, polling every `poll_interval`,
-//! flushing before each wait) until shutdown, and never hands on a last line that may still be
-//! being written.
+//! Input → output: a file (or `-` for stdin), read in large blocks → frames, each batch
+//! carrying [`Position::Offset`]: the byte offset just after its last frame, where a restart
+//! resumes (`start_offset`). The input may be NDJSON (one frame per non-blank line), one or more
+//! JSON documents however they are laid out (a pretty-printed API answer is one frame), or a
+//! JSON array whose elements are the frames: [`Framer`] tells them apart by their first bytes.
+//! A frame over `max_frame_bytes` or nested deeper than `max_json_depth` is counted
+//! ([`SkipReason::Oversize`], [`SkipReason::TooDeep`]) and discarded as it is read; so is
+//! input cut off inside a document ([`SkipReason::InvalidJson`], with a warning naming the
+//! offset). A last line without a newline is still a frame. Without `follow` the source returns
+//! `Ok` at the end of the input, after flushing; with it, it reads NDJSON only, waits for the
+//! file to grow (`tail -f`, polling every `poll_interval`, flushing before each wait) until
+//! shutdown, and never hands on a last line that may still be being written.
 //!
 //! Why large blocks: tokio reads files on its blocking pool, one hand-off per read, so a
 //! 1 MiB read (over a thousand Jetstream frames) makes that cost vanish; the block buffer is
@@ -23,8 +27,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 use super::batch::Position;
 use super::emit::Emitter;
 use super::error::SourceError;
+use super::framing::{Framer, Piece};
 use super::http_client::nonzero;
-use super::lines::{Line, LineSplitter};
 use crate::shutdown::Shutdown;
 use crate::skip::SkipReason;
 
@@ -34,9 +38,13 @@ use crate::skip::SkipReason;
 pub struct FileOptions {
     /// The file to read, or `-` for stdin.
     pub path: PathBuf,
-    /// Longest line handed on; a longer one is counted Oversize. 1 MiB, as for the streams.
+    /// Longest frame handed on; a longer one is counted Oversize. 1 MiB, as for the streams.
     #[serde(default = "default_max_frame_bytes")]
     pub max_frame_bytes: usize,
+    /// Deepest nesting of a JSON document the reader buffers (a deeper one is counted TooDeep
+    /// as it is read); 64, as `[limits] max_json_depth`.
+    #[serde(default = "default_max_json_depth")]
+    pub max_json_depth: usize,
     /// Keep reading as the file grows instead of ending at its end.
     #[serde(default)]
     pub follow: bool,
@@ -55,6 +63,10 @@ fn default_max_frame_bytes() -> usize {
     1 << 20
 }
 
+fn default_max_json_depth() -> usize {
+    64
+}
+
 fn default_read_buffer_bytes() -> usize {
     1 << 20
 }
@@ -69,6 +81,7 @@ impl FileOptions {
         Self {
             path: path.into(),
             max_frame_bytes: default_max_frame_bytes(),
+            max_json_depth: default_max_json_depth(),
             follow: false,
             start_offset: 0,
             read_buffer_bytes: default_read_buffer_bytes(),
@@ -109,7 +122,7 @@ impl FileOptions {
         Ok(Box::pin(file))
     }
 
-    /// Reads the input, handing on its lines; returns `Ok` at its end (without `follow`) or
+    /// Reads the input, handing on its frames; returns `Ok` at its end (without `follow`) or
     /// on shutdown, after flushing the partial batch. Errors: the file cannot be opened or
     /// read, bad options, a closed channel.
     pub async fn run(
@@ -124,8 +137,14 @@ impl FileOptions {
         let source = emitter.source();
         emitter.stats().record_connect();
         tracing::info!(source, path = %self.path.display(), offset = self.start_offset, "reading");
-        let mut splitter = LineSplitter::new(self.max_frame_bytes);
-        splitter.reset(self.start_offset);
+        let (max, depth, start) = (self.max_frame_bytes, self.max_json_depth, self.start_offset);
+        // A file being followed may end in a document still being written: lines only.
+        let mut framer = if self.follow {
+            Framer::lines_only(max, depth, start)
+        } else {
+            Framer::new(max, depth, start)
+        };
+        let path = self.path.as_path();
         let mut buf = vec![0u8; self.read_buffer_bytes];
         loop {
             let read = tokio::select! {
@@ -139,7 +158,7 @@ impl FileOptions {
             };
             if read == 0 {
                 if !self.follow {
-                    splitter.finish(&mut |line| hand_on(line, &mut emitter))?;
+                    framer.finish(&mut |piece| hand_on(piece, path, &mut emitter))?;
                     tracing::info!(source, path = %self.path.display(), "end of input");
                     break;
                 }
@@ -150,18 +169,29 @@ impl FileOptions {
                     _ = tokio::time::sleep(self.poll_interval) => continue,
                 }
             }
-            splitter.feed(&buf[..read], &mut |line| hand_on(line, &mut emitter))?;
+            framer.feed(&buf[..read], &mut |piece| {
+                hand_on(piece, path, &mut emitter)
+            })?;
         }
         emitter.stats().record_disconnect();
         emitter.flush().await
     }
 }
 
-fn hand_on(line: Line<'_>, emitter: &mut Emitter) -> Result<(), SourceError> {
-    match line {
-        Line::Frame { bytes, end } => emitter.push(bytes, Some(Position::Offset(end))),
-        Line::Oversize => {
-            emitter.skip(SkipReason::Oversize);
+fn hand_on(piece: Piece<'_>, path: &Path, emitter: &mut Emitter) -> Result<(), SourceError> {
+    match piece {
+        Piece::Frame { bytes, end } => emitter.push(bytes, end.map(Position::Offset)),
+        Piece::Skip {
+            reason,
+            len,
+            at,
+            why,
+        } => {
+            if reason == SkipReason::InvalidJson {
+                // Cut-off input is a fault of the input as a whole: say where.
+                tracing::warn!(source = emitter.source(), path = %path.display(), offset = at, "{why}; skipped");
+            }
+            emitter.skip_len(reason, len);
             Ok(())
         }
     }
@@ -330,6 +360,51 @@ mod tests {
         let frames: Vec<Vec<u8>> = batches.iter().flat_map(testutil::frames_of).collect();
         assert_eq!(frames, lines);
         assert_eq!(skips.total(), 0);
+    }
+
+    #[tokio::test]
+    async fn documents_and_arrays_are_read_as_frames() {
+        // A pretty-printed document is one frame, resumable after it.
+        let status = testutil::fixture_bytes("mastodon-status.json");
+        let doc = status.trim_ascii_end();
+        let o = FileOptions::new(testutil::fixture("mastodon-status.json"));
+        let (batches, skips) = read_all(o, 8).await;
+        let frames: Vec<Vec<u8>> = batches.iter().flat_map(testutil::frames_of).collect();
+        assert_eq!(frames, [doc.to_vec()]);
+        let end = Position::Offset(doc.len() as u64);
+        assert_eq!(batches.last().and_then(|b| b.position), Some(end));
+        assert_eq!(skips.total(), 0);
+        // An array's elements are the frames; only the batch that ends the array carries a
+        // position, since resuming inside the array would start mid-array.
+        let lines = testutil::fixture_lines("jetstream-sample.ndjson");
+        let mut array = b"[".to_vec();
+        array.extend(lines.join(&b",\n  "[..]));
+        array.extend(b"]\n");
+        let f = temp_with(&array);
+        let (batches, skips) = read_all(FileOptions::new(f.path()), 64).await;
+        let frames: Vec<Vec<u8>> = batches.iter().flat_map(testutil::frames_of).collect();
+        assert_eq!(frames, lines);
+        assert_eq!(skips.total(), 0);
+        let positions: Vec<_> = batches.iter().map(|b| b.position).collect();
+        let (last, before) = positions.split_last().unwrap();
+        assert_eq!(*last, Some(Position::Offset(array.len() as u64 - 1)));
+        assert!(before.iter().all(Option::is_none), "{positions:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follow_reads_lines_only() {
+        let f = temp_with(b"{\n\"a\":1}\n");
+        let mut o = FileOptions::new(f.path());
+        o.follow = true;
+        o.poll_interval = Duration::from_millis(5);
+        let (emitter, rx, _stats) = testutil::emitter(64, 8);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let source = tokio::spawn(o.run(emitter, shutdown));
+        let (frames, _) = testutil::recv_frames(&rx, 2).await;
+        assert_eq!(frames, vec![b"{".to_vec(), b"\"a\":1}".to_vec()]);
+        trigger.trigger();
+        let result = tokio::time::timeout(testutil::TEST_TIMEOUT, source).await;
+        result.expect("stops").expect("no panic").expect("Ok");
     }
 
     #[tokio::test]

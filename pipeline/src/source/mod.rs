@@ -11,6 +11,7 @@ pub mod duration;
 pub mod emit;
 pub mod error;
 pub mod file;
+pub mod framing;
 pub mod http_client;
 pub mod http_stream;
 pub mod jetstream;

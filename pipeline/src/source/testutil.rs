@@ -17,20 +17,12 @@ use super::emit::{Emitter, SourceStats};
 /// but a hang ends with a message.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `<ancestor>/shared/fixtures/formats/<name>`, found by walking up from the crate.
+/// `pipeline/tests/fixtures/formats/<name>`: the recorded format samples (see SOURCES.md
+/// there).
 pub fn fixture(name: &str) -> PathBuf {
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        let candidate = dir.join("shared/fixtures/formats");
-        if candidate.is_dir() {
-            return candidate.join(name);
-        }
-        assert!(
-            dir.pop(),
-            "no shared/fixtures/formats above {}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/formats")
+        .join(name)
 }
 
 /// The bytes of a fixture.

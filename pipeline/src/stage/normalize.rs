@@ -1032,9 +1032,7 @@ mod tests {
 
     #[test]
     fn fixture_texts_normalize_consistently() {
-        let Some(dir) = fixtures_dir() else {
-            panic!("shared/fixtures/formats not found above CARGO_MANIFEST_DIR");
-        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats");
         let raw = std::fs::read_to_string(dir.join("jetstream-sample.ndjson"))
             .expect("read jetstream sample");
         let mut n = Normalized::new();
@@ -1269,16 +1267,5 @@ mod tests {
     fn ascii_is_subsequence(a: &str, b: &str) -> bool {
         let mut b = b.chars();
         a.chars().filter(char::is_ascii).all(|c| b.any(|d| d == c))
-    }
-
-    fn fixtures_dir() -> Option<std::path::PathBuf> {
-        let mut dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        loop {
-            let candidate = dir.join("shared/fixtures/formats");
-            if candidate.is_dir() {
-                return Some(candidate);
-            }
-            dir = dir.parent()?;
-        }
     }
 }

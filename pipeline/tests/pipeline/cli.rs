@@ -62,13 +62,145 @@ fn replay_decodes_the_x_stream_and_counts_the_error_line() {
     assert_eq!(s["skipped stream_error"], 1, "{stderr}");
 }
 
+/// `earshot replay --quiet [args] <input>`: exit status checked, the summary counts and the
+/// whole stderr.
+fn replay_file(
+    args: &[&str],
+    input: &std::path::Path,
+) -> (std::collections::BTreeMap<String, u64>, String) {
+    let out = earshot()
+        .args(["replay", "--quiet"])
+        .args(args)
+        .arg(input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (summary(&stderr), stderr)
+}
+
+/// The fixture's text, and its non-empty lines.
+fn fixture_text(name: &str) -> (String, Vec<String>) {
+    let text = std::fs::read_to_string(support::fixtures().join(name)).unwrap();
+    let lines = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    (text, lines)
+}
+
+#[test]
+fn replay_reads_a_pretty_printed_mastodon_status_as_one_frame() {
+    // As the API returns it (and as the documentation prints it): one status over 100 lines.
+    let (text, lines) = fixture_text("mastodon-status.json");
+    assert!(lines.len() > 50, "the fixture is pretty-printed");
+    let (s, stderr) = replay_file(&[], &support::fixtures().join("mastodon-status.json"));
+    assert_eq!(s["frames"], 1, "{stderr}");
+    assert_eq!(s["posts"], 1, "{stderr}");
+    assert_eq!(s["skipped"], 0, "{stderr}");
+    // The same status through stdin, matched by a rule on its text.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("bank.rules");
+    std::fs::write(
+        &rules,
+        "brand bank \"Bank\"\n  rule bank-talk: \"sort code\"\n",
+    )
+    .unwrap();
+    let (mentions, stdout) = replay_stdin_as(&["--rules", rules.to_str().unwrap()], &text);
+    assert_eq!(mentions.len(), 1, "{stdout}");
+    assert_eq!(mentions[0]["post"]["platform"], "mastodon", "{stdout}");
+    assert_eq!(mentions[0]["matches"][0]["brand"], "bank", "{stdout}");
+}
+
+#[test]
+fn replay_reads_json_arrays_of_x_and_mastodon_items() {
+    let dir = tempfile::tempdir().unwrap();
+    // A page of X v2 stream items: the fixture's lines as one array, laid out over lines.
+    let (_, x_lines) = fixture_text("x-v2-stream.ndjson");
+    let x_page = dir.path().join("x-page.json");
+    std::fs::write(&x_page, format!("[\n{}\n]\n", x_lines.join(",\n"))).unwrap();
+    let (s, stderr) = replay_file(&[], &x_page);
+    // As the NDJSON: 8 tweets and the stream error object.
+    assert_eq!(s["frames"], 9, "{stderr}");
+    assert_eq!(s["posts"], 8, "{stderr}");
+    assert_eq!(s["skipped stream_error"], 1, "{stderr}");
+    // A page of Mastodon statuses, pretty-printed as an API returns a timeline.
+    let (first, _) = fixture_text("mastodon-status.json");
+    let (second, _) = fixture_text("mastodon-status-hello-world.json");
+    let statuses = dir.path().join("statuses.json");
+    std::fs::write(&statuses, format!("[{}, {}]", first.trim(), second.trim())).unwrap();
+    let (s, stderr) = replay_file(&[], &statuses);
+    assert_eq!(s["frames"], 2, "{stderr}");
+    assert_eq!(s["posts"], 2, "{stderr}");
+    assert_eq!(s["skipped"], 0, "{stderr}");
+}
+
+#[test]
+fn replay_skips_an_oversize_array_element_and_reads_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, _) = fixture_text("mastodon-status.json");
+    let (second, _) = fixture_text("mastodon-status-hello-world.json");
+    // Over the embedded default's 1 MiB `max_frame_bytes`.
+    let big = format!("{{\"content\": \"{}\"}}", "x".repeat(2 << 20));
+    let path = dir.path().join("page.json");
+    std::fs::write(
+        &path,
+        format!("[{}, {big}, {}]", first.trim(), second.trim()),
+    )
+    .unwrap();
+    let (s, stderr) = replay_file(&[], &path);
+    assert_eq!(s["frames"], 3, "{stderr}");
+    assert_eq!(s["posts"], 2, "{stderr}");
+    assert_eq!(s["skipped oversize"], 1, "{stderr}");
+    assert_eq!(s["skipped"], 1, "{stderr}");
+}
+
+#[test]
+fn replay_counts_truncated_json_and_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, x_lines) = fixture_text("x-v2-stream.ndjson");
+    // The array is cut off in the middle of its fourth element.
+    let whole = format!("[\n{}\n]\n", x_lines[..4].join(",\n"));
+    let cut = whole.len() - x_lines[3].len() / 2;
+    let path = dir.path().join("cut.json");
+    std::fs::write(&path, &whole[..cut]).unwrap();
+    let (s, stderr) = replay_file(&[], &path);
+    assert_eq!(s["frames"], 4, "{stderr}");
+    assert_eq!(s["posts"], 3, "{stderr}");
+    assert_eq!(s["skipped invalid_json"], 1, "{stderr}");
+    assert!(
+        stderr.contains("JSON cut off at the end of the input"),
+        "{stderr}"
+    );
+    // A pretty-printed document cut off the same way.
+    let (status, _) = fixture_text("mastodon-status.json");
+    let path = dir.path().join("cut-status.json");
+    std::fs::write(&path, &status[..status.len() / 2]).unwrap();
+    let (s, stderr) = replay_file(&[], &path);
+    assert_eq!(s["frames"], 1, "{stderr}");
+    assert_eq!(s["posts"], 0, "{stderr}");
+    assert_eq!(s["skipped invalid_json"], 1, "{stderr}");
+    assert!(
+        stderr.contains("JSON cut off at the end of the input"),
+        "{stderr}"
+    );
+}
+
 /// Runs `earshot replay [args] --format jetstream -` on `input`; the mentions it prints and
 /// its whole stdout.
 fn replay_stdin(args: &[&str], input: &str) -> (Vec<serde_json::Value>, String) {
+    let mut all = args.to_vec();
+    all.extend(["--format", "jetstream"]);
+    replay_stdin_as(&all, input)
+}
+
+/// Runs `earshot replay [args] -` on `input`; the mentions it prints and its whole stdout.
+fn replay_stdin_as(args: &[&str], input: &str) -> (Vec<serde_json::Value>, String) {
     let mut child = earshot()
         .arg("replay")
         .args(args)
-        .args(["--format", "jetstream", "-"])
+        .arg("-")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -133,6 +265,71 @@ fn replay_prints_one_contract_line_per_matched_post() {
         .any(|r| r["feature"] == "direct_address"));
     assert!(m["mention_id"].as_str().unwrap().starts_with("m_"));
     assert_eq!(m["queues"], serde_json::json!(["stdout"]));
+}
+
+#[test]
+fn replay_without_a_config_runs_from_any_folder() {
+    // A new user's first run: their own rules and posts in a folder that has no `rules/`, no
+    // routing or scoring file. The embedded default brings its scoring and routing built in.
+    let dir = tempfile::tempdir().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap();
+    let here = dir.path().canonicalize().unwrap();
+    assert!(
+        !here.starts_with(&repo),
+        "{} is in the repository",
+        here.display()
+    );
+    std::fs::write(
+        here.join("my.rules"),
+        "brand skates \"Rocket Skates\"\n  rule skates-talk: \"rocket skates\"\n",
+    )
+    .unwrap();
+    let post = |rkey: &str, text: &str| {
+        format!(
+            r#"{{"did":"did:plc:aaa","time_us":1725911162330509,"kind":"commit","commit":{{"rev":"3l3qo2vpcwufs","operation":"create","collection":"app.bsky.feed.post","rkey":"{rkey}","record":{{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:03.190Z","langs":["en"],"text":"{text}"}},"cid":"bafy"}}}}"#
+        )
+    };
+    let posts = format!(
+        "{}\n{}\n",
+        post(
+            "3l3qo2v6show4",
+            "my rocket skates broke on day one, terrible"
+        ),
+        post("3l3qo2v6show5", "a quiet day at the lake")
+    );
+    std::fs::write(here.join("posts.ndjson"), posts).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_earshot"))
+        .current_dir(&here)
+        .env("EARSHOT_LOG", "warn")
+        .args(["replay", "--rules", "my.rules", "posts.ndjson"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert_eq!(lines[0]["matches"][0]["brand"], "skates", "{stdout}");
+    assert_eq!(lines[0]["sentiment"]["label"], "negative", "{stdout}");
+    // Routed by the built-in routing file.
+    assert_eq!(
+        lines[0]["queues"],
+        serde_json::json!(["stdout"]),
+        "{stdout}"
+    );
+    // Nothing was written beside the user's files.
+    let mut names: Vec<String> = std::fs::read_dir(&here)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["my.rules", "posts.ndjson"]);
 }
 
 #[test]

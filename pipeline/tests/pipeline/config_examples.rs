@@ -125,3 +125,21 @@ fn a_routing_file_resolves_its_paths_once_and_reports_its_own_places() {
         "{errors}"
     );
 }
+
+#[test]
+fn the_embedded_default_takes_its_scoring_and_routing_from_the_binary() {
+    // Loaded in a folder that has neither file: only the rules path points into it.
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::embedded(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.rules.paths, [dir.path().join("rules")]);
+    assert_eq!(config.scoring.path, None, "the scorer's built-in copy");
+    assert_eq!(config.routing.path, None, "nothing to read again on reload");
+    let ids: Vec<&str> = config.queues.iter().map(|q| q.id.as_str()).collect();
+    assert_eq!(ids, ["stdout"]);
+    assert_eq!(config.queues[0].sink, SinkKind::Stdout);
+    assert_eq!(config.routes.len(), 1);
+    // The built-in copy is the repository's routing file.
+    let file = Routing::load(&repo().join("rules/routing.toml"), &[]).unwrap();
+    assert_eq!(config.queues, file.queues);
+    assert_eq!(config.routes, file.routes);
+}

@@ -1,4 +1,4 @@
-//! The live dashboard in a real browser (Debian's Chromium, driven over the DevTools
+//! The live dashboard in a real browser (Chromium or Chrome, driven over the DevTools
 //! protocol): the page is only useful if its script runs under its own Content-Security-
 //! Policy, follows the event stream and draws what responders read, which no router test
 //! can show.
@@ -20,15 +20,45 @@ use headless_chrome::{Browser, LaunchOptions, Tab};
 
 use crate::support::earshot;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// The browsers the test drives, in the order it looks for them on `PATH` when
+/// `EARSHOT_CHROME` does not name one; `scripts/test.sh` searches the same names and passes
+/// what it found (or installed) in `EARSHOT_CHROME`.
+const BROWSERS: [&str; 4] = [
+    "chromium",
+    "chromium-browser",
+    "google-chrome-stable",
+    "google-chrome",
+];
+
+/// The browser executable: `EARSHOT_CHROME` when set, else the first of [`BROWSERS`] on
+/// `PATH`.
+fn browser_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("EARSHOT_CHROME").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "EARSHOT_CHROME={} is not a file",
+            path.display()
+        );
+        return path;
+    }
+    let dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    BROWSERS
+        .iter()
+        .find_map(|name| dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no browser: the live dashboard test drives Chromium; set EARSHOT_CHROME to its \
+                 executable or put one of {BROWSERS:?} on PATH (scripts/test.sh installs \
+                 Debian's chromium)"
+            )
+        })
+}
 
 /// A headless Chromium with a fresh profile, no network beyond what the page asks for.
 fn launch() -> (Browser, tempfile::TempDir) {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: the live dashboard test drives Debian's Chromium; \
-         scripts/test.sh installs it (apt-get install chromium)"
-    );
     let profile = tempfile::Builder::new()
         .prefix("earshot-chromium-")
         .tempdir()
@@ -45,7 +75,7 @@ fn launch() -> (Browser, tempfile::TempDir) {
     .map(OsStr::new)
     .collect();
     let options = LaunchOptions::default_builder()
-        .path(Some(PathBuf::from(CHROMIUM)))
+        .path(Some(browser_path()))
         .headless(true)
         .sandbox(false)
         .args(args)

@@ -1,4 +1,5 @@
 //! Integration tests: one binary (link time), real components on 127.0.0.1 port 0.
+#![forbid(unsafe_code)]
 
 mod backtest;
 mod cli;

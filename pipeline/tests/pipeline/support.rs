@@ -23,22 +23,9 @@ pub fn earshot() -> Command {
     c
 }
 
-/// `shared/fixtures/formats`, found by walking up from the crate (works in a checkout with
-/// `shared/` beside it and in CI's clean clone).
+/// `pipeline/tests/fixtures/formats`: the recorded format samples (see SOURCES.md there).
 pub fn fixtures() -> PathBuf {
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        let candidate = dir.join("shared/fixtures/formats");
-        if candidate.is_dir() {
-            return candidate;
-        }
-        if !dir.pop() {
-            panic!(
-                "shared/fixtures/formats not found above {}",
-                env!("CARGO_MANIFEST_DIR")
-            );
-        }
-    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats")
 }
 
 /// The repository's `rules/` folder.

@@ -427,6 +427,7 @@ fn unescape_one(s: &[u8]) -> (char, usize) {
 /// `doc.len()`), noting in `non_ascii` whether a byte ≥ 0x80 came before it.
 #[cfg(target_arch = "x86_64")]
 #[inline]
+#[allow(unsafe_code)] // calls the SSE2 version: see SAFETY below
 fn find_special(doc: &[u8], at: usize, non_ascii: &mut bool) -> usize {
     // SAFETY: SSE2 is part of the x86-64 baseline: every CPU this code runs on has it.
     unsafe { find_special_sse2(doc, at, non_ascii) }

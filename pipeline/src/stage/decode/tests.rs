@@ -33,22 +33,13 @@ pub(super) fn check_links(post: &Post<'_>) {
 // Fixtures and goldens
 // ---------------------------------------------------------------------------------------
 
-/// Files of the fixture folder that are not decode goldens: Jetstream capture metadata and
-/// its zstd dictionary.
-const NOT_DECODED: [&str; 3] = [
-    "SOURCES.md",
-    "jetstream-sample.manifest.json",
-    "jetstream-zstd-dictionary.zdict",
-];
+/// Files of the fixture folder that are not decode goldens: where the samples come from, and
+/// Jetstream capture metadata.
+const NOT_DECODED: [&str; 2] = ["SOURCES.md", "jetstream-sample.manifest.json"];
 
-/// `<ancestor>/shared/fixtures/formats` of the crate.
+/// `pipeline/tests/fixtures/formats`: the recorded format samples (see SOURCES.md there).
 pub(super) fn fixtures_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|a| a.join("shared/fixtures/formats"))
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| panic!("no shared/fixtures/formats above {}", manifest.display()))
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats")
 }
 
 fn golden_dir() -> PathBuf {
