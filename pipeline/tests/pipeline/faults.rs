@@ -2,6 +2,8 @@
 //! (the endpoint down), a second signal, and panics injected into a worker and into a
 //! delivery (the `fault-injection` feature, which the test command turns on). In every case
 //! the process ends, says what it left, and a restart delivers every mention: none is lost.
+//! And a disk that fills up for real (a small tmpfs, mounted as root) holds the pipeline until
+//! there is room again, without a restart.
 
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -179,4 +181,112 @@ async fn a_panicking_delivery_is_dead_lettered_and_everything_else_is_delivered(
     let all = wait_for(Duration::from_secs(30), || endpoint.ids() == expected).await;
     terminate(second);
     assert!(all, "{}", log_tail(&setup, 2));
+}
+
+/// A tmpfs of `size` mounted on `dir` for the life of the value (the test runs as root, as
+/// the test command does).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount runs");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs to fill a disk for real, which needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(dir.to_path_buf())
+    }
+
+    fn resize(&self, size: &str) {
+        let out = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// `/readyz` of the process: status and body.
+async fn readyz(setup: &Setup) -> (u16, String) {
+    earshot::tls::ensure_crypto_provider();
+    let client = reqwest::Client::new();
+    match client
+        .get(format!("http://127.0.0.1:{}/readyz", setup.admin_port))
+        .bearer_auth("test-token")
+        .send()
+        .await
+    {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_holds_the_pipeline_until_there_is_room_and_loses_nothing() {
+    let setup = Setup::new("[queue.noise]\nreposts = false\nstorm = false");
+    let disk = Tmpfs::mount(&setup.dir.join("state"), "256k");
+    let (frames, expected) = posts(31, 8000);
+    append(&setup.input, &frames);
+    // The endpoint is down, so every mention stays in the outbox until the disk is full.
+    let child = setup.start(1);
+    assert!(
+        wait_for(Duration::from_secs(60), || log(&setup, 1)
+            .contains("cannot write to the outbox"))
+        .await,
+        "the disk never filled:\n{}",
+        log_tail(&setup, 1)
+    );
+    // While the disk stays full, every retry fails: the pipeline waits and says why.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !log(&setup, 1).contains("the outbox takes writes again"),
+        "{}",
+        log_tail(&setup, 1)
+    );
+    let (status, body) = readyz(&setup).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("cannot write"), "{body}");
+    // Room again: the writer reopens the store and commits; readiness comes back.
+    disk.resize("64m");
+    assert!(
+        wait_for(Duration::from_secs(30), || log(&setup, 1)
+            .contains("the outbox takes writes again"))
+        .await,
+        "{}",
+        log_tail(&setup, 1)
+    );
+    let mut ready = false;
+    for _ in 0..100 {
+        if readyz(&setup).await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "{:?}", readyz(&setup).await);
+    let mut endpoint = Endpoint::new(setup.hook_port);
+    endpoint.up().await;
+    let all = wait_for(Duration::from_secs(90), || endpoint.ids() == expected).await;
+    terminate(child);
+    let got = endpoint.ids();
+    let missing: Vec<_> = expected.difference(&got).take(5).collect();
+    assert!(all, "missing {missing:?}…\n{}", log_tail(&setup, 1));
+    assert_eq!(got, expected);
+    drop(disk);
 }
