@@ -287,4 +287,83 @@ mod tests {
         };
         assert_eq!(any.hosts(), ["localhost", "127.0.0.1", "[::1]"]);
     }
+
+    fn load(admin: &str, base: &std::path::Path) -> Result<AdminSettings, Vec<String>> {
+        let text = format!("[rules]\npaths = []\n\n{admin}");
+        crate::config::Config::parse("earshot.toml", &text, base)
+            .map(|c| c.admin)
+            .map_err(|e| e.0.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn the_shipped_default_toml_is_the_built_in_default() {
+        let file: toml::Table = toml::from_str(crate::config::DEFAULT_TOML).unwrap();
+        let admin: AdminSettings = file["admin"].clone().try_into().unwrap();
+        assert_eq!(admin, AdminSettings::default());
+    }
+
+    #[test]
+    fn a_network_listen_address_needs_tls_or_an_explicit_opt_out() {
+        let here = std::path::Path::new(".");
+        let errors = load("[admin]\nlisten = \"0.0.0.0:9464\"\n", here).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("earshot.toml:5:10: admin.listen `0.0.0.0:9464` is not a loopback"),
+            "{errors:?}"
+        );
+        assert!(errors[0].contains("plaintext_ok"), "{errors:?}");
+        let ok = load(
+            "[admin]\nlisten = \"0.0.0.0:9464\"\nplaintext_ok = true\n",
+            here,
+        )
+        .unwrap();
+        assert!(ok.plaintext_ok);
+        assert!(load("[admin]\nlisten = \"[::1]:9464\"\n", here).is_ok());
+    }
+
+    #[test]
+    fn bad_hosts_limits_and_tls_files_are_reported_where_they_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let errors = load(
+            "[admin]\nallowed_hosts = [\"localhost\", \"http://x\"]\nmax_connections = 0\n\
+             tls = { cert = \"missing.pem\", key = \"key.pem\" }\n",
+            dir.path(),
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors[0].starts_with("earshot.toml:5:17: admin.allowed_hosts: `http://x`"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with("earshot.toml:7:7: admin.tls: cert ")
+                && errors[1].contains("missing.pem"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[2].starts_with("earshot.toml:6:19: admin.max_connections must be at least 1"),
+            "{errors:?}"
+        );
+        // A certificate and key that load, relative to the config's folder.
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), generated.cert.pem()).unwrap();
+        std::fs::write(
+            dir.path().join("key.pem"),
+            generated.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        let ok = load(
+            "[admin]\nlisten = \"0.0.0.0:9464\"\ntls = { cert = \"cert.pem\", key = \"key.pem\" }\n",
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(ok.tls.unwrap().cert, dir.path().join("cert.pem"));
+        // A key file that holds a certificate instead.
+        let errors = load(
+            "[admin]\ntls = { cert = \"cert.pem\", key = \"cert.pem\" }\n",
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(errors[0].contains("admin.tls: key"), "{errors:?}");
+    }
 }
