@@ -328,7 +328,9 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
     let wanted = loop {
         if Instant::now() >= next_scrape {
             next_scrape += Duration::from_secs(1);
-            if let Ok(text) = http::get_with_token(admin_addr, "/metrics", Some(&admin_token), HTTP_TIMEOUT) {
+            if let Ok(text) =
+                http::get_with_token(admin_addr, "/metrics", Some(&admin_token), HTTP_TIMEOUT)
+            {
                 let mut s = prom::parse(&text);
                 s.t = started.elapsed().as_secs_f64();
                 scrapes.push(s);

@@ -223,14 +223,12 @@ async fn live_events(State(state): State<AdminState>) -> Response {
     };
     let viewer = hub.subscribe();
     // The permit lives as long as the stream: a closed dashboard frees its place.
-    let stream = futures_util::stream::unfold(
-        (viewer, permit),
-        |(mut viewer, permit)| async move {
+    let stream =
+        futures_util::stream::unfold((viewer, permit), |(mut viewer, permit)| async move {
             let message = viewer.next().await?;
             let event = Event::default().event(message.event).data(&*message.data);
             Some((Ok::<_, std::convert::Infallible>(event), (viewer, permit)))
-        },
-    );
+        });
     let mut response = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(state.live_limit.keep_alive))
         .into_response();
@@ -330,10 +328,7 @@ async fn dlq_list(
     if limit == 0 || limit > crate::dlq::MAX_PAGE {
         return (
             StatusCode::BAD_REQUEST,
-            format!(
-                "limit must be between 1 and {}\n",
-                crate::dlq::MAX_PAGE
-            ),
+            format!("limit must be between 1 and {}\n", crate::dlq::MAX_PAGE),
         )
             .into_response();
     }
@@ -446,7 +441,11 @@ pub async fn serve(
     state: AdminState,
     mut shutdown: Shutdown,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ServeError> {
-    let tls = settings.tls.as_ref().map(listener::tls_config).transpose()?;
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(listener::tls_config)
+        .transpose()?;
     let addr = settings.listen;
     let bound = tokio::net::TcpListener::bind(addr)
         .await
@@ -800,7 +799,11 @@ mod tests {
         let hub = LiveHub::new();
         hub.set_snapshot(r#"{"at":1,"queues":["support"],"brands":[],"spikes":[]}"#.into());
         let resp = router(with_live(&hub))
-            .oneshot(authed(Request::get("/live/events")).body(Body::empty()).unwrap())
+            .oneshot(
+                authed(Request::get("/live/events"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
@@ -845,13 +848,13 @@ mod tests {
         let hub = LiveHub::new();
         hub.set_snapshot(r#"{"at":1}"#.into());
         let (trigger, shutdown) = crate::shutdown::channel();
-        let (addr, task) = serve(&loopback(), with_live(&hub), shutdown)
-            .await
-            .unwrap();
+        let (addr, task) = serve(&loopback(), with_live(&hub), shutdown).await.unwrap();
         let mut browser = tokio::net::TcpStream::connect(addr).await.unwrap();
         browser
-            .write_all(b"GET /live/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer t\r\n\
-                  Accept: text/event-stream\r\n\r\n")
+            .write_all(
+                b"GET /live/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer t\r\n\
+                  Accept: text/event-stream\r\n\r\n",
+            )
             .await
             .unwrap();
         let mut seen = Vec::new();
@@ -972,11 +975,7 @@ mod tests {
                 .header(header::AUTHORIZATION, "Bearer s3cret")
                 .body(Body::empty())
                 .unwrap();
-            let status = app(Some("s3cret"))
-                .oneshot(right)
-                .await
-                .unwrap()
-                .status();
+            let status = app(Some("s3cret")).oneshot(right).await.unwrap().status();
             assert!(
                 status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
                 "{method} {path} with the token: {status}"
@@ -1023,7 +1022,13 @@ mod tests {
             assert_eq!(status, StatusCode::OK, "{host}: {body}");
         }
         // A rebinding page names its own host; 127.0.0.1 is not listed in these settings.
-        for host in ["evil.example", "evil.example:9464", "127.0.0.1:9464", "x y", ""] {
+        for host in [
+            "evil.example",
+            "evil.example:9464",
+            "127.0.0.1:9464",
+            "x y",
+            "",
+        ] {
             let (status, body) = respond(app(), get(host, "/readyz")).await;
             assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{host:?}: {body}");
         }
@@ -1174,7 +1179,9 @@ mod tests {
         // With the token, a new login code for a browser.
         let (status, body) = respond(
             app.clone(),
-            authed(Request::post("/login/codes")).body(Body::empty()).unwrap(),
+            authed(Request::post("/login/codes"))
+                .body(Body::empty())
+                .unwrap(),
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -1334,9 +1341,7 @@ mod tests {
             ..loopback()
         };
         let (_trigger, shutdown) = crate::shutdown::channel();
-        let (addr, _task) = serve(&settings, state(true, true), shutdown)
-            .await
-            .unwrap();
+        let (addr, _task) = serve(&settings, state(true, true), shutdown).await.unwrap();
         let before = counter_value(
             crate::metrics::ADMIN_CONNECTIONS_CLOSED,
             "reason=\"header_timeout\"",
@@ -1382,9 +1387,7 @@ mod tests {
             ..loopback()
         };
         let (_trigger, shutdown) = crate::shutdown::channel();
-        let (addr, _task) = serve(&settings, state(true, true), shutdown)
-            .await
-            .unwrap();
+        let (addr, _task) = serve(&settings, state(true, true), shutdown).await.unwrap();
         let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
         client
             .write_all(
@@ -1410,9 +1413,7 @@ mod tests {
             ..loopback()
         };
         let (trigger, shutdown) = crate::shutdown::channel();
-        let (addr, task) = serve(&settings, state(true, true), shutdown)
-            .await
-            .unwrap();
+        let (addr, task) = serve(&settings, state(true, true), shutdown).await.unwrap();
         let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
         // A kept-alive connection that has had its answer: served, and held open.
         let served = |mut c: tokio::net::TcpStream| async move {

@@ -491,8 +491,7 @@ pub async fn start(
         });
         state.live = live.clone();
         let access = state.access.clone();
-        let (addr, task) =
-            crate::admin::serve(&config.admin, state, trigger.subscribe()).await?;
+        let (addr, task) = crate::admin::serve(&config.admin, state, trigger.subscribe()).await?;
         admin_login = Some(access.login_url(&crate::admin::base_url(&config.admin, addr)));
         admin_access = Some(access);
         admin_addr = Some(addr);

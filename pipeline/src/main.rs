@@ -483,9 +483,7 @@ async fn dlq(action: DlqAction) -> anyhow::Result<ExitCode> {
                             .bearer_auth(&token)
                             .send()
                             .await
-                            .with_context(|| {
-                                format!("cannot reach the admin server at {base}")
-                            })?;
+                            .with_context(|| format!("cannot reach the admin server at {base}"))?;
                         let page: earshot::dlq::Page = serde_json::from_str(&answer(resp).await?)?;
                         let mut letters = page.letters;
                         if filter.ids.len() > 1 {
@@ -570,7 +568,7 @@ async fn backtest(
 /// A duration in whole minutes where it is one, else seconds (`10 min`, `90 s`).
 fn humantime_secs(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 60 && s % 60 == 0 {
+    if s >= 60 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")

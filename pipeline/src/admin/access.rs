@@ -183,7 +183,9 @@ impl Access {
     /// Whether the `Host` (or, without one, the request target's authority) is served here.
     fn host_ok(&self, request: &Request) -> Result<(), String> {
         let value = match request.headers().get(header::HOST) {
-            Some(v) => v.to_str().map_err(|_| "the Host header is not text".to_string())?,
+            Some(v) => v
+                .to_str()
+                .map_err(|_| "the Host header is not text".to_string())?,
             None => match request.uri().authority() {
                 Some(a) => a.as_str(),
                 None => return Err("the request names no Host".to_string()),

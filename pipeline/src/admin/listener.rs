@@ -175,8 +175,7 @@ async fn connection(
     match acceptor {
         None => serve_http(stream, app, limits, stop, activity).await,
         Some(acceptor) => {
-            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await
-            {
+            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => serve_http(tls, app, limits, stop, activity).await,
                 Ok(Err(e)) => {
                     metrics::counter!(ADMIN_CONNECTIONS_CLOSED, "reason" => "tls_handshake")

@@ -308,7 +308,8 @@ mod tests {
         let errors = load("[admin]\nlisten = \"0.0.0.0:9464\"\n", here).unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
-            errors[0].starts_with("earshot.toml:5:10: admin.listen `0.0.0.0:9464` is not a loopback"),
+            errors[0]
+                .starts_with("earshot.toml:5:10: admin.listen `0.0.0.0:9464` is not a loopback"),
             "{errors:?}"
         );
         assert!(errors[0].contains("plaintext_ok"), "{errors:?}");

@@ -736,6 +736,10 @@ mod tests {
         };
         assert_eq!(pages(&chosen, 1), ["alpha1", "beta2"]);
         let listed = ids(&store.list(Table::Dead, &Selection::default()).unwrap()).join(",");
-        assert_eq!(listed, all.join(","), "the pages together are the whole list");
+        assert_eq!(
+            listed,
+            all.join(","),
+            "the pages together are the whole list"
+        );
     }
 }

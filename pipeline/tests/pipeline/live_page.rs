@@ -381,7 +381,9 @@ fn dashboard_shows_post_text_as_text_and_filters() {
     tab.wait_until_navigated().unwrap();
     let refused = evaluate(&tab, "document.body.textContent");
     assert!(
-        refused.as_str().is_some_and(|t| t.contains("EARSHOT_ADMIN_TOKEN")),
+        refused
+            .as_str()
+            .is_some_and(|t| t.contains("EARSHOT_ADMIN_TOKEN")),
         "{refused}"
     );
     let login = access.login_url(&base);
