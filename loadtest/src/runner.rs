@@ -306,11 +306,14 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
 
     let (earshot_log, stderr) = log_file(&dir, "earshot.log")?;
     let started = Instant::now();
+    // earshot's /metrics needs its admin token: a random one for this run.
+    let admin_token = earshot::demo::random_secret();
     let child = Command::new(&earshot)
         .arg("run")
         .arg("--config")
         .arg(&config_path)
         .env(&case.secret_env, &secret)
+        .env("EARSHOT_ADMIN_TOKEN", &admin_token)
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
@@ -326,7 +329,9 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
     let wanted = loop {
         if Instant::now() >= next_scrape {
             next_scrape += Duration::from_secs(1);
-            if let Ok(text) = http::get(admin_addr, "/metrics", HTTP_TIMEOUT) {
+            if let Ok(text) =
+                http::get_with_token(admin_addr, "/metrics", Some(&admin_token), HTTP_TIMEOUT)
+            {
                 let mut s = prom::parse(&text);
                 s.t = started.elapsed().as_secs_f64();
                 scrapes.push(s);
@@ -364,7 +369,7 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
         scrapes.last().map_or(0, |s| s.frames_received),
     );
     loop {
-        let text = http::get(admin_addr, "/metrics", HTTP_TIMEOUT)
+        let text = http::get_with_token(admin_addr, "/metrics", Some(&admin_token), HTTP_TIMEOUT)
             .context("scraping earshot's /metrics")?;
         let mut s = prom::parse(&text);
         s.t = started.elapsed().as_secs_f64();

@@ -75,6 +75,9 @@ pub enum AppError {
     /// The outbox cannot be opened.
     #[error("outbox: {0}")]
     Outbox(#[from] crate::outbox::store::StoreError),
+    /// The admin server did not start.
+    #[error("admin server: {0}")]
+    Admin(#[from] crate::admin::ServeError),
     /// An OS-level failure (binding a port, spawning a thread).
     #[error("{context}: {source}")]
     Io {
@@ -225,6 +228,12 @@ pub struct Running {
     pub queues: Vec<String>,
     /// Where the admin server listens, when it does.
     pub admin_addr: Option<SocketAddr>,
+    /// A one-time link that opens the live dashboard in a browser (valid for
+    /// `admin.login_code_ttl`), when the admin server runs. Printed at start, never logged:
+    /// it is a credential.
+    pub admin_login: Option<String>,
+    /// The admin server's gatekeeper, for more login links.
+    pub admin_access: Option<Arc<crate::admin::Access>>,
     /// Reloads the rules, when [`RunOptions::reload`] is on.
     pub reloader: Option<Arc<Reloader>>,
     /// The outbox and the queues' dispatchers (none for `earshot replay`).
@@ -495,31 +504,27 @@ pub async fn start(
     }
 
     let mut admin_addr = None;
+    let mut admin_login = None;
+    let mut admin_access = None;
     if options.admin && config.admin.enabled {
         let (flags_tx, flags) = connected_mirror(&connected_flags, trigger.subscribe());
         background.push(flags_tx);
-        let state = crate::admin::AdminState {
-            latencies: latencies.clone(),
-            workers_running: workers_running.clone(),
-            health: health.clone(),
-            sources_connected: flags,
-            reload: reloader.clone().map(|reloader| ReloadAccess { reloader }),
-            token: std::env::var(&config.admin.token_env)
-                .ok()
-                .filter(|t| !t.is_empty()),
-            token_env: config.admin.token_env.clone(),
-            dlq: delivery.as_ref().map(|d| crate::admin::DlqAccess {
-                store: d.store.clone(),
-                queues: d.queues.clone(),
-            }),
-            live: live.clone(),
-        };
-        let (addr, task) = crate::admin::serve(config.admin.listen, state, trigger.subscribe())
-            .await
-            .map_err(|source| AppError::Io {
-                context: format!("binding the admin server to {}", config.admin.listen),
-                source,
-            })?;
+        let token = std::env::var(&config.admin.token_env).ok();
+        let mut state = crate::admin::AdminState::new(&config.admin, token);
+        state.latencies = latencies.clone();
+        state.workers_running = workers_running.clone();
+        state.health = health.clone();
+        state.sources_connected = flags;
+        state.reload = reloader.clone().map(|reloader| ReloadAccess { reloader });
+        state.dlq = delivery.as_ref().map(|d| crate::admin::DlqAccess {
+            store: d.store.clone(),
+            queues: d.queues.clone(),
+        });
+        state.live = live.clone();
+        let access = state.access.clone();
+        let (addr, task) = crate::admin::serve(&config.admin, state, trigger.subscribe()).await?;
+        admin_login = Some(access.login_url(&crate::admin::base_url(&config.admin, addr)));
+        admin_access = Some(access);
         admin_addr = Some(addr);
         background.push(task);
     }
@@ -529,6 +534,8 @@ pub async fn start(
         sources,
         queues: queue_ids,
         admin_addr,
+        admin_login,
+        admin_access,
         reloader,
         delivery,
         live,

@@ -8,7 +8,6 @@
 //! `earshot check` runs exactly this validation (plus the rules).
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -160,28 +159,7 @@ impl Default for RulesSettings {
     }
 }
 
-/// `[admin]`: the admin HTTP server.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdminSettings {
-    /// Whether to serve it.
-    pub enabled: bool,
-    /// Listen address; loopback by default so metrics are not exposed by accident.
-    pub listen: SocketAddr,
-    /// The environment variable holding the bearer token that mutating endpoints
-    /// (`POST /rules/reload`) require. Unset or empty: those endpoints are refused.
-    pub token_env: String,
-}
-
-impl Default for AdminSettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
-            token_env: "EARSHOT_ADMIN_TOKEN".into(),
-        }
-    }
-}
+pub use crate::admin::settings::{AdminSettings, AdminTls};
 
 /// How a source's frames are decoded.
 #[derive(Debug, Clone)]
@@ -448,6 +426,7 @@ impl Config {
         let mut route_spans = Vec::new();
         let mut spikes_span = None;
         let mut limits_span = None;
+        let mut admin_value = None;
         for (key, value) in root.get_ref().iter() {
             let name: &str = key.get_ref();
             match name {
@@ -457,7 +436,10 @@ impl Config {
                     section(&mut report, name, value, &mut config.limits)
                 }
                 "rules" => section(&mut report, name, value, &mut config.rules),
-                "admin" => section(&mut report, name, value, &mut config.admin),
+                "admin" => {
+                    admin_value = Some(value);
+                    section(&mut report, name, value, &mut config.admin)
+                }
                 "scoring" => section(&mut report, name, value, &mut config.scoring),
                 "customers" => section(&mut report, name, value, &mut config.customers),
                 "outbox" => section(&mut report, name, value, &mut config.outbox),
@@ -499,6 +481,9 @@ impl Config {
         // Paths of this file resolve against its folder; the routing file's (below) against
         // the routing file's own folder.
         config.resolve_paths(base);
+        for (key, problem) in config.admin.problems() {
+            report.at(admin_value.map(|v| key_span(v, key)), problem);
+        }
         // The routing file's queues and routes join those of this file.
         let mut routing_errors = Vec::new();
         let mut file_queues = 0;
@@ -642,6 +627,10 @@ impl Config {
             }
         }
         resolve(&mut self.outbox.path);
+        if let Some(tls) = &mut self.admin.tls {
+            resolve(&mut tls.cert);
+            resolve(&mut tls.key);
+        }
         if let Some(p) = &mut self.routing.path {
             resolve(p);
         }
@@ -927,6 +916,17 @@ fn is_id(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The place of `key`'s value in the table `value`, or of the table itself when the key
+/// is not written there (its default is what is wrong).
+fn key_span(value: &Spanned<DeValue<'_>>, key: &str) -> Range<usize> {
+    value
+        .get_ref()
+        .as_table()
+        .and_then(|t| t.iter().find(|(k, _)| k.get_ref() == key))
+        .map(|(_, v)| v.span())
+        .unwrap_or_else(|| value.span())
 }
 
 fn de<T: DeserializeOwned>(

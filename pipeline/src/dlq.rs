@@ -84,6 +84,53 @@ pub fn list(store: &Store, filter: &Filter) -> Result<Vec<DeadLetter>, StoreErro
         .map(|v| v.into_iter().map(DeadLetter::from).collect())
 }
 
+/// One page of dead letters, as `GET /dlq` answers it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page {
+    /// The letters of this page, in queue and store order.
+    pub letters: Vec<DeadLetter>,
+    /// Where the next page starts (`?after=`); `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// The most letters one page holds, whatever a caller asks for: one answer stays a few
+/// megabytes at most.
+pub const MAX_PAGE: usize = 1000;
+
+/// A `?after=` cursor that is not one this server wrote.
+#[derive(Debug, thiserror::Error)]
+#[error("cursor `{0}` is not valid: pass the `next` value of the previous page")]
+pub struct BadCursor(String);
+
+/// The position after which a page starts: `<queue>:<key>`. Queue ids have no `:`.
+fn parse_cursor(cursor: &str) -> Result<(&str, u64), BadCursor> {
+    cursor
+        .rsplit_once(':')
+        .and_then(|(q, seq)| Some((q, seq.parse().ok()?)))
+        .filter(|(q, _)| !q.is_empty())
+        .ok_or_else(|| BadCursor(cursor.chars().take(64).collect()))
+}
+
+/// Up to `limit` (at most [`MAX_PAGE`]) dead letters `filter` matches, after `after` (the
+/// `next` of the previous page).
+pub fn list_page(
+    store: &Store,
+    filter: &Filter,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Result<Page, BadCursor>, StoreError> {
+    let after = match after.map(parse_cursor).transpose() {
+        Ok(after) => after,
+        Err(e) => return Ok(Err(e)),
+    };
+    let limit = limit.clamp(1, MAX_PAGE);
+    let (stored, next) = store.list_page(Table::Dead, &filter.selection(), after, limit)?;
+    Ok(Ok(Page {
+        letters: stored.into_iter().map(DeadLetter::from).collect(),
+        next: next.map(|(queue, seq)| format!("{queue}:{seq}")),
+    }))
+}
+
 /// Moves the dead letters `filter` matches back into the outbox. With the running queues
 /// (`live`), their counts follow, a disabled queue among them is enabled again and their
 /// dispatchers are woken. Returns how many moved.

@@ -16,7 +16,8 @@
 //! - [`monitor`]: the spike monitor thread (per-brand counts → spike events, the live page's
 //!   snapshot, the workers' `in_spike`); [`live`]: the live dashboard's fan-out.
 //! - [`metrics`]: the metric catalogue; [`admin`]: `/metrics`, `/healthz`, `/readyz`, the
-//!   live dashboard page.
+//!   dead-letter API and the live dashboard page, behind a token, login links, a Host
+//!   allow-list, optional TLS and connection limits.
 //! - [`config`]: the configuration file, validated at load; [`app`]: wiring it all together.
 //! - [`backtest`]: a rule change replayed on recorded posts, rule by rule, before it goes live.
 //! - [`demo`]: the embedded firehose simulator and webhook receiver behind `earshot demo`.

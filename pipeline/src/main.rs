@@ -266,6 +266,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let (trigger, _) = shutdown::channel();
             install_signals(trigger.clone());
             let running = app::start(&config, compiled, RunOptions::default(), &trigger).await?;
+            if let Some(login) = &running.admin_login {
+                // On the terminal, not in the log: the link is a credential.
+                eprintln!(
+                    "earshot: live dashboard: open {login} (signs one browser in; works once, \
+                     within {})",
+                    humantime_secs(config.admin.login_code_ttl)
+                );
+            }
             let report = running.wait(earshot::worker::DRAIN_DEADLINE).await;
             print_summary(&report, None);
             Ok(exit_code(&report))
@@ -426,7 +434,7 @@ async fn dlq(action: DlqAction) -> anyhow::Result<ExitCode> {
         ids: select.ids.clone(),
         all: matches!(action, DlqAction::Purge { all: true, .. }),
     };
-    let print = |letters: &[DeadLetter], json: bool| -> anyhow::Result<()> {
+    let print_page = |letters: &[DeadLetter], json: bool| -> anyhow::Result<()> {
         for l in letters {
             if json {
                 println!("{}", serde_json::to_string(l)?);
@@ -442,6 +450,10 @@ async fn dlq(action: DlqAction) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Ok(())
+    };
+    let print = |letters: &[DeadLetter], json: bool| -> anyhow::Result<()> {
+        print_page(letters, json)?;
         eprintln!("{} dead letters", letters.len());
         Ok(())
     };
@@ -462,48 +474,78 @@ async fn dlq(action: DlqAction) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(StoreError::InUse { path }) => {
-            let base = format!("http://{}", config.admin.listen);
+            let base = earshot::admin::base_url(&config.admin, config.admin.listen);
             eprintln!(
                 "{} is in use by a running earshot; asking its admin server at {base}",
                 path.display()
             );
             earshot::tls::ensure_crypto_provider();
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()?;
-            let resp = if verb == "list" {
-                let mut url = url::Url::parse(&format!("{base}/dlq"))?;
-                if let Some(q) = &filter.queue {
-                    url.query_pairs_mut().append_pair("queue", q);
+            let mut client = reqwest::Client::builder().timeout(Duration::from_secs(30));
+            if let Some(tls) = &config.admin.tls {
+                // The server's own certificate is the one to trust (often self-signed).
+                let pem = std::fs::read(&tls.cert)
+                    .with_context(|| format!("reading {}", tls.cert.display()))?;
+                for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
+                    client = client.add_root_certificate(cert);
                 }
-                if filter.ids.len() == 1 {
-                    url.query_pairs_mut().append_pair("id", &filter.ids[0]);
+            }
+            let client = client.build()?;
+            let token = std::env::var(&config.admin.token_env).unwrap_or_default();
+            let answer = |resp: reqwest::Response| async move {
+                let status = resp.status();
+                let body = resp.text().await?;
+                if !status.is_success() {
+                    anyhow::bail!("the admin server answered {status}: {}", body.trim());
                 }
-                client.get(url).send().await
-            } else {
-                let token = std::env::var(&config.admin.token_env).unwrap_or_default();
-                client
-                    .post(format!("{base}/dlq/{verb}"))
-                    .bearer_auth(token)
-                    .body(serde_json::to_vec(&filter)?)
-                    .send()
-                    .await
-            }
-            .with_context(|| format!("cannot reach the admin server at {base}"))?;
-            let status = resp.status();
-            let body = resp.text().await?;
-            if !status.is_success() {
-                anyhow::bail!("the admin server answered {status}: {}", body.trim());
-            }
+                Ok(body)
+            };
             match &action {
                 DlqAction::List { json, .. } => {
-                    let mut letters: Vec<DeadLetter> = serde_json::from_str(&body)?;
-                    if filter.ids.len() > 1 {
-                        letters.retain(|l| filter.ids.contains(&l.id));
+                    // Page by page: the server answers at most a thousand at once.
+                    let mut after: Option<String> = None;
+                    let mut total = 0usize;
+                    loop {
+                        let mut url = url::Url::parse(&format!("{base}/dlq"))?;
+                        url.query_pairs_mut().append_pair("limit", "1000");
+                        if let Some(q) = &filter.queue {
+                            url.query_pairs_mut().append_pair("queue", q);
+                        }
+                        if filter.ids.len() == 1 {
+                            url.query_pairs_mut().append_pair("id", &filter.ids[0]);
+                        }
+                        if let Some(a) = &after {
+                            url.query_pairs_mut().append_pair("after", a);
+                        }
+                        let resp = client
+                            .get(url)
+                            .bearer_auth(&token)
+                            .send()
+                            .await
+                            .with_context(|| format!("cannot reach the admin server at {base}"))?;
+                        let page: earshot::dlq::Page = serde_json::from_str(&answer(resp).await?)?;
+                        let mut letters = page.letters;
+                        if filter.ids.len() > 1 {
+                            letters.retain(|l| filter.ids.contains(&l.id));
+                        }
+                        total += letters.len();
+                        print_page(&letters, *json)?;
+                        match page.next {
+                            Some(next) => after = Some(next),
+                            None => break,
+                        }
                     }
-                    print(&letters, *json)?;
+                    eprintln!("{total} dead letters");
                 }
-                _ => println!("{}", body.trim()),
+                _ => {
+                    let resp = client
+                        .post(format!("{base}/dlq/{verb}"))
+                        .bearer_auth(&token)
+                        .body(serde_json::to_vec(&filter)?)
+                        .send()
+                        .await
+                        .with_context(|| format!("cannot reach the admin server at {base}"))?;
+                    println!("{}", answer(resp).await?.trim());
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -559,6 +601,16 @@ async fn backtest(
     std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())
         .context("writing the report")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A duration in whole minutes where it is one, else seconds (`10 min`, `90 s`).
+fn humantime_secs(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 && s.is_multiple_of(60) {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
+    }
 }
 
 /// Failure when any source stopped on an error (an unreadable input, a missing token).

@@ -108,6 +108,23 @@ pub const SPIKE_ACTIVE: &str = "earshot_spike_active";
 pub const SPIKE_RATIO: &str = "earshot_spike_ratio";
 /// Spike events. Labels: `brand`, `series`, `event` (started, updated, ended).
 pub const SPIKE_EVENTS: &str = "earshot_spike_events_total";
+/// Admin connections refused before any request was read. Labels: `reason` (`limit`: past
+/// `admin.max_connections`, accepted and closed at once).
+pub const ADMIN_CONNECTIONS_REJECTED: &str = "earshot_admin_connections_rejected_total";
+/// Admin connections the server closed itself. Labels: `reason` (`header_timeout`,
+/// `idle_timeout`, `tls_handshake`).
+pub const ADMIN_CONNECTIONS_CLOSED: &str = "earshot_admin_connections_closed_total";
+/// Dashboard event streams refused with 503 past `admin.max_live_viewers`.
+pub const ADMIN_LIVE_VIEWERS_REJECTED: &str = "earshot_admin_live_viewers_rejected_total";
+/// Admin requests refused. Labels: `reason` (`host`: not in the allow-list, `no_token`: no
+/// token configured, `unauthorized`: no valid token or session, `login`: a login code that
+/// is not valid).
+pub const ADMIN_REQUESTS_REFUSED: &str = "earshot_admin_requests_refused_total";
+
+/// Counts one refused admin request under `reason` (see [`ADMIN_REQUESTS_REFUSED`]).
+pub fn admin_request_refused(reason: &'static str) {
+    metrics::counter!(ADMIN_REQUESTS_REFUSED, "reason" => reason).increment(1);
+}
 
 /// The worker stages that are timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,6 +338,26 @@ fn describe_all() {
         "The brand series' short-window rate over its baseline."
     );
     describe_counter!(SPIKE_EVENTS, Unit::Count, "Spike events, by phase.");
+    describe_counter!(
+        ADMIN_CONNECTIONS_REJECTED,
+        Unit::Count,
+        "Admin connections closed at once, by reason."
+    );
+    describe_counter!(
+        ADMIN_CONNECTIONS_CLOSED,
+        Unit::Count,
+        "Admin connections closed by the server on a timeout, by reason."
+    );
+    describe_counter!(
+        ADMIN_LIVE_VIEWERS_REJECTED,
+        Unit::Count,
+        "Dashboard event streams refused past the viewer limit."
+    );
+    describe_counter!(
+        ADMIN_REQUESTS_REFUSED,
+        Unit::Count,
+        "Admin requests refused, by reason."
+    );
 }
 
 /// Handles for the drop counter of one stage, one per [`SkipReason`].
@@ -552,6 +589,18 @@ pub fn register_process() {
     }
     for outcome in ["ok", "error"] {
         metrics::counter!(CUSTOMERS_RELOADS, "outcome" => outcome).increment(0);
+    }
+}
+
+/// Registers at 0 the admin server's series, when it starts.
+pub fn register_admin() {
+    metrics::counter!(ADMIN_CONNECTIONS_REJECTED, "reason" => "limit").increment(0);
+    for reason in ["header_timeout", "idle_timeout", "tls_handshake"] {
+        metrics::counter!(ADMIN_CONNECTIONS_CLOSED, "reason" => reason).increment(0);
+    }
+    metrics::counter!(ADMIN_LIVE_VIEWERS_REJECTED).increment(0);
+    for reason in ["host", "no_token", "unauthorized", "login"] {
+        metrics::counter!(ADMIN_REQUESTS_REFUSED, "reason" => reason).increment(0);
     }
 }
 

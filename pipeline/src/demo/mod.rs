@@ -138,9 +138,15 @@ pub async fn run(options: DemoOptions, trigger: ShutdownTrigger) -> anyhow::Resu
         options.rate
     );
     println!("              webhook receiver at http://{hook}/ (verifies every signature)");
-    if let Some(admin) = running.admin_addr {
-        println!("              live dashboard at http://{admin}/live");
-        println!("              metrics at http://{admin}/metrics   (Ctrl-C to stop)");
+    if let (Some(admin), Some(login)) = (running.admin_addr, &running.admin_login) {
+        // A one-time sign-in link, not the address: every admin endpoint needs a login.
+        println!("              live dashboard at {login}");
+        println!(
+            "              (opens the page in one browser, once, within {} min; \
+             metrics at http://{admin}/metrics need the token in ${})   (Ctrl-C to stop)",
+            config.admin.login_code_ttl.as_secs() / 60,
+            config.admin.token_env
+        );
     }
     if let Some(after) = options.spike_after {
         println!(

@@ -502,6 +502,64 @@ impl Store {
         Ok(out)
     }
 
+    /// One page of [`Store::list`]: up to `limit` entries in `table` that `selection`
+    /// matches, in queue and key order, starting after the key `after` (queue, key). The
+    /// second value is the key of the last entry returned when more entries follow, to pass
+    /// as `after` for the next page; `None` on the last page. Only one page is held in memory,
+    /// whatever the table holds.
+    #[allow(clippy::type_complexity)]
+    pub fn list_page(
+        &self,
+        table: Table,
+        selection: &Selection,
+        after: Option<(&str, u64)>,
+        limit: usize,
+    ) -> Result<(Vec<Stored>, Option<(String, u64)>), StoreError> {
+        use std::ops::Bound;
+        let guard = self.db()?;
+        let txn = self.opened(&guard)?.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(table.def()).map_err(|e| self.err(e))?;
+        // Start at the selected queue unless the cursor is already past its beginning.
+        let start = match (selection.queue.as_deref(), after) {
+            (Some(q), Some(a)) if a >= (q, 0) => Bound::Excluded(a),
+            (Some(q), _) => Bound::Included((q, 0)),
+            (None, Some(a)) => Bound::Excluded(a),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        let mut more = false;
+        for row in t
+            .range::<(&str, u64)>((start, Bound::Unbounded))
+            .map_err(|e| self.err(e))?
+        {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let (queue, seq) = k.value();
+            if selection.queue.as_deref().is_some_and(|q| queue > q) {
+                break;
+            }
+            let Ok(entry) = Entry::from_bytes(v.value()) else {
+                continue;
+            };
+            if !selection.matches(queue, &entry) {
+                continue;
+            }
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            out.push(Stored {
+                queue: queue.to_string(),
+                seq,
+                entry,
+            });
+        }
+        let next = match out.last() {
+            Some(last) if more => Some((last.queue.clone(), last.seq)),
+            _ => None,
+        };
+        Ok((out, next))
+    }
+
     /// Moves the dead letters `selection` matches back into the outbox with their attempts
     /// reset and their ids unchanged (so a receiver that did get one deduplicates it).
     /// Returns them with their new keys.
@@ -925,5 +983,71 @@ mod tests {
             .unwrap();
         assert!(store.held("a").unwrap().is_empty());
         assert_eq!(store.count(Table::Outbox, "a").unwrap(), 1);
+    }
+
+    #[test]
+    fn dead_letters_are_listed_a_page_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("outbox.redb")).unwrap();
+        let mut all = Vec::new();
+        for (queue, n) in [("alpha", 3), ("beta", 4)] {
+            let names: Vec<String> = (0..n).map(|i| format!("{queue}{i}")).collect();
+            let (keys, _) = store
+                .commit(&Commit {
+                    entries: names.iter().map(|id| (queue, entry(id))).collect(),
+                    ..Commit::default()
+                })
+                .unwrap();
+            let (stored, _) = store.read(Table::Outbox, queue, 0, 10).unwrap();
+            let items: Vec<_> = keys
+                .iter()
+                .zip(&stored)
+                .map(|(k, s)| (*k, Some(&s.entry)))
+                .collect();
+            store.bury(queue, &items).unwrap();
+            all.extend(names);
+        }
+        let pages = |selection: &Selection, limit: usize| {
+            let mut pages = Vec::new();
+            let mut after: Option<(String, u64)> = None;
+            loop {
+                let (page, next) = store
+                    .list_page(
+                        Table::Dead,
+                        selection,
+                        after.as_ref().map(|(q, s)| (q.as_str(), *s)),
+                        limit,
+                    )
+                    .unwrap();
+                assert!(page.len() <= limit);
+                pages.push(ids(&page).join(","));
+                match next {
+                    Some(n) => after = Some(n),
+                    None => return pages,
+                }
+            }
+        };
+        assert_eq!(
+            pages(&Selection::default(), 3),
+            ["alpha0,alpha1,alpha2", "beta0,beta1,beta2", "beta3"]
+        );
+        // A last page that is exactly full says so: no empty page follows.
+        assert_eq!(pages(&Selection::default(), 7).len(), 1);
+        let beta = Selection {
+            queue: Some("beta".into()),
+            ids: Vec::new(),
+        };
+        assert_eq!(pages(&beta, 2), ["beta0,beta1", "beta2,beta3"]);
+        let chosen = Selection {
+            queue: None,
+            ids: vec!["alpha1".into(), "beta2".into()],
+        };
+        assert_eq!(pages(&chosen, 1), ["alpha1", "beta2"]);
+        let listed = ids(&store.list(Table::Dead, &Selection::default()).unwrap()).join(",");
+        assert_eq!(
+            listed,
+            all.join(","),
+            "the pages together are the whole list"
+        );
     }
 }

@@ -208,6 +208,10 @@ fn sample(body: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The admin token the scraped earshot runs with: `/metrics` needs it, as Prometheus sends it
+/// (`authorization: {credentials_file: …}` in its scrape config).
+const ADMIN_TOKEN: &str = "dashboards-test-token";
+
 /// An `earshot run` process, killed when dropped.
 struct Earshot {
     child: Child,
@@ -221,6 +225,7 @@ impl Earshot {
             .args(["run", "--config"])
             .arg(config)
             .env("EARSHOT_LOG", "info")
+            .env("EARSHOT_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -346,7 +351,12 @@ queue = "archive"
     let client = reqwest::Client::new();
     let url = format!("http://{admin}/metrics");
     let scrape = || async {
-        let response = client.get(&url).send().await.expect("/metrics answers");
+        let response = client
+            .get(&url)
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("/metrics answers");
         assert!(response.status().is_success(), "{}", response.status());
         response.text().await.unwrap()
     };

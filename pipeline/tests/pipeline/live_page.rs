@@ -230,7 +230,7 @@ impl Demo {
         self.stdout.lock().unwrap().join("\n")
     }
 
-    /// The dashboard address the demo prints at start.
+    /// The dashboard login link the demo prints at start.
     fn dashboard_url(&mut self, within: Duration) -> String {
         const MARK: &str = "live dashboard at ";
         let deadline = Instant::now() + within;
@@ -311,8 +311,9 @@ fn dashboard_follows_the_demo_live() {
         "--duration",
         "150",
     ]);
+    // The demo prints a one-time login link, not the bare page address.
     let url = demo.dashboard_url(Duration::from_secs(60));
-    assert!(url.ends_with("/live"), "{url}");
+    assert!(url.contains("/login?code="), "{url}");
 
     let (browser, _profile) = launch();
     let tab = browser.new_tab().unwrap();
@@ -390,29 +391,37 @@ fn dashboard_shows_post_text_as_text_and_filters() {
     let hub = LiveHub::new();
     hub.set_snapshot(snapshot());
     let (trigger, shutdown) = earshot::shutdown::channel();
-    let state = earshot::admin::AdminState {
-        latencies: earshot::metrics::Latencies::new(),
-        workers_running: Default::default(),
-        health: earshot::health::Health::new(),
-        sources_connected: Vec::new(),
-        reload: None,
-        token: None,
-        token_env: "EARSHOT_ADMIN_TOKEN".into(),
-        dlq: None,
-        live: Some(hub.clone()),
+    // No token configured: the page opens through a login link only, as in `earshot demo`.
+    let settings = earshot::admin::AdminSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
     };
+    let mut state = earshot::admin::AdminState::new(&settings, None);
+    state.live = Some(hub.clone());
+    let access = state.access.clone();
     let (addr, server) = runtime
-        .block_on(earshot::admin::serve(
-            "127.0.0.1:0".parse().unwrap(),
-            state,
-            shutdown,
-        ))
+        .block_on(earshot::admin::serve(&settings, state, shutdown))
         .unwrap();
 
     let (browser, _profile) = launch();
     let tab = browser.new_tab().unwrap();
+    // Without a session the page is refused; the login link signs the browser in, once.
+    let base = format!("http://{addr}");
+    tab.navigate_to(&format!("{base}/live")).unwrap();
+    tab.wait_until_navigated().unwrap();
+    let refused = evaluate(&tab, "document.body.textContent");
+    assert!(
+        refused
+            .as_str()
+            .is_some_and(|t| t.contains("EARSHOT_ADMIN_TOKEN")),
+        "{refused}"
+    );
+    let login = access.login_url(&base);
+    tab.navigate_to(&login).unwrap();
+    tab.wait_until_navigated().unwrap();
+    assert!(tab.get_url().ends_with("/live"), "{}", tab.get_url());
     // `/` leads to the dashboard.
-    tab.navigate_to(&format!("http://{addr}/")).unwrap();
+    tab.navigate_to(&format!("{base}/")).unwrap();
     tab.wait_until_navigated().unwrap();
     let seen = wait_for(&tab, "both brand cards", Duration::from_secs(20), |s| {
         s.cards.len() == 2 && s.status.contains("Live")

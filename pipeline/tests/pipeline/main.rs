@@ -14,4 +14,5 @@ mod live_page;
 mod reload;
 mod spikes;
 mod support;
+mod tls;
 mod webhook;

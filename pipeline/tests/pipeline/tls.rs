@@ -103,7 +103,9 @@ async fn attempt(host: &str, port: u16, roots: &[CertificateDer<'static>]) -> we
         url: url::Url::parse(&format!("https://{host}:{port}/hook")).unwrap(),
         key: SigningKey::from_secret(support::SECRET).unwrap(),
         auth: None,
-        payload: Arc::new(Payload::load(PayloadFormat::Generic, None, &Default::default()).unwrap()),
+        payload: Arc::new(
+            Payload::load(PayloadFormat::Generic, None, &Default::default()).unwrap(),
+        ),
         client: webhook::client_with(Duration::from_secs(5), &tls).unwrap(),
     };
     let now_us = SystemTime::now()
@@ -128,7 +130,12 @@ async fn attempt(host: &str, port: u16, roots: &[CertificateDer<'static>]) -> we
 #[tokio::test]
 async fn good_certificates_are_accepted_and_bad_ones_refused() {
     let ca = Ca::new();
-    let now_year = 1970 + (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 31_557_600) as i32;
+    let now_year = 1970
+        + (SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 31_557_600) as i32;
 
     // Good: signed by the CA, for this host, valid now.
     let (cert, key) = ca.leaf(&["localhost"], now_year - 1, now_year + 1);
@@ -166,6 +173,10 @@ async fn good_certificates_are_accepted_and_bad_ones_refused() {
             "{what}: the error says why: {}",
             a.detail
         );
-        assert_eq!(served.load(Ordering::Relaxed), 0, "{what}: no request got through");
+        assert_eq!(
+            served.load(Ordering::Relaxed),
+            0,
+            "{what}: no request got through"
+        );
     }
 }
