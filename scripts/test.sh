@@ -36,6 +36,8 @@ find_browser() {
 }
 missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# libfaketime moves the wall clock of one earshot process in the clock-jump fault test.
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
 browser=$(find_browser)
 [ -n "$browser" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -357,7 +357,7 @@ impl Webhooks {
                 self.finished(seq, attempt, probe);
             }
             Err(e) => {
-                let Some((seq, _)) = self.in_flight.remove(&e.id()) else {
+                let Some((seq, probe)) = self.in_flight.remove(&e.id()) else {
                     return;
                 };
                 if !e.is_panic() {
@@ -370,8 +370,12 @@ impl Webhooks {
                 // A panic is a bug in earshot, most likely about this entry (its payload):
                 // trying it again would panic again, and an ordered queue would stall behind
                 // it. It goes to the dead-letter store, where it waits for a fixed earshot
-                // and a replay; the panic hook has started a clean shutdown meanwhile.
-                self.breaker.succeeded();
+                // and a replay; the panic hook has started a clean shutdown meanwhile. It says
+                // nothing about the endpoint, but a probe that never answered must not leave
+                // the breaker waiting for it: it counts as a failed probe.
+                if probe {
+                    self.breaker.failed(Instant::now());
+                }
                 let Some(mut slot) = self.slots.remove(&seq) else {
                     return;
                 };

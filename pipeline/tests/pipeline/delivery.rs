@@ -33,24 +33,31 @@ use crate::support;
 /// Generated Jetstream post frames (likes left out) and the mention ids the catch-all route
 /// must deliver.
 pub(crate) fn posts(seed: u64, n: usize) -> (Vec<String>, BTreeSet<String>) {
+    let tagged = tagged_posts(seed, n);
+    let expected = tagged.iter().filter_map(|(_, id)| id.clone()).collect();
+    (tagged.into_iter().map(|(f, _)| f).collect(), expected)
+}
+
+/// [`posts`], each frame with the id of the mention it must become, if any.
+pub(crate) fn tagged_posts(seed: u64, n: usize) -> Vec<(String, Option<String>)> {
     let mut generator = Generator::new(GenSettings {
         seed,
         mention_rate: 0.2,
     });
     let base = simulator::now_us();
-    let mut frames = Vec::new();
-    let mut expected = BTreeSet::new();
+    let mut out = Vec::new();
     let mut i = 0u64;
-    while frames.len() < n {
+    while out.len() < n {
         let event = generator.next_event(base + i * 1000);
         i += 1;
         let Some(uri) = &event.post_uri else { continue };
-        if event.mentions.is_some() {
-            expected.insert(mention_id(Platform::Bluesky, uri));
-        }
-        frames.push(event.json);
+        let id = event
+            .mentions
+            .is_some()
+            .then(|| mention_id(Platform::Bluesky, uri));
+        out.push((event.json, id));
     }
-    (frames, expected)
+    out
 }
 
 pub(crate) fn append(path: &Path, frames: &[String]) {

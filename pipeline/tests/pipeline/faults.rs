@@ -8,7 +8,9 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::delivery::{append, log_tail, posts, terminate, wait_for, Endpoint, Setup};
+use crate::delivery::{
+    append, log_tail, posts, tagged_posts, terminate, wait_for, Endpoint, Setup,
+};
 
 /// Sends `signal` to the process.
 fn kill(child: &Child, signal: &str) {
@@ -293,4 +295,83 @@ async fn a_full_disk_holds_the_pipeline_until_there_is_room_and_loses_nothing() 
     assert!(all, "missing {missing:?}…\n{}", log_tail(&setup, 1));
     assert_eq!(got, expected);
     drop(disk);
+}
+
+/// libfaketime, which the test command installs (Debian package `faketime`).
+fn libfaketime() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("EARSHOT_LIBFAKETIME") {
+        return p.into();
+    }
+    let found = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists());
+    found.expect("libfaketime.so.1 under /usr/lib/*/faketime/ (apt-get install faketime; scripts/test.sh does)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wall_clock_jumping_ten_years_ahead_and_back_stops_nothing() {
+    let setup = Setup::new("");
+    // Before the spike monitor counted monotonic seconds, a jump stalled the whole pipeline
+    // while the detector closed every second of it (about 15 s per year jumped here).
+    // Mentions to a file (a webhook receiver would rightly refuse signatures years off), and
+    // spike events to the same queue, where a false alarm would show.
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let head = &text[..text.find("[[queue]]").unwrap()];
+    let out = setup.dir.join("out.ndjson");
+    std::fs::write(
+        &setup.config,
+        format!(
+            "{head}[[queue]]\nid = \"all\"\nsink = \"file\"\npath = \"{}\"\n[queue.noise]\nreposts = false\nstorm = false\n[[route]]\nqueue = \"all\"\n[spikes]\nqueues = [\"all\"]\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let clock = setup.dir.join("faketime.rc");
+    std::fs::write(&clock, "+0\n").unwrap();
+    let lib = libfaketime();
+    let tagged = tagged_posts(37, 6000);
+    let expected: std::collections::BTreeSet<String> =
+        tagged.iter().filter_map(|(_, id)| id.clone()).collect();
+    let lines = || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let child = setup.start_with(
+        1,
+        &[
+            ("LD_PRELOAD", lib.to_str().unwrap()),
+            ("FAKETIME_TIMESTAMP_FILE", clock.to_str().unwrap()),
+            ("FAKETIME_NO_CACHE", "1"),
+            // Only the wall clock jumps, as when NTP steps it; the monotonic clock goes on.
+            ("DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    let mut want = 0;
+    for (i, (chunk, offset)) in tagged.chunks(2000).zip(["+0", "+3650d", "+0"]).enumerate() {
+        std::fs::write(&clock, format!("{offset}\n")).unwrap();
+        // Let a second pass on the new clock before the posts come.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let frames: Vec<String> = chunk.iter().map(|(f, _)| f.clone()).collect();
+        append(&setup.input, &frames);
+        want += chunk.iter().filter(|(_, id)| id.is_some()).count();
+        assert!(
+            wait_for(Duration::from_secs(30), || lines().len() >= want).await,
+            "phase {i} (clock {offset}): {} of {want} mentions written\n{}",
+            lines().len(),
+            log_tail(&setup, 1)
+        );
+    }
+    terminate(child);
+    let written = lines();
+    assert_eq!(written.len(), expected.len(), "every mention, once");
+    assert!(
+        !written.iter().any(|l| l.contains("\"spike_id\"")),
+        "no spike event from a clock jump"
+    );
 }
