@@ -1468,6 +1468,93 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_thousand_dashboards_at_once_get_their_limits_and_the_server_stays_up() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let settings = loopback();
+        let hub = LiveHub::new();
+        let mut s = AdminState::new(&settings, Some(TOKEN.into()));
+        s.live = Some(hub.clone());
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let (addr, task) = serve(&settings, s, shutdown).await.unwrap();
+        let request = format!(
+            "GET /live/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+        );
+        // A thousand viewers connect at once; each reads the first bytes of its answer (or
+        // the close) and keeps its connection.
+        let mut viewers = tokio::task::JoinSet::new();
+        for _ in 0..1000 {
+            let request = request.clone();
+            viewers.spawn(async move {
+                let Ok(mut c) = tokio::net::TcpStream::connect(addr).await else {
+                    return ("refused".to_string(), None);
+                };
+                if c.write_all(request.as_bytes()).await.is_err() {
+                    return ("closed".to_string(), None);
+                }
+                let mut head = [0u8; 64];
+                match tokio::time::timeout(Duration::from_secs(20), c.read(&mut head)).await {
+                    Ok(Ok(n)) if n > 0 => {
+                        let line = String::from_utf8_lossy(&head[..n]);
+                        let status = line.split_whitespace().nth(1).unwrap_or("?").to_string();
+                        (status, Some(c))
+                    }
+                    Ok(_) => ("closed".to_string(), None),
+                    Err(_) => ("no answer".to_string(), Some(c)),
+                }
+            });
+        }
+        let mut by_outcome = std::collections::BTreeMap::<String, usize>::new();
+        let mut held = Vec::new();
+        while let Some(done) = viewers.join_next().await {
+            let (outcome, conn) = done.unwrap();
+            // Only the streams stay open; the refused close their side.
+            if outcome == "200" {
+                held.extend(conn);
+            }
+            *by_outcome.entry(outcome).or_default() += 1;
+        }
+        eprintln!("1000 dashboards at once: {by_outcome:?}");
+        // Every one of them was answered: a stream (at most the viewer limit), 503 past it,
+        // or closed at once past the connection limit. None was left hanging.
+        assert_eq!(by_outcome.get("no answer"), None, "{by_outcome:?}");
+        assert_eq!(
+            by_outcome.get("200").copied().unwrap_or(0),
+            settings.max_live_viewers,
+            "{by_outcome:?}"
+        );
+        assert_eq!(by_outcome.values().sum::<usize>(), 1000);
+        // With the viewers' streams still open, the server answers a plain request (once it
+        // has seen the refused ones close).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let _ = c
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .await;
+            let mut answer = [0u8; 64];
+            let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut answer))
+                .await
+                .expect("an answer or a close")
+                .unwrap_or(0);
+            if n > 0 {
+                assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "{by_outcome:?}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server never answered again: {by_outcome:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(held);
+        trigger.trigger();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("shutdown with dashboards open")
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn connections_past_the_limit_are_closed_at_once() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
