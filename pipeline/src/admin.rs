@@ -504,6 +504,38 @@ mod tests {
     /// The token of the test states.
     const TOKEN: &str = "t";
 
+    /// Dead letters with these ids in queue `support` of `store`.
+    fn bury_letters(store: &crate::outbox::store::Store, ids: &[impl AsRef<str>]) {
+        use crate::outbox::entry::{Entry, Event};
+        use crate::outbox::store::{Commit, Table};
+        let entries = ids
+            .iter()
+            .map(|id| {
+                let id = id.as_ref();
+                let data =
+                    serde_json::value::RawValue::from_string(format!(r#"{{"mention_id":"{id}"}}"#))
+                        .unwrap();
+                (
+                    "support",
+                    Entry::new(id.into(), Event::MentionCreated, data, 1),
+                )
+            })
+            .collect();
+        let (keys, _) = store
+            .commit(&Commit {
+                entries,
+                ..Commit::default()
+            })
+            .unwrap();
+        let (stored, _) = store.read(Table::Outbox, "support", 0, keys.len()).unwrap();
+        let items: Vec<_> = keys
+            .iter()
+            .zip(&stored)
+            .map(|(k, s)| (*k, Some(&s.entry)))
+            .collect();
+        store.bury("support", &items).unwrap();
+    }
+
     fn state(workers: bool, connected: bool) -> AdminState {
         let mut s = AdminState::new(&AdminSettings::default(), Some(TOKEN.into()));
         s.workers_running = Arc::new(AtomicBool::new(workers));
@@ -527,33 +559,10 @@ mod tests {
 
     #[tokio::test]
     async fn dead_letters_are_listed_and_replayed_or_purged_with_the_token() {
-        use crate::outbox::entry::{Entry, Event};
-        use crate::outbox::store::{Commit, Store, Table};
+        use crate::outbox::store::{Store, Table};
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("o.redb")).unwrap());
-        let data = |id: &str| {
-            serde_json::value::RawValue::from_string(format!(r#"{{"mention_id":"{id}"}}"#)).unwrap()
-        };
-        let (keys, _) = store
-            .commit(&Commit {
-                entries: ["m_a", "m_b"]
-                    .map(|id| {
-                        (
-                            "support",
-                            Entry::new(id.into(), Event::MentionCreated, data(id), 1),
-                        )
-                    })
-                    .into(),
-                ..Commit::default()
-            })
-            .unwrap();
-        let (stored, _) = store.read(Table::Outbox, "support", 0, 10).unwrap();
-        let items: Vec<_> = keys
-            .iter()
-            .zip(&stored)
-            .map(|(k, s)| (*k, Some(&s.entry)))
-            .collect();
-        store.bury("support", &items).unwrap();
+        bury_letters(&store, &["m_a", "m_b"]);
         let queue = crate::sink::dispatch::QueueShared::new("support", &store);
         let app = |token: Option<&str>| {
             let mut s = state(true, true);
@@ -1312,35 +1321,11 @@ mod tests {
 
     #[tokio::test]
     async fn dead_letters_come_a_page_at_a_time() {
-        use crate::outbox::entry::{Entry, Event};
-        use crate::outbox::store::{Commit, Store, Table};
+        use crate::outbox::store::Store;
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("o.redb")).unwrap());
         let ids: Vec<String> = (0..5).map(|i| format!("m_{i}")).collect();
-        let data = |id: &str| {
-            serde_json::value::RawValue::from_string(format!(r#"{{"mention_id":"{id}"}}"#)).unwrap()
-        };
-        let (keys, _) = store
-            .commit(&Commit {
-                entries: ids
-                    .iter()
-                    .map(|id| {
-                        (
-                            "support",
-                            Entry::new(id.clone(), Event::MentionCreated, data(id), 1),
-                        )
-                    })
-                    .collect(),
-                ..Commit::default()
-            })
-            .unwrap();
-        let (stored, _) = store.read(Table::Outbox, "support", 0, 10).unwrap();
-        let items: Vec<_> = keys
-            .iter()
-            .zip(&stored)
-            .map(|(k, s)| (*k, Some(&s.entry)))
-            .collect();
-        store.bury("support", &items).unwrap();
+        bury_letters(&store, &ids);
         let mut s = state(true, true);
         s.dlq = Some(DlqAccess {
             store: store.clone(),

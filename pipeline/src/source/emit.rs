@@ -268,16 +268,10 @@ impl Emitter {
         };
         match sent {
             Ok(()) => {
-                self.stats
-                    .frames_received
-                    .fetch_add(frames, Ordering::Relaxed);
-                self.stats
-                    .bytes_received
-                    .fetch_add(self.pending_bytes, Ordering::Relaxed);
+                self.publish_received(frames);
                 if let Some(Position::Cursor(n) | Position::Offset(n)) = position {
                     self.stats.last_position.store(n, Ordering::Relaxed);
                 }
-                self.pending_bytes = 0;
                 Ok(())
             }
             Err(Unsent::Closed(batch)) => {
@@ -296,18 +290,23 @@ impl Emitter {
                     frames,
                     "shutdown while the pipeline is full: the frames of the last batch are not processed (a resuming source reads them again at the next start)"
                 );
-                self.stats
-                    .frames_received
-                    .fetch_add(frames, Ordering::Relaxed);
-                self.stats
-                    .bytes_received
-                    .fetch_add(self.pending_bytes, Ordering::Relaxed);
+                self.publish_received(frames);
                 self.stats.skipped[SkipReason::Shutdown.index()]
                     .fetch_add(frames, Ordering::Relaxed);
-                self.pending_bytes = 0;
                 Err(SourceError::StoppedFull)
             }
         }
+    }
+
+    /// Publishes the frames and bytes of the batch just handed on (or given up).
+    fn publish_received(&mut self, frames: u64) {
+        self.stats
+            .frames_received
+            .fetch_add(frames, Ordering::Relaxed);
+        self.stats
+            .bytes_received
+            .fetch_add(self.pending_bytes, Ordering::Relaxed);
+        self.pending_bytes = 0;
     }
 
     fn fresh_batch(&mut self) -> Batch {
@@ -328,28 +327,16 @@ impl Drop for Emitter {
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Batch::with_capacity(self.source, 0, 0));
-        let frames = batch.len();
-        match self.tx.try_send(batch) {
-            Ok(()) => {
-                self.stats
-                    .frames_received
-                    .fetch_add(frames as u64, Ordering::Relaxed);
-                self.stats
-                    .bytes_received
-                    .fetch_add(self.pending_bytes, Ordering::Relaxed);
-            }
-            Err(_) => {
-                tracing::warn!(
-                    source = self.source,
-                    frames,
-                    "source dropped with a partial batch the channel could not take; its frames are counted as skipped at shutdown"
-                );
-                self.stats
-                    .frames_received
-                    .fetch_add(frames as u64, Ordering::Relaxed);
-                self.stats.skipped[SkipReason::Shutdown.index()]
-                    .fetch_add(frames as u64, Ordering::Relaxed);
-            }
+        let frames = batch.len() as u64;
+        let taken = self.tx.try_send(batch).is_ok();
+        self.publish_received(frames);
+        if !taken {
+            tracing::warn!(
+                source = self.source,
+                frames,
+                "source dropped with a partial batch the channel could not take; its frames are counted as skipped at shutdown"
+            );
+            self.stats.skipped[SkipReason::Shutdown.index()].fetch_add(frames, Ordering::Relaxed);
         }
     }
 }
