@@ -600,12 +600,24 @@ impl Routing {
                 message: format!("cannot read the routing file: {e}"),
             }])
         })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Routing::parse(&file, &text, &base, known)
+    }
+
+    /// Parses and validates routing-file text, as [`Routing::load`] does after reading it:
+    /// `file` names it in errors, `base` resolves relative paths. No I/O.
+    pub fn parse(
+        file: &str,
+        text: &str,
+        base: &Path,
+        known: &[&str],
+    ) -> Result<Routing, ConfigErrors> {
         let mut report = Report {
-            file: &file,
-            text: &text,
+            file,
+            text,
             errors: Vec::new(),
         };
-        let (root, syntax) = DeTable::parse_recoverable(&text);
+        let (root, syntax) = DeTable::parse_recoverable(text);
         for e in &syntax {
             report.toml(e, "");
         }
@@ -635,7 +647,6 @@ impl Routing {
             }
         }
         validate_queues(&mut report, &routing.queues, &queue_spans);
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for q in &mut routing.queues {
             for p in [&mut q.path, &mut q.template].into_iter().flatten() {
                 if p.is_relative() {
