@@ -40,35 +40,33 @@ struct Message {
     leaves: Vec<Leaf>,
 }
 
-/// Every format's built-in template, with a value for each var a template requires.
+/// Every format's built-in template, with a value for each var it reads (some have no
+/// default: the queue must set them).
 fn payloads() -> &'static [Payload] {
     static PAYLOADS: OnceLock<Vec<Payload>> = OnceLock::new();
     PAYLOADS.get_or_init(|| {
-        let vars: BTreeMap<String, String> = [
-            "customer_id",
-            "customer_key",
-            "customer_table",
-            "origin_code",
-            "id_property",
-            "owner_id",
-            "pipeline",
-            "stage",
-            "external_id_field",
-            "origin",
-            "status",
-            "group_id",
-            "requester_id",
-            "channel",
-            "contact_id",
-            "department_id",
-            "org_id",
-        ]
-        .into_iter()
-        .map(|name| (name.to_string(), "7".to_string()))
-        .collect();
         PayloadFormat::ALL
             .iter()
-            .map(|&f| Payload::load(f, None, &vars).expect("built-in template"))
+            .map(|&format| {
+                let names: &[&str] = match format {
+                    PayloadFormat::Salesforce => &["external_id_field", "origin", "status"],
+                    PayloadFormat::Zendesk => &["group_id", "requester_id"],
+                    PayloadFormat::Hubspot => &["id_property", "owner_id", "pipeline", "stage"],
+                    PayloadFormat::Dynamics => &[
+                        "customer_id",
+                        "customer_key",
+                        "customer_table",
+                        "origin_code",
+                    ],
+                    PayloadFormat::Zoho => &["channel", "contact_id", "department_id", "org_id"],
+                    _ => &[],
+                };
+                let vars: BTreeMap<String, String> = names
+                    .iter()
+                    .map(|name| (name.to_string(), "7".to_string()))
+                    .collect();
+                Payload::load(format, None, &vars).expect("built-in template")
+            })
             .collect()
     })
 }
