@@ -48,7 +48,7 @@ for target in $targets; do
         echo "ok (${runs:-?} runs)"
     else
         echo "FAILED"
-        grep -E 'panicked at|ERROR: (libFuzzer|AddressSanitizer)|SUMMARY' "$log" | head -5 | sed 's/^/    /'
+        grep -E 'panicked at|ERROR: (libFuzzer|AddressSanitizer)|SUMMARY' "$log" | head -5 | sed 's/^/    /' || true
         input=$(grep -o 'Test unit written to [^ ]*' "$log" | tail -1 | cut -d' ' -f5- || true)
         [[ -z "$input" || "$input" == /* ]] || input="$repo/fuzz/${input#./}"
         echo "    crashing input: ${input:-(none written; see the log)}"
