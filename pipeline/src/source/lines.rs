@@ -11,7 +11,9 @@
 //!   [`Line::Oversize`] when it is seen to be too long, and the rest of it is discarded as it
 //!   arrives, without buffering: a hostile stream cannot make the splitter grow.
 //! - `\n` ends a line; one `\r` before it is stripped. Lines of only ASCII whitespace (X's
-//!   `\r\n` keep-alives, blank lines in files) are not frames and are not reported at all.
+//!   `\r\n` keep-alives, blank lines in files) are not frames and are not reported at all,
+//!   unless they are over the limit: those are `Oversize` like any other, since a line is
+//!   judged too long before its end (and so its content) is seen.
 //! - At the end of input, [`LineSplitter::finish`] hands on a last line without a terminator.
 
 use memchr::memchr;
@@ -123,11 +125,13 @@ fn emit<E>(
     on: &mut impl FnMut(Line<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
-    }
+    // Length first: a line cut by a chunk boundary is found too long before its end is seen,
+    // so a long blank line must be `Oversize` here too, whatever the chunking.
     if line.len() > max {
         return on(Line::Oversize);
+    }
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
     }
     on(Line::Frame { bytes: line, end })
 }
@@ -256,6 +260,18 @@ mod tests {
                 let got = run(12, &[&input[..i], &input[i..j], &input[j..]]);
                 assert_eq!(got, whole, "split at {i},{j}");
             }
+        }
+    }
+
+    /// Found by the `lines` fuzz target: a blank line over the limit was `Oversize` when a
+    /// chunk boundary cut it and silently dropped when it arrived in one chunk.
+    #[test]
+    fn long_blank_line_is_oversize_however_it_is_cut() {
+        let input: &[u8] = b"{}\r\n          \nbb\n";
+        let want = vec![f("{}", 4), Got::Big, f("bb", 18)];
+        assert_eq!(run(4, &[input]), want, "one chunk");
+        for i in 0..=input.len() {
+            assert_eq!(run(4, &[&input[..i], &input[i..]]), want, "split at {i}");
         }
     }
 

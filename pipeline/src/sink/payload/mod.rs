@@ -279,10 +279,7 @@ impl Payload {
             }
             (_, Some(path)) => {
                 let text = template::read(path)?;
-                let file = path.display().to_string();
-                Kind::Template(Box::new(template::Compiled::build(
-                    format, &file, &text, vars,
-                )?))
+                return Payload::parse(format, &path.display().to_string(), &text, vars);
             }
             (_, None) => {
                 let (file, text) = format
@@ -294,6 +291,25 @@ impl Payload {
             }
         };
         Ok(Payload { format, kind })
+    }
+
+    /// Compiles template text as [`Payload::load`] compiles a queue's override file after
+    /// reading it (`file` names it in messages); no I/O. `generic` takes no template, so
+    /// for it any text is [`PayloadError::GenericTemplate`].
+    pub fn parse(
+        format: PayloadFormat,
+        file: &str,
+        text: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Payload, PayloadError> {
+        if format == PayloadFormat::Generic {
+            return Err(PayloadError::GenericTemplate { path: file.into() });
+        }
+        let compiled = template::Compiled::build(format, file, text, vars)?;
+        Ok(Payload {
+            format,
+            kind: Kind::Template(Box::new(compiled)),
+        })
     }
 
     /// Renders one attempt. Errors are about this message's data (a required value it does

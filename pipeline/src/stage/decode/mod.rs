@@ -432,6 +432,24 @@ impl Decoder {
         self.decode_in(buf, len, on_post)
     }
 
+    /// [`Decoder::decode`] without the Jetstream fast reader: every frame goes through
+    /// simd-json's tape, the authority on what a frame holds. For the fuzz targets, which
+    /// check that the fast reader and the tape agree on every frame; other formats have only
+    /// the tape path, so for them this is [`Decoder::decode`].
+    #[doc(hidden)]
+    pub fn decode_without_fast_reader(
+        &mut self,
+        frame: &mut [u8],
+        on_post: impl FnMut(Post<'_>),
+    ) -> Result<usize, SkipReason> {
+        self.malformed = 0;
+        let len = frame.len();
+        if len > self.limits.max_frame_bytes {
+            return Err(SkipReason::Oversize);
+        }
+        self.decode_tape(frame, len, on_post)
+    }
+
     /// Decodes `buf[..len]`; `buf` is either exactly the frame or the frame plus padding.
     fn decode_in(
         &mut self,
@@ -545,6 +563,16 @@ impl ParseFailure {
             ParseFailure::Other => SkipReason::InvalidJson,
         }
     }
+}
+
+/// Mastodon's HTML → plain text conversion on its own: appends the text of `html` to `out`
+/// and returns the post's links and whether it links anywhere but a mention or hashtag. For
+/// the fuzz targets, which reach the converter faster without the JSON around it.
+#[doc(hidden)]
+pub fn html_to_text<'h>(html: &'h str, out: &mut String) -> (Vec<Cow<'h, str>>, bool) {
+    let mut links = Vec::new();
+    let facts = html::to_text(html, out, &mut links);
+    (links, facts.link)
 }
 
 /// Parses JSON held in `scratch.payload` (already copied there by the caller) and hands its
