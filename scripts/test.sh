@@ -103,6 +103,11 @@ echo "== cargo deny check licenses bans sources"
 # Not `advisories`: its database is fetched from GitHub, which the machines running the tests
 # may not reach (see deny.toml).
 cargo deny --locked check licenses bans sources
+# Coverage-guided fuzzing of every parser of outside bytes (fuzz/README.md): a bounded smoke
+# run of each target from its committed seeds. Before the tests, so that the test summary
+# stays the last line.
+echo "== fuzz smoke"
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash scripts/fuzz-smoke.sh
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
