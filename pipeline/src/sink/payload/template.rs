@@ -56,13 +56,28 @@ pub(super) fn read(path: &Path) -> Result<String, PayloadError> {
         path: path.to_path_buf(),
         source,
     };
+    use std::io::Read as _;
+    let too_big = |len: u64| {
+        err(std::io::Error::other(format!(
+            "{len} bytes is more than the {MAX_TEMPLATE_BYTES} a template may have"
+        )))
+    };
     let len = std::fs::metadata(path).map_err(err)?.len();
     if len > MAX_TEMPLATE_BYTES {
-        return Err(err(std::io::Error::other(format!(
-            "{len} bytes is more than the {MAX_TEMPLATE_BYTES} a template may have"
-        ))));
+        return Err(too_big(len));
     }
-    std::fs::read_to_string(path).map_err(err)
+    // The size on disk says nothing about a device or a pipe (`/dev/zero`): the read itself
+    // is bounded too.
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(err)?
+        .take(MAX_TEMPLATE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(err)?;
+    if text.len() as u64 > MAX_TEMPLATE_BYTES {
+        return Err(too_big(text.len() as u64));
+    }
+    Ok(text)
 }
 
 /// A compiled template file.

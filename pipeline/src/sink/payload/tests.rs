@@ -1172,3 +1172,10 @@ fn a_header_value_http_cannot_carry_is_a_render_error() {
         "{e}"
     );
 }
+
+#[test]
+fn a_template_that_never_ends_is_refused_after_its_limit() {
+    // A device reports no size and never ends: the read stops at the limit.
+    let err = super::template::read(Path::new("/dev/zero")).unwrap_err();
+    assert!(err.to_string().contains("a template may have"), "{err}");
+}
