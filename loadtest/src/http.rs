@@ -10,13 +10,26 @@ use anyhow::{bail, Context as _};
 
 /// GETs `path` from `addr` with `Connection: close`; returns the body of a 200 response.
 pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<String> {
+    get_with_token(addr, path, None, timeout)
+}
+
+/// [`get`] with `Authorization: Bearer <token>` (earshot's admin endpoints need it).
+pub fn get_with_token(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("cannot connect to http://{addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     stream
