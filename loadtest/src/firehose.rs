@@ -163,16 +163,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             }
             let elapsed = started.elapsed().as_secs_f64().min(args.step_seconds);
             let due = (rate as f64 * elapsed) as u64;
-            if Instant::now() >= next_progress {
-                next_progress = Instant::now() + Duration::from_secs(1);
-                let waited = blocked + blocked_since.map_or(Duration::ZERO, |b| b.elapsed());
-                println!(
-                    "progress {sent} {} {}",
-                    log.sent.load(Ordering::Relaxed),
-                    waited.as_millis()
-                );
-            }
             while generated < due {
+                // Checked inside the loop too: at rates beyond what this machine can generate
+                // one tick runs for seconds, and the runner samples these lines.
+                if sent.is_multiple_of(1024) && Instant::now() >= next_progress {
+                    next_progress = Instant::now() + Duration::from_secs(1);
+                    let waited = blocked + blocked_since.map_or(Duration::ZERO, |b| b.elapsed());
+                    print_progress(sent, &log, waited);
+                }
                 if args.max_lag > 0
                     && wanted.saturating_sub(log.sent.load(Ordering::Relaxed)) >= args.max_lag
                 {
@@ -200,6 +198,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 });
                 generated += 1;
             }
+            if Instant::now() >= next_progress {
+                next_progress = Instant::now() + Duration::from_secs(1);
+                let waited = blocked + blocked_since.map_or(Duration::ZERO, |b| b.elapsed());
+                print_progress(sent, &log, waited);
+            }
             if elapsed >= args.step_seconds {
                 break;
             }
@@ -220,15 +223,20 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if Instant::now() >= next_progress {
             next_progress = Instant::now() + Duration::from_secs(1);
-            println!(
-                "progress {sent} {} {}",
-                log.sent.load(Ordering::Relaxed),
-                blocked.as_millis()
-            );
+            print_progress(sent, &log, blocked);
         }
     }
     trigger.trigger();
     Ok(())
+}
+
+/// The progress line the runner samples: generated, sent, and time spent waiting on the client.
+fn print_progress(generated: u64, log: &EventLog, waited: Duration) {
+    println!(
+        "progress {generated} {} {}",
+        log.sent.load(Ordering::Relaxed),
+        waited.as_millis()
+    );
 }
 
 /// A flag set on Ctrl-C / SIGTERM, checked between ticks.

@@ -216,8 +216,10 @@ struct Sampler {
 }
 
 impl Sampler {
+    /// Takes a sample if one is due; none before earshot's first scrape (before that the
+    /// process may not even have finished starting).
     fn take(&mut self, started: Instant, last: Option<&Scrape>) {
-        if Instant::now() < self.next {
+        if Instant::now() < self.next || last.is_none() {
             return;
         }
         self.next = Instant::now() + self.every;
@@ -246,16 +248,22 @@ fn config_u64(config: &toml::Table, table: &str, key: &str, default: u64) -> u64
         .map_or(default, |v| v.max(0) as u64)
 }
 
-/// Cores and load average, for the long reports: other work on the machine changes them.
-fn machine_line(note: Option<&str>) -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg")
+/// The 1-minute load average.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into());
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Cores and load average, for the long reports: other work on the machine changes them.
+fn machine_line(note: Option<&str>, load_at_start: &str) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = load_average();
     let date = earshot::mention::rfc3339_micros(earshot_loadtest::time::now_us());
     let mut line = format!(
-        "Run ended {} on a {cores}-core machine (1-minute load average {load} at the end).",
+        "Run ended {} on a {cores}-core machine (1-minute load average {load_at_start} before \
+         the run, {load} at its end).",
         &date[..date.len().min(19)]
     );
     if let Some(n) = note {
@@ -272,9 +280,10 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
         duration,
         note,
     } = options;
+    let load_at_start = load_average();
     let mut case = Case::load(case_dir)?;
     if let Some(d) = duration {
-        if !(d >= 1.0 && d <= MAX_DURATION_S) {
+        if !(1.0..=MAX_DURATION_S).contains(&d) {
             bail!("--duration {d} must be between 1 and {MAX_DURATION_S} seconds");
         }
         case.step_seconds = d;
@@ -602,7 +611,7 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
             mention_rate: case.mention_rate,
             sample_seconds: case.sample_seconds,
             earshot_exit,
-            machine: machine_line(note.as_deref()),
+            machine: machine_line(note.as_deref(), &load_at_start),
         };
         let samples = std::mem::take(&mut sampler.samples);
         let (markdown, json, charts, verdict) = if case.kind == Kind::Soak {
