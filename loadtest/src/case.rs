@@ -31,6 +31,34 @@ struct CaseFile {
     secret_env: String,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    kind: Kind,
+    #[serde(default = "default_sample_seconds")]
+    sample_seconds: f64,
+    #[serde(default)]
+    receiver_delay_ms: u64,
+    #[serde(default)]
+    firehose_max_lag: u64,
+    #[serde(default)]
+    drain_timeout_seconds: f64,
+}
+
+/// What a case measures, and so which report it gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Rising rate steps: the highest rate sustained within the latency budget.
+    #[default]
+    Steps,
+    /// One long step: do memory, disk, file descriptors and delivery stay flat?
+    Soak,
+    /// More than earshot can take with a slow endpoint: is memory bounded, does backpressure
+    /// reach the source, is nothing lost, and how long does the backlog take to drain?
+    Overload,
+}
+
+fn default_sample_seconds() -> f64 {
+    10.0
 }
 
 fn default_config() -> String {
@@ -70,7 +98,27 @@ pub struct Case {
     pub secret_env: String,
     /// One line on what the case is for.
     pub description: String,
+    /// Which report the run writes.
+    pub kind: Kind,
+    /// How often the runner samples earshot's resident memory, open files and outbox file.
+    pub sample_seconds: f64,
+    /// How long the receiver holds each webhook before answering (a slow endpoint).
+    pub receiver_delay_ms: u64,
+    /// The firehose stops generating while earshot is this many events behind what it was
+    /// sent (0: never; events older than the firehose's replay window are then lost to a
+    /// client that falls that far behind).
+    pub firehose_max_lag: u64,
+    /// After the input stops, how long the runner waits for every expected mention to be
+    /// delivered before stopping earshot (0: it only waits for earshot to read every frame).
+    pub drain_timeout_seconds: f64,
 }
+
+/// Longest sampling interval: a sample is what a soak's verdict stands on.
+const MAX_SAMPLE_SECONDS: f64 = 600.0;
+/// Longest receiver delay: below earshot's default webhook timeout (10 s).
+const MAX_RECEIVER_DELAY_MS: u64 = 5_000;
+/// Longest drain wait.
+const MAX_DRAIN_SECONDS: f64 = 24.0 * 3600.0;
 
 impl Case {
     /// Loads `dir/case.toml` and checks it and its config template.
@@ -126,6 +174,30 @@ impl Case {
         if f.secret_env.is_empty() {
             bail!("`secret_env` is empty");
         }
+        if !(f.sample_seconds >= 1.0 && f.sample_seconds <= MAX_SAMPLE_SECONDS) {
+            bail!(
+                "`sample_seconds` = {} must be between 1 and {MAX_SAMPLE_SECONDS}",
+                f.sample_seconds
+            );
+        }
+        if f.receiver_delay_ms > MAX_RECEIVER_DELAY_MS {
+            bail!(
+                "`receiver_delay_ms` = {} must be at most {MAX_RECEIVER_DELAY_MS} (below earshot's webhook timeout)",
+                f.receiver_delay_ms
+            );
+        }
+        if !(f.drain_timeout_seconds >= 0.0 && f.drain_timeout_seconds <= MAX_DRAIN_SECONDS) {
+            bail!(
+                "`drain_timeout_seconds` = {} must be between 0 and {MAX_DRAIN_SECONDS}",
+                f.drain_timeout_seconds
+            );
+        }
+        if f.kind == Kind::Soak && f.steps.len() != 1 {
+            bail!(
+                "a soak case has exactly one step (its rate); `steps` has {}",
+                f.steps.len()
+            );
+        }
         Ok(Case {
             name: name.to_string(),
             dir: dir.to_path_buf(),
@@ -138,6 +210,11 @@ impl Case {
             rules: dir.join(f.rules),
             secret_env: f.secret_env,
             description: f.description,
+            kind: f.kind,
+            sample_seconds: f.sample_seconds,
+            receiver_delay_ms: f.receiver_delay_ms,
+            firehose_max_lag: f.firehose_max_lag,
+            drain_timeout_seconds: f.drain_timeout_seconds,
         })
     }
 }
@@ -195,6 +272,41 @@ mod tests {
         assert_eq!(c.config, Path::new("/cases/smoke/earshot.toml"));
         assert_eq!(c.rules, Path::new("/cases/smoke/../../../rules"));
         assert_eq!(c.secret_env, "EARSHOT_LOADTEST_SECRET");
+        assert_eq!(c.kind, Kind::Steps);
+        assert_eq!(c.sample_seconds, 10.0);
+        assert_eq!(
+            (
+                c.receiver_delay_ms,
+                c.firehose_max_lag,
+                c.drain_timeout_seconds
+            ),
+            (0, 0, 0.0)
+        );
+    }
+
+    #[test]
+    fn soak_and_overload_options_are_checked() {
+        let soak = GOOD.replace("[500, 1000]", "[60000]") + "kind = \"soak\"\nsample_seconds = 5\n";
+        let c = Case::parse("soak", Path::new("/c"), &soak).unwrap();
+        assert_eq!((c.kind, c.sample_seconds), (Kind::Soak, 5.0));
+        assert!(err(&format!("{GOOD}kind = \"soak\"\n")).contains("exactly one step"));
+        let over = format!(
+            "{GOOD}kind = \"overload\"\nreceiver_delay_ms = 20\nfirehose_max_lag = 1000\ndrain_timeout_seconds = 900\n"
+        );
+        let c = Case::parse("o", Path::new("/c"), &over).unwrap();
+        assert_eq!(c.kind, Kind::Overload);
+        assert_eq!(
+            (
+                c.receiver_delay_ms,
+                c.firehose_max_lag,
+                c.drain_timeout_seconds
+            ),
+            (20, 1000, 900.0)
+        );
+        assert!(err(&format!("{GOOD}kind = \"spiky\"\n")).contains("unknown variant"));
+        assert!(err(&format!("{GOOD}sample_seconds = 0\n")).contains("`sample_seconds` = 0"));
+        assert!(err(&format!("{GOOD}receiver_delay_ms = 60000\n")).contains("receiver_delay_ms"));
+        assert!(err(&format!("{GOOD}drain_timeout_seconds = -1\n")).contains("drain_timeout"));
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! their step, so the runner can tell what was lost. Progress goes to stdout, one line per
 //! event of interest, for the runner: `listening ADDR`, `step-start I RATE`,
 //! `step-end I GENERATED SECONDS`, `done WANTED` (frames that pass earshot's
-//! `wantedCollections`, so the runner knows when earshot has caught up).
+//! `wantedCollections`, so the runner knows when earshot has caught up), and once a second
+//! `progress GENERATED SENT BLOCKED_MS` (events generated and frames written to the client
+//! so far, and how long generation has waited on `--max-lag`).
 //!
 //! Events are rendered once into a [`Pool`] and then restamped per send, so the generator
 //! costs little of the machine the process under test runs on.
@@ -55,6 +57,12 @@ pub struct Args {
     /// Distinct events rendered before the first step and then sent in a cycle, restamped.
     #[arg(long, default_value_t = 50_000)]
     pool: usize,
+    /// Stop generating while the client is this many events behind what was generated (0:
+    /// never). With it the firehose is a source that backpressure reaches: the offered rate
+    /// is a ceiling, and what is generated is what earshot takes. Without it a client that
+    /// falls further behind than the replay window loses events.
+    #[arg(long, default_value_t = 0)]
+    max_lag: u64,
 }
 
 /// The collection earshot's config asks for; other commits are filtered by the simulator.
@@ -87,11 +95,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // Keep up to 30 s of the fastest step, so a client that falls behind still gets every
     // event unless it is more than that far behind (then the loss is earshot's to report).
     let fastest = rates.iter().copied().max().unwrap_or(1);
-    let log = EventLog::new(
+    // With --max-lag nothing unsent is more than that far back, so a few times it is enough.
+    let capacity = if args.max_lag > 0 {
+        (args.max_lag as usize).saturating_mul(3).max(10_000)
+    } else {
         (fastest as usize)
             .saturating_mul(30)
-            .clamp(10_000, 2_000_000),
-    );
+            .clamp(10_000, 2_000_000)
+    };
+    let log = EventLog::new(capacity);
     // Rendered before anything listens, so no step pays for JSON rendering; never more events
     // than the run sends.
     let total = rates
@@ -135,6 +147,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let mut sent = 0u64;
     let mut last_us = 0u64;
     let mut wanted = 0u64;
+    let mut blocked = Duration::ZERO;
+    let mut blocked_since: Option<Instant> = None;
+    let mut next_progress = Instant::now();
     'steps: for (step, &rate) in rates.iter().enumerate() {
         println!("step-start {step} {rate}");
         let started = Instant::now();
@@ -149,6 +164,22 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             let elapsed = started.elapsed().as_secs_f64().min(args.step_seconds);
             let due = (rate as f64 * elapsed) as u64;
             while generated < due {
+                // Checked inside the loop too: at rates beyond what this machine can generate
+                // one tick runs for seconds, and the runner samples these lines.
+                if sent.is_multiple_of(1024) && Instant::now() >= next_progress {
+                    next_progress = Instant::now() + Duration::from_secs(1);
+                    let waited = blocked + blocked_since.map_or(Duration::ZERO, |b| b.elapsed());
+                    print_progress(sent, &log, waited);
+                }
+                if args.max_lag > 0
+                    && wanted.saturating_sub(log.sent.load(Ordering::Relaxed)) >= args.max_lag
+                {
+                    blocked_since.get_or_insert_with(Instant::now);
+                    break;
+                }
+                if let Some(since) = blocked_since.take() {
+                    blocked += since.elapsed();
+                }
                 // Strictly increasing, so `time_us` stays a usable resume cursor.
                 let t = now_us().max(last_us + 1);
                 last_us = t;
@@ -167,6 +198,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 });
                 generated += 1;
             }
+            if Instant::now() >= next_progress {
+                next_progress = Instant::now() + Duration::from_secs(1);
+                let waited = blocked + blocked_since.map_or(Duration::ZERO, |b| b.elapsed());
+                print_progress(sent, &log, waited);
+            }
             if elapsed >= args.step_seconds {
                 break;
             }
@@ -178,13 +214,29 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         );
     }
     expected.flush().context("writing the expected file")?;
+    if let Some(since) = blocked_since.take() {
+        blocked += since.elapsed();
+    }
     println!("done {wanted}");
     // Keep serving (a lagging client still reads its backlog) until told to stop.
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(50)).await;
+        if Instant::now() >= next_progress {
+            next_progress = Instant::now() + Duration::from_secs(1);
+            print_progress(sent, &log, blocked);
+        }
     }
     trigger.trigger();
     Ok(())
+}
+
+/// The progress line the runner samples: generated, sent, and time spent waiting on the client.
+fn print_progress(generated: u64, log: &EventLog, waited: Duration) {
+    println!(
+        "progress {generated} {} {}",
+        log.sent.load(Ordering::Relaxed),
+        waited.as_millis()
+    );
 }
 
 /// A flag set on Ctrl-C / SIGTERM, checked between ticks.

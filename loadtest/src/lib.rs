@@ -18,6 +18,9 @@
 //! - [`summary`]: expected-vs-received bookkeeping and per-step latency percentiles;
 //! - [`verdict`]: which steps passed and the highest sustained rate;
 //! - [`svg`] and [`report`]: the chart and the Markdown report;
+//! - [`sample`], [`flatness`] and [`longrun`]: what the long cases sample every few seconds
+//!   (memory, descriptors, outbox file, backlogs), whether a series stayed flat, and the
+//!   soak and overload reports;
 //! - [`spikes`]: the spike-detection evaluation (`earshot-loadtest spikes`), which needs no
 //!   process at all: earshot's detector run over simulated hours of traffic with surges
 //!   injected at known seconds.
@@ -27,10 +30,13 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod case;
+pub mod flatness;
 pub mod http;
+pub mod longrun;
 pub mod pool;
 pub mod prom;
 pub mod report;
+pub mod sample;
 pub mod spikes;
 pub mod summary;
 pub mod svg;

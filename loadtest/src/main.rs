@@ -39,6 +39,12 @@ enum Command {
         /// Where to write the report (default: `<case>/../../reports/<case name>`).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Seconds per step instead of the case's `step_seconds` (e.g. a 10-minute soak).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// A sentence for the soak and overload reports: the machine and what else ran on it.
+        #[arg(long)]
+        note: Option<String>,
     },
     /// Evaluate the spike detector on simulated hours of Poisson traffic with surges injected
     /// at known seconds: detection delay and false alarms (no process, no clock).
@@ -71,7 +77,21 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Firehose(args) => firehose::main(args),
         Command::Receiver(args) => receiver::main(args),
-        Command::Run { case, earshot, out } => runner::main(&case, earshot, out),
+        Command::Run {
+            case,
+            earshot,
+            out,
+            duration,
+            note,
+        } => runner::main(
+            &case,
+            runner::Options {
+                earshot,
+                out,
+                duration,
+                note,
+            },
+        ),
         Command::Spikes(args) => spikes(args),
     };
     match result {

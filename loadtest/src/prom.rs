@@ -1,6 +1,7 @@
 //! The few series of earshot's Prometheus `/metrics` the runner follows each second: frames
 //! received from the firehose (is earshot keeping up?), mentions routed, webhook deliveries
-//! by outcome, and posts dropped by reason (where did a loss happen?).
+//! by outcome, posts dropped by reason (where did a loss happen?), and the two places a
+//! backlog waits: the frame channel and the outbox (is backpressure where it should be?).
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,17 @@ pub struct Scrape {
     pub deliveries: BTreeMap<String, u64>,
     /// `earshot_stage_posts_dropped_total` by reason (non-zero only), summed over stages.
     pub dropped: BTreeMap<String, u64>,
+    /// `earshot_channel_frame_batches`: batches waiting between sources and workers.
+    pub channel_batches: u64,
+    /// `earshot_queue_depth`, summed over queues: entries waiting in the outbox.
+    pub queue_depth: u64,
+}
+
+impl Scrape {
+    /// Webhook deliveries that succeeded.
+    pub fn delivered(&self) -> u64 {
+        self.deliveries.get("delivered").copied().unwrap_or(0)
+    }
 }
 
 /// The value of label `name` in a `{a="x",b="y"}` label set.
@@ -61,6 +73,8 @@ pub fn parse(text: &str) -> Scrape {
                 let outcome = label(labels, "outcome").unwrap_or("?").to_string();
                 *s.deliveries.entry(outcome).or_default() += v;
             }
+            "earshot_channel_frame_batches" => s.channel_batches += v,
+            "earshot_queue_depth" => s.queue_depth += v,
             "earshot_stage_posts_dropped_total" if v > 0 => {
                 let reason = label(labels, "reason").unwrap_or("?").to_string();
                 *s.dropped.entry(reason).or_default() += v;
@@ -87,6 +101,9 @@ earshot_webhook_deliveries_total{queue=\"x\",outcome=\"delivered\"} 1
 earshot_stage_posts_dropped_total{stage=\"decode\",reason=\"delete\"} 4
 earshot_stage_posts_dropped_total{stage=\"decode\",reason=\"oversize\"} 0
 earshot_stage_duration_seconds{stage=\"match\",quantile=\"0.99\"} 0.00001
+earshot_channel_frame_batches 63
+earshot_queue_depth{queue=\"all\"} 20000
+earshot_queue_depth{queue=\"b\"} 5
 ";
         let s = parse(text);
         assert_eq!(s.frames_received, 15);
@@ -94,5 +111,9 @@ earshot_stage_duration_seconds{stage=\"match\",quantile=\"0.99\"} 0.00001
         assert_eq!(s.deliveries["delivered"], 4);
         assert_eq!(s.dropped.len(), 1);
         assert_eq!(s.dropped["delete"], 4);
+        assert_eq!(s.delivered(), 4);
+        assert_eq!(s.channel_batches, 63);
+        assert_eq!(s.queue_depth, 20_005);
+        assert_eq!(parse("").delivered(), 0);
     }
 }

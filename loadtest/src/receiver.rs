@@ -6,7 +6,8 @@
 //! accepted post, receipt time − `data.post.created_at` (the firehose stamps `createdAt` with
 //! the send time), counts repeat deliveries and refusals, and answers `GET /report` with a
 //! [`ReceiverReport`] (per-step percentiles when given the firehose's expected file). On
-//! Ctrl-C / SIGTERM it writes the same report to `--out` and exits.
+//! Ctrl-C / SIGTERM it writes the same report to `--out` and exits. `--delay-ms` makes it a
+//! slow endpoint (each answer held that long), for the overload case.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -39,6 +40,10 @@ pub struct Args {
     /// The firehose's expected file, for per-step percentiles in the report.
     #[arg(long)]
     expected: Option<PathBuf>,
+    /// Hold each webhook this long before answering: an endpoint slower than the input.
+    /// Receipt time is taken before the wait, so latency is earshot's, not this delay's.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 #[derive(Default)]
@@ -55,6 +60,7 @@ struct Shared {
     key: SigningKey,
     seen: Mutex<Seen>,
     expected: Option<PathBuf>,
+    delay: std::time::Duration,
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
@@ -66,6 +72,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         key,
         seen: Mutex::default(),
         expected: args.expected.clone(),
+        delay: std::time::Duration::from_millis(args.delay_ms),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -134,6 +141,9 @@ async fn hook(
 ) -> impl IntoResponse {
     // Receipt time before verification: the latency measured is earshot's, not this receiver's.
     let received_us = now_us();
+    if !shared.delay.is_zero() {
+        tokio::time::sleep(shared.delay).await;
+    }
     let now_s = (received_us / 1_000_000) as i64;
     let verified = earshot::demo::receiver::verify(&shared.key, &headers, &body, now_s);
     let mut seen = shared.seen.lock().unwrap_or_else(|e| e.into_inner());

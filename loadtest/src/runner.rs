@@ -16,9 +16,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use earshot_loadtest::case::{fill_template, Case};
+use earshot_loadtest::case::{fill_template, Case, Kind};
+use earshot_loadtest::longrun::{Delivery, Limits, OverloadReport, RunFacts, SoakReport};
 use earshot_loadtest::prom::{self, Scrape};
 use earshot_loadtest::report::{RunReport, StepRow};
+use earshot_loadtest::sample::{self, Sample};
 use earshot_loadtest::summary::{parse_expected, summarize, ReceiverReport};
 use earshot_loadtest::verdict::{highest_sustained, judge};
 use earshot_loadtest::{http, svg};
@@ -29,6 +31,8 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 const STALL: Duration = Duration::from_secs(5);
 /// How long earshot gets to drain after SIGTERM before it is killed.
 const DRAIN: Duration = Duration::from_secs(60);
+/// Longest `--duration`.
+const MAX_DURATION_S: f64 = 24.0 * 3600.0;
 
 /// The children, killed on drop unless already stopped.
 struct Children(Vec<(&'static str, Child)>);
@@ -146,6 +150,7 @@ enum Event {
     StepStart(usize),
     StepEnd(usize, u64, f64),
     Done(u64),
+    Progress(u64, u64, u64),
 }
 
 fn parse_event(line: &str) -> Option<Event> {
@@ -159,6 +164,10 @@ fn parse_event(line: &str) -> Option<Event> {
             s.parse().ok()?,
         )),
         ["done", n] => Some(Event::Done(n.parse().ok()?)),
+        ["progress", ..] => {
+            let (g, s, b) = sample::parse_progress(line)?;
+            Some(Event::Progress(g, s, b))
+        }
         _ => None,
     }
 }
@@ -184,8 +193,101 @@ fn ingest_rate(scrapes: &[Scrape], from: f64, to: f64) -> f64 {
     }
 }
 
-pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> anyhow::Result<()> {
-    let case = Case::load(case_dir)?;
+/// What `run` was asked for beyond the case.
+pub struct Options {
+    /// The earshot binary.
+    pub earshot: Option<PathBuf>,
+    /// The report folder.
+    pub out: Option<PathBuf>,
+    /// Seconds per step instead of the case's `step_seconds` (a short soak).
+    pub duration: Option<f64>,
+    /// A note for the long reports: where the run happened and alongside what.
+    pub note: Option<String>,
+}
+
+/// Samples earshot's process and the latest scrape and firehose progress.
+struct Sampler {
+    pid: u32,
+    outbox: PathBuf,
+    every: Duration,
+    next: Instant,
+    progress: (u64, u64, u64),
+    samples: Vec<Sample>,
+}
+
+impl Sampler {
+    /// Takes a sample if one is due; none before earshot's first scrape (before that the
+    /// process may not even have finished starting).
+    fn take(&mut self, started: Instant, last: Option<&Scrape>) {
+        if Instant::now() < self.next || last.is_none() {
+            return;
+        }
+        self.next = Instant::now() + self.every;
+        let last = last.cloned().unwrap_or_default();
+        self.samples.push(Sample {
+            t: started.elapsed().as_secs_f64(),
+            rss_bytes: sample::rss_of(self.pid),
+            open_fds: sample::open_fds_of(self.pid),
+            outbox_bytes: sample::file_size(&self.outbox),
+            delivered: last.delivered(),
+            queue_depth: last.queue_depth,
+            channel_batches: last.channel_batches,
+            generated: self.progress.0,
+            sent: self.progress.1,
+            blocked_ms: self.progress.2,
+        });
+    }
+}
+
+/// A key of the filled config, or `default` when it is not set.
+fn config_u64(config: &toml::Table, table: &str, key: &str, default: u64) -> u64 {
+    config
+        .get(table)
+        .and_then(|t| t.get(key))
+        .and_then(toml::Value::as_integer)
+        .map_or(default, |v| v.max(0) as u64)
+}
+
+/// The 1-minute load average.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Cores and load average, for the long reports: other work on the machine changes them.
+fn machine_line(note: Option<&str>, load_at_start: &str) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = load_average();
+    let date = earshot::mention::rfc3339_micros(earshot_loadtest::time::now_us());
+    let mut line = format!(
+        "Run ended {} on a {cores}-core machine (1-minute load average {load_at_start} before \
+         the run, {load} at its end).",
+        &date[..date.len().min(19)]
+    );
+    if let Some(n) = note {
+        line.push(' ');
+        line.push_str(n);
+    }
+    line
+}
+
+pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
+    let Options {
+        earshot,
+        out,
+        duration,
+        note,
+    } = options;
+    let load_at_start = load_average();
+    let mut case = Case::load(case_dir)?;
+    if let Some(d) = duration {
+        if !(1.0..=MAX_DURATION_S).contains(&d) {
+            bail!("--duration {d} must be between 1 and {MAX_DURATION_S} seconds");
+        }
+        case.step_seconds = d;
+    }
     let exe = std::env::current_exe().context("cannot find this binary's path")?;
     let earshot = earshot
         .unwrap_or_else(|| exe.with_file_name(format!("earshot{}", std::env::consts::EXE_SUFFIX)));
@@ -198,6 +300,14 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
     let dir = out.unwrap_or_else(|| case.dir.join("../../reports").join(&case.name));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
+    // Charts of an earlier run of another kind would otherwise sit beside this report.
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if (name.starts_with("soak-") || name.starts_with("overload-")) && name.ends_with(".svg") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     // Every run starts from an empty outbox: a previous run's undelivered entries and source
     // checkpoint would otherwise be picked up (the case templates keep it in `state/`).
     let state = dir.join("state");
@@ -216,17 +326,35 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
     let template = std::fs::read_to_string(&case.config)
         .with_context(|| format!("cannot read {}", case.config.display()))?;
     let config_path = dir.join("earshot.toml");
-    std::fs::write(
-        &config_path,
-        fill_template(
-            &template,
-            &firehose_addr.to_string(),
-            &hook_addr.to_string(),
-            &admin_addr.to_string(),
-            &rules,
+    let filled = fill_template(
+        &template,
+        &firehose_addr.to_string(),
+        &hook_addr.to_string(),
+        &admin_addr.to_string(),
+        &rules,
+    );
+    std::fs::write(&config_path, &filled)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    let config: toml::Table = filled
+        .parse()
+        .with_context(|| format!("{} is not TOML", config_path.display()))?;
+    let outbox_path = dir.join(
+        config
+            .get("outbox")
+            .and_then(|o| o.get("path"))
+            .and_then(toml::Value::as_str)
+            .unwrap_or("earshot-state/outbox.redb"),
+    );
+    let limits = Limits {
+        channel_batches: config_u64(&config, "pipeline", "channel_batches", 64),
+        max_entries: config_u64(
+            &config,
+            "outbox",
+            "max_entries",
+            earshot::outbox::OutboxSettings::default().max_entries,
         ),
-    )
-    .with_context(|| format!("cannot write {}", config_path.display()))?;
+        receiver_delay_ms: case.receiver_delay_ms,
+    };
     let expected_path = dir.join("expected.tsv");
     let secret = earshot::demo::random_secret();
     let mut children = Children(Vec::new());
@@ -247,6 +375,8 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
             &ports[1].to_string(),
             "--secret-env",
             &case.secret_env,
+            "--delay-ms",
+            &case.receiver_delay_ms.to_string(),
         ])
         .arg("--out")
         .arg(dir.join("receiver.json"))
@@ -274,6 +404,7 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
         .args(["--step-seconds", &case.step_seconds.to_string()])
         .args(["--seed", &case.seed.to_string()])
         .args(["--mention-rate", &case.mention_rate.to_string()])
+        .args(["--max-lag", &case.firehose_max_lag.to_string()])
         .arg("--expected")
         .arg(&expected_path)
         .stdout(Stdio::piped())
@@ -318,7 +449,22 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
         .stderr(stderr)
         .spawn()
         .with_context(|| format!("cannot start {}", earshot.display()))?;
+    let mut sampler = Sampler {
+        pid: child.id(),
+        outbox: outbox_path,
+        every: Duration::from_secs_f64(case.sample_seconds),
+        next: started,
+        progress: (0, 0, 0),
+        samples: Vec::new(),
+    };
     children.0.push(("earshot", child));
+    let scrape = || {
+        http::get_with_token(admin_addr, "/metrics", Some(&admin_token), HTTP_TIMEOUT).map(|text| {
+            let mut s = prom::parse(&text);
+            s.t = started.elapsed().as_secs_f64();
+            s
+        })
+    };
 
     // Step loop: follow the firehose's progress and scrape once a second until it is done.
     let total = case.steps.len() as f64 * case.step_seconds;
@@ -329,13 +475,10 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
     let wanted = loop {
         if Instant::now() >= next_scrape {
             next_scrape += Duration::from_secs(1);
-            if let Ok(text) =
-                http::get_with_token(admin_addr, "/metrics", Some(&admin_token), HTTP_TIMEOUT)
-            {
-                let mut s = prom::parse(&text);
-                s.t = started.elapsed().as_secs_f64();
+            if let Ok(s) = scrape() {
                 scrapes.push(s);
             }
+            sampler.take(started, scrapes.last());
             children.check_alive("earshot", &earshot_log)?;
             children.check_alive("firehose", &firehose_log)?;
             children.check_alive("receiver", &receiver_log)?;
@@ -355,6 +498,7 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
                 times[i].seconds = secs;
             }
             Ok(Event::Done(n)) => break n,
+            Ok(Event::Progress(g, s, b)) => sampler.progress = (g, s, b),
             Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 children.check_alive("firehose", &firehose_log)?;
@@ -363,29 +507,70 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
         }
     };
 
-    // Catch-up: wait until earshot has read every frame sent, or stops making progress.
+    let input_end = started.elapsed().as_secs_f64();
+    let expected_count = std::fs::read_to_string(&expected_path)
+        .with_context(|| format!("cannot read {}", expected_path.display()))?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count() as u64;
+
+    // Catch-up: wait until earshot has read every frame sent, or stops making progress; with
+    // a drain wait, also until it has delivered every expected mention (or the wait is over).
+    let draining = case.drain_timeout_seconds > 0.0;
+    let drain_deadline = Instant::now() + Duration::from_secs_f64(case.drain_timeout_seconds);
+    let mut drain_seconds = None;
     let mut last = (
         Instant::now(),
         scrapes.last().map_or(0, |s| s.frames_received),
     );
+    if draining {
+        println!("  input stopped; waiting for {expected_count} mentions to be delivered");
+    }
+    let mut next_note = Instant::now() + Duration::from_secs(30);
     loop {
-        let text = http::get_with_token(admin_addr, "/metrics", Some(&admin_token), HTTP_TIMEOUT)
-            .context("scraping earshot's /metrics")?;
-        let mut s = prom::parse(&text);
-        s.t = started.elapsed().as_secs_f64();
-        let frames = s.frames_received;
-        scrapes.push(s);
-        if frames >= wanted {
-            break;
+        while let Ok(e) = events.try_recv() {
+            if let Event::Progress(g, s, b) = e {
+                sampler.progress = (g, s, b);
+            }
         }
-        if frames > last.1 {
-            last = (Instant::now(), frames);
-        } else if last.0.elapsed() >= STALL {
-            println!("  earshot stalled at {frames} of {wanted} frames; stopping");
-            break;
+        let s = scrape().context("scraping earshot's /metrics")?;
+        let (frames, delivered) = (s.frames_received, s.delivered());
+        scrapes.push(s);
+        sampler.take(started, scrapes.last());
+        let caught_up = frames >= wanted;
+        if draining {
+            if caught_up && delivered >= expected_count {
+                drain_seconds = Some(started.elapsed().as_secs_f64() - input_end);
+                break;
+            }
+            if Instant::now() >= drain_deadline {
+                println!(
+                    "  not drained after {} s: {delivered} of {expected_count} delivered, {frames} of {wanted} frames read; stopping",
+                    case.drain_timeout_seconds
+                );
+                break;
+            }
+            if Instant::now() >= next_note {
+                next_note = Instant::now() + Duration::from_secs(30);
+                println!("  draining: {delivered} of {expected_count} delivered");
+            }
+            children.check_alive("earshot", &earshot_log)?;
+        } else {
+            if caught_up {
+                break;
+            }
+            if frames > last.1 {
+                last = (Instant::now(), frames);
+            } else if last.0.elapsed() >= STALL {
+                println!("  earshot stalled at {frames} of {wanted} frames; stopping");
+                break;
+            }
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+    // A last sample of the drained state.
+    sampler.next = Instant::now();
+    sampler.take(started, scrapes.last());
 
     children.stop("firehose", Duration::from_secs(10));
     let earshot_exit = children.stop("earshot", DRAIN);
@@ -399,6 +584,76 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
         .with_context(|| format!("cannot read {}", expected_path.display()))?;
     let expected = parse_expected(&expected_text)?;
     let (summary, unexpected) = summarize(&expected, &received.received, case.steps.len());
+    let write = |name: &str, text: String| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    if case.kind != Kind::Steps {
+        let delivery = Delivery {
+            expected: summary.iter().map(|s| s.expected).sum(),
+            delivered: summary.iter().map(|s| s.delivered).sum(),
+            lost: summary.iter().map(|s| s.lost).sum(),
+            duplicates: received.duplicates,
+            rejected: received.rejected,
+            unexpected,
+            // Percentiles of the whole run: a soak has one step, an overload is judged on
+            // completeness, not latency.
+            p50_ms: summary.iter().filter_map(|s| s.p50_ms).reduce(f64::max),
+            p99_ms: summary.iter().filter_map(|s| s.p99_ms).reduce(f64::max),
+            max_ms: summary.iter().filter_map(|s| s.max_ms).reduce(f64::max),
+        };
+        let run = RunFacts {
+            case: case.name.clone(),
+            description: case.description.clone(),
+            offered_rate: case.steps.iter().copied().max().unwrap_or(0),
+            input_seconds: times.iter().map(|t| t.seconds).sum(),
+            generated: times.iter().map(|t| t.generated).sum(),
+            mention_rate: case.mention_rate,
+            sample_seconds: case.sample_seconds,
+            earshot_exit,
+            machine: machine_line(note.as_deref(), &load_at_start),
+        };
+        let samples = std::mem::take(&mut sampler.samples);
+        let (markdown, json, charts, verdict) = if case.kind == Kind::Soak {
+            let r = SoakReport::new(run, delivery, samples, input_end);
+            let verdict = if r.pass() { "PASS" } else { "FAIL" };
+            (
+                r.markdown(),
+                serde_json::to_string_pretty(&r)?,
+                r.charts(),
+                verdict.to_string(),
+            )
+        } else {
+            let r = OverloadReport {
+                run,
+                delivery,
+                limits,
+                input_end,
+                drain_seconds,
+                samples,
+            };
+            let verdict = r
+                .verdicts()
+                .iter()
+                .map(|(q, ok, _)| format!("{q}: {}", if *ok { "yes" } else { "NO" }))
+                .collect::<Vec<_>>()
+                .join("; ");
+            (
+                r.markdown(),
+                serde_json::to_string_pretty(&r)?,
+                r.charts(),
+                verdict,
+            )
+        };
+        write("report.json", json)?;
+        write("report.md", markdown)?;
+        for (file, svg) in charts {
+            write(&file, svg)?;
+        }
+        println!("{verdict}");
+        println!("report: {}", dir.join("report.md").display());
+        return Ok(());
+    }
     let generated: Vec<f64> = times
         .iter()
         .map(|t| {
@@ -444,10 +699,6 @@ pub fn main(case_dir: &Path, earshot: Option<PathBuf>, out: Option<PathBuf>) -> 
         dropped: last_scrape.dropped.clone(),
         deliveries: last_scrape.deliveries.clone(),
         scrapes,
-    };
-    let write = |name: &str, text: String| -> anyhow::Result<()> {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
     };
     write("report.json", serde_json::to_string_pretty(&report)?)?;
     write("report.md", report.markdown())?;

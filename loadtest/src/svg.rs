@@ -196,6 +196,143 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+/// A horizontal line across a time series: a limit the series is compared with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    /// What it is, e.g. "max_entries 20000".
+    pub label: String,
+    /// Its value, in the series' unit.
+    pub value: f64,
+}
+
+/// Renders one series over time on linear axes (a soak's memory, a backlog's depth): time in
+/// minutes along the bottom, the value up the side with `unit` after its tick labels, an
+/// optional limit as a dashed line. Each point carries a tooltip with its exact value.
+pub fn render_series(
+    title: &str,
+    unit: &str,
+    points: &[(f64, f64)],
+    limit: Option<&Limit>,
+) -> String {
+    let finite: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(t, v)| t.is_finite() && v.is_finite())
+        .collect();
+    let tmax = finite.iter().map(|p| p.0).fold(0.0, f64::max).max(1.0) / 60.0;
+    let vmax = finite
+        .iter()
+        .map(|p| p.1)
+        .chain(limit.map(|l| l.value))
+        .fold(0.0, f64::max);
+    let (step, vtop) = nice_ticks(vmax);
+    let px = |t: f64| LEFT + t / 60.0 / tmax * (W - RIGHT - LEFT);
+    let py = |v: f64| H - BOTTOM - v / vtop * (H - BOTTOM - TOP);
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
+        W / 2.0,
+        esc(title)
+    );
+    let mut v = 0.0;
+    while v <= vtop * 1.0001 {
+        let y = py(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}{}</text>"##,
+            W - RIGHT,
+            LEFT - 6.0,
+            y + 4.0,
+            fmt_num(v),
+            esc(unit)
+        );
+        v += step;
+    }
+    let (tstep, _) = nice_ticks(tmax);
+    let mut t = 0.0;
+    while t <= tmax * 1.0001 {
+        let x = px(t * 60.0);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#eee"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            H - BOTTOM,
+            H - BOTTOM + 16.0,
+            fmt_num(t)
+        );
+        t += tstep;
+    }
+    let _ = writeln!(
+        s,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{:.1}" height="{:.1}" fill="none" stroke="#444"/>"##,
+        W - RIGHT - LEFT,
+        H - BOTTOM - TOP
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">minutes since earshot started</text>"#,
+        (LEFT + W - RIGHT) / 2.0,
+        H - 18.0
+    );
+    if let Some(l) = limit {
+        let y = py(l.value);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#d62728" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" fill="#d62728">{}</text>"##,
+            W - RIGHT,
+            W - RIGHT + 6.0,
+            y + 4.0,
+            esc(&l.label)
+        );
+    }
+    let line: Vec<String> = finite
+        .iter()
+        .map(|&(t, v)| format!("{:.1},{:.1}", px(t), py(v)))
+        .collect();
+    let _ = writeln!(
+        s,
+        r##"<polyline class="series" fill="none" stroke="#1f77b4" stroke-width="2" points="{}"/>"##,
+        line.join(" ")
+    );
+    for &(t, v) in &finite {
+        let _ = writeln!(
+            s,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="1.5" fill="#1f77b4"><title>{:.0} s: {}{}</title></circle>"##,
+            px(t),
+            py(v),
+            t,
+            fmt_num(v),
+            esc(unit)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// A tick step of 1, 2 or 5 × 10^k giving about five ticks up to at least `max`, and the top
+/// of the axis (a whole number of steps).
+fn nice_ticks(max: f64) -> (f64, f64) {
+    let max = if max > 0.0 && max.is_finite() {
+        max
+    } else {
+        1.0
+    };
+    let raw = max / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    (step, (max / step).ceil() * step)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,5 +404,28 @@ mod tests {
         assert_eq!(fmt_num(0.1), "0.1");
         assert_eq!(fmt_num(2500.0), "2500");
         assert_eq!(fmt_num(40000.0), "40k");
+    }
+
+    #[test]
+    fn renders_a_series_over_time_with_its_limit() {
+        let points: Vec<(f64, f64)> = (0..=12)
+            .map(|i| (i as f64 * 10.0, 50.0 + i as f64))
+            .collect();
+        let limit = Limit {
+            label: "max <60>".into(),
+            value: 60.0,
+        };
+        let svg = render_series("rss <earshot>", " MiB", &points, Some(&limit));
+        assert!(svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 13);
+        assert_eq!(svg.matches("<polyline").count(), 1);
+        assert!(svg.contains("rss &lt;earshot&gt;") && svg.contains("max &lt;60&gt;"));
+        assert!(svg.contains("<title>120 s: 62 MiB</title>"), "{svg}");
+        assert!(!svg.contains("NaN") && !svg.contains("inf"));
+        let empty = render_series("x", "", &[], None);
+        assert!(empty.contains("</svg>") && !empty.contains("NaN"));
+        assert_eq!(nice_ticks(62.0), (20.0, 80.0));
+        assert!((nice_ticks(0.0).1 - 1.0).abs() < 1e-9);
+        assert_eq!(nice_ticks(20_000.0), (5_000.0, 20_000.0));
     }
 }

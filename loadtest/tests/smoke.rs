@@ -137,3 +137,79 @@ fn spikes_subcommand_writes_its_report() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("p_value"));
     assert!(!out.path().join("bad").exists());
 }
+
+/// The overload machinery end to end, small: a slow receiver, a tiny outbox and a firehose
+/// that waits on earshot; the runner must wait for the drain and report every mention
+/// delivered, the outbox at its limit and the drain time.
+#[test]
+fn a_small_overload_fills_the_outbox_drains_and_loses_nothing() {
+    let earshot = earshot_binary();
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("tiny-overload");
+    std::fs::create_dir(&case).unwrap();
+    let template = std::fs::read_to_string(cases.join("overload/earshot.toml"))
+        .unwrap()
+        .replace("max_entries = 50000", "max_entries = 20");
+    assert!(template.contains("max_entries = 20\n"));
+    std::fs::write(case.join("earshot.toml"), template).unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    std::fs::write(
+        case.join("case.toml"),
+        format!(
+            "kind = \"overload\"\nseed = 2\nmention_rate = 0.1\nsteps = [2000]\nstep_seconds = 3\n\
+             p99_budget_ms = 60000\nsample_seconds = 1\nfirehose_max_lag = 500\n\
+             receiver_delay_ms = 200\ndrain_timeout_seconds = 120\nrules = {:?}\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("report");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_earshot-loadtest"))
+        .arg("run")
+        .arg(&case)
+        .arg("--earshot")
+        .arg(&earshot)
+        .arg("--out")
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(240) {
+            let _ = child.kill();
+            panic!("the small overload run did not finish in 240 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "earshot-loadtest run failed: {status}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let d = &report["delivery"];
+    assert!(d["expected"].as_u64().unwrap() > 100, "{d}");
+    assert_eq!(d["expected"], d["delivered"], "{d}");
+    assert_eq!(d["lost"], 0, "{d}");
+    assert_eq!(d["duplicates"], 0, "{d}");
+    assert!(report["drain_seconds"].as_f64().is_some(), "{report:#}");
+    let depth_max = report["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["queue_depth"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(depth_max >= 20, "the outbox never filled: {depth_max}");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| no mention lost | yes |"), "{md}");
+    assert!(md.contains("| backlog drained | yes |"), "{md}");
+    for chart in [
+        "overload-rss.svg",
+        "overload-outbox.svg",
+        "overload-sent.svg",
+    ] {
+        assert!(out.join(chart).is_file(), "{chart}");
+    }
+}

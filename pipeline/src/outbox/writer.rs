@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::value::RawValue;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use super::checkpoint::Checkpoints;
 use super::entry::{now_us, Entry, Event};
@@ -113,6 +113,8 @@ pub struct Writer {
     sources: Vec<String>,
     checkpoints: Checkpoints,
     max_entries: u64,
+    /// Since when the outbox has been full, while it is.
+    full_since: Option<Instant>,
 }
 
 /// How long the writer waits for work before it looks at digests and flushes acks.
@@ -167,6 +169,7 @@ impl Writer {
             index,
             sources,
             max_entries,
+            full_since: None,
         }
     }
 
@@ -214,9 +217,9 @@ impl Writer {
         debug!("outbox writer finished");
     }
 
-    /// Blocks while the outbox is full (backpressure), unless shutting down.
-    fn wait_for_room(&self, stop: &AtomicBool, open: bool, shutdown: &Shutdown) {
-        let mut warned = false;
+    /// Blocks while the outbox is full (backpressure), unless shutting down. Says so once
+    /// when it fills and once when there is room again, however often it is called between.
+    fn wait_for_room(&mut self, stop: &AtomicBool, open: bool, shutdown: &Shutdown) {
         while open && !stop.load(Ordering::Relaxed) && !shutdown.is_shutdown() {
             let total: u64 = self
                 .queues
@@ -224,15 +227,21 @@ impl Writer {
                 .map(|q| q.shared.depth.load(Ordering::Relaxed))
                 .sum();
             if total < self.max_entries {
+                if let Some(since) = self.full_since.take() {
+                    info!(
+                        full_s = since.elapsed().as_secs(),
+                        "the outbox has room again; the sources go on"
+                    );
+                }
                 return;
             }
-            if !warned {
+            if self.full_since.is_none() {
                 warn!(
                     entries = total,
                     max = self.max_entries,
                     "the outbox is full; the sources wait until deliveries make room"
                 );
-                warned = true;
+                self.full_since = Some(Instant::now());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
