@@ -349,7 +349,10 @@ async fn kill_9_mid_delivery_then_restart_delivers_everything_with_stable_ids() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_replayed_and_purged() {
     let setup = Setup::new("[queue.noise]\nreposts = false\nstorm = false");
-    let (frames, expected) = posts(7, 200);
+    // More dead letters than one page of the admin server's `GET /dlq` (100): the CLI must
+    // follow the pages.
+    let (frames, expected) = posts(7, 700);
+    assert!(expected.len() > 100, "{} mentions", expected.len());
     let mut endpoint = Endpoint::new(setup.hook_port);
     endpoint.up().await;
     // The endpoint refuses everything: each mention is dead-lettered after one attempt.
