@@ -81,18 +81,7 @@ pub fn render(title: &str, points: &[Point], p99_budget_ms: f64) -> String {
     let x = LogAxis::new(rlo, rhi, LEFT, W - RIGHT);
     let y = LogAxis::new(ylo, yhi, H - BOTTOM, TOP);
 
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
-        W / 2.0,
-        esc(title)
-    );
+    let mut s = open_svg(title);
     // Latency gridlines, one per decade.
     let mut d = ylo;
     while d <= yhi * 1.0001 {
@@ -229,18 +218,7 @@ pub fn render_series(
     let px = |t: f64| LEFT + t / 60.0 / tmax * (W - RIGHT - LEFT);
     let py = |v: f64| H - BOTTOM - v / vtop * (H - BOTTOM - TOP);
 
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
-        W / 2.0,
-        esc(title)
-    );
+    let mut s = open_svg(title);
     let mut v = 0.0;
     while v <= vtop * 1.0001 {
         let y = py(v);
@@ -331,6 +309,23 @@ fn nice_ticks(max: f64) -> (f64, f64) {
         .find(|s| *s >= raw)
         .unwrap_or(10.0 * mag);
     (step, (max / step).ceil() * step)
+}
+
+/// The start of a chart: the `<svg>` element, a white background and the centred title.
+fn open_svg(title: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
+        W / 2.0,
+        esc(title)
+    );
+    s
 }
 
 #[cfg(test)]

@@ -45,16 +45,7 @@ fn smoke_case_delivers_every_mention_within_budget() {
         .spawn()
         .unwrap();
     // Two 3 s steps plus start-up and drain; a hung run is killed, not waited on forever.
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            panic!("the smoke run did not finish in 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = finish(&mut child, started, 90, "the smoke run");
     assert!(status.success(), "earshot-loadtest run failed: {status}");
 
     let report: serde_json::Value =
@@ -175,16 +166,7 @@ fn a_small_overload_fills_the_outbox_drains_and_loses_nothing() {
         .arg(&out)
         .spawn()
         .unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(240) {
-            let _ = child.kill();
-            panic!("the small overload run did not finish in 240 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = finish(&mut child, started, 240, "the small overload run");
     assert!(status.success(), "earshot-loadtest run failed: {status}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
@@ -211,5 +193,24 @@ fn a_small_overload_fills_the_outbox_drains_and_loses_nothing() {
         "overload-sent.svg",
     ] {
         assert!(out.join(chart).is_file(), "{chart}");
+    }
+}
+
+/// Waits for the run to end; a hung run is killed after `limit_s`, not waited on for ever.
+fn finish(
+    child: &mut std::process::Child,
+    started: std::time::Instant,
+    limit_s: u64,
+    what: &str,
+) -> std::process::ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(limit_s) {
+            let _ = child.kill();
+            panic!("{what} did not finish in {limit_s} s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
