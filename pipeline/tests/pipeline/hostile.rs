@@ -11,8 +11,7 @@ use std::time::Duration;
 use earshot::metrics::Latencies;
 use earshot::outbox::entry::{now_us, Entry, Event};
 use earshot::outbox::store::{Commit, Selection, Store, Table};
-use earshot::sink::breaker::BreakerSettings;
-use earshot::sink::dispatch::{self, Deliverer, DispatchSettings, QueueShared};
+use earshot::sink::dispatch::{self, Deliverer, QueueShared};
 use earshot::sink::payload::{Payload, PayloadFormat};
 use earshot::sink::signature::SigningKey;
 use earshot::sink::webhook::{self, WebhookTarget};
@@ -126,22 +125,6 @@ fn entry(id: &str) -> Entry {
     Entry::new(id.into(), Event::MentionCreated, data, now_us())
 }
 
-fn settings() -> DispatchSettings {
-    DispatchSettings {
-        max_attempts: 3,
-        retry_schedule: vec![Duration::from_millis(20)],
-        concurrency: 2,
-        ordered: false,
-        latency_budget: None,
-        breaker: BreakerSettings {
-            threshold: 5,
-            cooldown: Duration::from_millis(50),
-            max_cooldown: Duration::from_millis(200),
-        },
-        disable_after: None,
-    }
-}
-
 /// One queue, one entry in a fresh outbox, delivered to `url` with a client timeout.
 struct Queue {
     _dir: tempfile::TempDir,
@@ -177,7 +160,7 @@ impl Queue {
             store.clone(),
             shared.clone(),
             Deliverer::Webhook(target),
-            settings(),
+            crate::webhook::settings(3),
             Latencies::new(),
         ));
         Self {

@@ -102,7 +102,7 @@ fn target(hook: std::net::SocketAddr) -> WebhookTarget {
     }
 }
 
-fn settings(max_attempts: u32) -> DispatchSettings {
+pub(crate) fn settings(max_attempts: u32) -> DispatchSettings {
     DispatchSettings {
         max_attempts,
         retry_schedule: vec![Duration::from_millis(20), Duration::from_millis(200)],
