@@ -34,18 +34,8 @@ fn smoke_case_delivers_every_mention_within_budget() {
     let earshot = earshot_binary();
     let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/smoke");
     let out = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_earshot-loadtest"))
-        .arg("run")
-        .arg(&case)
-        .arg("--earshot")
-        .arg(&earshot)
-        .arg("--out")
-        .arg(out.path())
-        .spawn()
-        .unwrap();
+    let status = run_case(&case, &earshot, out.path(), 90, "the smoke run");
     // Two 3 s steps plus start-up and drain; a hung run is killed, not waited on forever.
-    let status = finish(&mut child, started, 90, "the smoke run");
     assert!(status.success(), "earshot-loadtest run failed: {status}");
 
     let report: serde_json::Value =
@@ -156,17 +146,7 @@ fn a_small_overload_fills_the_outbox_drains_and_loses_nothing() {
     )
     .unwrap();
     let out = dir.path().join("report");
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_earshot-loadtest"))
-        .arg("run")
-        .arg(&case)
-        .arg("--earshot")
-        .arg(&earshot)
-        .arg("--out")
-        .arg(&out)
-        .spawn()
-        .unwrap();
-    let status = finish(&mut child, started, 240, "the small overload run");
+    let status = run_case(&case, &earshot, &out, 240, "the small overload run");
     assert!(status.success(), "earshot-loadtest run failed: {status}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
@@ -196,13 +176,25 @@ fn a_small_overload_fills_the_outbox_drains_and_loses_nothing() {
     }
 }
 
-/// Waits for the run to end; a hung run is killed after `limit_s`, not waited on for ever.
-fn finish(
-    child: &mut std::process::Child,
-    started: std::time::Instant,
+/// Runs `earshot-loadtest run CASE` with `earshot` into `out` and waits for it to end; a hung
+/// run is killed after `limit_s`, not waited on for ever.
+fn run_case(
+    case: &Path,
+    earshot: &Path,
+    out: &Path,
     limit_s: u64,
     what: &str,
 ) -> std::process::ExitStatus {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_earshot-loadtest"))
+        .arg("run")
+        .arg(case)
+        .arg("--earshot")
+        .arg(earshot)
+        .arg("--out")
+        .arg(out)
+        .spawn()
+        .unwrap();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
