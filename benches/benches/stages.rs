@@ -5,10 +5,10 @@
 #![forbid(unsafe_code)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use earshot::normalize::{normalize, Normalized};
 use earshot::post::{Author, Post};
 use earshot::stage::decode::{DecodeLimits, Decoder, Format};
 use earshot::stage::matcher::{Hit, MatchScratch};
-use earshot::stage::normalize::{normalize, Normalized};
 use earshot::stage::score::{ScoreInput, ScoreScratch};
 use earshot_benches as b;
 
@@ -244,12 +244,12 @@ fn spike_monitor(c: &mut Criterion) {
     assert!(!mentions.is_empty(), "the slice has mentions");
     let brands: Vec<BrandInfo> = compiled.rules.brands().iter().map(BrandInfo::of).collect();
     let mut monitor = Monitor::new(
-        earshot::stage::spike::SpikeSettings::default(),
+        earshot::spike::SpikeSettings::default(),
         &brands,
         compiled.router.queues().to_vec(),
         SpikeFlags::new(),
     );
-    let mut second = earshot::stage::spike::unix_s(std::time::SystemTime::now());
+    let mut second = earshot::spike::unix_s(std::time::SystemTime::now());
     let mut g = c.benchmark_group("spike monitor");
     g.throughput(Throughput::Elements(mentions.len() as u64));
     g.bench_function("mentions + tick", |bench| {

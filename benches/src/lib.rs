@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
+use earshot::compile::Compiled;
 use earshot::config::{FormatChoice, LimitsSettings};
 use earshot::rules::RuleSet;
 use earshot::source::batch::Batch;
@@ -17,7 +18,6 @@ use earshot::stage::decode::Format;
 use earshot::stage::matcher::Matcher;
 use earshot::stage::route::{RouteConfig, Router};
 use earshot::stage::score::{Scorer, ScoringConfig};
-use earshot::worker::Compiled;
 
 /// Where the corpus and rule lists are: `$EARSHOT_BENCH_DATA`, else `bench-data/` beside the
 /// repository (the bench README's standard place).

@@ -5,7 +5,7 @@
 
 use earshot::rules::RuleSet;
 use earshot::stage::matcher::{MatchScratch, Matcher};
-use earshot::stage::normalize::{normalize, Normalized};
+use earshot::normalize::{normalize, Normalized};
 use earshot_fuzz::{names_a_device, nowhere, post_with_text};
 use libfuzzer_sys::fuzz_target;
 

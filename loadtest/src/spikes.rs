@@ -1,5 +1,5 @@
 //! The spike-detection evaluation (`earshot-loadtest spikes`): earshot's spike detector
-//! ([`earshot::stage::spike::Detector`]) fed hours of simulated traffic with surges injected
+//! ([`earshot::spike::Detector`]) fed hours of simulated traffic with surges injected
 //! at known seconds, scored on how soon it tells each surge and how often it alarms on none.
 //!
 //! Input → output: a [`Simulation`] (brands with steady base rates, a negative share, a daily
@@ -52,8 +52,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use earshot::rules::BrandKind;
-use earshot::stage::spike::poisson::{ln_factorial, ln_upper_tail};
-use earshot::stage::spike::{Detector, Phase, Series, SpikeSettings};
+use earshot::spike::poisson::{ln_factorial, ln_upper_tail};
+use earshot::spike::{Detector, Phase, Series, SpikeSettings};
 use serde::{Deserialize, Serialize};
 
 /// The first goal: a surge of this multiple …

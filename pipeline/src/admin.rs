@@ -21,7 +21,6 @@
 
 pub mod access;
 pub mod listener;
-pub mod settings;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,12 +35,13 @@ use axum::routing::{get, post};
 use axum::Router;
 use tracing::info;
 
+pub use crate::config::{AdminSettings, AdminTls};
 use crate::live::LiveHub;
 use crate::metrics::Latencies;
-use crate::reload::{Reloader, Trigger};
+use crate::metrics::Trigger;
+use crate::reload::Reloader;
 use crate::shutdown::Shutdown;
 pub use access::Access;
-pub use settings::{AdminSettings, AdminTls};
 
 /// What the admin endpoints read.
 #[derive(Clone)]
@@ -111,7 +111,7 @@ pub struct DlqAccess {
     /// The outbox.
     pub store: Arc<crate::outbox::store::Store>,
     /// The running queues.
-    pub queues: Vec<Arc<crate::sink::dispatch::QueueShared>>,
+    pub queues: Vec<Arc<crate::outbox::queue::QueueShared>>,
 }
 
 /// What `POST /rules/reload` needs.
@@ -438,7 +438,7 @@ pub enum ServeError {
     },
     /// The TLS certificate or key does not load.
     #[error("admin.tls: {0}")]
-    Tls(#[from] listener::TlsError),
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Binds `settings.listen` and serves the admin routes until shutdown, over TLS when
@@ -456,7 +456,7 @@ pub async fn serve(
     let tls = settings
         .tls
         .as_ref()
-        .map(listener::tls_config)
+        .map(|tls| crate::tls::server_config(&tls.cert, &tls.key))
         .transpose()?;
     let addr = settings.listen;
     let bound = tokio::net::TcpListener::bind(addr)
@@ -563,7 +563,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("o.redb")).unwrap());
         bury_letters(&store, &["m_a", "m_b"]);
-        let queue = crate::sink::dispatch::QueueShared::new("support", &store);
+        let queue = crate::outbox::queue::QueueShared::new("support", &store);
         let app = |token: Option<&str>| {
             let mut s = state(true, true);
             s.access = access(token);
@@ -723,8 +723,8 @@ mod tests {
         let text = format!("[rules]\npaths = [\"{}\"]\n", dir.path().display());
         let config =
             crate::config::Config::parse("t.toml", &text, std::path::Path::new(".")).unwrap();
-        let compiled = crate::app::compile(&config).unwrap();
-        let reloader = Reloader::new(config, crate::reload::Shared::new(Arc::new(compiled)));
+        let compiled = crate::compile::compile(&config).unwrap();
+        let reloader = Reloader::new(config, crate::compile::Shared::new(Arc::new(compiled)));
         let with_token = |token: Option<&str>| {
             let mut s = state(true, true);
             s.reload = Some(ReloadAccess {

@@ -18,52 +18,43 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::admin::ReloadAccess;
+use crate::compile::Compiled;
+use crate::compile::Shared;
 use crate::config::{Config, SourceKind};
-use crate::customers::{CustomerLimits, Customers};
+use crate::customers::CustomerLimits;
 use crate::health::{Component, Health};
 use crate::mention::Mention;
 use crate::metrics::{
     DropCounters, Latencies, SourceCounters, CHANNEL_FRAMES_DEPTH, DEAD_LETTERS_EXPIRED,
 };
 use crate::monitor::{BrandInfo, Monitor, SpikeFlags};
+use crate::outbox::queue::QueueShared;
 use crate::outbox::store::Store;
 use crate::outbox::writer::{Writer, WriterQueue};
-use crate::reload::{self, Reloader, Shared};
-use crate::rules::{RuleErrors, RuleSet};
+use crate::reload::customers::Customers;
+use crate::reload::{self, Reloader};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::sink::breaker::BreakerSettings;
-use crate::sink::dispatch::{self, Deliverer, DispatchSettings, QueueShared};
+use crate::sink::dispatch::{self, Deliverer, DispatchSettings};
 use crate::sink::file::{LineWriter, Target};
-use crate::sink::payload::{EventType, Payload};
+use crate::sink::payload::Payload;
 use crate::sink::signature::SigningKey;
 use crate::sink::webhook::{self, WebhookTarget};
 use crate::sink::{QueueConfig, SinkKind};
 use crate::skip::SkipCounts;
 use crate::source::batch::Batch;
 use crate::source::emit::{Emitter, SourceStats};
-use crate::stage::matcher::Matcher;
-use crate::stage::route::Router;
-use crate::stage::score::Scorer;
-use crate::worker::{self, Compiled, Outputs, Totals, Worker};
+use crate::worker::{self, Outputs, Totals, Worker};
 
 /// Why the pipeline could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The rules do not load.
-    #[error("rules:\n{0}")]
-    Rules(RuleErrors),
-    /// The matcher could not be built.
-    #[error("matcher: {0}")]
-    Matcher(String),
+    /// The rules, routes, scoring or payload templates do not compile.
+    #[error(transparent)]
+    Compile(#[from] crate::compile::CompileError),
     /// The CRM customer table does not load.
     #[error("customers: {0}")]
     Customers(#[from] crate::customers::CustomerError),
-    /// The scorer could not be built.
-    #[error("scoring: {0}")]
-    Score(#[from] crate::stage::score::ScoreError),
-    /// Routes refer to unknown queues or brands.
-    #[error("routes:\n{0}")]
-    Routes(String),
     /// A queue's settings are unusable.
     #[error("queue `{queue}`: {message}")]
     Queue {
@@ -86,82 +77,6 @@ pub enum AppError {
         /// The error.
         source: std::io::Error,
     },
-}
-
-/// Loads the rules and compiles every stage.
-pub fn compile(config: &Config) -> Result<Compiled, AppError> {
-    let started = Instant::now();
-    let rules = RuleSet::load(&config.rules.paths).map_err(AppError::Rules)?;
-    let matcher = Matcher::build(&rules).map_err(|e| AppError::Matcher(e.to_string()))?;
-    let examples = crate::examples::run(&rules, &matcher).map_err(AppError::Rules)?;
-    let scorer = Scorer::build(&config.scoring, &rules)?;
-    let queue_ids: Vec<String> = config.queues.iter().map(|q| q.id.clone()).collect();
-    let routes = current_routes(config)?;
-    // Payload templates are checked here too, so `earshot check` reports a broken override.
-    for q in config.queues.iter().filter(|q| q.sink == SinkKind::Webhook) {
-        let payload = Payload::load(q.format, q.template.as_deref(), &q.vars).map_err(|e| {
-            AppError::Queue {
-                queue: q.id.clone(),
-                message: e.to_string(),
-            }
-        })?;
-        if config.spikes.queues.contains(&q.id) && !payload.handles(EventType::SpikeStarted) {
-            return Err(AppError::Queue {
-                queue: q.id.clone(),
-                message: format!(
-                    "it is in [spikes] queues but its payload template {} has no [spike] section: add one, or send spike events to a queue of format generic or slack",
-                    payload.template_file().unwrap_or("(built in)")
-                ),
-            });
-        }
-    }
-    let router = Router::build(&routes, &queue_ids, &rules).map_err(|errs| {
-        AppError::Routes(
-            errs.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
-    info!(
-        brands = rules.brands().len(),
-        rules = rules.rules().len(),
-        terms = matcher.term_count(),
-        examples,
-        ms = started.elapsed().as_millis() as u64,
-        "rules compiled"
-    );
-    Ok(Compiled {
-        rules,
-        matcher,
-        scorer,
-        router,
-    })
-}
-
-/// The routes in force: those of the config file, then those of the routing file read again
-/// now (so a reload picks up route changes). A queue added to or changed in the routing file
-/// since the start is refused: queues are built at start, so that change needs a restart.
-fn current_routes(config: &Config) -> Result<Vec<crate::stage::route::RouteConfig>, AppError> {
-    let Some(path) = &config.routing.path else {
-        return Ok(config.routes.clone());
-    };
-    let known: Vec<&str> = config.queues.iter().map(|q| q.id.as_str()).collect();
-    let routing =
-        crate::config::Routing::load(path, &known).map_err(|e| AppError::Routes(e.to_string()))?;
-    for q in &routing.queues {
-        if !config.queues.contains(q) {
-            return Err(AppError::Routes(format!(
-                "{}: queue `{}` is new or changed since the start; queue changes take effect at restart",
-                path.display(),
-                q.id
-            )));
-        }
-    }
-    let mut routes =
-        config.routes[..config.routing.inline_routes.min(config.routes.len())].to_vec();
-    routes.extend(routing.routes);
-    Ok(routes)
 }
 
 /// How to run.
@@ -482,7 +397,7 @@ pub async fn start(
     )));
 
     if let (true, Some(path)) = (options.reload, &config.customers.path) {
-        background.push(tokio::spawn(crate::customers::watch(
+        background.push(tokio::spawn(crate::reload::customers::watch(
             customers.clone(),
             path.clone(),
             config.customers.reload,

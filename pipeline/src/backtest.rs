@@ -530,9 +530,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::normalize::{normalize, Normalized};
     use crate::post::{Author, Platform, PostFlags};
     use crate::stage::matcher::MatchScratch;
-    use crate::stage::normalize::{normalize, Normalized};
 
     fn side(text: &str) -> RuleSide {
         let rules = RuleSet::parse_str("test.rules", text, Path::new(".")).expect("rules load");

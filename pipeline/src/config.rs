@@ -7,7 +7,8 @@
 //! be set when the config loads. Relative paths are relative to the config file's folder.
 //! `earshot check` runs exactly this validation (plus the rules).
 
-use std::fmt;
+pub mod admin;
+
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -23,10 +24,10 @@ use crate::source::file::FileOptions;
 use crate::source::http_stream::HttpStreamOptions;
 use crate::source::jetstream::JetstreamOptions;
 use crate::source::sse::SseOptions;
+use crate::spike::SpikeSettings;
 use crate::stage::decode::{DecodeLimits, Format, GenericFields};
 use crate::stage::route::RouteConfig;
 use crate::stage::score::ScoringConfig;
-use crate::stage::spike::SpikeSettings;
 
 /// The embedded default configuration: the example rules, the public Bluesky Jetstream and
 /// routed mentions on stdout. `earshot run` without `--config` uses it.
@@ -146,7 +147,7 @@ pub struct RulesSettings {
     pub paths: Vec<PathBuf>,
     /// How often the rule paths are checked for changes, which are then reloaded; `"0"`
     /// turns watching off (`SIGHUP` and `POST /rules/reload` still reload).
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub watch: std::time::Duration,
 }
 
@@ -159,7 +160,7 @@ impl Default for RulesSettings {
     }
 }
 
-pub use crate::admin::settings::{AdminSettings, AdminTls};
+pub use admin::{AdminSettings, AdminTls};
 
 /// How a source's frames are decoded.
 #[derive(Debug, Clone)]
@@ -252,50 +253,9 @@ pub struct RoutingSettings {
     pub inline_routes: usize,
 }
 
-/// One problem in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// File name as given.
-    pub file: String,
-    /// 1-based line (0 when the problem has no place in the file).
-    pub line: u32,
-    /// 1-based column, in characters.
-    pub col: u32,
-    /// What is wrong and what was expected.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file, self.message)
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file, self.line, self.col, self.message
-            )
-        }
-    }
-}
-
-/// Every problem found in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
+/// One problem in a config file, and every problem found in one: the located diagnostics
+/// every loader reports.
+pub use crate::diagnostic::{line_col, Diagnostic as ConfigError, Diagnostics as ConfigErrors};
 
 /// Collects errors with locations while a document is validated.
 struct Report<'a> {
@@ -327,16 +287,6 @@ impl Report<'_> {
         };
         self.at(e.span(), message);
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (u32, u32) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let col = text[line_start..offset].chars().count() + 1;
-    (line as u32, col as u32)
 }
 
 const SECTIONS: &[&str] = &[

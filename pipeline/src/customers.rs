@@ -10,8 +10,8 @@
 //! line) → a [`CustomerTable`] answering [`CustomerTable::lookup`] by `(platform, author id or
 //! handle)` in one hash probe. Parsing is a pure function of the bytes
 //! ([`CustomerTable::parse`]); [`CustomerTable::load`] reads the file and calls it; the live
-//! handle [`Customers`] swaps tables in when the file changes, and alone does I/O, logging
-//! and metrics.
+//! handle `crate::reload::customers::Customers` swaps tables in when the file changes, and
+//! alone logs and counts.
 //!
 //! # Columns
 //! `platform`, `handle` and `customer_id` are required; `tier`, `account_owner` and
@@ -55,7 +55,6 @@
 mod error;
 mod from_csv;
 mod from_json;
-mod live;
 mod position;
 mod row;
 mod table;
@@ -66,7 +65,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use error::CustomerError;
-pub use live::{watch, Customers};
 pub use row::{Column, RowProblem};
 pub use table::{Customer, CustomerTable, Format, Loaded, Skipped, MAX_SKIPS_KEPT};
 
@@ -80,7 +78,7 @@ pub struct CustomersConfig {
     /// How often the file's size and modification time are checked; a change is reloaded once
     /// it has held still for one interval. A minute suits a CRM export refreshed hourly or
     /// nightly and costs one `stat` a minute; `"0"` turns reloading off.
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub reload: Duration,
 }
 

@@ -8,10 +8,10 @@
 
 use std::borrow::Cow;
 
+use crate::normalize::{normalize, Normalized};
 use crate::post::{Author, Platform, Post};
 use crate::rules::{Example, Expect, RuleError, RuleErrors, RuleSet};
 use crate::stage::matcher::{MatchScratch, Matcher};
-use crate::stage::normalize::{normalize, Normalized};
 
 /// Runs every example of every rule; `Ok(count)` when all hold, else one error per example
 /// that does not.

@@ -262,7 +262,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config } => {
             let config = load_config(&config)?;
-            let compiled = app::compile(&config)?;
+            let compiled = earshot::compile::compile(&config)?;
             let (trigger, _) = shutdown::channel();
             install_signals(trigger.clone());
             let running = app::start(&config, compiled, RunOptions::default(), &trigger).await?;
@@ -289,7 +289,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             if !rules.is_empty() {
                 config.rules.paths = rules;
             }
-            match app::compile(&config) {
+            match earshot::compile::compile(&config) {
                 Ok(compiled) => {
                     println!(
                         "ok: {} sources, {} queues, {} routes, {} brands, {} rules, {} terms, {} \
@@ -358,7 +358,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     kind: SourceKind::File(file),
                 })
                 .collect();
-            let compiled = app::compile(&config)?;
+            let compiled = earshot::compile::compile(&config)?;
             let (trigger, _) = shutdown::channel();
             install_signals(trigger.clone());
             let (tap, printer) = if quiet {

@@ -14,9 +14,8 @@ use hdrhistogram::Histogram;
 use metrics::{describe_counter, describe_gauge, Counter, Gauge, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::reload::Trigger;
+use crate::noise::HoldReason;
 use crate::skip::SkipReason;
-use crate::stage::noise::HoldReason;
 
 /// Frames received by a source (before any skip). Labels: `source`.
 pub const SOURCE_FRAMES_RECEIVED: &str = "earshot_source_frames_received_total";
@@ -601,6 +600,28 @@ pub fn register_admin() {
     metrics::counter!(ADMIN_LIVE_VIEWERS_REJECTED).increment(0);
     for reason in ["host", "no_token", "unauthorized", "login"] {
         metrics::counter!(ADMIN_REQUESTS_REFUSED, "reason" => reason).increment(0);
+    }
+}
+
+/// What asked for a reload (a log field and a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// `SIGHUP`.
+    Signal,
+    /// `POST /rules/reload`.
+    Admin,
+    /// The rule files changed on disk.
+    Watch,
+}
+
+impl Trigger {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Signal => "signal",
+            Trigger::Admin => "admin",
+            Trigger::Watch => "watch",
+        }
     }
 }
 

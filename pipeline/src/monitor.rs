@@ -1,5 +1,5 @@
 //! The spike monitor: one thread that counts the workers' mentions per brand, runs the spike
-//! detector ([`crate::stage::spike`]) once a second, and tells everyone who acts on a spike.
+//! detector ([`crate::spike`]) once a second, and tells everyone who acts on a spike.
 //!
 //! Input → output: each worker sends the mentions of a batch (an `Arc` clone each, only for
 //! batches that have any) on a bounded channel → once a second: spike events to the
@@ -42,11 +42,11 @@ use crate::outbox::entry::Event;
 use crate::outbox::store::Store;
 use crate::outbox::writer::{Routed, SpikeOut};
 use crate::rules::BrandKind;
-use crate::stage::score::sentiment::SentimentLabel;
-use crate::stage::spike::terms::{exclusions, tokens};
-use crate::stage::spike::{
+use crate::spike::terms::{exclusions, tokens};
+use crate::spike::{
     unix_s, Detector, Observation, Phase, Saved, Series, SpikeEvent, SpikePost, SpikeSettings,
 };
+use crate::stage::score::sentiment::SentimentLabel;
 
 /// The brands in a spike now, read by workers for every matched post.
 #[derive(Debug, Default)]

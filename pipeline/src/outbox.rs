@@ -3,7 +3,7 @@
 //!
 //! Data flow: workers send one [`writer::Routed`] per batch (its mentions, its source, its
 //! number and position) to the outbox writer thread. The writer runs noise control per queue
-//! ([`crate::stage::noise`]), writes the mentions to deliver, the ones held for a digest, and
+//! ([`crate::noise`]), writes the mentions to deliver, the ones held for a digest, and
 //! the source positions that are now safe in one durable commit ([`store::Store::commit`]),
 //! then wakes the queues' dispatchers ([`crate::sink::dispatch`]), which read their entries
 //! back from the store, deliver them, and remove them.
@@ -20,6 +20,7 @@
 
 pub mod checkpoint;
 pub mod entry;
+pub mod queue;
 pub mod store;
 pub mod writer;
 
@@ -41,7 +42,7 @@ pub struct OutboxSettings {
     /// Dead letters older than this are deleted (checked at start and every hour), and the
     /// file is compacted at start, so a store nobody looks after does not grow for ever.
     /// `"0"`: keep them until `earshot dlq purge`.
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub dead_letter_ttl: std::time::Duration,
 }
 

@@ -21,80 +21,19 @@
 //! held still for one interval, so a half-written file is not compiled.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tracing::{error, info};
 
-use crate::app::{compile, AppError};
+use crate::compile::{compile, CompileError, Shared};
 use crate::config::Config;
-use crate::metrics::{RULES_GENERATION, RULES_LAST_RELOAD_OK, RULES_RELOADS};
+use crate::metrics::Trigger;
+use crate::metrics::{RULES_LAST_RELOAD_OK, RULES_RELOADS};
 use crate::shutdown::Shutdown;
-use crate::worker::Compiled;
 
-/// The compiled stages in force, swapped whole.
-#[derive(Debug)]
-pub struct Shared {
-    generation: AtomicU64,
-    current: RwLock<Arc<Compiled>>,
-}
-
-impl Shared {
-    /// Generation 1, holding `compiled`.
-    pub fn new(compiled: Arc<Compiled>) -> Arc<Self> {
-        metrics::gauge!(RULES_GENERATION).set(1.0);
-        Arc::new(Self {
-            generation: AtomicU64::new(1),
-            current: RwLock::new(compiled),
-        })
-    }
-
-    /// The generation in force: it changes exactly when the stages do.
-    #[inline]
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// The stages in force and their generation.
-    pub fn current(&self) -> (u64, Arc<Compiled>) {
-        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-        (self.generation(), current.clone())
-    }
-
-    /// Puts `compiled` in force; returns its generation.
-    fn replace(&self, compiled: Arc<Compiled>) -> u64 {
-        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        *current = compiled;
-        // Bumped under the lock, so a reader that sees the new generation gets the new stages.
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        metrics::gauge!(RULES_GENERATION).set(generation as f64);
-        generation
-    }
-}
-
-/// What asked for a reload (a log field and a metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// `SIGHUP`.
-    Signal,
-    /// `POST /rules/reload`.
-    Admin,
-    /// The rule files changed on disk.
-    Watch,
-}
-
-impl Trigger {
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Signal => "signal",
-            Trigger::Admin => "admin",
-            Trigger::Watch => "watch",
-        }
-    }
-}
+pub mod customers;
 
 /// A reload that took effect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -177,9 +116,12 @@ impl Reloader {
         let compiled = match compiled {
             Ok((read_at, compiled)) => {
                 *self.read_at.lock().unwrap_or_else(|e| e.into_inner()) = read_at;
-                compiled
+                compiled.map_err(|e| match e {
+                    CompileError::Rules(errors) => errors.iter().map(ToString::to_string).collect(),
+                    other => vec![other.to_string()],
+                })
             }
-            Err(e) => Err(AppError::Matcher(format!("the compile task failed: {e}"))),
+            Err(e) => Err(vec![format!("the compile task failed: {e}")]),
         };
         let compile_ms = started.elapsed().as_millis() as u64;
         match compiled {
@@ -208,11 +150,7 @@ impl Reloader {
                     ..reloaded
                 })
             }
-            Err(e) => {
-                let errors = match e {
-                    AppError::Rules(errors) => errors.iter().map(ToString::to_string).collect(),
-                    other => vec![other.to_string()],
-                };
+            Err(errors) => {
                 let failed = ReloadFailed {
                     generation: self.shared.generation(),
                     errors,

@@ -8,6 +8,7 @@
 //! container without `/etc/ssl`. Extra roots (a company's own CA, a test CA) are added on top
 //! with [`client_config_with`]; nothing is ever removed from verification.
 
+use std::path::Path;
 use std::sync::{Arc, Once, OnceLock};
 
 use rustls::pki_types::CertificateDer;
@@ -58,6 +59,65 @@ pub fn http_client_builder(tls: &ClientConfig) -> reqwest::ClientBuilder {
         .redirect(reqwest::redirect::Policy::none())
         .http1_only()
         .user_agent(concat!("earshot/", env!("CARGO_PKG_VERSION")))
+}
+
+/// Why a certificate and key cannot serve TLS.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The certificate file could not be read or holds no certificate.
+    #[error("cert {path}: {message}")]
+    Cert {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The key file could not be read or holds no private key.
+    #[error("key {path}: {message}")]
+    Key {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// rustls refused the pair (a key that does not match the certificate, say).
+    #[error("{0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The rustls server configuration of the admin server for a PEM certificate chain and key:
+/// the `ring` provider, TLS 1.2 and 1.3, HTTP/1.1 only. Also what `[admin] tls` is checked
+/// with at load.
+pub fn server_config(
+    cert_file: &Path,
+    key_file: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert_path = cert_file.display().to_string();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| TlsError::Cert {
+            path: cert_path.clone(),
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Cert {
+            path: cert_path,
+            message: "no PEM certificate in the file".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| TlsError::Key {
+        path: key_file.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]

@@ -17,43 +17,28 @@ use metrics::Counter;
 use tokio::sync::mpsc;
 use tracing::{debug, error};
 
+use crate::compile::{Compiled, Shared};
 use crate::config::FormatChoice;
-use crate::customers::Customers;
 use crate::mention::{mention_id, rfc3339_millis, MatchOut, Mention, MentionPost};
 use crate::metrics::{
     DropCounters, Latencies, LatencySet, Stage, BRAND_MENTIONS, BRAND_NEGATIVE_MENTIONS,
     MATCH_POSTS_MATCHED, ROUTE_MENTIONS_ROUTED, STAGE_POSTS_DECODED, WORKER_FRAMES_PROCESSED,
 };
 use crate::monitor::SpikeFlags;
+use crate::normalize::{normalize, Normalized};
 use crate::outbox::writer::Routed;
 use crate::post::Post;
-use crate::reload::Shared;
-use crate::rules::RuleSet;
+use crate::reload::customers::Customers;
 use crate::skip::{SkipCounts, SkipReason};
 use crate::source::batch::Batch;
 use crate::source::batch::Position;
 use crate::stage::decode::{DecodeLimits, Decoder, Format, FRAME_PADDING};
-use crate::stage::matcher::{Hit, MatchScratch, Matcher};
-use crate::stage::normalize::{normalize, Normalized};
-use crate::stage::route::Router;
+use crate::stage::matcher::{Hit, MatchScratch};
 use crate::stage::score::sentiment::SentimentLabel;
-use crate::stage::score::{ScoreInput, ScoreScratch, Scorer};
+use crate::stage::score::{ScoreInput, ScoreScratch};
 
 /// One frame in this many is timed stage by stage.
 pub const SAMPLE_EVERY: u64 = 16;
-
-/// The compiled, shared, read-only part of every worker.
-#[derive(Debug)]
-pub struct Compiled {
-    /// Rule set (brands, rules).
-    pub rules: RuleSet,
-    /// Term automaton and rule evaluation.
-    pub matcher: Matcher,
-    /// Sentiment, category, urgency.
-    pub scorer: Scorer,
-    /// Routing table.
-    pub router: Router,
-}
 
 /// Where a worker's mentions go.
 #[derive(Debug, Clone, Default)]

@@ -20,9 +20,10 @@ use std::time::Instant;
 
 use anyhow::bail;
 use clap::Parser;
+use earshot::compile::Compiled;
 use earshot::metrics::Stage;
 use earshot::source::batch::Batch;
-use earshot::worker::{Compiled, Outputs, Totals, Worker};
+use earshot::worker::{Outputs, Totals, Worker};
 use earshot_benches as b;
 
 #[derive(Parser)]

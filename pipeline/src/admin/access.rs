@@ -26,8 +26,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
-use super::settings::{host_of_header, AdminSettings};
 use super::AdminState;
+use crate::config::admin::host_of_header;
+use crate::config::AdminSettings;
 
 /// The name of the dashboard's session cookie.
 pub const SESSION_COOKIE: &str = "earshot_session";

@@ -30,63 +30,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::settings::{AdminSettings, AdminTls};
+use crate::config::AdminSettings;
 use crate::metrics::{ADMIN_CONNECTIONS_CLOSED, ADMIN_CONNECTIONS_REJECTED};
-
-/// Why the TLS settings cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// The certificate file could not be read or holds no certificate.
-    #[error("cert {path}: {message}")]
-    Cert {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The key file could not be read or holds no private key.
-    #[error("key {path}: {message}")]
-    Key {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// rustls refused the pair (a key that does not match the certificate, say).
-    #[error("{0}")]
-    Rustls(#[from] rustls::Error),
-}
-
-/// The rustls server configuration for `tls`: the `ring` provider, TLS 1.2 and 1.3, HTTP/1.1
-/// only. Also what `[admin] tls` is checked with at load.
-pub fn tls_config(tls: &AdminTls) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let cert_path = tls.cert.display().to_string();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| TlsError::Cert {
-            path: cert_path.clone(),
-            message: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::Cert {
-            path: cert_path,
-            message: "no PEM certificate in the file".into(),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| TlsError::Key {
-        path: tls.key.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
 
 /// How connections are limited.
 #[derive(Debug, Clone, Copy)]

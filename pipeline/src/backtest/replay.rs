@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::{Backtest, InputTotals, Report, SideHits};
 use crate::config::FormatChoice;
+use crate::normalize::{normalize, Normalized};
 use crate::rules::{RuleErrors, RuleSet};
 use crate::shutdown::Shutdown;
 use crate::skip::{SkipCounts, SkipReason};
@@ -30,7 +31,6 @@ use crate::source::error::SourceError;
 use crate::source::file::FileOptions;
 use crate::stage::decode::{DecodeLimits, Decoder, FRAME_PADDING};
 use crate::stage::matcher::{Hit, MatchScratch, Matcher, MatcherError};
-use crate::stage::normalize::{normalize, Normalized};
 use crate::worker::decoder_for;
 
 /// Which of the two rule sets.

@@ -2,7 +2,7 @@
 //! errors, and reloading.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
 use crate::post::Platform;
@@ -533,103 +533,4 @@ fn the_example_table_loads_cleanly() {
             platform.as_str()
         );
     }
-}
-
-#[test]
-fn starting_without_a_table_or_with_a_broken_one() {
-    let limits = CustomerLimits::default();
-    let none = Customers::load(&CustomersConfig::default(), &limits).unwrap();
-    assert!(none.current().is_empty());
-    let missing = CustomersConfig {
-        path: Some(PathBuf::from("/nonexistent/crm.csv")),
-        ..CustomersConfig::default()
-    };
-    assert_eq!(
-        Customers::load(&missing, &limits).unwrap_err().reason(),
-        "read"
-    );
-}
-
-/// Waits, up to a bound, for `done`; the bound only fails a hung test, it times nothing.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-#[tokio::test]
-async fn watching_reloads_a_changed_file_and_keeps_the_table_when_it_breaks() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(
-        dir.path(),
-        "crm.csv",
-        "platform,handle,customer_id\nx,a,C-1\n",
-    );
-    let config = CustomersConfig {
-        path: Some(path.clone()),
-        reload: Duration::from_millis(20),
-    };
-    let customers = Customers::load(&config, &CustomerLimits::default()).unwrap();
-    assert_eq!(customers.generation(), 1);
-    let (trigger, _) = crate::shutdown::channel();
-    let task = tokio::spawn(watch(
-        customers.clone(),
-        path.clone(),
-        config.reload,
-        trigger.subscribe(),
-    ));
-
-    write(
-        dir.path(),
-        "crm.csv",
-        "platform,handle,customer_id\nx,a,C-1\nx,b,C-2\n",
-    );
-    eventually("the change was never reloaded", || {
-        customers.generation() == 2
-    })
-    .await;
-    assert_eq!(customers.current().len(), 2);
-
-    // Broken: the header lost a column. The watcher tries it, fails, and keeps the table.
-    write(dir.path(), "crm.csv", "platform,handle\nx,a\n");
-    let fingerprint = crate::reload::fingerprint(std::slice::from_ref(&path));
-    eventually("the broken file was never tried", || {
-        *customers.read_at() == fingerprint
-    })
-    .await;
-    assert_eq!(customers.generation(), 2);
-    assert_eq!(customers.current().len(), 2);
-    assert!(customers.current().lookup(Platform::X, "b", None).is_some());
-
-    // Fixed again: it loads.
-    write(
-        dir.path(),
-        "crm.csv",
-        "platform,handle,customer_id\nx,c,C-3\n",
-    );
-    eventually("the fixed file was never reloaded", || {
-        customers.generation() == 3
-    })
-    .await;
-    let table = customers.current();
-    assert_eq!(table.len(), 1);
-    assert!(table.lookup(Platform::X, "c", None).is_some());
-
-    trigger.trigger();
-    task.await.unwrap();
-}
-
-#[tokio::test]
-async fn a_zero_interval_does_not_watch() {
-    let (trigger, _) = crate::shutdown::channel();
-    let task = tokio::spawn(watch(
-        Customers::empty(),
-        PathBuf::from("crm.csv"),
-        Duration::ZERO,
-        trigger.subscribe(),
-    ));
-    trigger.trigger();
-    task.await.unwrap();
 }

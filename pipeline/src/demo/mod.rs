@@ -130,7 +130,7 @@ pub async fn run(options: DemoOptions, trigger: ShutdownTrigger) -> anyhow::Resu
     // is a scratch one, gone with the demo, so a later run does not redeliver old mentions.
     let state = tempfile::tempdir()?;
     config.outbox.path = state.path().join("outbox.redb");
-    let compiled = app::compile(&config)?;
+    let compiled = crate::compile::compile(&config)?;
     let running = app::start(&config, compiled, RunOptions::default(), &trigger).await?;
 
     println!(

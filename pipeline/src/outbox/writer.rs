@@ -36,10 +36,10 @@ use super::store::{Commit, Store};
 use crate::health::Handle;
 use crate::mention::Mention;
 use crate::metrics::{NOISE_DIGESTS, NOISE_HELD, OUTBOX_COMMITS, OUTBOX_ERRORS, OUTBOX_WRITABLE};
+use crate::noise::{Digest, Held, NoiseConfig, NoiseGate, Verdict};
+use crate::outbox::queue::QueueShared;
 use crate::shutdown::Shutdown;
-use crate::sink::dispatch::QueueShared;
 use crate::source::batch::Position;
-use crate::stage::noise::{Digest, Held, NoiseConfig, NoiseGate, Verdict};
 
 /// What a worker hands over for one batch: always sent, even without mentions, so the
 /// batch's position can be checkpointed.

@@ -15,7 +15,7 @@
 use super::{
     Attachment, Compare, Field, PostKind, TermKind, MAX_NEAR, MAX_TERM_BYTES, MIN_PREFIX_CHARS,
 };
-use crate::stage::normalize::{casefold, is_unspaced_script, is_word_char};
+use crate::normalize::{casefold, is_unspaced_script, is_word_char};
 
 /// One token of a query.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -191,7 +191,7 @@ pub struct Term {
     /// output shows as the matched term, and for [`Fold::Exact`] what the post must contain.
     pub text: String,
     /// What the matcher searches the normalized text for: the text without its `*`, casefolded
-    /// with [`crate::stage::normalize::casefold`] (and accent-folded for
+    /// with [`crate::normalize::casefold`] (and accent-folded for
     /// [`Fold::CaseAndAccents`]), sigil kept.
     pub needle: String,
     /// `term*`: the term may go on into a longer word (`refund*` finds `refunded`).

@@ -35,8 +35,8 @@ use super::{
     RuleError, RuleErrors, RuleId, RuleSet, Term, TermKind, MAX_DEPTH, MAX_EXAMPLE_BYTES,
     MAX_LIST_TERMS, MAX_QUERY_ATOMS, MAX_QUERY_BYTES, MAX_TAGS, MAX_TERMS_FILE_TERMS,
 };
+use crate::normalize::{casefold, fold_accents};
 use crate::post::PostFlags;
-use crate::stage::normalize::{casefold, fold_accents};
 
 /// Errors reported per file before the rest are summarized: a garbage file of a million lines
 /// should produce a readable report, not a million lines.

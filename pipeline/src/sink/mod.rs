@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::stage::noise::NoiseConfig;
+use crate::noise::NoiseConfig;
 
 /// The kind of sink behind a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -109,7 +109,7 @@ pub struct QueueConfig {
     #[serde(default = "default_retry_schedule", with = "durations")]
     pub retry_schedule: Vec<Duration>,
     /// Per-request timeout.
-    #[serde(default = "default_timeout", with = "crate::source::duration")]
+    #[serde(default = "default_timeout", with = "crate::duration")]
     pub timeout: Duration,
     /// Deliveries in flight at once (`ordered` queues: one).
     #[serde(default = "default_concurrency")]
@@ -119,23 +119,20 @@ pub struct QueueConfig {
     pub ordering: Ordering,
     /// Ingest → delivery time a mention should take; later deliveries are counted and flagged
     /// in the payload. `"0"`: no budget.
-    #[serde(default, with = "crate::source::duration")]
+    #[serde(default, with = "crate::duration")]
     pub latency_budget: Duration,
     /// Consecutive failures that open the circuit breaker.
     #[serde(default = "default_breaker_failures")]
     pub breaker_failures: u32,
     /// First breaker cool-down (doubles after each failed probe).
-    #[serde(default = "default_breaker_cooldown", with = "crate::source::duration")]
+    #[serde(default = "default_breaker_cooldown", with = "crate::duration")]
     pub breaker_cooldown: Duration,
     /// Longest breaker cool-down.
-    #[serde(
-        default = "default_breaker_max_cooldown",
-        with = "crate::source::duration"
-    )]
+    #[serde(default = "default_breaker_max_cooldown", with = "crate::duration")]
     pub breaker_max_cooldown: Duration,
     /// An endpoint failing this long without one success disables the queue: its backlog
     /// moves to the dead-letter store. `"0"`: never.
-    #[serde(default = "default_disable_after", with = "crate::source::duration")]
+    #[serde(default = "default_disable_after", with = "crate::duration")]
     pub disable_after: Duration,
     /// Noise control: reposts, storms, cooldown, rate limit, digests.
     #[serde(default)]
@@ -182,7 +179,7 @@ mod durations {
         let texts = Vec::<String>::deserialize(d)?;
         texts
             .iter()
-            .map(|t| crate::source::duration::parse(t).map_err(serde::de::Error::custom))
+            .map(|t| crate::duration::parse(t).map_err(serde::de::Error::custom))
             .collect()
     }
 }

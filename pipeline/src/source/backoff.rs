@@ -27,10 +27,10 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct ExponentialBackoff {
     /// The ceiling of the first delay; doubled per failed attempt.
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub base: Duration,
     /// The largest ceiling.
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub cap: Duration,
 }
 
@@ -129,22 +129,22 @@ impl Failure {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpBackoffPolicy {
     /// Network errors: the delay grows by this much per attempt.
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub network_step: Duration,
     /// Network errors: the largest delay.
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub network_cap: Duration,
     /// HTTP errors: the first delay, doubled per attempt.
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub http_base: Duration,
     /// HTTP errors: the largest delay.
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub http_cap: Duration,
     /// HTTP 429: the first delay, doubled per attempt.
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub rate_limit_base: Duration,
     /// HTTP 429: the largest delay.
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub rate_limit_cap: Duration,
 }
 

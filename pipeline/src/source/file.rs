@@ -55,7 +55,7 @@ pub struct FileOptions {
     #[serde(default = "default_read_buffer_bytes")]
     pub read_buffer_bytes: usize,
     /// With `follow`: how often to look for new data at the end of the file.
-    #[serde(default = "default_poll_interval", with = "super::duration")]
+    #[serde(default = "default_poll_interval", with = "crate::duration")]
     pub poll_interval: Duration,
 }
 

@@ -45,10 +45,10 @@ pub struct HttpStreamOptions {
     pub max_frame_bytes: usize,
     /// Reconnect when nothing at all, not even a keep-alive, arrives for this long. 30 s: X
     /// sends a keep-alive every 20 s and says to reconnect after none for that long plus margin.
-    #[serde(default = "default_stall_timeout", with = "super::duration")]
+    #[serde(default = "default_stall_timeout", with = "crate::duration")]
     pub stall_timeout: Duration,
     /// How long connecting, up to the response headers, may take.
-    #[serde(default = "default_connect_timeout", with = "super::duration")]
+    #[serde(default = "default_connect_timeout", with = "crate::duration")]
     pub connect_timeout: Duration,
     /// Reconnect delays (X's policy by default).
     #[serde(default)]

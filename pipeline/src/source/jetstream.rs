@@ -76,13 +76,13 @@ pub struct JetstreamOptions {
     /// limited well below this.
     pub max_frame_bytes: usize,
     /// How often to ping; a connection silent for two intervals is dropped.
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub ping_interval: Duration,
     /// How far before the newest `time_us` a reconnect resumes (see the module docs).
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub resume_overlap: Duration,
     /// How long the TCP + TLS + websocket handshake may take.
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub connect_timeout: Duration,
     /// Most frame hashes kept for dropping replayed frames (about 32 bytes each).
     pub dedup_capacity: usize,

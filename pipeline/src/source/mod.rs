@@ -7,7 +7,6 @@
 pub mod backoff;
 pub mod batch;
 pub mod dedup;
-pub mod duration;
 pub mod emit;
 pub mod error;
 pub mod file;

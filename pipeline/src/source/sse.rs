@@ -312,10 +312,10 @@ pub struct SseOptions {
     pub max_frame_bytes: usize,
     /// Reconnect when nothing at all (heartbeats included) arrives for this long. 60 s:
     /// Mastodon sends a `:thump` heartbeat every 15 s or so.
-    #[serde(default = "default_stall_timeout", with = "super::duration")]
+    #[serde(default = "default_stall_timeout", with = "crate::duration")]
     pub stall_timeout: Duration,
     /// How long connecting, up to the response headers, may take.
-    #[serde(default = "default_connect_timeout", with = "super::duration")]
+    #[serde(default = "default_connect_timeout", with = "crate::duration")]
     pub connect_timeout: Duration,
     /// Reconnect delays (X's policy by default).
     #[serde(default)]

@@ -51,17 +51,19 @@
 //! above, which bounds its memory; [`Matcher::build_plain_substring`], for the benchmark that
 //! counts plain substrings like the peers, puts every needle in it.
 
+mod start_trie;
+
 use std::collections::HashMap;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
-use crate::post::Post;
-use crate::rules::{Attachment, Compare, Field, Fold, PostKind, Query, RuleSet, Term, TermKind};
-use crate::stage::normalize::{
+use crate::normalize::{
     char_at, char_before, is_boundary, is_unspaced_script, is_word_char, normalize_accents,
     Normalized, TokenKind,
 };
-use crate::stage::start_trie::{Needle, StartTrie};
+use crate::post::Post;
+use crate::rules::{Attachment, Compare, Field, Fold, PostKind, Query, RuleSet, Term, TermKind};
+use start_trie::{Needle, StartTrie};
 
 /// Most needles written without spaces for which their automaton is a DFA; above, a
 /// contiguous NFA (see the module docs).
@@ -1117,9 +1119,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::normalize::{is_word_char, normalize};
     use crate::post::{Author, Platform, PostFlags};
     use crate::rules::{Rule, Term};
-    use crate::stage::normalize::{is_word_char, normalize};
 
     fn post<'a>(text: &'a str, lang: Option<&'a str>) -> Post<'a> {
         Post {
@@ -1965,7 +1967,7 @@ brand acme "Acme"
         // Accent-insensitive terms are looked for in the folded text; where folding changes
         // nothing, that is the normalized text itself.
         let mut folded_norm = Normalized::new();
-        let changed = crate::stage::normalize::normalize_accents(&norm, &mut folded_norm);
+        let changed = crate::normalize::normalize_accents(&norm, &mut folded_norm);
         let (folded, folded_urls, folded_id) = if changed {
             (folded_norm.text(), url_ranges_of(&folded_norm), 1)
         } else {

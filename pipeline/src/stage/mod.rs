@@ -1,11 +1,8 @@
-//! The CPU stages a worker runs on every post, in order: decode → normalize → match → score
-//! → route; then, per queue, [`noise`] decides whether a routed mention is delivered now or
-//! held for the queue's digest.
+//! The CPU stages a worker runs on every post, in order: decode → normalize
+//! ([`crate::normalize`]) → match → score → route. What happens to a routed mention after
+//! that runs elsewhere: the per-queue noise gate in the outbox writer ([`crate::noise`]), the
+//! per-brand spike detector in the monitor thread ([`crate::spike`]).
 pub mod decode;
 pub mod matcher;
-pub mod noise;
-pub mod normalize;
 pub mod route;
 pub mod score;
-pub mod spike;
-pub mod start_trie;

@@ -6,7 +6,7 @@
 //! of whose routes it satisfies (each queue once). Compiled once against the rule set: brand
 //! ids become indices, so routing a mention is a few comparisons per route and no string work.
 //! Noise control (reposts, storms, cool-downs, rate limits) comes after routing, per queue,
-//! in the outbox writer ([`crate::stage::noise`]).
+//! in the outbox writer ([`crate::noise`]).
 
 use serde::Deserialize;
 

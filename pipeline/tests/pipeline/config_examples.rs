@@ -85,7 +85,7 @@ fn a_config_naming_the_example_compiles() {
     let config = Config::parse("example.toml", &text, &repo()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.queues.len(), 4);
     assert_eq!(config.routes.len(), 6);
-    earshot::app::compile(&config).unwrap_or_else(|e| panic!("{e}"));
+    earshot::compile::compile(&config).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A routing file in a folder below the config's: its paths resolve against its own folder,

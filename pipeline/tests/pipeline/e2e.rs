@@ -136,7 +136,7 @@ async fn websocket_to_signed_webhooks_with_bad_frames_and_a_reconnect() {
     let hook = receiver.start(0, trigger.subscribe()).await.unwrap();
 
     let config = config(sim, hook);
-    let compiled = app::compile(&config).expect("rules compile");
+    let compiled = earshot::compile::compile(&config).expect("rules compile");
     let running = app::start(&config, compiled, RunOptions::default(), &trigger)
         .await
         .unwrap();

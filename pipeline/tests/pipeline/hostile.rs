@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use earshot::metrics::Latencies;
 use earshot::outbox::entry::{now_us, Entry, Event};
+use earshot::outbox::queue::QueueShared;
 use earshot::outbox::store::{Commit, Selection, Store, Table};
-use earshot::sink::dispatch::{self, Deliverer, QueueShared};
+use earshot::sink::dispatch::{self, Deliverer};
 use earshot::sink::payload::{Payload, PayloadFormat};
 use earshot::sink::signature::SigningKey;
 use earshot::sink::webhook::{self, WebhookTarget};

@@ -12,10 +12,10 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use earshot::normalize::{normalize, Normalized};
 use earshot::post::{Author, Platform, Post, PostFlags};
 use earshot::rules::RuleSet;
 use earshot::stage::matcher::{MatchScratch, Matcher};
-use earshot::stage::normalize::{normalize, Normalized};
 use earshot::stage::score::sentiment::SentimentLabel;
 use earshot::stage::score::{ScoreInput, ScoreScratch, Scorer, ScoringConfig};
 

@@ -88,7 +88,7 @@ async fn reloads_during_a_stream_lose_nothing_and_never_mix_generations() {
         .await
         .unwrap();
     let config = config(dir.path(), sim, &dir.path().join("mentions.ndjson"));
-    let compiled = app::compile(&config).expect("rules compile");
+    let compiled = earshot::compile::compile(&config).expect("rules compile");
     let (tap_tx, mut tap_rx) = tokio::sync::mpsc::channel::<Arc<Mention>>(1024);
     let options = RunOptions {
         tap: Some(tap_tx),

@@ -6,7 +6,7 @@
 //!
 //! The detector runs on the wall clock here (it is a real process pipeline), with windows of
 //! 2 s and 4 s so the whole life of a spike fits in half a minute; the detector's own timing
-//! is tested on an injected clock in `stage::spike`.
+//! is tested on an injected clock in `spike`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ async fn a_wave_of_negative_posts_is_a_spike_on_the_crisis_queue_and_raises_urge
     let receiver = Receiver::new(SigningKey::from_secret(support::SECRET).unwrap());
     let hook = receiver.start(0, trigger.subscribe()).await.unwrap();
     let config = config(sim, hook);
-    let compiled = app::compile(&config).expect("rules compile");
+    let compiled = earshot::compile::compile(&config).expect("rules compile");
     let running = app::start(&config, compiled, RunOptions::default(), &trigger)
         .await
         .unwrap();

@@ -44,7 +44,7 @@ use toml::Spanned;
 use super::error::{PayloadError, RenderError, TemplateIssue};
 use super::functions::{self, NATIVE_PREFIX, OMIT, REQUIRED_PREFIX};
 use super::{context, samples, EventType, Outgoing, PayloadFormat, Rendered};
-use crate::config::line_col;
+use crate::diagnostic::line_col;
 
 /// Largest template file read: templates are a few kilobytes, and a bigger file is a
 /// mistake (the wrong path) that should not be read into memory.

@@ -30,8 +30,8 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::is_unspaced_script;
-use crate::config::{line_col, ConfigError};
-use crate::stage::normalize::casefold;
+use crate::diagnostic::{line_col, Diagnostic};
+use crate::normalize::casefold;
 
 /// Longest cue, in characters.
 pub const MAX_CUE_CHARS: usize = 100;
@@ -194,7 +194,7 @@ pub struct CueHit {
 
 impl Cues {
     /// Parses cue files given as `(name, text)` pairs, reporting every mistake of every file.
-    pub fn parse(files: &[(String, String)]) -> Result<Cues, Vec<ConfigError>> {
+    pub fn parse(files: &[(String, String)]) -> Result<Cues, Vec<Diagnostic>> {
         let mut builder = Builder::default();
         for (name, text) in files {
             builder.file(name, text);
@@ -203,13 +203,13 @@ impl Cues {
     }
 
     /// Reads and parses cue files.
-    pub fn load(paths: &[std::path::PathBuf]) -> Result<Cues, Vec<ConfigError>> {
+    pub fn load(paths: &[std::path::PathBuf]) -> Result<Cues, Vec<Diagnostic>> {
         let mut files = Vec::new();
         let mut errors = Vec::new();
         for path in paths {
             match read_limited(path) {
                 Ok(text) => files.push((path.display().to_string(), text)),
-                Err(message) => errors.push(ConfigError {
+                Err(message) => errors.push(Diagnostic {
                     file: path.display().to_string(),
                     line: 0,
                     col: 0,
@@ -248,7 +248,7 @@ impl Cues {
         self.patterns.is_empty()
     }
 
-    /// Finds every cue in `text` (casefolded, as [`crate::stage::normalize`] makes it),
+    /// Finds every cue in `text` (casefolded, as [`crate::normalize`] makes it),
     /// appending to `out` in text order, each group's cue once per place.
     pub fn find(&self, text: &str, out: &mut Vec<CueHit>) {
         for m in self.automaton.find_overlapping_iter(text) {
@@ -356,7 +356,7 @@ struct Builder {
     patterns: Vec<Pattern>,
     index: std::collections::HashMap<String, usize>,
     neutral: std::collections::HashSet<String>,
-    errors: Vec<ConfigError>,
+    errors: Vec<Diagnostic>,
 }
 
 const GROUP_KEYS: &[&str] = &["signal", "kind", "valence"];
@@ -364,7 +364,7 @@ const GROUP_KEYS: &[&str] = &["signal", "kind", "valence"];
 impl Builder {
     fn err(&mut self, file: &str, text: &str, span: Range<usize>, message: String) {
         let (line, col) = line_col(text, span.start);
-        self.errors.push(ConfigError {
+        self.errors.push(Diagnostic {
             file: file.to_string(),
             line,
             col,
@@ -578,7 +578,7 @@ impl Builder {
         }
     }
 
-    fn finish(self) -> Result<Cues, Vec<ConfigError>> {
+    fn finish(self) -> Result<Cues, Vec<Diagnostic>> {
         if !self.errors.is_empty() {
             return Err(self.errors);
         }
@@ -586,7 +586,7 @@ impl Builder {
             .match_kind(MatchKind::Standard)
             .build(self.patterns.iter().map(|p| &p.text))
             .map_err(|e| {
-                vec![ConfigError {
+                vec![Diagnostic {
                     file: "cues".into(),
                     line: 0,
                     col: 0,
@@ -620,7 +620,7 @@ fn is_id(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn cues(text: &str) -> Result<Cues, Vec<ConfigError>> {
+    fn cues(text: &str) -> Result<Cues, Vec<Diagnostic>> {
         Cues::parse(&[("c.toml".to_string(), text.to_string())])
     }
 

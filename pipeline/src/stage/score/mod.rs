@@ -28,11 +28,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::diagnostic::Diagnostic;
+use crate::normalize::Normalized;
 use crate::post::Post;
 use crate::rules::{BrandKind, RuleSet};
 use crate::stage::matcher::Hit;
-use crate::stage::normalize::Normalized;
 use author::{AuthorLists, Speaker};
 pub use category::Category;
 use category::Evidence;
@@ -158,7 +158,7 @@ pub struct ScoreScratch {
 /// Errors building the scorer, each with its place.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
-pub struct ScoreError(pub Vec<ConfigError>);
+pub struct ScoreError(pub Vec<Diagnostic>);
 
 /// The compiled judgement, shared by all workers.
 #[derive(Debug)]
@@ -184,7 +184,7 @@ impl Scorer {
             .map(|b| {
                 std::iter::once(b.id.0.as_str())
                     .chain(b.handles.iter().map(String::as_str))
-                    .map(|n| crate::stage::normalize::casefold(n.trim_start_matches('@')))
+                    .map(|n| crate::normalize::casefold(n.trim_start_matches('@')))
                     .filter(|n| !n.is_empty())
                     .collect()
             })
@@ -400,7 +400,7 @@ fn embedded() -> Result<(Weights, Cues), ScoreError> {
         match get(name) {
             Some(text) => files.push((format!("<embedded rules/{name}>"), text.to_string())),
             None => {
-                return Err(ScoreError(vec![ConfigError {
+                return Err(ScoreError(vec![Diagnostic {
                     file: "<embedded rules/scoring.toml>".into(),
                     line: 0,
                     col: 0,
@@ -417,7 +417,7 @@ fn embedded() -> Result<(Weights, Cues), ScoreError> {
 fn load_files(path: &Path) -> Result<(Weights, Cues), ScoreError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ScoreError(vec![ConfigError {
+        ScoreError(vec![Diagnostic {
             file: name.clone(),
             line: 0,
             col: 0,
@@ -512,7 +512,7 @@ fn is_question(text: &str) -> bool {
 /// Whether `text` (casefolded) names `@handle` as a whole handle (`@acmehq` or
 /// `@acmehq.bsky.social` when the handle is `acmehq`).
 fn names_handle(text: &str, handle: &str) -> bool {
-    let handle = crate::stage::normalize::casefold(handle.trim_start_matches('@'));
+    let handle = crate::normalize::casefold(handle.trim_start_matches('@'));
     if handle.is_empty() {
         return false;
     }

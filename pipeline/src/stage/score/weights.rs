@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::{line_col, ConfigError};
+use crate::diagnostic::{line_col, Diagnostic};
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -123,10 +123,10 @@ impl Default for RecommendSettings {
 
 impl Weights {
     /// Parses and checks the scoring file's text.
-    pub fn parse(file: &str, text: &str) -> Result<Weights, Vec<ConfigError>> {
+    pub fn parse(file: &str, text: &str) -> Result<Weights, Vec<Diagnostic>> {
         let at = |span: Option<std::ops::Range<usize>>, message: String| {
             let (line, col) = span.map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-            ConfigError {
+            Diagnostic {
                 file: file.to_string(),
                 line,
                 col,
@@ -171,7 +171,7 @@ impl Weights {
                 .iter()
                 .map(|(k, v)| (format!("urgency.customer_tier.{k}"), *v, 0.0)),
         );
-        let errors: Vec<ConfigError> = checks
+        let errors: Vec<Diagnostic> = checks
             .into_iter()
             .filter(|(_, v, lo)| !(*lo..=100.0).contains(v))
             .map(|(key, v, lo)| {

@@ -3,7 +3,7 @@
 //! Input → output: a string of a decimal number and a unit (`us`, `µs`, `ms`, `s`, `m`, `h`, `d`)
 //! → a [`Duration`]. A bare number is refused (except `"0"`): whether `30` meant seconds or
 //! milliseconds is exactly the ambiguity a config file should not have. Used through
-//! `#[serde(with = "crate::source::duration")]` on every duration option of the sources.
+//! `#[serde(with = "crate::duration")]` on every duration option of the sources.
 
 use std::time::Duration;
 

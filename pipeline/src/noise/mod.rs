@@ -53,8 +53,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::duration::DurationError;
 use crate::mention::Mention;
-use crate::source::duration::DurationError;
 use crate::stage::score::recommend::Action;
 
 pub use self::digest::{
@@ -88,7 +88,7 @@ pub struct NoiseConfig {
     /// How long an original or a storm cluster stays remembered after the mention that
     /// brought it. Default 10 minutes: a retweet wave's peak, after which one more delivery
     /// tells the team the story is still moving.
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub window: Duration,
     /// Hold near-duplicate texts of one delivered within `window`. Default on.
     pub storm: bool,
@@ -100,14 +100,14 @@ pub struct NoiseConfig {
     pub storm_distance: u32,
     /// After an author is delivered, hold that author's further mentions to this queue for
     /// this long (authors are remembered this long). Default 0: off.
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub author_cooldown: Duration,
     /// At most `count` deliveries per `per` (a token bucket with a burst of `count`),
     /// written `"60/1m"`; the excess is held for the digest. Default none.
     pub rate_limit: Option<Rate>,
     /// How long a digest window stays open after its first held mention before the digest
     /// is due. Default 1 minute: soon enough to act on, few enough to read.
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub digest_every: Duration,
     /// Recommended actions never held by the cool-down or the rate limit (e.g.
     /// `["escalate"]`), because they must reach someone now. Reposts and storms of them are
@@ -237,9 +237,9 @@ impl FromStr for Rate {
             .ok_or_else(|| RateError::BadCount(text.to_owned()))?;
         let period = period.trim();
         let parsed = if !period.is_empty() && period.chars().all(char::is_alphabetic) {
-            crate::source::duration::parse(&format!("1{period}"))
+            crate::duration::parse(&format!("1{period}"))
         } else {
-            crate::source::duration::parse(period)
+            crate::duration::parse(period)
         };
         let per = parsed.map_err(|source| RateError::BadPeriod {
             rate: text.to_owned(),

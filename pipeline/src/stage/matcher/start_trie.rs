@@ -45,7 +45,7 @@
 //!   a character boundary.
 //! - Nothing here allocates after [`StartTrie::build`] or panics on any text.
 
-use crate::stage::normalize::{
+use crate::normalize::{
     char_at, char_before, is_boundary, is_unspaced_script, is_word_char, Token, TokenKind,
 };
 
@@ -449,11 +449,6 @@ impl StartTrie {
             + self.depth4.len() * std::mem::size_of::<(u32, Node)>()
             + self.dense.capacity() * 4
     }
-
-    /// Number of nodes, root included.
-    pub fn node_count(&self) -> usize {
-        self.nodes.len()
-    }
 }
 
 /// The hash of the first four bytes, little-endian, of a needle: the depth-4 table's index.
@@ -617,7 +612,7 @@ static ASCII_EDGE: [u8; 128] = {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stage::normalize::{normalize, Normalized};
+    use crate::normalize::{normalize, Normalized};
     use proptest::prelude::*;
 
     fn open_needles<'a>(needles: &[&'a str]) -> Vec<Needle<'a>> {

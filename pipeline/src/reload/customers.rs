@@ -1,4 +1,4 @@
-//! The table in force, shared by every worker, and the task that reloads it.
+//! The customer table in force, shared by every worker, and the task that reloads it.
 //!
 //! [`Customers`] is a cheap handle (one `Arc`) on an [`ArcSwap`]: taking the table in force is
 //! an atomic load and a reference-count increment, with no lock a reload could hold up.
@@ -24,11 +24,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tracing::{error, info, warn};
 
+use super::{fingerprint, Fingerprint};
 use crate::metrics::{CUSTOMERS_RELOADS, CUSTOMERS_ROWS, CUSTOMERS_ROWS_SKIPPED};
-use crate::reload::{fingerprint, Fingerprint};
 use crate::shutdown::Shutdown;
 
-use super::{CustomerError, CustomerLimits, CustomerTable, CustomersConfig, Loaded};
+use crate::customers::{CustomerError, CustomerLimits, CustomerTable, CustomersConfig, Loaded};
 
 /// Skipped rows quoted in the log at each load; the rest are counted.
 const SKIPS_LOGGED: usize = 10;
@@ -192,7 +192,7 @@ pub async fn watch(
         return;
     }
     let read_at = || customers.read_at().clone();
-    crate::reload::poll(vec![path.clone()], interval, shutdown, read_at, || {
+    super::poll(vec![path.clone()], interval, shutdown, read_at, || {
         let (customers, path) = (customers.clone(), path.clone());
         async move {
             // The outcome is logged and counted by `reload`.
@@ -200,4 +200,118 @@ pub async fn watch(
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::post::Platform;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn starting_without_a_table_or_with_a_broken_one() {
+        let limits = CustomerLimits::default();
+        let none = Customers::load(&CustomersConfig::default(), &limits).unwrap();
+        assert!(none.current().is_empty());
+        let missing = CustomersConfig {
+            path: Some(PathBuf::from("/nonexistent/crm.csv")),
+            ..CustomersConfig::default()
+        };
+        assert_eq!(
+            Customers::load(&missing, &limits).unwrap_err().reason(),
+            "read"
+        );
+    }
+
+    /// Waits, up to a bound, for `done`; the bound only fails a hung test, it times nothing.
+    async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn watching_reloads_a_changed_file_and_keeps_the_table_when_it_breaks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "crm.csv",
+            "platform,handle,customer_id\nx,a,C-1\n",
+        );
+        let config = CustomersConfig {
+            path: Some(path.clone()),
+            reload: Duration::from_millis(20),
+        };
+        let customers = Customers::load(&config, &CustomerLimits::default()).unwrap();
+        assert_eq!(customers.generation(), 1);
+        let (trigger, _) = crate::shutdown::channel();
+        let task = tokio::spawn(watch(
+            customers.clone(),
+            path.clone(),
+            config.reload,
+            trigger.subscribe(),
+        ));
+
+        write(
+            dir.path(),
+            "crm.csv",
+            "platform,handle,customer_id\nx,a,C-1\nx,b,C-2\n",
+        );
+        eventually("the change was never reloaded", || {
+            customers.generation() == 2
+        })
+        .await;
+        assert_eq!(customers.current().len(), 2);
+
+        // Broken: the header lost a column. The watcher tries it, fails, and keeps the table.
+        write(dir.path(), "crm.csv", "platform,handle\nx,a\n");
+        let fingerprint = fingerprint(std::slice::from_ref(&path));
+        eventually("the broken file was never tried", || {
+            *customers.read_at() == fingerprint
+        })
+        .await;
+        assert_eq!(customers.generation(), 2);
+        assert_eq!(customers.current().len(), 2);
+        assert!(customers.current().lookup(Platform::X, "b", None).is_some());
+
+        // Fixed again: it loads.
+        write(
+            dir.path(),
+            "crm.csv",
+            "platform,handle,customer_id\nx,c,C-3\n",
+        );
+        eventually("the fixed file was never reloaded", || {
+            customers.generation() == 3
+        })
+        .await;
+        let table = customers.current();
+        assert_eq!(table.len(), 1);
+        assert!(table.lookup(Platform::X, "c", None).is_some());
+
+        trigger.trigger();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_zero_interval_does_not_watch() {
+        let (trigger, _) = crate::shutdown::channel();
+        let task = tokio::spawn(watch(
+            Customers::empty(),
+            PathBuf::from("crm.csv"),
+            Duration::ZERO,
+            trigger.subscribe(),
+        ));
+        trigger.trigger();
+        task.await.unwrap();
+    }
 }

@@ -79,10 +79,10 @@ pub struct SpikeSettings {
     #[serde(deserialize_with = "durations")]
     pub windows: Vec<Duration>,
     /// Half-life of the baseline's weighted mean.
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub baseline_half_life: Duration,
     /// No spike starts before the detector has seen this much time.
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub warmup: Duration,
     /// Fewest mentions in a window for a spike.
     pub min_mentions: u32,
@@ -93,10 +93,10 @@ pub struct SpikeSettings {
     /// A spike calms when its rate is below this many times the baseline …
     pub end_ratio: f64,
     /// … and ends after it has stayed calm this long.
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub end_after: Duration,
     /// How often an active spike sends an update (when it gained mentions).
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub update_every: Duration,
     /// Driving terms per event.
     pub top_terms: usize,
@@ -127,7 +127,7 @@ impl Default for SpikeSettings {
 fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
     Vec::<String>::deserialize(d)?
         .iter()
-        .map(|s| crate::source::duration::parse(s).map_err(serde::de::Error::custom))
+        .map(|s| crate::duration::parse(s).map_err(serde::de::Error::custom))
         .collect()
 }
 

@@ -42,17 +42,17 @@ pub struct AdminSettings {
     /// connection is ready for it (opened, or the previous answer sent): a client that
     /// trickles headers (slowloris) is cut off, and so is a kept-alive connection that
     /// stays quiet this long. Also bounds a TLS handshake.
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub header_read_timeout: Duration,
     /// The most time no byte may move either way on a connection during a request: a
     /// request body that stops arriving, a client that stops reading an answer.
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub idle_timeout: Duration,
     /// How long a login link printed at start stays valid (it also works only once).
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub login_code_ttl: Duration,
     /// How long a dashboard session lasts after its login.
-    #[serde(with = "crate::source::duration")]
+    #[serde(with = "crate::duration")]
     pub session_ttl: Duration,
     /// Sessions kept at once; a new login beyond this ends the oldest session.
     pub max_sessions: usize,
@@ -115,7 +115,7 @@ impl AdminSettings {
             }
         }
         if let Some(tls) = &self.tls {
-            if let Err(e) = crate::admin::listener::tls_config(tls) {
+            if let Err(e) = crate::tls::server_config(&tls.cert, &tls.key) {
                 out.push(("tls", format!("admin.tls: {e}")));
             }
         }
