@@ -28,7 +28,7 @@ find_fixtures() {
         echo "$FIXTURES"
         return
     fi
-    for candidate in "$repo/fixtures/formats" "$repo/pipeline/tests/fixtures/formats" \
+    for candidate in "$repo/fixtures/formats" "$repo/core/tests/fixtures/formats" \
         "$repo/tests/fixtures/formats"; do
         if [[ -d "$candidate" ]]; then
             echo "$candidate"

@@ -1,63 +1,54 @@
-//! earshot: a streaming social-listening pipeline.
+//! earshot: a streaming social-listening pipeline. This crate is its runtime: the sources,
+//! threads, outbox, sinks, admin server and wiring around the pure stages of
+//! [`earshot_core`], whose modules it re-exports under the same names (so `earshot::stage`
+//! is `earshot_core::stage`).
 //!
-//! # Layout
+//! # Layout (dependencies run down this list, never up)
+//! - [`shutdown`], [`tls`], [`redact`], [`metrics`] (the catalogue), [`health`] (which parts
+//!   run, the panic policy): process plumbing every other module may use.
 //! - [`source`]: transports (Jetstream websocket, X-style NDJSON over HTTP, Mastodon SSE,
 //!   files) that turn a stream into batches of raw frames on a bounded channel.
-//! - [`stage`]: the CPU stages a worker runs on every post: decode, normalize, match, score,
-//!   route, and the per-queue noise gate that rolls reposts, storms and repeat authors up
-//!   into digests. Each is a compiled value with a pure function at its core.
-//! - [`rules`]: the rule language and the rule files brand teams write.
-//! - [`customers`]: the CRM table of which accounts belong to which customers, attached to
-//!   mentions and read for urgency; reloaded when its file changes.
-//! - [`post`]: the decoded post the stages share; [`skip`]: why a frame was not a post.
-//! - [`worker`]: the worker loop that strings the stages together on OS threads.
-//! - [`mention`]: the routed mention, the stable contract consumers rely on.
-//! - [`sink`]: where mentions go (signed webhooks, NDJSON files and stdout).
+//! - [`outbox`]: the durable store of routed mentions, its writer (with the noise gate) and
+//!   each queue's shared state; [`sink`]: the dispatchers that empty it (signed webhooks,
+//!   NDJSON files and stdout, payload formats); [`dlq`]: the dead letters.
+//! - [`config`]: the configuration file, validated at load; [`compile`]: the rule set,
+//!   matcher, scorer and router compiled from it, and the cell a reload swaps.
 //! - [`monitor`]: the spike monitor thread (per-brand counts → spike events, the live page's
 //!   snapshot, the workers' `in_spike`); [`live`]: the live dashboard's fan-out.
-//! - [`metrics`]: the metric catalogue; [`admin`]: `/metrics`, `/healthz`, `/readyz`, the
-//!   dead-letter API and the live dashboard page, behind a token, login links, a Host
-//!   allow-list, optional TLS and connection limits.
-//! - [`config`]: the configuration file, validated at load; [`app`]: wiring it all together.
-//! - [`backtest`]: a rule change replayed on recorded posts, rule by rule, before it goes live.
-//! - [`demo`]: the embedded firehose simulator and webhook receiver behind `earshot demo`.
-//! - [`health`]: which parts run, what keeps earshot from being ready, the panic policy.
-//! - [`shutdown`], [`tls`], [`redact`]: process plumbing.
+//! - [`worker`]: the worker loop that strings the stages together on OS threads;
+//!   [`reload`]: rules and the customer table reloaded when their files change.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, the dead-letter API and the live page,
+//!   behind a token, login links, a Host allow-list, optional TLS and connection limits.
+//! - [`app`]: wiring it all together; [`backtest`]: a rule change replayed on recorded posts;
+//!   [`demo`]: the embedded firehose simulator and webhook receiver behind `earshot demo`.
 #![deny(missing_docs)]
 // Unsafe code only where a module allows it, and every block says why it is sound.
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+
+pub use earshot_core::{
+    customers, diagnostic, duration, examples, mention, noise, normalize, post, rules, skip, spike,
+    stage,
+};
 
 pub mod admin;
 pub mod app;
 pub mod backtest;
 pub mod compile;
 pub mod config;
-pub mod customers;
 pub mod demo;
-pub mod diagnostic;
 pub mod dlq;
-pub mod duration;
-pub mod examples;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;
 pub mod health;
 pub mod live;
-pub mod mention;
 pub mod metrics;
 pub mod monitor;
-pub mod noise;
-pub mod normalize;
 pub mod outbox;
-pub mod post;
 pub mod redact;
 pub mod reload;
-pub mod rules;
 pub mod shutdown;
 pub mod sink;
-pub mod skip;
 pub mod source;
-pub mod spike;
-pub mod stage;
 pub mod tls;
 pub mod worker;

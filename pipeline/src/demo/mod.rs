@@ -6,7 +6,7 @@
 //! signature. A status line each second shows events/s, mentions, per-queue deliveries and
 //! latency, followed by the mentions delivered since the last line.
 
-pub mod generator;
+pub use earshot_core::generator;
 pub mod receiver;
 pub mod simulator;
 

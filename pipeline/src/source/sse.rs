@@ -38,6 +38,7 @@ use super::error::SourceError;
 use super::http_client::{self, BodyParser, StreamSpec};
 use crate::shutdown::Shutdown;
 use crate::skip::SkipReason;
+use crate::stage::decode::mastodon_event_skip;
 
 /// Room a line may take beyond the event limit: the field name and colon before the value.
 const LINE_SLACK: usize = 64;
@@ -283,17 +284,6 @@ impl SseParser {
     }
 }
 
-/// How an event type is counted: `None` for `update` (a frame), else the skip reason.
-pub fn classify(event: &[u8]) -> Option<SkipReason> {
-    match event {
-        b"update" => None,
-        b"delete" => Some(SkipReason::Delete),
-        b"status.update" => Some(SkipReason::Update),
-        b"filters_changed" => Some(SkipReason::StreamError),
-        _ => Some(SkipReason::OtherEvent),
-    }
-}
-
 /// Settings of an SSE source (`[[source]] kind = "sse"`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -387,7 +377,7 @@ impl BodyParser for SseBody {
             match item {
                 SseItem::Event(ev) => {
                     frames += 1;
-                    match classify(ev.event) {
+                    match mastodon_event_skip(ev.event) {
                         None => emitter.push(ev.data, None)?,
                         Some(reason) => emitter.skip_len(reason, ev.data.len()),
                     }
@@ -741,7 +731,7 @@ mod tests {
             (b"message", Some(SkipReason::OtherEvent)),
         ];
         for (event, want) in cases {
-            assert_eq!(classify(event), *want, "{}", text(event));
+            assert_eq!(mastodon_event_skip(event), *want, "{}", text(event));
         }
     }
 

@@ -17,11 +17,11 @@ use super::emit::{Emitter, SourceStats};
 /// but a hang ends with a message.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `pipeline/tests/fixtures/formats/<name>`: the recorded format samples (see SOURCES.md
+/// `core/tests/fixtures/formats/<name>`: the recorded format samples (see SOURCES.md
 /// there).
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/formats")
+        .join("../core/tests/fixtures/formats")
         .join(name)
 }
 

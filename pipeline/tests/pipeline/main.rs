@@ -10,6 +10,7 @@ mod e2e;
 mod faults;
 mod hostile;
 mod judgement;
+mod layout;
 mod live_page;
 mod reload;
 mod spikes;

@@ -23,9 +23,9 @@ pub fn earshot() -> Command {
     c
 }
 
-/// `pipeline/tests/fixtures/formats`: the recorded format samples (see SOURCES.md there).
+/// `core/tests/fixtures/formats`: the recorded format samples (see SOURCES.md there).
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/formats")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/tests/fixtures/formats")
 }
 
 /// The repository's `rules/` folder.

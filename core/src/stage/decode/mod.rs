@@ -58,6 +58,8 @@ mod scan;
 mod tape;
 mod x;
 
+pub use mastodon::event_skip as mastodon_event_skip;
+
 #[cfg(test)]
 mod reader_tests;
 #[cfg(test)]

@@ -31,7 +31,7 @@
 //! keeps its full stop and so is not the word `no`; a lexicon key with capitals such as `:D`
 //! is unreachable because tokens are lowercased; only single-code-point emoji are replaced, so
 //! `👍🏽` reads as "thumbs up medium skin tone"). They are kept on purpose: the scores must mean what VADER's mean, and
-//! `pipeline/tests/data/vader/` checks this port against the reference on hundreds of posts.
+//! `core/tests/data/vader/` checks this port against the reference on hundreds of posts.
 //! Where Rust and Python differ on Unicode (Python's `split()` also splits on U+001C..U+001F;
 //! its `isupper()` rejects titlecase letters), the Python behaviour is reproduced.
 //!

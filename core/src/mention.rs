@@ -194,9 +194,10 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Mentions for tests of the stages downstream of the worker (noise control, the spike
-/// monitor): what a test says about a mention, everything else a plausible constant.
-#[cfg(test)]
-pub(crate) mod testing {
+/// monitor): what a test says about a mention, everything else a plausible constant. Built for
+/// this crate's tests and, with the `testing` feature, for the runtime's.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
     use std::time::Instant;
 
     use super::{mention_id, MatchOut, Mention, MentionAuthor, MentionPost};
@@ -209,18 +210,25 @@ pub(crate) mod testing {
 
     /// What a test says about a mention; everything else is a plausible constant.
     #[derive(Clone, Debug)]
-    pub(crate) struct Spec {
-        pub(crate) id: String,
-        pub(crate) author: String,
-        pub(crate) handle: Option<String>,
-        pub(crate) text: String,
-        pub(crate) original: Option<String>,
-        pub(crate) urgency: u8,
-        pub(crate) action: Action,
+    pub struct Spec {
+        /// The post id (`x:<id>`).
+        pub id: String,
+        /// The author's id.
+        pub author: String,
+        /// The author's handle.
+        pub handle: Option<String>,
+        /// The post text.
+        pub text: String,
+        /// The post it reposts or quotes.
+        pub original: Option<String>,
+        /// Urgency, 0–100.
+        pub urgency: u8,
+        /// The recommended action.
+        pub action: Action,
     }
 
     /// A mention of post `x:<id>` by `author` saying `text`.
-    pub(crate) fn spec(id: &str, author: &str, text: &str) -> Spec {
+    pub fn spec(id: &str, author: &str, text: &str) -> Spec {
         Spec {
             id: format!("x:{id}"),
             author: author.to_owned(),
@@ -234,22 +242,25 @@ pub(crate) mod testing {
 
     impl Spec {
         /// Reposts or quotes `x:<original>`.
-        pub(crate) fn of(mut self, original: &str) -> Spec {
+        pub fn of(mut self, original: &str) -> Spec {
             self.original = Some(format!("x:{original}"));
             self
         }
 
-        pub(crate) fn urgency(mut self, urgency: u8) -> Spec {
+        /// With this urgency.
+        pub fn urgency(mut self, urgency: u8) -> Spec {
             self.urgency = urgency;
             self
         }
 
-        pub(crate) fn action(mut self, action: Action) -> Spec {
+        /// With this recommended action.
+        pub fn action(mut self, action: Action) -> Spec {
             self.action = action;
             self
         }
 
-        pub(crate) fn build(&self) -> Mention {
+        /// The mention.
+        pub fn build(&self) -> Mention {
             let tweet = self.id.strip_prefix("x:").unwrap_or(&self.id);
             Mention {
                 mention_id: mention_id(Platform::X, &self.id),

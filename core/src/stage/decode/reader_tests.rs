@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::tests::{check_links, fixture_frames, fixture_names};
 use super::*;
-use crate::demo::generator::{GenSettings, Generator};
+use crate::generator::{GenSettings, Generator};
 
 type Outcome = Result<Vec<Value>, SkipReason>;
 

@@ -187,3 +187,16 @@ fn quoted_uri<'t, 'f>(quote: Val<'t, 'f>) -> Option<Val<'t, 'f>> {
         None => quote.get("uri"),
     }
 }
+
+/// How an event of Mastodon's streaming API is counted: `None` for `update` (a status, the one
+/// event that is a post to decode), else the skip reason it is counted under. The SSE source
+/// reads event names from the stream; the decoder only ever sees `update` data.
+pub fn event_skip(event: &[u8]) -> Option<SkipReason> {
+    match event {
+        b"update" => None,
+        b"delete" => Some(SkipReason::Delete),
+        b"status.update" => Some(SkipReason::Update),
+        b"filters_changed" => Some(SkipReason::StreamError),
+        _ => Some(SkipReason::OtherEvent),
+    }
+}

@@ -1,7 +1,7 @@
 //! A deterministic generator of Jetstream events for the demo and the tests.
 //!
 //! Events have the exact shape of Jetstream v1 output (as in
-//! `pipeline/tests/fixtures/formats/jetstream-sample.ndjson`): post creates with `langs`, replies,
+//! `core/tests/fixtures/formats/jetstream-sample.ndjson`): post creates with `langs`, replies,
 //! likes, deletes, identity and account events. A configurable share of posts mention the
 //! brands of the example rule pack (`rules/`) in the ways people write them — as written,
 //! lower or upper case, `#acmefail`, `@acmehq.bsky.social`, possessives — so the demo routes

@@ -6,7 +6,7 @@ polarity_scores(text)`, with the lexicons it ships. earshot's port
 (`pipeline/src/stage/score/sentiment.rs`) is tested against this file.
 
     python3 -m venv /tmp/vader && /tmp/vader/bin/pip install vaderSentiment==3.3.2
-    /tmp/vader/bin/python pipeline/tests/data/vader/make_golden.py
+    /tmp/vader/bin/python core/tests/data/vader/make_golden.py
 
 Input: texts.txt, UTF-8, one text a line (LF), no tabs or CRs; an empty line is a text too.
 Output: golden.tsv, a header row, then `neg<TAB>neu<TAB>pos<TAB>compound<TAB>text` a line,

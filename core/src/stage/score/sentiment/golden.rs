@@ -1,6 +1,6 @@
 //! Agreement with the reference implementation on a corpus of brand mentions.
 //!
-//! `pipeline/tests/data/vader/texts.txt` holds hundreds of short posts written for this test
+//! `core/tests/data/vader/texts.txt` holds hundreds of short posts written for this test
 //! (complaints, praise, questions, sarcasm, negation, "but", caps, `!!!`/`???`, emoticons,
 //! emoji with ZWJ and skin tones, idioms, curly apostrophes, URLs, handles, hashtags, other
 //! languages, Unicode whitespace, near-empty lines). `make_golden.py` beside it scores them
@@ -81,7 +81,7 @@ fn golden_file_is_fresh_and_large_enough() {
     );
     assert_eq!(
         texts, golden,
-        "golden.tsv does not match texts.txt: run pipeline/tests/data/vader/make_golden.py"
+        "golden.tsv does not match texts.txt: run core/tests/data/vader/make_golden.py"
     );
 }
 
