@@ -12,7 +12,7 @@
 use serde_json::json;
 
 /// Send-time stamps are written in the same RFC 3339 form as mention timestamps.
-pub use crate::mention::rfc3339_micros;
+use crate::timestamp::rfc3339_micros;
 
 /// One generated event.
 #[derive(Debug, Clone)]

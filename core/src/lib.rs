@@ -7,9 +7,10 @@
 //! the load test and the fuzz targets drive them directly.
 //!
 //! # Layout (dependencies run down this list, never up)
-//! - [`diagnostic`], [`duration`], [`normalize`]: leaves. A mistake at `file:line:col`; the
-//!   `"30s"` durations of every settings file; case, width, space and accent folding with
-//!   the tokens the matcher's word boundaries need, shared by posts and rule terms.
+//! - [`diagnostic`], [`duration`], [`timestamp`], [`normalize`]: leaves. A mistake at
+//!   `file:line:col`; the `"30s"` durations of every settings file; RFC 3339 times; case,
+//!   width, space and accent folding with the tokens the matcher's word boundaries need,
+//!   shared by posts and rule terms.
 //! - [`post`], [`skip`]: the decoded post every stage shares; why a frame was not a post.
 //! - [`rules`]: the rule language and the rule files brand teams write.
 //! - [`customers`]: the CRM table of which accounts belong to which customers.
@@ -40,3 +41,4 @@ pub mod rules;
 pub mod skip;
 pub mod spike;
 pub mod stage;
+pub mod timestamp;

@@ -150,49 +150,6 @@ pub fn mention_id(platform: Platform, canonical_id: &str) -> String {
     id
 }
 
-/// Formats a `SystemTime` as RFC 3339 UTC with milliseconds (`2026-11-23T11:28:46.123Z`).
-pub fn rfc3339_millis(t: std::time::SystemTime) -> String {
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    rfc3339(d.as_secs() as i64, d.subsec_millis(), 3)
-}
-
-/// Formats microseconds since the epoch as RFC 3339 UTC with microseconds
-/// (`2026-11-23T11:28:46.123456Z`).
-pub fn rfc3339_micros(time_us: u64) -> String {
-    rfc3339(
-        (time_us / 1_000_000) as i64,
-        (time_us % 1_000_000) as u32,
-        6,
-    )
-}
-
-/// `secs` since the epoch plus a fraction of `digits` decimal digits, as RFC 3339 UTC.
-fn rfc3339(secs: i64, fraction: u32, digits: usize) -> String {
-    let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:0digits$}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's
-/// algorithm), so no date crate is needed for one timestamp format.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// Mentions for tests of the stages downstream of the worker (noise control, the spike
 /// monitor): what a test says about a mention, everything else a plausible constant. Built for
 /// this crate's tests and, with the `testing` feature, for the runtime's.
@@ -318,7 +275,6 @@ pub mod testing {
 mod tests {
     use super::*;
     use std::borrow::Cow;
-    use std::time::{Duration, UNIX_EPOCH};
 
     use crate::post::{Author, PostFlags};
 
@@ -411,19 +367,5 @@ mod tests {
             json["id"], "x:1440716856763977732",
             "the same form as the id"
         );
-    }
-
-    #[test]
-    fn timestamps_format_as_rfc3339() {
-        let cases = [
-            (0u64, 0u32, "1970-01-01T00:00:00.000Z"),
-            (1_614_265_330, 5, "2021-02-25T15:02:10.005Z"),
-            (951_782_400, 999, "2000-02-29T00:00:00.999Z"),
-            (1_795_434_526, 120, "2026-11-23T11:48:46.120Z"),
-        ];
-        for (secs, ms, want) in cases {
-            let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms as u64);
-            assert_eq!(rfc3339_millis(t), want);
-        }
     }
 }

@@ -17,7 +17,7 @@
 //!   of one run share a URI.
 
 use earshot::demo::generator::{GenEvent, Generator};
-use earshot::mention::rfc3339_micros;
+use earshot::timestamp::rfc3339_micros;
 
 /// The `time_us` templates are rendered with: 16 digits, like every send time until 2286.
 const PLACEHOLDER_US: u64 = 1_000_000_000_000_000;

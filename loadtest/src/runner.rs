@@ -260,7 +260,7 @@ fn load_average() -> String {
 fn machine_line(note: Option<&str>, load_at_start: &str) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let load = load_average();
-    let date = earshot::mention::rfc3339_micros(earshot_loadtest::time::now_us());
+    let date = earshot::timestamp::rfc3339_micros(earshot_loadtest::time::now_us());
     let mut line = format!(
         "Run ended {} on a {cores}-core machine (1-minute load average {load_at_start} before \
          the run, {load} at its end).",

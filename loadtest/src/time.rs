@@ -14,7 +14,7 @@ pub fn now_us() -> u64 {
 }
 
 /// (year, month, day) → days since 1970-01-01, proleptic Gregorian (Howard Hinnant's
-/// algorithm; the inverse of `earshot::mention::civil_from_days`).
+/// algorithm; the inverse of `earshot::timestamp::civil_from_days`).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -92,7 +92,7 @@ mod tests {
             951_782_400_000_001,
             4_102_444_799_999_999,
         ] {
-            let s = earshot::demo::generator::rfc3339_micros(t);
+            let s = earshot::timestamp::rfc3339_micros(t);
             assert_eq!(parse_rfc3339_us(&s), Some(t), "{s}");
         }
     }

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::mention::rfc3339_millis;
 use crate::outbox::queue::QueueShared;
 use crate::outbox::store::{Selection, Store, StoreError, Stored, Table};
+use crate::timestamp::rfc3339_millis;
 
 /// Which dead letters a command applies to, as the CLI and the admin API take it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

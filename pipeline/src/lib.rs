@@ -28,7 +28,7 @@
 
 pub use earshot_core::{
     customers, diagnostic, duration, examples, mention, noise, normalize, post, rules, skip, spike,
-    stage,
+    stage, timestamp,
 };
 
 pub mod admin;

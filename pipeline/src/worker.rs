@@ -19,7 +19,7 @@ use tracing::{debug, error};
 
 use crate::compile::{Compiled, Shared};
 use crate::config::FormatChoice;
-use crate::mention::{mention_id, rfc3339_millis, MatchOut, Mention, MentionPost};
+use crate::mention::{mention_id, MatchOut, Mention, MentionPost};
 use crate::metrics::{
     DropCounters, Latencies, LatencySet, Stage, BRAND_MENTIONS, BRAND_NEGATIVE_MENTIONS,
     MATCH_POSTS_MATCHED, ROUTE_MENTIONS_ROUTED, STAGE_POSTS_DECODED, WORKER_FRAMES_PROCESSED,
@@ -36,6 +36,7 @@ use crate::stage::decode::{DecodeLimits, Decoder, Format, FRAME_PADDING};
 use crate::stage::matcher::{Hit, MatchScratch};
 use crate::stage::score::sentiment::SentimentLabel;
 use crate::stage::score::{ScoreInput, ScoreScratch};
+use crate::timestamp::rfc3339_millis;
 
 /// One frame in this many is timed stage by stage.
 pub const SAMPLE_EVERY: u64 = 16;

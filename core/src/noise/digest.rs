@@ -10,7 +10,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::mention::{rfc3339_millis, Mention};
+use crate::mention::Mention;
+use crate::timestamp::rfc3339_millis;
 
 /// Longest summary text, in characters: a tweet's length, enough to recognise a post in a
 /// digest without carrying a long post once per held copy.

@@ -810,7 +810,7 @@ fn offer(posts: &mut Vec<SpikePost>, post: &SpikePost, top: usize) {
 }
 
 fn rfc3339(s: u64) -> String {
-    crate::mention::rfc3339_millis(UNIX_EPOCH + Duration::from_secs(s))
+    crate::timestamp::rfc3339_millis(UNIX_EPOCH + Duration::from_secs(s))
 }
 
 /// Unix seconds of `t`.

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use earshot::demo::receiver::Receiver;
-use earshot::mention::{mention_id, rfc3339_millis, MatchOut, Mention, MentionPost};
+use earshot::mention::{mention_id, MatchOut, Mention, MentionPost};
+use earshot::timestamp::rfc3339_millis;
 use earshot::metrics::Latencies;
 use earshot::outbox::entry::{now_us, Entry, Event};
 use earshot::outbox::queue::QueueShared;

@@ -31,6 +31,7 @@ use super::tape::Val;
 use super::{html, push_link, Emitted, Scratch};
 use crate::post::{Author, Platform, Post, PostFlags};
 use crate::skip::SkipReason;
+use crate::timestamp::write_rfc3339;
 
 const ORIGIN: &str = "https://www.reddit.com";
 
@@ -271,33 +272,10 @@ pub(super) fn rfc3339(secs: f64, out: &mut String) -> Option<&str> {
         return None;
     }
     // In range and non-negative, so the truncation is exact on the integer part.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let secs = secs.floor() as u64;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
+    #[allow(clippy::cast_possible_truncation)]
+    let secs = secs.floor() as i64;
+    write_rfc3339(out, secs, 0, 0);
     Some(out.as_str())
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`, for non-negative day counts).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use minijinja::value::Value;
 
 use super::functions::{level, oneline};
 use super::{EventType, Outgoing};
-use crate::mention::rfc3339_millis;
+use crate::timestamp::rfc3339_millis;
 
 /// Every top-level variable name, for the load-time check that a template names no other.
 pub(super) const NAMES: &[&str] = &[

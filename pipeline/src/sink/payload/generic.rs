@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 
 use super::{Outgoing, Rendered};
-use crate::mention::rfc3339_millis;
+use crate::timestamp::rfc3339_millis;
 
 /// Bytes of the envelope around `data` apart from the queue name: keys, timestamp and numbers
 /// (about 150), rounded up so the buffer never grows.
