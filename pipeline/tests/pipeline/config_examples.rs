@@ -143,3 +143,52 @@ fn the_embedded_default_takes_its_scoring_and_routing_from_the_binary() {
     assert_eq!(config.queues, file.queues);
     assert_eq!(config.routes, file.routes);
 }
+
+/// `config/default.toml` says "every key below shows its default value": each settings
+/// section it writes parses to exactly what earshot assumes when the section is left out.
+/// `[scoring]` and `[routing]` are the exception the file states: they name the shipped
+/// files, whose built-in copies the embedded default uses.
+#[test]
+fn default_toml_states_exactly_the_built_in_defaults() {
+    set_env();
+    let text = std::fs::read_to_string(repo().join("config/default.toml")).expect("read");
+    assert_eq!(
+        text,
+        earshot::config::DEFAULT_TOML,
+        "the embedded copy is the file"
+    );
+    let shipped = Config::parse("default.toml", &text, &repo()).unwrap_or_else(|e| panic!("{e}"));
+    let mut doc: toml::Table = toml::from_str(&text).expect("toml");
+    let written: Vec<String> = doc.keys().cloned().collect();
+    for section in ["pipeline", "limits", "rules", "admin", "outbox"] {
+        assert!(
+            written.iter().any(|k| k == section),
+            "[{section}] is written"
+        );
+        doc.remove(section);
+    }
+    let bare = toml::to_string(&doc).expect("toml");
+    let assumed = Config::parse("bare.toml", &bare, &repo()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(shipped.pipeline, assumed.pipeline, "[pipeline]");
+    assert_eq!(shipped.limits, assumed.limits, "[limits]");
+    assert_eq!(shipped.rules, assumed.rules, "[rules]");
+    assert_eq!(shipped.admin, assumed.admin, "[admin]");
+    assert_eq!(shipped.outbox, assumed.outbox, "[outbox]");
+    assert_eq!(
+        shipped.scoring.path.as_deref(),
+        Some(repo().join("rules/scoring.toml").as_path())
+    );
+    assert_eq!(
+        shipped.routing.path.as_deref(),
+        Some(repo().join("rules/routing.toml").as_path())
+    );
+    // Nothing else is written but the sources.
+    let mut rest: Vec<&str> = written.iter().map(String::as_str).collect();
+    rest.retain(|k| {
+        ![
+            "pipeline", "limits", "rules", "admin", "outbox", "scoring", "routing",
+        ]
+        .contains(k)
+    });
+    assert_eq!(rest, ["source"]);
+}
