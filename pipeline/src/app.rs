@@ -26,6 +26,7 @@ use crate::health::{Component, Health};
 use crate::mention::Mention;
 use crate::metrics::{
     DropCounters, Latencies, SourceCounters, CHANNEL_FRAMES_DEPTH, DEAD_LETTERS_EXPIRED,
+    SOURCE_ERRORS,
 };
 use crate::monitor::{BrandInfo, Monitor, SpikeFlags};
 use crate::outbox::queue::QueueShared;
@@ -44,6 +45,7 @@ use crate::sink::{QueueConfig, SinkKind};
 use crate::skip::SkipCounts;
 use crate::source::batch::Batch;
 use crate::source::emit::{Emitter, SourceStats};
+use crate::source::error::SourceError;
 use crate::worker::{self, Outputs, Totals, Worker};
 
 /// Why the pipeline could not start.
@@ -156,7 +158,7 @@ pub struct Running {
     /// The live dashboard's feed, while the spike monitor runs.
     pub live: Option<Arc<crate::live::LiveHub>>,
     monitor: Option<std::thread::JoinHandle<()>>,
-    source_tasks: Vec<(String, JoinHandle<Result<(), String>>)>,
+    source_tasks: Vec<(String, JoinHandle<Result<(), SourceError>>)>,
     worker_threads: Vec<std::thread::JoinHandle<usize>>,
     background: Vec<JoinHandle<()>>,
     workers_running: Arc<AtomicBool>,
@@ -350,6 +352,11 @@ pub async fn start(
         let shutdown = trigger.subscribe();
         let kind = s.kind.clone();
         let id = s.id.clone();
+        // At 0 from the start, so an alert on it has a series to read.
+        for reason in SourceError::REASONS.iter().chain(&["panicked"]) {
+            metrics::counter!(SOURCE_ERRORS, "source" => id.clone(), "reason" => *reason)
+                .increment(0);
+        }
         let task = tokio::spawn(async move {
             let result = match kind {
                 SourceKind::Jetstream(o) => o.run(emitter, shutdown).await,
@@ -362,13 +369,15 @@ pub async fn start(
                     info!(source = %id, "source finished");
                     Ok(())
                 }
-                Err(crate::source::error::SourceError::StoppedFull) => {
+                Err(SourceError::StoppedFull) => {
                     warn!(source = %id, "source stopped at shutdown with the pipeline full");
                     Ok(())
                 }
                 Err(e) => {
-                    error!(source = %id, error = %e, "source stopped");
-                    Err(format!("{id}: {e}"))
+                    error!(source = %id, error = %e, reason = e.reason(), "source stopped");
+                    metrics::counter!(SOURCE_ERRORS, "source" => id.clone(), "reason" => e.reason())
+                        .increment(1);
+                    Err(e)
                 }
             }
         });
@@ -736,9 +745,11 @@ impl Running {
                 joined = &mut *task => {
                     match joined {
                         Ok(Ok(())) => {}
-                        Ok(Err(e)) => source_errors.push(e),
+                        Ok(Err(e)) => source_errors.push(format!("{id}: {e}")),
                         Err(e) => {
                             error!(source = %id, error = %e, "source task panicked");
+                            metrics::counter!(SOURCE_ERRORS, "source" => id.clone(), "reason" => "panicked")
+                                .increment(1);
                             source_errors.push(format!("{id}: the source task panicked"));
                         }
                     }

@@ -25,6 +25,9 @@ pub const SOURCE_BYTES_RECEIVED: &str = "earshot_source_bytes_received_total";
 pub const SOURCE_RECONNECTS: &str = "earshot_source_reconnects_total";
 /// 1 while a source is connected. Labels: `source`.
 pub const SOURCE_CONNECTED: &str = "earshot_source_connected";
+/// Sources that stopped on an error retrying cannot fix, by `source` and `reason` (the
+/// error's `reason()`; `panicked` for a source task that panicked).
+pub const SOURCE_ERRORS: &str = "earshot_source_errors_total";
 /// Frames a worker finished (decoded or skipped). Labels: none.
 pub const WORKER_FRAMES_PROCESSED: &str = "earshot_worker_frames_processed_total";
 /// Posts decoded. Labels: `platform`.
@@ -190,6 +193,11 @@ fn describe_all() {
     );
     describe_counter!(SOURCE_RECONNECTS, Unit::Count, "Reconnects of a source.");
     describe_gauge!(SOURCE_CONNECTED, "1 while the source is connected.");
+    describe_counter!(
+        SOURCE_ERRORS,
+        Unit::Count,
+        "Sources stopped by an error retrying cannot fix, by reason."
+    );
     describe_counter!(
         WORKER_FRAMES_PROCESSED,
         Unit::Count,

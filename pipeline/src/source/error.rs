@@ -68,6 +68,19 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// Every value [`SourceError::reason`] can take: the `reason` label values of
+    /// `earshot_source_errors_total`, registered at 0 for each source at start.
+    pub const REASONS: [&'static str; 8] = [
+        "bad_url",
+        "missing_token",
+        "bad_header",
+        "invalid_option",
+        "http_client",
+        "io",
+        "channel_closed",
+        "stopped_full",
+    ];
+
     /// A bounded, stable name for the error, used as a metric label and in summaries.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -134,6 +147,10 @@ mod tests {
         let mut reasons = Vec::new();
         for (err, reason, needle) in cases {
             assert_eq!(err.reason(), reason);
+            assert!(
+                SourceError::REASONS.contains(&reason),
+                "{reason} is registered"
+            );
             assert!(
                 err.to_string().contains(needle),
                 "{err} should mention {needle}"

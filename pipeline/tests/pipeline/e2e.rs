@@ -209,3 +209,52 @@ async fn websocket_to_signed_webhooks_with_bad_frames_and_a_reconnect() {
         );
     }
 }
+
+/// A source that stops on an error retrying cannot fix (here a file that is not there) is
+/// named in the run's report with its error, logged, and counted under its reason in
+/// `earshot_source_errors_total` (registered at 0 for every reason at start), which is what
+/// the `EarshotSourceStopped` alert reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_stops_on_an_error_is_counted_by_reason_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gone.ndjson");
+    let text = format!(
+        "[rules]\npaths = [\"{}\"]\n\n[admin]\nenabled = false\n\n[outbox]\npath = \"{}\"\n\n\
+         [[source]]\nid = \"gone-file\"\ntype = \"file\"\npath = \"{}\"\n\n{}",
+        support::rules_dir().display(),
+        dir.path().join("outbox.redb").display(),
+        missing.display(),
+        support::catch_all_queue(&format!(
+            "sink = \"file\"\npath = \"{}\"",
+            dir.path().join("out.ndjson").display()
+        )),
+    );
+    let config = Config::parse("t.toml", &text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let compiled = earshot::compile::compile(&config).expect("rules compile");
+    let (trigger, _) = shutdown::channel();
+    let running = app::start(&config, compiled, RunOptions::default(), &trigger)
+        .await
+        .unwrap();
+    let report = running.wait(Duration::from_secs(20)).await;
+    assert_eq!(report.source_errors.len(), 1, "{:?}", report.source_errors);
+    assert!(
+        report.source_errors[0].starts_with("gone-file: ")
+            && report.source_errors[0].contains("gone.ndjson"),
+        "{:?}",
+        report.source_errors
+    );
+    let metrics = earshot::metrics::prometheus().render();
+    let count = |reason: &str| {
+        let series =
+            format!("earshot_source_errors_total{{source=\"gone-file\",reason=\"{reason}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(count("io"), "1");
+    assert_eq!(count("bad_url"), "0");
+    assert_eq!(count("panicked"), "0");
+}

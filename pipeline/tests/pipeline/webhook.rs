@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use earshot::demo::receiver::Receiver;
 use earshot::mention::{mention_id, MatchOut, Mention, MentionPost};
-use earshot::timestamp::rfc3339_millis;
 use earshot::metrics::Latencies;
 use earshot::outbox::entry::{now_us, Entry, Event};
 use earshot::outbox::queue::QueueShared;
@@ -28,6 +27,7 @@ use earshot::stage::score::author::AuthorClass;
 use earshot::stage::score::recommend::{Action, Recommendation};
 use earshot::stage::score::sentiment::SentimentLabel;
 use earshot::stage::score::{Category, Reason, SentimentOut, Urgency};
+use earshot::timestamp::rfc3339_millis;
 
 use serde_json::value::RawValue;
 
