@@ -3,7 +3,8 @@
 //! Input → output: a string of a decimal number and a unit (`us`, `µs`, `ms`, `s`, `m`, `h`, `d`)
 //! → a [`Duration`]. A bare number is refused (except `"0"`): whether `30` meant seconds or
 //! milliseconds is exactly the ambiguity a config file should not have. Used through
-//! `#[serde(with = "crate::duration")]` on every duration option of the sources.
+//! `#[serde(with = "crate::duration")]` on every duration option: the sources, the admin
+//! server, the outbox, the queues, noise control, spikes and the customer table.
 
 use std::time::Duration;
 

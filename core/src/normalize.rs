@@ -35,8 +35,9 @@
 //!   `normalize_accents` only clear and refill.
 //!
 //! # Why shaped so
-//! The matcher searches one Aho-Corasick automaton over this text and checks boundaries only
-//! on the rare hits, so normalize does just the work every post needs (one pass to fold, one
+//! The matcher searches this text once (its start trie from word starts, plus an Aho-Corasick
+//! automaton only for terms in scripts without spaces) and checks boundaries only on the rare
+//! hits, so normalize does just the work every post needs (one pass to fold, one
 //! `memchr3` pass for sigils) and leaves the per-hit questions ("is this hit inside a hashtag?")
 //! to cheap lookups: [`Normalized::inside_hashtag_or_handle`]. It counts nothing: it cannot
 //! fail.
