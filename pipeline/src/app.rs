@@ -57,13 +57,13 @@ pub enum AppError {
     /// The CRM customer table does not load.
     #[error("customers: {0}")]
     Customers(#[from] crate::customers::CustomerError),
-    /// A queue's settings are unusable.
-    #[error("queue `{queue}`: {message}")]
+    /// A webhook queue cannot be set up.
+    #[error("queue `{queue}`: {source}")]
     Queue {
         /// Queue id.
         queue: String,
         /// What is wrong.
-        message: String,
+        source: QueueSetupError,
     },
     /// The outbox cannot be opened.
     #[error("outbox: {0}")]
@@ -79,6 +79,41 @@ pub enum AppError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// Why a webhook queue cannot be set up at start. Secrets are named by their environment
+/// variable, never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueSetupError {
+    /// No `url`.
+    #[error("needs a url")]
+    NoUrl,
+    /// The `url` does not parse.
+    #[error("url: {0}")]
+    Url(#[from] url::ParseError),
+    /// No `secret_env`.
+    #[error("needs secret_env")]
+    NoSecretEnv,
+    /// An environment variable the queue names is not set.
+    #[error("environment variable `{0}` is not set")]
+    EnvNotSet(String),
+    /// The signing secret is unusable.
+    #[error("{0}")]
+    Secret(#[from] crate::sink::signature::SecretError),
+    /// The credential in `env` cannot be sent as a header.
+    #[error("`{env}`: {source}")]
+    Auth {
+        /// The environment variable.
+        env: String,
+        /// Why.
+        source: webhook::InvalidAuthHeader,
+    },
+    /// The payload template does not load.
+    #[error("{0}")]
+    Payload(#[from] crate::sink::payload::PayloadError),
+    /// The HTTP client cannot be built.
+    #[error("HTTP client: {0}")]
+    Client(reqwest::Error),
 }
 
 /// How to run.
@@ -605,30 +640,35 @@ fn deliverer(q: &QueueConfig) -> Result<Deliverer, AppError> {
 }
 
 fn webhook_target(q: &QueueConfig) -> Result<WebhookTarget, AppError> {
-    let err = |message: String| AppError::Queue {
+    webhook_target_of(q).map_err(|source| AppError::Queue {
         queue: q.id.clone(),
-        message,
-    };
-    let url = q.url.as_deref().ok_or_else(|| err("needs a url".into()))?;
-    let url = url::Url::parse(url).map_err(|e| err(format!("url: {e}")))?;
+        source,
+    })
+}
+
+fn webhook_target_of(q: &QueueConfig) -> Result<WebhookTarget, QueueSetupError> {
+    let url = q.url.as_deref().ok_or(QueueSetupError::NoUrl)?;
+    let url = url::Url::parse(url)?;
     let var = q
         .secret_env
         .as_deref()
-        .ok_or_else(|| err("needs secret_env".into()))?;
-    let secret =
-        std::env::var(var).map_err(|_| err(format!("environment variable `{var}` is not set")))?;
-    let key = SigningKey::from_secret(&secret).map_err(|e| err(e.to_string()))?;
+        .ok_or(QueueSetupError::NoSecretEnv)?;
+    let secret = std::env::var(var).map_err(|_| QueueSetupError::EnvNotSet(var.to_string()))?;
+    let key = SigningKey::from_secret(&secret)?;
     let auth = match &q.auth {
         None => None,
         Some(a) => {
-            let v = std::env::var(&a.env)
-                .map_err(|_| err(format!("environment variable `{}` is not set", a.env)))?;
-            Some(webhook::auth_header(a.scheme, &v).map_err(|m| err(format!("`{}`: {m}", a.env)))?)
+            let v = std::env::var(&a.env).map_err(|_| QueueSetupError::EnvNotSet(a.env.clone()))?;
+            Some(
+                webhook::auth_header(a.scheme, &v).map_err(|source| QueueSetupError::Auth {
+                    env: a.env.clone(),
+                    source,
+                })?,
+            )
         }
     };
-    let payload =
-        Payload::load(q.format, q.template.as_deref(), &q.vars).map_err(|e| err(e.to_string()))?;
-    let client = webhook::client(q.timeout).map_err(|e| err(format!("HTTP client: {e}")))?;
+    let payload = Payload::load(q.format, q.template.as_deref(), &q.vars)?;
+    let client = webhook::client(q.timeout).map_err(QueueSetupError::Client)?;
     Ok(WebhookTarget {
         queue: q.id.clone(),
         url,
@@ -914,5 +954,33 @@ async fn until<F: std::future::Future>(shutdown: &mut Shutdown, limit: Duration,
         _ = f => true,
         _ = tokio::time::sleep(limit) => false,
         _ = shutdown.forced() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_that_cannot_be_set_up_is_named_with_what_is_missing() {
+        let queue = |toml: &str| -> QueueConfig {
+            toml::from_str(&format!("id = \"tickets\"\nsink = \"webhook\"\n{toml}")).unwrap()
+        };
+        let message = |q: &QueueConfig| match webhook_target(q) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("set up"),
+        };
+        assert_eq!(message(&queue("")), "queue `tickets`: needs a url");
+        assert_eq!(
+            message(&queue("url = \"https://crm.example/hook\"")),
+            "queue `tickets`: needs secret_env"
+        );
+        assert_eq!(
+            message(&queue(
+                "url = \"https://crm.example/hook\"\nsecret_env = \"EARSHOT_TEST_APP_UNSET_SECRET\""
+            )),
+            "queue `tickets`: environment variable `EARSHOT_TEST_APP_UNSET_SECRET` is not set"
+        );
+        assert!(message(&queue("url = \"not a url\"")).starts_with("queue `tickets`: url: "));
     }
 }

@@ -6,19 +6,20 @@
 //! [`crate::reload`] on a blocking thread. It sits apart from both the wiring ([`crate::app`])
 //! and the reloader so that each depends on it and not on the other.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use tracing::info;
 
-use crate::config::{Config, Routing};
+use crate::config::{Config, ConfigErrors, Routing};
 use crate::metrics::RULES_GENERATION;
 use crate::rules::{RuleErrors, RuleSet};
-use crate::sink::payload::{EventType, Payload};
+use crate::sink::payload::{EventType, Payload, PayloadError};
 use crate::sink::SinkKind;
 use crate::stage::matcher::{Matcher, MatcherError};
-use crate::stage::route::{RouteConfig, Router};
+use crate::stage::route::{RouteConfig, RouteError, Router};
 use crate::stage::score::{ScoreError, Scorer};
 
 /// Why the rules, routes, scoring or payload templates do not compile.
@@ -33,17 +34,50 @@ pub enum CompileError {
     /// The scorer could not be built.
     #[error("scoring: {0}")]
     Score(#[from] ScoreError),
-    /// Routes refer to unknown queues or brands, or the routing file does not load.
+    /// The routing file does not load.
     #[error("routes:\n{0}")]
-    Routes(String),
-    /// A queue's payload template is unusable.
-    #[error("queue `{queue}`: {message}")]
-    Queue {
+    RoutingFile(ConfigErrors),
+    /// The routing file adds or changes a queue; queues are built at start.
+    #[error(
+        "routes:\n{}: queue `{queue}` is new or changed since the start; queue changes take effect at restart",
+        .file.display()
+    )]
+    QueueChanged {
+        /// The routing file.
+        file: PathBuf,
+        /// The queue id.
+        queue: String,
+    },
+    /// Routes refer to unknown queues or brands.
+    #[error("routes:\n{}", lines(.0))]
+    Routes(Vec<RouteError>),
+    /// A queue's payload template does not load.
+    #[error("queue `{queue}`: {source}")]
+    Payload {
         /// Queue id.
         queue: String,
-        /// What is wrong.
-        message: String,
+        /// Why.
+        source: PayloadError,
     },
+    /// A queue that receives spike events has a template without a `[spike]` section.
+    #[error(
+        "queue `{queue}`: it is in [spikes] queues but its payload template {template} has no [spike] section: add one, or send spike events to a queue of format generic or slack"
+    )]
+    NoSpikeSection {
+        /// Queue id.
+        queue: String,
+        /// The template file (`(built in)` for a built-in format).
+        template: String,
+    },
+}
+
+/// One error per line.
+fn lines(errors: &[RouteError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The compiled, shared, read-only part of every worker.
@@ -110,30 +144,21 @@ pub fn compile(config: &Config) -> Result<Compiled, CompileError> {
     let routes = current_routes(config)?;
     // Payload templates are checked here too, so `earshot check` reports a broken override.
     for q in config.queues.iter().filter(|q| q.sink == SinkKind::Webhook) {
-        let payload = Payload::load(q.format, q.template.as_deref(), &q.vars).map_err(|e| {
-            CompileError::Queue {
-                queue: q.id.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let payload =
+            Payload::load(q.format, q.template.as_deref(), &q.vars).map_err(|source| {
+                CompileError::Payload {
+                    queue: q.id.clone(),
+                    source,
+                }
+            })?;
         if config.spikes.queues.contains(&q.id) && !payload.handles(EventType::SpikeStarted) {
-            return Err(CompileError::Queue {
+            return Err(CompileError::NoSpikeSection {
                 queue: q.id.clone(),
-                message: format!(
-                    "it is in [spikes] queues but its payload template {} has no [spike] section: add one, or send spike events to a queue of format generic or slack",
-                    payload.template_file().unwrap_or("(built in)")
-                ),
+                template: payload.template_file().unwrap_or("(built in)").to_string(),
             });
         }
     }
-    let router = Router::build(&routes, &queue_ids, &rules).map_err(|errs| {
-        CompileError::Routes(
-            errs.iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let router = Router::build(&routes, &queue_ids, &rules).map_err(CompileError::Routes)?;
     info!(
         brands = rules.brands().len(),
         rules = rules.rules().len(),
@@ -158,18 +183,58 @@ fn current_routes(config: &Config) -> Result<Vec<RouteConfig>, CompileError> {
         return Ok(config.routes.clone());
     };
     let known: Vec<&str> = config.queues.iter().map(|q| q.id.as_str()).collect();
-    let routing = Routing::load(path, &known).map_err(|e| CompileError::Routes(e.to_string()))?;
+    let routing = Routing::load(path, &known).map_err(CompileError::RoutingFile)?;
     for q in &routing.queues {
         if !config.queues.contains(q) {
-            return Err(CompileError::Routes(format!(
-                "{}: queue `{}` is new or changed since the start; queue changes take effect at restart",
-                path.display(),
-                q.id
-            )));
+            return Err(CompileError::QueueChanged {
+                file: path.clone(),
+                queue: q.id.clone(),
+            });
         }
     }
     let mut routes =
         config.routes[..config.routing.inline_routes.min(config.routes.len())].to_vec();
     routes.extend(routing.routes);
     Ok(routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_file_the_queue_and_every_bad_route() {
+        let e = CompileError::QueueChanged {
+            file: PathBuf::from("rules/routing.toml"),
+            queue: "crisis".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "routes:\nrules/routing.toml: queue `crisis` is new or changed since the start; \
+             queue changes take effect at restart"
+        );
+        let e = CompileError::Routes(vec![
+            RouteError::UnknownQueue {
+                index: 0,
+                queue: "x".into(),
+            },
+            RouteError::UnknownQueue {
+                index: 2,
+                queue: "y".into(),
+            },
+        ]);
+        assert_eq!(
+            e.to_string(),
+            "routes:\nroute 0: unknown queue `x`\nroute 2: unknown queue `y`"
+        );
+        let e = CompileError::NoSpikeSection {
+            queue: "tickets".into(),
+            template: "(built in)".into(),
+        };
+        assert!(
+            e.to_string()
+                .starts_with("queue `tickets`: it is in [spikes] queues but its payload template (built in) has no [spike] section"),
+            "{e}"
+        );
+    }
 }

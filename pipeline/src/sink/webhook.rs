@@ -251,8 +251,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// A credential that cannot be sent in an HTTP header (a control character, say). The value
+/// itself is never part of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid header value")]
+pub struct InvalidAuthHeader;
+
 /// Builds the `Authorization` header value from a queue's `auth` and the variable's value.
-pub fn auth_header(scheme: super::AuthScheme, value: &str) -> Result<HeaderValue, String> {
+pub fn auth_header(
+    scheme: super::AuthScheme,
+    value: &str,
+) -> Result<HeaderValue, InvalidAuthHeader> {
     use base64::Engine as _;
     let text = match scheme {
         super::AuthScheme::Bearer => format!("Bearer {}", value.trim()),
@@ -262,7 +271,7 @@ pub fn auth_header(scheme: super::AuthScheme, value: &str) -> Result<HeaderValue
         ),
         super::AuthScheme::Header => value.trim().to_string(),
     };
-    let mut v = HeaderValue::from_str(&text).map_err(|_| "not a valid header value".to_string())?;
+    let mut v = HeaderValue::from_str(&text).map_err(|_| InvalidAuthHeader)?;
     v.set_sensitive(true);
     Ok(v)
 }
