@@ -28,6 +28,9 @@ pub const SOURCE_CONNECTED: &str = "earshot_source_connected";
 /// Sources that stopped on an error retrying cannot fix, by `source` and `reason` (the
 /// error's `reason()`; `panicked` for a source task that panicked).
 pub const SOURCE_ERRORS: &str = "earshot_source_errors_total";
+/// Attempts whose payload template failed on the message's data, by `queue` and `reason`
+/// (`RenderError::reason`): the entry is dead-lettered, since rendering again gives the same.
+pub const PAYLOAD_RENDER_ERRORS: &str = "earshot_payload_render_errors_total";
 /// Frames a worker finished (decoded or skipped). Labels: none.
 pub const WORKER_FRAMES_PROCESSED: &str = "earshot_worker_frames_processed_total";
 /// Posts decoded. Labels: `platform`.
@@ -193,6 +196,11 @@ fn describe_all() {
     );
     describe_counter!(SOURCE_RECONNECTS, Unit::Count, "Reconnects of a source.");
     describe_gauge!(SOURCE_CONNECTED, "1 while the source is connected.");
+    describe_counter!(
+        PAYLOAD_RENDER_ERRORS,
+        Unit::Count,
+        "Payload templates that failed on a message's data (dead-lettered), by reason."
+    );
     describe_counter!(
         SOURCE_ERRORS,
         Unit::Count,

@@ -33,6 +33,7 @@ use http::HeaderValue;
 
 use super::payload::{EventType, Latency, Outgoing, Payload};
 use super::signature::SigningKey;
+use crate::metrics::PAYLOAD_RENDER_ERRORS;
 use crate::outbox::entry::{Entry, Event};
 
 /// Where and how one webhook queue sends.
@@ -183,10 +184,12 @@ pub async fn attempt(t: &WebhookTarget, entry: &Entry, attempt: u32, latency: La
     let rendered = match t.payload.render(&out) {
         Ok(r) => r,
         Err(e) => {
+            metrics::counter!(PAYLOAD_RENDER_ERRORS, "queue" => t.queue.clone(), "reason" => e.reason())
+                .increment(1);
             return Attempt::new(
                 Outcome::Rejected,
                 format!("the payload template failed: {e}"),
-            )
+            );
         }
     };
     let ts = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;

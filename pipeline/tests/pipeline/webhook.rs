@@ -152,13 +152,18 @@ impl Outbox {
 
     /// Runs the queue's dispatcher until everything in the outbox is delivered or dead.
     async fn deliver(&self, hook: std::net::SocketAddr, s: DispatchSettings) -> Duration {
+        self.deliver_to(target(hook), s).await
+    }
+
+    /// [`Outbox::deliver`] through `target`.
+    async fn deliver_to(&self, target: WebhookTarget, s: DispatchSettings) -> Duration {
         let shared = QueueShared::new("support", &self.store);
         shared.closed.store(true, Ordering::Relaxed);
         let started = Instant::now();
         let task = tokio::spawn(dispatch::run(
             self.store.clone(),
             shared,
-            Deliverer::Webhook(target(hook)),
+            Deliverer::Webhook(target),
             s,
             Latencies::new(),
         ));
@@ -281,5 +286,64 @@ async fn a_wrong_secret_is_refused_by_the_receiver() {
     deliver(hook, settings(1), vec![mention(1)]).await;
     assert_eq!(receiver.rejected.load(Ordering::Relaxed), 1);
     assert_eq!(receiver.count(), 0);
+    trigger.trigger();
+}
+
+/// A template that fails on one message's data (a header carrying the post text, which here
+/// holds a newline) dead-letters that message at its first attempt, names the failure in the
+/// dead letter, and counts it by queue and reason; the next message goes through.
+#[tokio::test]
+async fn a_payload_that_cannot_render_is_dead_lettered_and_counted_by_reason() {
+    // The recorder, installed before anything counts.
+    let _ = earshot::metrics::prometheus();
+    let (trigger, _) = shutdown::channel();
+    let receiver = Receiver::new(SigningKey::from_secret(support::SECRET).unwrap());
+    let hook = receiver.start(0, trigger.subscribe()).await.unwrap();
+    let template = "[headers]\nX-Text = \"{{ text }}\"\n[body]\nid = \"{{ id }}\"\n";
+    let payload = Payload::parse(
+        PayloadFormat::Hubspot,
+        "header.toml",
+        template,
+        &BTreeMap::new(),
+    )
+    .expect("the template compiles");
+    let mut broken = (*mention(1)).clone();
+    broken.post.text = "acme support\nis not answering".into();
+    let outbox = Outbox::new();
+    outbox.add(&[Arc::new(broken), mention(2)]);
+    let target = WebhookTarget {
+        payload: Arc::new(payload),
+        ..target(hook)
+    };
+    outbox.deliver_to(target, settings(3)).await;
+    // The demo receiver checks generic bodies, so it refuses the HubSpot one: what matters is
+    // that the second message was rendered and sent.
+    let sent = receiver.count() as u64 + receiver.rejected.load(Ordering::Relaxed);
+    assert_eq!(sent, 1, "the other message is rendered and sent");
+    let letters = outbox
+        .store
+        .list(Table::Dead, &Selection::default())
+        .unwrap();
+    let unrenderable: Vec<_> = letters
+        .iter()
+        .filter(|l| {
+            l.entry
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("the payload template failed: "))
+        })
+        .collect();
+    assert_eq!(unrenderable.len(), 1, "{letters:?}");
+    assert_eq!(
+        unrenderable[0].entry.attempts, 1,
+        "rendering again gives the same"
+    );
+    let metrics = earshot::metrics::prometheus().render();
+    let series = "earshot_payload_render_errors_total{queue=\"support\",reason=\"header\"} ";
+    let count = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .unwrap_or_else(|| panic!("no {series} in\n{metrics}"));
+    assert!(count.trim().parse::<u64>().unwrap() >= 1, "{count}");
     trigger.trigger();
 }
