@@ -100,6 +100,9 @@ pub const CUSTOMERS_ROWS: &str = "earshot_customers_rows";
 pub const CUSTOMERS_ROWS_SKIPPED: &str = "earshot_customers_rows_skipped";
 /// Customer table reloads after the first load. Labels: `outcome` (ok, error).
 pub const CUSTOMERS_RELOADS: &str = "earshot_customers_reloads_total";
+/// Customer table reloads that failed, by `reason` (`CustomerError::reason`: read, too_large,
+/// not_utf8, malformed, missing_column, …); the table in force stays.
+pub const CUSTOMERS_RELOAD_ERRORS: &str = "earshot_customers_reload_errors_total";
 /// Negative mentions of a brand. Labels: `brand`, `kind`.
 pub const BRAND_NEGATIVE_MENTIONS: &str = "earshot_brand_negative_mentions_total";
 /// A brand's mentions per second over the last 60 s, from the spike monitor. Labels: `brand`.
@@ -330,6 +333,11 @@ fn describe_all() {
         CUSTOMERS_RELOADS,
         Unit::Count,
         "Customer table reloads, by outcome."
+    );
+    describe_counter!(
+        CUSTOMERS_RELOAD_ERRORS,
+        Unit::Count,
+        "Customer table reloads that failed, by reason; the table in force stays."
     );
     describe_counter!(
         BRAND_NEGATIVE_MENTIONS,
@@ -691,6 +699,9 @@ mod tests {
             FILE_MENTIONS_WRITTEN,
             RULES_RELOADS,
             CUSTOMERS_RELOADS,
+            CUSTOMERS_RELOAD_ERRORS,
+            SOURCE_ERRORS,
+            PAYLOAD_RENDER_ERRORS,
             BRAND_NEGATIVE_MENTIONS,
             SPIKE_EVENTS,
         ] {

@@ -25,7 +25,9 @@ use arc_swap::ArcSwap;
 use tracing::{error, info, warn};
 
 use super::{fingerprint, Fingerprint};
-use crate::metrics::{CUSTOMERS_RELOADS, CUSTOMERS_ROWS, CUSTOMERS_ROWS_SKIPPED};
+use crate::metrics::{
+    CUSTOMERS_RELOADS, CUSTOMERS_RELOAD_ERRORS, CUSTOMERS_ROWS, CUSTOMERS_ROWS_SKIPPED,
+};
 use crate::shutdown::Shutdown;
 
 use crate::customers::{CustomerError, CustomerLimits, CustomerTable, CustomersConfig, Loaded};
@@ -122,6 +124,7 @@ impl Customers {
             }
             Err(e) => {
                 metrics::counter!(CUSTOMERS_RELOADS, "outcome" => "error").increment(1);
+                metrics::counter!(CUSTOMERS_RELOAD_ERRORS, "reason" => e.reason()).increment(1);
                 error!(
                     path = %path.display(),
                     reason = e.reason(),
@@ -242,6 +245,8 @@ mod tests {
 
     #[tokio::test]
     async fn watching_reloads_a_changed_file_and_keeps_the_table_when_it_breaks() {
+        // The recorder, installed before anything counts.
+        let metrics = crate::metrics::prometheus();
         let dir = tempfile::tempdir().unwrap();
         let path = write(
             dir.path(),
@@ -281,6 +286,15 @@ mod tests {
         })
         .await;
         assert_eq!(customers.generation(), 2);
+        let failed = metrics
+            .render()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("earshot_customers_reload_errors_total{reason=\"missing_column\"} ")
+                    .map(|n| n.trim().parse::<u64>().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        assert!(failed >= 1, "the failed reload is counted by its reason");
         assert_eq!(customers.current().len(), 2);
         assert!(customers.current().lookup(Platform::X, "b", None).is_some());
 
