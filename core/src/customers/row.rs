@@ -118,23 +118,6 @@ pub enum RowProblem {
     Duplicate(usize),
 }
 
-impl RowProblem {
-    /// A bounded name for the kind of problem.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            RowProblem::UnknownPlatform(_) => "unknown_platform",
-            RowProblem::Empty(_) => "empty",
-            RowProblem::Missing(_) => "missing",
-            RowProblem::WrongType(_) => "wrong_type",
-            RowProblem::BadLifetimeValue(_) => "bad_lifetime_value",
-            RowProblem::TooLong { .. } => "too_long",
-            RowProblem::NotAnObject => "not_an_object",
-            RowProblem::Ragged { .. } => "ragged",
-            RowProblem::Duplicate(_) => "duplicate",
-        }
-    }
-}
-
 /// A row's fields, indexed by [`Column::index`]; `None` is absent.
 pub(super) type Fields<'a> = [Option<Cow<'a, str>>; 6];
 

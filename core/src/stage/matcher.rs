@@ -90,17 +90,6 @@ pub enum MatcherError {
     Search(#[from] aho_corasick::MatchError),
 }
 
-impl MatcherError {
-    /// A bounded name for metric labels and logs.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            MatcherError::Automaton(_) => "automaton",
-            MatcherError::TooMany { .. } => "too_many",
-            MatcherError::Search(_) => "search",
-        }
-    }
-}
-
 /// One rule that holds for a post.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {

@@ -87,19 +87,6 @@ pub enum BacktestError {
     Thread(String),
 }
 
-impl BacktestError {
-    /// A bounded name for logs.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            BacktestError::Rules { .. } => "rules",
-            BacktestError::Matcher { .. } => "matcher",
-            BacktestError::Input { .. } => "input",
-            BacktestError::TooManyInputs(_) => "too_many_inputs",
-            BacktestError::Thread(_) => "thread",
-        }
-    }
-}
-
 /// One rule set, loaded and compiled.
 #[derive(Debug)]
 pub struct RuleSide {
@@ -447,7 +434,7 @@ mod tests {
         };
         let (_trigger, shutdown) = crate::shutdown::channel();
         let err = run(comparer, options, shutdown).await.expect_err("fails");
-        assert_eq!(err.reason(), "input");
+        assert!(matches!(err, BacktestError::Input { .. }), "{err}");
         assert!(
             err.to_string()
                 .starts_with("input 0: cannot read /definitely/not/here.ndjson"),

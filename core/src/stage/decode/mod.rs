@@ -224,16 +224,6 @@ pub enum GenericFieldsError {
     },
 }
 
-impl GenericFieldsError {
-    /// A bounded label for metrics and summaries.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            GenericFieldsError::EmptyPath { .. } => "empty_path",
-            GenericFieldsError::EmptySegment { .. } => "empty_segment",
-        }
-    }
-}
-
 impl GenericFields {
     /// Checks every configured path, reporting all the bad ones (config validation calls this
     /// so that a path that can never match is an error at load, not a stream of skips).

@@ -2078,7 +2078,6 @@ fn generic_fields_validation_reports_every_bad_path() {
             },
         ]
     );
-    assert_eq!(errors[1].reason(), "empty_segment");
     let parsed: Result<GenericFields, _> =
         serde_json::from_str(r#"{"text":"a","id":"b","author_id":"c","bogus":"d"}"#);
     assert!(parsed.is_err(), "unknown keys are rejected");

@@ -109,17 +109,6 @@ pub enum LexiconProblem {
     EmptyDescription,
 }
 
-impl LexiconProblem {
-    /// A bounded name for the problem, usable as a metric label.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            LexiconProblem::MissingField => "missing_field",
-            LexiconProblem::InvalidValence(_) => "invalid_valence",
-            LexiconProblem::EmptyDescription => "empty_description",
-        }
-    }
-}
-
 /// A lexicon text that cannot be loaded, with the place of the first problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}:{col}: {problem}")]
