@@ -146,16 +146,6 @@ pub enum NoiseConfigError {
     ZeroWindow,
 }
 
-impl NoiseConfigError {
-    /// A bounded label for metrics and summaries.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            NoiseConfigError::StormDistanceTooLarge { .. } => "storm_distance_too_large",
-            NoiseConfigError::ZeroWindow => "zero_window",
-        }
-    }
-}
-
 impl NoiseConfig {
     /// Checks what parsing cannot, reporting every problem (config validation calls this).
     pub fn validate(&self) -> Result<(), Vec<NoiseConfigError>> {
@@ -208,18 +198,6 @@ pub enum RateError {
     /// The period is under a millisecond.
     #[error("rate {0:?}: the period after `/` must be at least 1ms")]
     PeriodTooShort(String),
-}
-
-impl RateError {
-    /// A bounded label for metrics and summaries.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            RateError::NoSlash(_) => "no_slash",
-            RateError::BadCount(_) => "bad_count",
-            RateError::BadPeriod { .. } => "bad_period",
-            RateError::PeriodTooShort(_) => "period_too_short",
-        }
-    }
 }
 
 impl FromStr for Rate {
