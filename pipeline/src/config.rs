@@ -836,7 +836,7 @@ fn validate_routes(
 
 /// Checks that a remote endpoint uses TLS: `secure` schemes anywhere, `plain` schemes only
 /// towards a loopback host (tests, local receivers, sidecars).
-pub fn check_remote_url(u: &url::Url, secure: &[&str], plain: &[&str]) -> Result<(), String> {
+fn check_remote_url(u: &url::Url, secure: &[&str], plain: &[&str]) -> Result<(), String> {
     let scheme = u.scheme();
     if secure.contains(&scheme) {
         return Ok(());

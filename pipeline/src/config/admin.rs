@@ -173,7 +173,7 @@ impl AdminSettings {
 
 /// An allowed host as it is compared: lowercase, IPv6 in brackets, no port. Refuses what
 /// cannot be a host (ports, schemes, paths, wildcards, spaces).
-pub fn normalize_host(host: &str) -> Result<String, String> {
+fn normalize_host(host: &str) -> Result<String, String> {
     let lower = host.trim().to_ascii_lowercase();
     if let Some(inner) = lower.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return match inner.parse::<std::net::Ipv6Addr>() {
