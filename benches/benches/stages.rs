@@ -221,7 +221,7 @@ fn score_and_route(c: &mut Criterion) {
 /// its once-a-second tick, on the mentions the worker makes of the slice with 10k terms: how
 /// many mentions a second one monitor thread keeps up with.
 fn spike_monitor(c: &mut Criterion) {
-    use earshot::monitor::{BrandInfo, Monitor, SpikeFlags};
+    use earshot::monitor::{BrandInfo, Monitor, MonitorClock, SpikeFlags};
     use earshot::worker::{Outputs, Totals, Worker};
     use std::sync::Arc;
     let list = b::data_dir().join("rules-10k.txt");
@@ -248,6 +248,7 @@ fn spike_monitor(c: &mut Criterion) {
         &brands,
         compiled.router.queues().to_vec(),
         SpikeFlags::new(),
+        MonitorClock::starting_at(std::time::SystemTime::now()),
     );
     let mut second = earshot::spike::unix_s(std::time::SystemTime::now());
     let mut g = c.benchmark_group("spike monitor");

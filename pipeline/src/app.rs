@@ -28,7 +28,7 @@ use crate::metrics::{
     DropCounters, Latencies, SourceCounters, CHANNEL_FRAMES_DEPTH, DEAD_LETTERS_EXPIRED,
     SOURCE_ERRORS,
 };
-use crate::monitor::{BrandInfo, Monitor, SpikeFlags};
+use crate::monitor::{BrandInfo, Monitor, MonitorClock, SpikeFlags};
 use crate::outbox::queue::QueueShared;
 use crate::outbox::store::Store;
 use crate::outbox::writer::{Writer, WriterQueue};
@@ -296,6 +296,7 @@ pub async fn start(
             &brands,
             queue_ids.clone(),
             flags.clone(),
+            MonitorClock::starting_at(std::time::SystemTime::now()),
         )
         .live(hub.clone());
         if let Some(tx) = &routed_tx {

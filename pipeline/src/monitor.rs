@@ -163,17 +163,20 @@ impl BrandInfo {
 }
 
 impl Monitor {
-    /// A monitor for `brands` with the first second now.
+    /// A monitor for `brands` counting seconds by `clock`, its first second `clock`'s now.
+    /// The process passes [`MonitorClock::starting_at`] the wall clock; tests pass a fixed
+    /// time and drive [`Monitor::take`] and [`Monitor::tick`] second by second.
     pub fn new(
         settings: SpikeSettings,
         brands: &[BrandInfo],
         all_queues: Vec<String>,
         flags: Arc<SpikeFlags>,
+        clock: MonitorClock,
     ) -> Self {
         let mut monitor = Self {
             queues: settings.queues.clone(),
-            detector: Detector::new(settings, unix_s(SystemTime::now())),
-            clock: MonitorClock::starting_at(SystemTime::now()),
+            detector: Detector::new(settings, clock.now_s()),
+            clock,
             all_queues,
             outbox: None,
             hub: None,
@@ -457,6 +460,11 @@ mod tests {
     use super::*;
     use crate::mention::testing::spec;
 
+    /// The monitor's clock in tests: a fixed wall time (2026-12-03T00:00:00Z) at start.
+    fn clock() -> MonitorClock {
+        MonitorClock::starting_at(std::time::UNIX_EPOCH + Duration::from_secs(1_796_256_000))
+    }
+
     fn settings() -> SpikeSettings {
         SpikeSettings {
             queues: vec!["crisis".into()],
@@ -501,6 +509,7 @@ mod tests {
             &[acme()],
             vec!["support".into(), "crisis".into()],
             flags.clone(),
+            clock(),
         )
         .outbox(tx)
         .live(hub.clone());
@@ -553,14 +562,20 @@ mod tests {
     fn the_state_survives_a_restart_through_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("o.redb")).unwrap());
-        let mut m =
-            Monitor::new(settings(), &[acme()], Vec::new(), SpikeFlags::new()).store(store.clone());
+        let mut m = Monitor::new(
+            settings(),
+            &[acme()],
+            Vec::new(),
+            SpikeFlags::new(),
+            clock(),
+        )
+        .store(store.clone());
         let start = m.detector.now();
         feed(&mut m, start, 30, |_| 2);
         m.save();
         let flags = SpikeFlags::new();
         let (tx, rx) = crossbeam_channel::unbounded();
-        let mut again = Monitor::new(settings(), &[acme()], Vec::new(), flags)
+        let mut again = Monitor::new(settings(), &[acme()], Vec::new(), flags, clock())
             .store(store)
             .outbox(tx);
         // No warmup after the restart: a surge in the first seconds is told at once.
@@ -579,9 +594,15 @@ mod tests {
         let store = Arc::new(Store::open(&dir.path().join("o.redb")).unwrap());
         store.save_state(STATE_NAME, b"{not json").unwrap();
         let (tx, rx) = crossbeam_channel::unbounded();
-        let mut m = Monitor::new(settings(), &[acme()], Vec::new(), SpikeFlags::new())
-            .store(store.clone())
-            .outbox(tx);
+        let mut m = Monitor::new(
+            settings(),
+            &[acme()],
+            Vec::new(),
+            SpikeFlags::new(),
+            clock(),
+        )
+        .store(store.clone())
+        .outbox(tx);
         // Warming up as on a first start: the same surge is not judged yet.
         let now = m.detector.now();
         feed(&mut m, now, 3, |_| 40);
