@@ -1,6 +1,9 @@
 //! The `earshot` command: parses the CLI, sets up logging, loads config and runs.
 #![forbid(unsafe_code)]
 
+mod backtest;
+mod dlq;
+
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,7 +12,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use earshot::app::{self, Report, RunOptions};
-use earshot::backtest::{Comparer, RuleSide, Side};
 use earshot::config::{Config, FormatChoice, SourceConfig, SourceKind};
 use earshot::shutdown::{self, ShutdownTrigger};
 use earshot::source::file::FileOptions;
@@ -86,7 +88,7 @@ enum Command {
     /// earshot that has it open.
     Dlq {
         #[command(subcommand)]
-        action: DlqAction,
+        action: dlq::DlqAction,
     },
     /// Run everything in-process: simulated firehose → earshot → signed webhooks → receiver.
     Demo {
@@ -110,45 +112,6 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         spike_after: u64,
     },
-}
-
-#[derive(Subcommand)]
-enum DlqAction {
-    /// List dead letters (one line each; --json: the full entries).
-    List {
-        #[command(flatten)]
-        select: DlqSelect,
-        /// One JSON document per dead letter, with its payload data.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Put dead letters back into the outbox (same webhook-id, attempts reset); a disabled
-    /// queue delivers again.
-    Replay {
-        #[command(flatten)]
-        select: DlqSelect,
-    },
-    /// Delete dead letters (all of them only with --all).
-    Purge {
-        #[command(flatten)]
-        select: DlqSelect,
-        /// Delete every dead letter the other options match, even without --queue or --id.
-        #[arg(long)]
-        all: bool,
-    },
-}
-
-#[derive(clap::Args)]
-struct DlqSelect {
-    /// Configuration file (without it: the embedded default).
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// Only this queue.
-    #[arg(long)]
-    queue: Option<String>,
-    /// Only these ids (repeat).
-    #[arg(long = "id")]
-    ids: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -347,7 +310,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
             .collect();
             if !baseline_rules.is_empty() {
-                return backtest(&config, &baseline_rules, format, inputs, samples, json).await;
+                return backtest::run(&config, &baseline_rules, format, inputs, samples, json)
+                    .await;
             }
             config.sources = inputs
                 .into_iter()
@@ -384,7 +348,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             print_summary(&report, Some(elapsed));
             Ok(exit_code(&report))
         }
-        Command::Dlq { action } => dlq(action).await,
+        Command::Dlq { action } => dlq::run(action).await,
         Command::Demo {
             duration,
             rate,
@@ -411,196 +375,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
     }
-}
-
-/// `earshot dlq …`: on the outbox file when it is free, else through the admin server of the
-/// earshot holding it.
-async fn dlq(action: DlqAction) -> anyhow::Result<ExitCode> {
-    use earshot::dlq::{DeadLetter, Filter};
-    use earshot::outbox::store::{Store, StoreError};
-    let (select, verb) = match &action {
-        DlqAction::List { select, .. } => (select, "list"),
-        DlqAction::Replay { select } => (select, "replay"),
-        DlqAction::Purge { select, all } => {
-            if !all && select.queue.is_none() && select.ids.is_empty() {
-                anyhow::bail!("purge deletes dead letters for good: name --queue, --id, or --all");
-            }
-            (select, "purge")
-        }
-    };
-    let config = load_config(&select.config)?;
-    let filter = Filter {
-        queue: select.queue.clone(),
-        ids: select.ids.clone(),
-        all: matches!(action, DlqAction::Purge { all: true, .. }),
-    };
-    let print_page = |letters: &[DeadLetter], json: bool| -> anyhow::Result<()> {
-        for l in letters {
-            if json {
-                println!("{}", serde_json::to_string(l)?);
-            } else {
-                println!(
-                    "{}\t{}\t{}\tattempts={}\tdead_at={}\t{}",
-                    l.queue,
-                    l.id,
-                    l.event,
-                    l.attempts,
-                    l.dead_at.as_deref().unwrap_or("-"),
-                    l.last_error.as_deref().unwrap_or("-")
-                );
-            }
-        }
-        Ok(())
-    };
-    let print = |letters: &[DeadLetter], json: bool| -> anyhow::Result<()> {
-        print_page(letters, json)?;
-        eprintln!("{} dead letters", letters.len());
-        Ok(())
-    };
-    match Store::open(&config.outbox.path) {
-        Ok(store) => {
-            match &action {
-                DlqAction::List { json, .. } => {
-                    print(&earshot::dlq::list(&store, &filter)?, *json)?
-                }
-                DlqAction::Replay { .. } => {
-                    let n = earshot::dlq::replay(&store, &filter, &[])?;
-                    println!("replayed {n}: delivered at the next start");
-                }
-                DlqAction::Purge { .. } => {
-                    println!("purged {}", earshot::dlq::purge(&store, &filter, &[])?);
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(StoreError::InUse { path }) => {
-            let base = earshot::admin::base_url(&config.admin, config.admin.listen);
-            eprintln!(
-                "{} is in use by a running earshot; asking its admin server at {base}",
-                path.display()
-            );
-            earshot::tls::ensure_crypto_provider();
-            let mut client = reqwest::Client::builder().timeout(Duration::from_secs(30));
-            if let Some(tls) = &config.admin.tls {
-                // The server's own certificate is the one to trust (often self-signed).
-                let pem = std::fs::read(&tls.cert)
-                    .with_context(|| format!("reading {}", tls.cert.display()))?;
-                for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
-                    client = client.add_root_certificate(cert);
-                }
-            }
-            let client = client.build()?;
-            let token = std::env::var(&config.admin.token_env).unwrap_or_default();
-            let answer = |resp: reqwest::Response| async move {
-                let status = resp.status();
-                let body = resp.text().await?;
-                if !status.is_success() {
-                    anyhow::bail!("the admin server answered {status}: {}", body.trim());
-                }
-                Ok(body)
-            };
-            match &action {
-                DlqAction::List { json, .. } => {
-                    // Page by page: the server answers at most a thousand at once.
-                    let mut after: Option<String> = None;
-                    let mut total = 0usize;
-                    loop {
-                        let mut url = url::Url::parse(&format!("{base}/dlq"))?;
-                        url.query_pairs_mut().append_pair("limit", "1000");
-                        if let Some(q) = &filter.queue {
-                            url.query_pairs_mut().append_pair("queue", q);
-                        }
-                        if filter.ids.len() == 1 {
-                            url.query_pairs_mut().append_pair("id", &filter.ids[0]);
-                        }
-                        if let Some(a) = &after {
-                            url.query_pairs_mut().append_pair("after", a);
-                        }
-                        let resp = client
-                            .get(url)
-                            .bearer_auth(&token)
-                            .send()
-                            .await
-                            .with_context(|| format!("cannot reach the admin server at {base}"))?;
-                        let page: earshot::dlq::Page = serde_json::from_str(&answer(resp).await?)?;
-                        let mut letters = page.letters;
-                        if filter.ids.len() > 1 {
-                            letters.retain(|l| filter.ids.contains(&l.id));
-                        }
-                        total += letters.len();
-                        print_page(&letters, *json)?;
-                        match page.next {
-                            Some(next) => after = Some(next),
-                            None => break,
-                        }
-                    }
-                    eprintln!("{total} dead letters");
-                }
-                _ => {
-                    let resp = client
-                        .post(format!("{base}/dlq/{verb}"))
-                        .bearer_auth(&token)
-                        .body(serde_json::to_vec(&filter)?)
-                        .send()
-                        .await
-                        .with_context(|| format!("cannot reach the admin server at {base}"))?;
-                    println!("{}", answer(resp).await?.trim());
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// `earshot replay --baseline-rules`: compares the baseline rules with the config's (already
-/// replaced by `--rules`) over `inputs`; the report goes to stdout. A rule set that does not
-/// load prints every error and fails, naming its side.
-async fn backtest(
-    config: &Config,
-    baseline: &[PathBuf],
-    format: FormatChoice,
-    inputs: Vec<FileOptions>,
-    samples: usize,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    // Both sides load before either error is shown, so one run lists every mistake.
-    let (baseline, new) = match (
-        RuleSide::load(Side::Baseline, baseline),
-        RuleSide::load(Side::New, &config.rules.paths),
-    ) {
-        (Ok(baseline), Ok(new)) => (baseline, new),
-        (baseline, new) => {
-            for e in [baseline.err(), new.err()].into_iter().flatten() {
-                eprintln!("earshot: {e}");
-            }
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let comparer = Comparer::new(
-        baseline,
-        new,
-        format,
-        config.limits.decode_limits(),
-        samples,
-    );
-    let options = earshot::backtest::RunOptions {
-        inputs,
-        batch_limits: config.pipeline.batch_limits(),
-        channel_batches: config.pipeline.channel_batches,
-    };
-    let (trigger, shutdown) = shutdown::channel();
-    install_signals(trigger.clone());
-    let report = earshot::backtest::run(comparer, options, shutdown).await?;
-    drop(trigger);
-    let out = if json {
-        serde_json::to_string_pretty(&report).context("writing the report")? + "\n"
-    } else {
-        report.to_string()
-    };
-    std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())
-        .context("writing the report")?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// A duration in whole minutes where it is one, else seconds (`10 min`, `90 s`).
