@@ -31,7 +31,7 @@ use crate::metrics::{
 use crate::monitor::{BrandInfo, Monitor, MonitorClock, SpikeFlags};
 use crate::outbox::queue::QueueShared;
 use crate::outbox::store::Store;
-use crate::outbox::writer::{Writer, WriterQueue};
+use crate::outbox::writer::{Routed, Writer, WriterQueue};
 use crate::reload::customers::Customers;
 use crate::reload::{self, Reloader};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
@@ -225,61 +225,10 @@ pub async fn start(
     let mut delivery = None;
     let mut routed_tx = None;
     if options.deliver {
-        let store = Arc::new(Store::open(&config.outbox.path)?);
-        maintain_at_start(&store, config.outbox.dead_letter_ttl)?;
-        resume_positions(&store, &mut sources_config)?;
-        let mut dispatchers = Vec::new();
-        let mut shared_queues = Vec::new();
-        let mut writer_queues = Vec::new();
-        for q in &config.queues {
-            crate::metrics::register_queue(&q.id);
-            let shared = QueueShared::new(&q.id, &store);
-            let deliverer = deliverer(q)?;
-            let held = health.register(Component::Dispatcher, format!("queue {}", q.id));
-            dispatchers.push((
-                q.id.clone(),
-                tokio::spawn(held.watch(dispatch::run(
-                    store.clone(),
-                    shared.clone(),
-                    deliverer,
-                    dispatch_settings(q),
-                    latencies.clone(),
-                ))),
-            ));
-            writer_queues.push(WriterQueue {
-                shared: shared.clone(),
-                noise: q.noise.clone(),
-            });
-            shared_queues.push(shared);
-        }
-        let writer = Writer::new(
-            store.clone(),
-            writer_queues,
-            config.sources.iter().map(|s| s.id.clone()).collect(),
-            config.outbox.max_entries,
-        );
-        // Room for every worker's batch and as many again: the writer takes them all in one
-        // commit, so a deeper channel would only add latency.
-        let (tx, rx) = crossbeam_channel::bounded(config.pipeline.worker_count() * 2 + 2);
-        let stop = Arc::new(AtomicBool::new(false));
-        let writer_stop = stop.clone();
-        let writer_shutdown = trigger.subscribe();
-        let held = health.register(Component::Outbox, "outbox writer");
-        let thread = std::thread::Builder::new()
-            .name("earshot-outbox".into())
-            .spawn(move || writer.run(rx, writer_stop, writer_shutdown, held))
-            .map_err(|source| AppError::Io {
-                context: "spawning the outbox writer".into(),
-                source,
-            })?;
+        let (started, tx) =
+            start_delivery(config, &mut sources_config, &health, &latencies, trigger)?;
         routed_tx = Some(tx);
-        delivery = Some(Delivery {
-            store,
-            queues: shared_queues,
-            writer: Some(thread),
-            writer_stop: stop,
-            dispatchers,
-        });
+        delivery = Some(started);
     }
 
     // The spike monitor, between the workers and the outbox writer: it ends after the
@@ -385,38 +334,7 @@ pub async fn start(
         )
         .with_recycler(recycled)
         .with_shutdown(trigger.subscribe());
-        let shutdown = trigger.subscribe();
-        let kind = s.kind.clone();
-        let id = s.id.clone();
-        // At 0 from the start, so an alert on it has a series to read.
-        for reason in SourceError::REASONS.iter().chain(&["panicked"]) {
-            metrics::counter!(SOURCE_ERRORS, "source" => id.clone(), "reason" => *reason)
-                .increment(0);
-        }
-        let task = tokio::spawn(async move {
-            let result = match kind {
-                SourceKind::Jetstream(o) => o.run(emitter, shutdown).await,
-                SourceKind::HttpNdjson(o) => o.run(emitter, shutdown).await,
-                SourceKind::Sse(o) => o.run(emitter, shutdown).await,
-                SourceKind::File(o) => o.run(emitter, shutdown).await,
-            };
-            match result {
-                Ok(()) => {
-                    info!(source = %id, "source finished");
-                    Ok(())
-                }
-                Err(SourceError::StoppedFull) => {
-                    warn!(source = %id, "source stopped at shutdown with the pipeline full");
-                    Ok(())
-                }
-                Err(e) => {
-                    error!(source = %id, error = %e, reason = e.reason(), "source stopped");
-                    metrics::counter!(SOURCE_ERRORS, "source" => id.clone(), "reason" => e.reason())
-                        .increment(1);
-                    Err(e)
-                }
-            }
-        });
+        let task = spawn_source(s.id.clone(), s.kind.clone(), emitter, trigger.subscribe());
         if !matches!(s.kind, SourceKind::File(_)) {
             connected_flags.push((s.id.clone(), stats.clone()));
         }
@@ -517,6 +435,113 @@ pub struct Delivery {
     writer: Option<std::thread::JoinHandle<()>>,
     writer_stop: Arc<AtomicBool>,
     dispatchers: Vec<(String, JoinHandle<()>)>,
+}
+
+/// Runs one source on the runtime until it ends. A source that stops on an error retrying
+/// cannot fix is logged and counted by reason (the counter's series are registered at 0 here,
+/// so an alert on it has something to read from the start); stopping because shutdown found
+/// the pipeline full is not an error.
+fn spawn_source(
+    id: String,
+    kind: SourceKind,
+    emitter: Emitter,
+    shutdown: Shutdown,
+) -> JoinHandle<Result<(), SourceError>> {
+    for reason in SourceError::REASONS.iter().chain(&["panicked"]) {
+        metrics::counter!(SOURCE_ERRORS, "source" => id.clone(), "reason" => *reason).increment(0);
+    }
+    tokio::spawn(async move {
+        let result = match kind {
+            SourceKind::Jetstream(o) => o.run(emitter, shutdown).await,
+            SourceKind::HttpNdjson(o) => o.run(emitter, shutdown).await,
+            SourceKind::Sse(o) => o.run(emitter, shutdown).await,
+            SourceKind::File(o) => o.run(emitter, shutdown).await,
+        };
+        match result {
+            Ok(()) => {
+                info!(source = %id, "source finished");
+                Ok(())
+            }
+            Err(SourceError::StoppedFull) => {
+                warn!(source = %id, "source stopped at shutdown with the pipeline full");
+                Ok(())
+            }
+            Err(e) => {
+                error!(source = %id, error = %e, reason = e.reason(), "source stopped");
+                metrics::counter!(SOURCE_ERRORS, "source" => id.clone(), "reason" => e.reason())
+                    .increment(1);
+                Err(e)
+            }
+        }
+    })
+}
+
+/// The outbox, its writer thread and one dispatcher per queue, started before anything that
+/// produces into them. Opens the store, expires old dead letters and compacts it, and sets
+/// each source's start position from its checkpoint in `sources`. Returns the running
+/// delivery and the sender the workers and the monitor hand routed batches to.
+fn start_delivery(
+    config: &Config,
+    sources: &mut [crate::config::SourceConfig],
+    health: &Health,
+    latencies: &Latencies,
+    trigger: &ShutdownTrigger,
+) -> Result<(Delivery, crossbeam_channel::Sender<Routed>), AppError> {
+    let store = Arc::new(Store::open(&config.outbox.path)?);
+    maintain_at_start(&store, config.outbox.dead_letter_ttl)?;
+    resume_positions(&store, sources)?;
+    let mut dispatchers = Vec::new();
+    let mut shared_queues = Vec::new();
+    let mut writer_queues = Vec::new();
+    for q in &config.queues {
+        crate::metrics::register_queue(&q.id);
+        let shared = QueueShared::new(&q.id, &store);
+        let deliverer = deliverer(q)?;
+        let held = health.register(Component::Dispatcher, format!("queue {}", q.id));
+        dispatchers.push((
+            q.id.clone(),
+            tokio::spawn(held.watch(dispatch::run(
+                store.clone(),
+                shared.clone(),
+                deliverer,
+                dispatch_settings(q),
+                latencies.clone(),
+            ))),
+        ));
+        writer_queues.push(WriterQueue {
+            shared: shared.clone(),
+            noise: q.noise.clone(),
+        });
+        shared_queues.push(shared);
+    }
+    let writer = Writer::new(
+        store.clone(),
+        writer_queues,
+        config.sources.iter().map(|s| s.id.clone()).collect(),
+        config.outbox.max_entries,
+    );
+    // Room for every worker's batch and as many again: the writer takes them all in one
+    // commit, so a deeper channel would only add latency.
+    let (tx, rx) = crossbeam_channel::bounded(config.pipeline.worker_count() * 2 + 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer_stop = stop.clone();
+    let writer_shutdown = trigger.subscribe();
+    let held = health.register(Component::Outbox, "outbox writer");
+    let thread = std::thread::Builder::new()
+        .name("earshot-outbox".into())
+        .spawn(move || writer.run(rx, writer_stop, writer_shutdown, held))
+        .map_err(|source| AppError::Io {
+            context: "spawning the outbox writer".into(),
+            source,
+        })?;
+    let delivery = Delivery {
+        store,
+        queues: shared_queues,
+        writer: Some(thread),
+        writer_stop: stop,
+        dispatchers,
+    };
+    Ok((delivery, tx))
 }
 
 /// Before anything else uses the outbox: expired dead letters go, then the file is compacted
