@@ -238,37 +238,18 @@ pub async fn start(
     let mut monitor = None;
     let live = (options.deliver && config.spikes.enabled).then(crate::live::LiveHub::new);
     if let Some(hub) = &live {
-        let flags = SpikeFlags::new();
-        let brands: Vec<_> = compiled.rules.brands().iter().map(BrandInfo::of).collect();
-        let mut m = Monitor::new(
-            config.spikes.clone(),
-            &brands,
-            queue_ids.clone(),
-            flags.clone(),
-            MonitorClock::starting_at(std::time::SystemTime::now()),
-        )
-        .live(hub.clone());
-        if let Some(tx) = &routed_tx {
-            m = m.outbox(tx.clone());
-        }
-        if let Some(d) = &delivery {
-            m = m.store(d.store.clone());
-        }
-        let (tx, rx) = crossbeam_channel::bounded(crate::monitor::CHANNEL_BATCHES);
-        let held = health.register(Component::Monitor, "spike monitor");
-        let thread = std::thread::Builder::new()
-            .name("earshot-spikes".into())
-            .spawn(move || {
-                let _held = held;
-                m.run(rx)
-            })
-            .map_err(|source| AppError::Io {
-                context: "spawning the spike monitor".into(),
-                source,
-            })?;
-        spikes_tx = Some(tx);
-        spike_flags = Some(flags);
-        monitor = Some(thread);
+        let started = start_monitor(
+            config,
+            &compiled,
+            &queue_ids,
+            hub,
+            routed_tx.as_ref(),
+            delivery.as_ref(),
+            &health,
+        )?;
+        spikes_tx = Some(started.tx);
+        spike_flags = Some(started.flags);
+        monitor = Some(started.thread);
     }
 
     // Workers: build all, then spawn.
@@ -435,6 +416,57 @@ pub struct Delivery {
     writer: Option<std::thread::JoinHandle<()>>,
     writer_stop: Arc<AtomicBool>,
     dispatchers: Vec<(String, JoinHandle<()>)>,
+}
+
+/// A running spike monitor: where the workers send their mentions, the flags they read, and
+/// its thread.
+struct StartedMonitor {
+    tx: crossbeam_channel::Sender<Vec<Arc<Mention>>>,
+    flags: Arc<SpikeFlags>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// The spike monitor's thread, fed by the workers, feeding the live page and (when delivering)
+/// the outbox writer with spike events, its state kept in the outbox's store. Its clock is the
+/// wall clock at start, then monotonic time ([`MonitorClock`]).
+fn start_monitor(
+    config: &Config,
+    compiled: &Compiled,
+    queue_ids: &[String],
+    hub: &Arc<crate::live::LiveHub>,
+    routed_tx: Option<&crossbeam_channel::Sender<Routed>>,
+    delivery: Option<&Delivery>,
+    health: &Health,
+) -> Result<StartedMonitor, AppError> {
+    let flags = SpikeFlags::new();
+    let brands: Vec<_> = compiled.rules.brands().iter().map(BrandInfo::of).collect();
+    let mut m = Monitor::new(
+        config.spikes.clone(),
+        &brands,
+        queue_ids.to_vec(),
+        flags.clone(),
+        MonitorClock::starting_at(std::time::SystemTime::now()),
+    )
+    .live(hub.clone());
+    if let Some(tx) = routed_tx {
+        m = m.outbox(tx.clone());
+    }
+    if let Some(d) = delivery {
+        m = m.store(d.store.clone());
+    }
+    let (tx, rx) = crossbeam_channel::bounded(crate::monitor::CHANNEL_BATCHES);
+    let held = health.register(Component::Monitor, "spike monitor");
+    let thread = std::thread::Builder::new()
+        .name("earshot-spikes".into())
+        .spawn(move || {
+            let _held = held;
+            m.run(rx)
+        })
+        .map_err(|source| AppError::Io {
+            context: "spawning the spike monitor".into(),
+            source,
+        })?;
+    Ok(StartedMonitor { tx, flags, thread })
 }
 
 /// Runs one source on the runtime until it ends. A source that stops on an error retrying
