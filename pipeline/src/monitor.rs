@@ -460,6 +460,11 @@ mod tests {
     use super::*;
     use crate::mention::testing::spec;
 
+    /// A monitor of `acme` alone, with no queues.
+    fn acme_monitor(flags: Arc<SpikeFlags>) -> Monitor {
+        Monitor::new(settings(), &[acme()], Vec::new(), flags, clock())
+    }
+
     /// The monitor's clock in tests: a fixed wall time (2026-12-03T00:00:00Z) at start.
     fn clock() -> MonitorClock {
         MonitorClock::starting_at(std::time::UNIX_EPOCH + Duration::from_secs(1_796_256_000))
@@ -562,22 +567,13 @@ mod tests {
     fn the_state_survives_a_restart_through_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(&dir.path().join("o.redb")).unwrap());
-        let mut m = Monitor::new(
-            settings(),
-            &[acme()],
-            Vec::new(),
-            SpikeFlags::new(),
-            clock(),
-        )
-        .store(store.clone());
+        let mut m = acme_monitor(SpikeFlags::new()).store(store.clone());
         let start = m.detector.now();
         feed(&mut m, start, 30, |_| 2);
         m.save();
         let flags = SpikeFlags::new();
         let (tx, rx) = crossbeam_channel::unbounded();
-        let mut again = Monitor::new(settings(), &[acme()], Vec::new(), flags, clock())
-            .store(store)
-            .outbox(tx);
+        let mut again = acme_monitor(flags).store(store).outbox(tx);
         // No warmup after the restart: a surge in the first seconds is told at once.
         let now = again.detector.now();
         feed(&mut again, now, 3, |_| 40);
@@ -594,15 +590,9 @@ mod tests {
         let store = Arc::new(Store::open(&dir.path().join("o.redb")).unwrap());
         store.save_state(STATE_NAME, b"{not json").unwrap();
         let (tx, rx) = crossbeam_channel::unbounded();
-        let mut m = Monitor::new(
-            settings(),
-            &[acme()],
-            Vec::new(),
-            SpikeFlags::new(),
-            clock(),
-        )
-        .store(store.clone())
-        .outbox(tx);
+        let mut m = acme_monitor(SpikeFlags::new())
+            .store(store.clone())
+            .outbox(tx);
         // Warming up as on a first start: the same surge is not judged yet.
         let now = m.detector.now();
         feed(&mut m, now, 3, |_| 40);
