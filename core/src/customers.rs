@@ -46,11 +46,11 @@
 //! file and, where known, `line:col`.
 //!
 //! # Reload
-//! [`watch`] checks the file's size and modification time every
-//! [`CustomersConfig::reload`] (60 s by default) and reloads once a change has held still for
-//! one interval, so a half-written export is not read. A failed reload keeps the table in
-//! force and is logged at `error`; the next change is tried again. Workers hold a
-//! [`Customers`] handle and take [`Customers::current`] once per batch.
+//! The runtime (`earshot::reload::customers::watch`) checks the file's size and modification
+//! time every [`CustomersConfig::reload`] (60 s by default) and reloads once a change has held
+//! still for one interval, so a half-written export is not read. A failed reload keeps the
+//! table in force and is logged at `error`; the next change is tried again. Workers hold a
+//! `Customers` handle and take the table in force once per batch.
 
 mod error;
 mod from_csv;

@@ -1,7 +1,7 @@
 //! What may be shown of a URL: scheme, host and port. A webhook URL is often a credential
 //! itself (`https://hooks.slack.com/services/T…/B…/secret`), a stream URL may carry a key in
 //! its query, and user information is a password: none of that belongs in a log line, an error
-//! or an API answer, so every place that names an endpoint goes through [`url`].
+//! or an API answer, so every place that names an endpoint goes through [`url()`].
 
 /// `scheme://host:port/…` (the port only when the URL names one).
 pub fn url(u: &url::Url) -> String {

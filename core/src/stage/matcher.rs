@@ -10,7 +10,7 @@
 //! # How a post is matched
 //! 1. One search of the casefolded text finds every occurrence of every distinct needle at a
 //!    place where a term can start (overlapping, so `acme` is found inside `acme corp`): a
-//!    [`StartTrie`] of all needles walked from word starts, plus, only when some term is
+//!    `StartTrie` of all needles walked from word starts, plus, only when some term is
 //!    written in a script without spaces, an Aho-Corasick automaton of those needles, which
 //!    can start anywhere.
 //! 2. Each occurrence is checked against the boundary rule of each term written with that
@@ -46,7 +46,7 @@
 //! Up to 150k distinct needles the Aho-Corasick DFA over all of them used to be the search;
 //! at 100k needles it was 180 MB and took 0.8 s to build, over the rule-scale targets, and
 //! the trie that replaced it builds in a tenth of the time and size and runs as fast or faster
-//! (see [`StartTrie`] and benches/NOTES.md). The automaton of needles written without spaces
+//! (see `start_trie.rs` and benches/NOTES.md). The automaton of needles written without spaces
 //! (CJK, Thai names) stays a DFA up to [`DFA_MAX_PATTERNS`] of them and a contiguous NFA
 //! above, which bounds its memory; [`Matcher::build_plain_substring`], for the benchmark that
 //! counts plain substrings like the peers, puts every needle in it.

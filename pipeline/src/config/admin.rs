@@ -201,7 +201,7 @@ fn normalize_host(host: &str) -> Result<String, String> {
 }
 
 /// The host part of a `Host` header value (`name`, `name:port`, `[v6]:port`), normalized as
-/// [`normalize_host`] does; `None` when it is malformed.
+/// `normalize_host` does; `None` when it is malformed.
 pub fn host_of_header(value: &str) -> Option<String> {
     let value = value.trim();
     let host = if value.starts_with('[') {

@@ -26,7 +26,7 @@
 //!
 //! # Links
 //! Every decoder fills [`Post::links`] from the fields its format gives for links (see each
-//! module), through [`push_link`], so one rule decides for all of them: `http` / `https`
+//! module), through `push_link`, so one rule decides for all of them: `http` / `https`
 //! only (an `at://` record, a `mailto:` are not web links), at most
 //! [`crate::post::MAX_LINK_BYTES`] each (a longer one is left out, not the post), no
 //! duplicates, the first [`crate::post::MAX_LINKS`] in the format's order. Links borrow the
@@ -45,7 +45,7 @@
 //! Walking simd-json's tape nodes directly, matching each object's keys once in a single pass
 //! (no hash map, no serde, no owned DOM), keeps decoding at ~85–90% of the throughput of
 //! simd-json's bare in-place parse: the parse itself is the cost, the walk is not. Jetstream,
-//! the pipeline's bottleneck, goes one step further: [`scan`] checks and reads an event in
+//! the pipeline's bottleneck, goes one step further: `scan` checks and reads an event in
 //! one pass without building the tape at all, and hands the frames it is unsure of to the
 //! tape path, which stays the one authority on what is malformed and why.
 
