@@ -99,26 +99,9 @@ pub fn render(title: &str, points: &[Point], p99_budget_ms: f64) -> String {
     // One tick per step's rate.
     for &r in &rates {
         let px = x.at(r);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{:.1}" stroke="#eee"/><text x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-            H - BOTTOM,
-            H - BOTTOM + 16.0,
-            fmt_num(r)
-        );
+        x_tick(&mut s, px, r);
     }
-    let _ = writeln!(
-        s,
-        r##"<rect x="{LEFT}" y="{TOP}" width="{:.1}" height="{:.1}" fill="none" stroke="#444"/>"##,
-        W - RIGHT - LEFT,
-        H - BOTTOM - TOP
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">offered rate (events/s, log scale)</text>"#,
-        (LEFT + W - RIGHT) / 2.0,
-        H - 18.0
-    );
+    frame(&mut s, "offered rate (events/s, log scale)");
     let _ = writeln!(
         s,
         r#"<text x="16" y="{:.1}" text-anchor="middle" transform="rotate(-90 16 {:.1})">send → webhook latency (log scale)</text>"#,
@@ -171,6 +154,34 @@ pub fn render(title: &str, points: &[Point], p99_budget_ms: f64) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// A vertical grid line at `x` with its value under the plot.
+fn x_tick(s: &mut String, x: f64, value: f64) {
+    let _ = writeln!(
+        s,
+        r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#eee"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+        H - BOTTOM,
+        H - BOTTOM + 16.0,
+        fmt_num(value)
+    );
+}
+
+/// The plot's border and the x axis's label under it.
+fn frame(s: &mut String, x_label: &str) {
+    let _ = writeln!(
+        s,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{:.1}" height="{:.1}" fill="none" stroke="#444"/>"##,
+        W - RIGHT - LEFT,
+        H - BOTTOM - TOP
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        (LEFT + W - RIGHT) / 2.0,
+        H - 18.0,
+        esc(x_label)
+    );
 }
 
 /// 0.1, 1, 2.5, 10 000 → "0.1", "1", "2.5", "10k".
@@ -237,27 +248,10 @@ pub fn render_series(
     let mut t = 0.0;
     while t <= tmax * 1.0001 {
         let x = px(t * 60.0);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#eee"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-            H - BOTTOM,
-            H - BOTTOM + 16.0,
-            fmt_num(t)
-        );
+        x_tick(&mut s, x, t);
         t += tstep;
     }
-    let _ = writeln!(
-        s,
-        r##"<rect x="{LEFT}" y="{TOP}" width="{:.1}" height="{:.1}" fill="none" stroke="#444"/>"##,
-        W - RIGHT - LEFT,
-        H - BOTTOM - TOP
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">minutes since earshot started</text>"#,
-        (LEFT + W - RIGHT) / 2.0,
-        H - 18.0
-    );
+    frame(&mut s, "minutes since earshot started");
     if let Some(l) = limit {
         let y = py(l.value);
         let _ = writeln!(
