@@ -12,6 +12,15 @@ pub fn url(u: &url::Url) -> String {
     }
 }
 
+/// [`url()`] of text that may or may not parse as a URL: one that does not parse is not
+/// quoted at all, since where its secret part starts cannot be told.
+pub fn text(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => self::url(&u),
+        Err(_) => "(a URL that does not parse)".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -29,6 +38,11 @@ mod tests {
         ];
         for (url, want) in cases {
             assert_eq!(super::url(&url::Url::parse(url).unwrap()), want);
+            assert_eq!(super::text(url), want);
         }
+        assert_eq!(
+            super::text("wss//key=SECRET@host"),
+            "(a URL that does not parse)"
+        );
     }
 }

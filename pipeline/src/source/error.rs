@@ -16,9 +16,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The configured URL does not parse, or has a scheme this source cannot speak.
-    #[error("bad url {url:?}: {reason}")]
+    #[error("bad url {url}: {reason}")]
     BadUrl {
-        /// The URL as configured.
+        /// The URL as it may be shown ([`crate::redact::text`]): scheme, host and port, since a
+        /// stream URL may carry a key in its path or query. Built by [`SourceError::bad_url`].
         url: String,
         /// What is wrong with it.
         reason: String,
@@ -68,6 +69,14 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// A [`SourceError::BadUrl`] that names `url` only by its scheme, host and port.
+    pub fn bad_url(url: &str, reason: impl Into<String>) -> SourceError {
+        SourceError::BadUrl {
+            url: crate::redact::text(url),
+            reason: reason.into(),
+        }
+    }
+
     /// Every value [`SourceError::reason`] can take: the `reason` label values of
     /// `earshot_source_errors_total`, registered at 0 for each source at start.
     pub const REASONS: [&'static str; 8] = [
@@ -101,15 +110,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bad_url_is_named_without_its_path_query_or_user() {
+        let e = SourceError::bad_url(
+            "wss://me:pw@stream.example/v1/KEY123?token=SECRET",
+            "scheme",
+        );
+        let shown = e.to_string();
+        assert_eq!(shown, "bad url wss://stream.example/…: scheme");
+        for secret in ["KEY123", "SECRET", "pw"] {
+            assert!(!format!("{e:?}").contains(secret), "{e:?}");
+        }
+        let e = SourceError::bad_url("not a url ?token=SECRET", "relative URL without a base");
+        assert!(!e.to_string().contains("SECRET"), "{e}");
+    }
+
+    #[test]
     fn reasons_are_distinct_and_messages_name_the_culprit() {
         let cases: Vec<(SourceError, &str, &str)> = vec![
             (
-                SourceError::BadUrl {
-                    url: "ftp://x".into(),
-                    reason: "scheme".into(),
-                },
+                SourceError::bad_url("ftp://x/feed", "scheme"),
                 "bad_url",
-                "ftp://x",
+                "ftp://x/…",
             ),
             (
                 SourceError::MissingToken {

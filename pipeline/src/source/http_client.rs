@@ -32,15 +32,12 @@ pub const USER_AGENT_VALUE: &str = concat!("earshot/", env!("CARGO_PKG_VERSION")
 
 /// Parses `url` and checks that its scheme is one of `schemes`.
 pub fn parse_url(url: &str, schemes: &[&str]) -> Result<Url, SourceError> {
-    let parsed = Url::parse(url).map_err(|e| SourceError::BadUrl {
-        url: url.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let parsed = Url::parse(url).map_err(|e| SourceError::bad_url(url, e.to_string()))?;
     if !schemes.contains(&parsed.scheme()) {
-        return Err(SourceError::BadUrl {
-            url: url.to_owned(),
-            reason: format!("scheme must be one of {}", schemes.join(", ")),
-        });
+        return Err(SourceError::bad_url(
+            url,
+            format!("scheme must be one of {}", schemes.join(", ")),
+        ));
     }
     Ok(parsed)
 }

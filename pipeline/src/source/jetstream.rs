@@ -153,10 +153,7 @@ impl JetstreamOptions {
         let url = self.connect_url(self.cursor)?;
         url.as_str()
             .into_client_request()
-            .map_err(|e| SourceError::BadUrl {
-                url: self.url.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| SourceError::bad_url(&self.url, e.to_string()))?;
         Ok(())
     }
 
@@ -189,13 +186,10 @@ impl JetstreamOptions {
             }
             let cursor = state.cursor(self.cursor);
             let url = self.connect_url(cursor)?;
-            let mut request =
-                url.as_str()
-                    .into_client_request()
-                    .map_err(|e| SourceError::BadUrl {
-                        url: url.to_string(),
-                        reason: e.to_string(),
-                    })?;
+            let mut request = url
+                .as_str()
+                .into_client_request()
+                .map_err(|e| SourceError::bad_url(url.as_str(), e.to_string()))?;
             request
                 .headers_mut()
                 .insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
