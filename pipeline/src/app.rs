@@ -192,6 +192,8 @@ pub struct Running {
     pub delivery: Option<Delivery>,
     /// The live dashboard's feed, while the spike monitor runs.
     pub live: Option<Arc<crate::live::LiveHub>>,
+    /// Which parts run and what keeps the pipeline from being ready (what `/readyz` answers).
+    pub health: Arc<Health>,
     monitor: Option<std::thread::JoinHandle<()>>,
     source_tasks: Vec<(String, JoinHandle<Result<(), SourceError>>)>,
     worker_threads: Vec<std::thread::JoinHandle<usize>>,
@@ -315,7 +317,13 @@ pub async fn start(
         )
         .with_recycler(recycled)
         .with_shutdown(trigger.subscribe());
-        let task = spawn_source(s.id.clone(), s.kind.clone(), emitter, trigger.subscribe());
+        let task = spawn_source(
+            s.id.clone(),
+            s.kind.clone(),
+            emitter,
+            trigger.subscribe(),
+            &health,
+        );
         if !matches!(s.kind, SourceKind::File(_)) {
             connected_flags.push((s.id.clone(), stats.clone()));
         }
@@ -398,6 +406,7 @@ pub async fn start(
         reloader,
         delivery,
         live,
+        health,
         monitor,
         source_tasks,
         worker_threads,
@@ -478,11 +487,13 @@ fn spawn_source(
     kind: SourceKind,
     emitter: Emitter,
     shutdown: Shutdown,
+    health: &Health,
 ) -> JoinHandle<Result<(), SourceError>> {
     for reason in SourceError::REASONS.iter().chain(&["panicked"]) {
         metrics::counter!(SOURCE_ERRORS, "source" => id.clone(), "reason" => *reason).increment(0);
     }
-    tokio::spawn(async move {
+    let held = health.register(Component::Source, format!("source {id}"));
+    tokio::spawn(held.watch_result(async move {
         let result = match kind {
             SourceKind::Jetstream(o) => o.run(emitter, shutdown).await,
             SourceKind::HttpNdjson(o) => o.run(emitter, shutdown).await,
@@ -505,7 +516,7 @@ fn spawn_source(
                 Err(e)
             }
         }
-    })
+    }))
 }
 
 /// The outbox, its writer thread and one dispatcher per queue, started before anything that

@@ -1,10 +1,11 @@
 //! Health: which long-running parts of earshot are running, which have stopped or failed, and
 //! what happens when any of them panics.
 //!
-//! Every worker thread, queue dispatcher, the spike monitor and the outbox writer registers a
-//! [`Component`] here when it starts and holds its [`Handle`] while it runs. `/readyz` reads
-//! [`Health::problems`]: a part that panicked, or one that reports a failure it is riding out
-//! (the outbox cannot write), makes earshot not ready, with the part named in the answer.
+//! Every worker thread, queue dispatcher, source task, the spike monitor and the outbox writer
+//! registers a [`Component`] here when it starts and holds its [`Handle`] while it runs.
+//! `/readyz` reads [`Health::problems`]: a part that panicked, one that reports a failure it is
+//! riding out (the outbox cannot write), or one that stopped on an error (a source with a bad
+//! URL) makes earshot not ready, with the part named in the answer.
 //! Nothing can stop silently: a thread's handle sees the thread unwind, a task's wrapper
 //! ([`Handle::watch`]) sees the task's panic.
 //!
@@ -36,15 +37,18 @@ pub enum Component {
     Monitor,
     /// The outbox writer thread.
     Outbox,
+    /// A source's task.
+    Source,
 }
 
 impl Component {
     /// Every kind.
-    pub const ALL: [Component; 4] = [
+    pub const ALL: [Component; 5] = [
         Component::Worker,
         Component::Dispatcher,
         Component::Monitor,
         Component::Outbox,
+        Component::Source,
     ];
 
     /// The label value.
@@ -54,6 +58,7 @@ impl Component {
             Component::Dispatcher => "dispatcher",
             Component::Monitor => "monitor",
             Component::Outbox => "outbox",
+            Component::Source => "source",
         }
     }
 }
@@ -145,6 +150,24 @@ impl Handle {
                 std::panic::resume_unwind(panic)
             }
         }
+    }
+}
+
+impl Handle {
+    /// [`Handle::watch`] for a task that may end with an error retrying cannot fix: the error
+    /// stays in [`Health::problems`] (`"<name>: stopped: <error>"`) after the part has ended,
+    /// so `/readyz` keeps saying why until a restart.
+    pub async fn watch_result<T, E, F>(self, task: F) -> Result<T, E>
+    where
+        E: std::fmt::Display,
+        F: Future<Output = Result<T, E>>,
+    {
+        let part = self.0.clone();
+        let result = self.watch(task).await;
+        if let Err(e) = &result {
+            *lock(&part.failing) = Some(format!("stopped: {e}"));
+        }
+        result
     }
 }
 
@@ -287,5 +310,26 @@ mod tests {
         assert_eq!(thread_label("earshot-spikes"), "monitor");
         assert_eq!(thread_label("tokio-runtime-worker"), "async");
         assert_eq!(thread_label("anything else"), "other");
+    }
+
+    #[tokio::test]
+    async fn a_task_that_stops_on_an_error_stays_a_problem_and_one_that_ends_well_does_not() {
+        let health = Health::new();
+        let ok: Result<(), String> = health
+            .register(Component::Source, "source a")
+            .watch_result(async { Ok(()) })
+            .await;
+        assert!(ok.is_ok());
+        assert!(health.problems().is_empty());
+        let failed: Result<(), String> = health
+            .register(Component::Source, "source b")
+            .watch_result(async { Err("bad url wss://x/…: scheme".to_string()) })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(
+            health.problems(),
+            ["source b: stopped: bad url wss://x/…: scheme"]
+        );
+        assert_eq!(health.running(Component::Source), 0);
     }
 }

@@ -211,7 +211,8 @@ async fn websocket_to_signed_webhooks_with_bad_frames_and_a_reconnect() {
 }
 
 /// A source that stops on an error retrying cannot fix (here a file that is not there) is
-/// named in the run's report with its error, logged, and counted under its reason in
+/// named in readiness and in the run's report with its error, logged, and counted under its
+/// reason in
 /// `earshot_source_errors_total` (registered at 0 for every reason at start), which is what
 /// the `EarshotSourceStopped` alert reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,6 +236,21 @@ async fn a_source_that_stops_on_an_error_is_counted_by_reason_and_reported() {
     let running = app::start(&config, compiled, RunOptions::default(), &trigger)
         .await
         .unwrap();
+    // What `/readyz` answers names the stopped source and why, and keeps saying so.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let problems = loop {
+        let problems = running.health.problems();
+        if !problems.is_empty() || Instant::now() > deadline {
+            break problems;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("source gone-file: stopped: ")
+            && problems[0].contains("gone.ndjson"),
+        "{problems:?}"
+    );
     let report = running.wait(Duration::from_secs(20)).await;
     assert_eq!(report.source_errors.len(), 1, "{:?}", report.source_errors);
     assert!(
