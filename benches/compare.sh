@@ -167,7 +167,7 @@ CPP_PEER=$REPO/target/peers/cpp_simdjson_hyperscan
 
 build_all() {
     note "building earshot and earshot-bench (cargo build --release)"
-    (cd "$REPO" && cargo build --release -p earshot -p earshot-benches) >"$WORK/cargo.log" 2>&1 ||
+    (cd "$REPO" && cargo build --release -p earshot-cli -p earshot-benches) >"$WORK/cargo.log" 2>&1 ||
         { tail -n 30 "$WORK/cargo.log" >&2; die "cargo build --release failed"; }
     [[ -x $EARSHOT && -x $EARSHOT_BENCH ]] || die "$EARSHOT or $EARSHOT_BENCH was not built"
     note "building the C++ peer (g++ -O3 -march=native)"

@@ -20,7 +20,7 @@ done
 # (Debian package `prometheus`), Chromium loads the live dashboard page (`chromium`). apt
 # installs what is missing, as root or through password-less sudo, without asking anything.
 # The browser is $EARSHOT_CHROME when set, else the first of these on PATH; the live page test
-# (pipeline/tests/pipeline/live_page.rs) reads the same variable and searches the same names.
+# (cli/tests/browser/live_page.rs) reads the same variable and searches the same names.
 browsers=(chromium chromium-browser google-chrome-stable google-chrome)
 find_browser() {
   if [ -n "${EARSHOT_CHROME:-}" ]; then

@@ -1,5 +1,5 @@
 //! `earshot-loadtest firehose`: serves generated Jetstream events over a loopback websocket
-//! with earshot's own simulator ([`earshot::demo::simulator`]), at a target rate or a series
+//! with earshot's own simulator ([`earshot_sim::simulator`]), at a target rate or a series
 //! of rate steps.
 //!
 //! Each event is stamped with its send time (`time_us`, and `createdAt` for posts), so the
@@ -25,10 +25,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use earshot::demo::generator::{GenSettings, Generator};
-use earshot::demo::simulator::{self, EventLog, LogEntry};
 use earshot_loadtest::pool::Pool;
 use earshot_loadtest::time::now_us;
+use earshot_sim::generator::{GenSettings, Generator};
+use earshot_sim::simulator::{self, EventLog, LogEntry};
 
 /// `firehose` arguments.
 #[derive(clap::Args)]

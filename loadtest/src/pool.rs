@@ -16,8 +16,8 @@
 //! - The rkey of send number `n` encodes `n` (base-32, sortable like a TID), so no two posts
 //!   of one run share a URI.
 
-use earshot::demo::generator::{GenEvent, Generator};
 use earshot::timestamp::rfc3339_micros;
+use earshot_sim::generator::{GenEvent, Generator};
 
 /// The `time_us` templates are rendered with: 16 digits, like every send time until 2286.
 const PLACEHOLDER_US: u64 = 1_000_000_000_000_000;
@@ -194,7 +194,7 @@ fn find_after(json: &str, whole: &str, key: &str) -> Option<usize> {
 mod tests {
     use std::collections::HashSet;
 
-    use earshot::demo::generator::GenSettings;
+    use earshot_sim::generator::GenSettings;
 
     use super::*;
 

@@ -1,6 +1,6 @@
 //! `earshot-loadtest receiver`: accepts earshot's signed webhooks and times each mention.
 //!
-//! Verification is earshot's own demo receiver check ([`earshot::demo::receiver::verify`]:
+//! Verification is earshot's own demo receiver check ([`earshot_sim::receiver::verify`]:
 //! Standard Webhooks signature within tolerance, envelope, mention contract), so the load
 //! test accepts exactly what a CRM would. On top of it this receiver records, for each
 //! accepted post, receipt time − `data.post.created_at` (the firehose stamps `createdAt` with
@@ -145,7 +145,7 @@ async fn hook(
         tokio::time::sleep(shared.delay).await;
     }
     let now_s = (received_us / 1_000_000) as i64;
-    let verified = earshot::demo::receiver::verify(&shared.key, &headers, &body, now_s);
+    let verified = earshot_sim::receiver::verify(&shared.key, &headers, &body, now_s);
     let mut seen = shared.seen.lock().unwrap_or_else(|e| e.into_inner());
     match verified {
         Err(why) => {

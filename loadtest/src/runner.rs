@@ -293,7 +293,7 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
         .unwrap_or_else(|| exe.with_file_name(format!("earshot{}", std::env::consts::EXE_SUFFIX)));
     if !earshot.is_file() {
         bail!(
-            "earshot binary {} not found: build it with `cargo build --release -p earshot`, or pass --earshot",
+            "earshot binary {} not found: build it with `cargo build --release -p earshot-cli`, or pass --earshot",
             earshot.display()
         );
     }
@@ -356,7 +356,7 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
         receiver_delay_ms: case.receiver_delay_ms,
     };
     let expected_path = dir.join("expected.tsv");
-    let secret = earshot::demo::random_secret();
+    let secret = earshot_sim::random_secret();
     let mut children = Children(Vec::new());
 
     println!(
@@ -438,7 +438,7 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
     let (earshot_log, stderr) = log_file(&dir, "earshot.log")?;
     let started = Instant::now();
     // earshot's /metrics needs its admin token: a random one for this run.
-    let admin_token = earshot::demo::random_secret();
+    let admin_token = earshot_sim::random_secret();
     let child = Command::new(&earshot)
         .arg("run")
         .arg("--config")

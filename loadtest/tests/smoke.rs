@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The earshot binary next to this test's `earshot-loadtest` (same profile); built with
-/// `cargo build -p earshot` when missing, since Cargo builds a dependency's library for us
+/// `cargo build -p earshot-cli` when missing, since Cargo builds a dependency's library for us
 /// but not its binary.
 fn earshot_binary() -> PathBuf {
     let loadtest = PathBuf::from(env!("CARGO_BIN_EXE_earshot-loadtest"));
@@ -17,13 +17,13 @@ fn earshot_binary() -> PathBuf {
         let profile_dir = loadtest.parent().expect("binary has a folder");
         let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cargo
-            .args(["build", "-p", "earshot", "--bin", "earshot"])
+            .args(["build", "-p", "earshot-cli", "--bin", "earshot"])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cargo.arg("--release");
         }
         let status = cargo.status().expect("cannot run cargo");
-        assert!(status.success(), "cargo build -p earshot failed");
+        assert!(status.success(), "cargo build -p earshot-cli failed");
     }
     assert!(earshot.is_file(), "{} is missing", earshot.display());
     earshot

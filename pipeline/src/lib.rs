@@ -19,8 +19,11 @@
 //!   [`reload`]: rules and the customer table reloaded when their files change.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, the dead-letter API and the live page,
 //!   behind a token, login links, a Host allow-list, optional TLS and connection limits.
-//! - [`app`]: wiring it all together; [`backtest`]: a rule change replayed on recorded posts;
-//!   [`demo`]: the embedded firehose simulator and webhook receiver behind `earshot demo`.
+//! - [`app`]: wiring it all together; [`backtest`]: a rule change replayed on recorded posts.
+//!
+//! The `earshot` command is the `earshot-cli` package; the simulated firehose and webhook
+//! receiver of its demo, the load test and the tests are `earshot-sim`, which depends on
+//! this crate and never the other way round.
 #![deny(missing_docs)]
 // Unsafe code only where a module allows it, and every block says why it is sound.
 #![deny(unsafe_code)]
@@ -36,7 +39,6 @@ pub mod app;
 pub mod backtest;
 pub mod compile;
 pub mod config;
-pub mod demo;
 pub mod dlq;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;

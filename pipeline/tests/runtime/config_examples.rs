@@ -12,12 +12,13 @@ use earshot::sink::payload::Payload;
 use earshot::sink::SinkKind;
 use earshot::stage::route::Router;
 
-use crate::support;
-
 /// The environment variables the example names (signing secret, API credentials), with
 /// dummy values.
 const ENV: &[(&str, &str)] = &[
-    ("EARSHOT_WEBHOOK_SECRET", support::SECRET),
+    (
+        "EARSHOT_WEBHOOK_SECRET",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ),
     ("ZENDESK_API_AUTH", "agent@acme.example/token:dummy"),
     ("HUBSPOT_TOKEN", "pat-na1-dummy"),
 ];
@@ -68,7 +69,7 @@ fn routing_example_loads_with_its_payloads_and_noise_settings() {
     }
     // Every route names a queue of the file and a brand kind, category, author class or
     // action that exists; brand ids are checked against the example rules.
-    let rules = RuleSet::load(&[support::rules_dir()]).unwrap_or_else(|e| panic!("{e}"));
+    let rules = RuleSet::load(&[repo().join("rules")]).unwrap_or_else(|e| panic!("{e}"));
     let queues: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     if let Err(errors) = Router::build(&routing.routes, &queues, &rules) {
         panic!("{errors:?}");

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use earshot::app::{self, RunOptions};
 use earshot::config::Config;
-use earshot::demo::generator::{GenSettings, Generator};
-use earshot::demo::receiver::Receiver;
-use earshot::demo::simulator::{self, EventLog};
 use earshot::mention::mention_id;
 use earshot::post::Platform;
 use earshot::shutdown;
 use earshot::sink::signature::SigningKey;
 use earshot::skip::SkipReason;
+use earshot_sim::generator::{GenSettings, Generator};
+use earshot_sim::receiver::Receiver;
+use earshot_sim::simulator::{self, EventLog};
 
 use crate::support;
 

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use earshot::app::{self, RunOptions};
 use earshot::config::Config;
-use earshot::demo::generator::GenSettings;
-use earshot::demo::receiver::Receiver;
-use earshot::demo::simulator::{self, EventLog, Surge};
 use earshot::shutdown;
 use earshot::sink::signature::SigningKey;
+use earshot_sim::generator::GenSettings;
+use earshot_sim::receiver::Receiver;
+use earshot_sim::simulator::{self, EventLog, Surge};
 
 use crate::support;
 

@@ -21,8 +21,8 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message;
 use tracing::debug;
 
-use super::generator::{GenEvent, GenSettings, Generator};
-use crate::shutdown::Shutdown;
+use crate::generator::{GenEvent, GenSettings, Generator};
+use earshot::shutdown::Shutdown;
 
 /// One retained event.
 #[derive(Debug, Clone)]

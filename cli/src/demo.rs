@@ -6,37 +6,34 @@
 //! signature. A status line each second shows events/s, mentions, per-queue deliveries and
 //! latency, followed by the mentions delivered since the last line.
 
-pub use earshot_core::generator;
-pub mod receiver;
-pub mod simulator;
-
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::app::{self, RunOptions};
-use crate::config::Config;
-use crate::shutdown::ShutdownTrigger;
-use crate::sink::signature::SigningKey;
+use earshot::app::{self, RunOptions};
+use earshot::config::Config;
+use earshot::shutdown::ShutdownTrigger;
+use earshot::sink::signature::SigningKey;
+use earshot_sim::{generator, receiver, simulator};
 
 /// The environment variable the demo's webhook queues read their secret from.
 pub const SECRET_ENV: &str = "EARSHOT_DEMO_WEBHOOK_SECRET";
 
 /// The demo's config; `{SIM}`, `{HOOK}`, `{RULES}` and `{ADMIN}` are filled in at start.
-pub const DEMO_TOML: &str = include_str!("../../../config/demo.toml");
+const DEMO_TOML: &str = include_str!("../../config/demo.toml");
 
 /// The example rule pack, compiled in so the demo runs from any directory.
-pub const EMBEDDED_RULES: &[(&str, &str)] = &[
-    ("acme.rules", include_str!("../../../rules/acme.rules")),
+const EMBEDDED_RULES: &[(&str, &str)] = &[
+    ("acme.rules", include_str!("../../rules/acme.rules")),
     (
         "competitors.rules",
-        include_str!("../../../rules/competitors.rules"),
+        include_str!("../../rules/competitors.rules"),
     ),
-    ("lists.rules", include_str!("../../../rules/lists.rules")),
+    ("lists.rules", include_str!("../../rules/lists.rules")),
     (
         "acme-products.txt",
-        include_str!("../../../rules/acme-products.txt"),
+        include_str!("../../rules/acme-products.txt"),
     ),
 ];
 
@@ -59,18 +56,7 @@ pub struct DemoOptions {
 }
 
 /// How long the injected crisis wave lasts.
-pub const SURGE_LASTING: Duration = Duration::from_secs(90);
-
-/// A random Standard Webhooks secret for this run.
-pub fn random_secret() -> String {
-    use base64::Engine as _;
-    let mut rng = fastrand::Rng::new();
-    let bytes: Vec<u8> = (0..24).map(|_| rng.u8(..)).collect();
-    format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    )
-}
+const SURGE_LASTING: Duration = Duration::from_secs(90);
 
 /// Where the demo's rules come from: the given path, `./rules`, or the embedded pack
 /// written to a temporary folder.
@@ -130,7 +116,7 @@ pub async fn run(options: DemoOptions, trigger: ShutdownTrigger) -> anyhow::Resu
     // is a scratch one, gone with the demo, so a later run does not redeliver old mentions.
     let state = tempfile::tempdir()?;
     config.outbox.path = state.path().join("outbox.redb");
-    let compiled = crate::compile::compile(&config)?;
+    let compiled = earshot::compile::compile(&config)?;
     let running = app::start(&config, compiled, RunOptions::default(), &trigger).await?;
 
     println!(
@@ -217,7 +203,7 @@ pub async fn run(options: DemoOptions, trigger: ShutdownTrigger) -> anyhow::Resu
             trigger.trigger();
         }
     }
-    let report = running.wait(crate::worker::DRAIN_DEADLINE).await;
+    let report = running.wait(earshot::worker::DRAIN_DEADLINE).await;
     println!(
         "earshot demo: {} events, {} posts, {} mentions, {} routed, {} delivered with valid signatures, {} duplicates, {} rejected",
         report.frames_received,
@@ -232,7 +218,7 @@ pub async fn run(options: DemoOptions, trigger: ShutdownTrigger) -> anyhow::Resu
 }
 
 /// One line about a delivered spike event: what, how big, and what drives it.
-pub fn describe_spike(kind: &str, d: &serde_json::Value) -> String {
+fn describe_spike(kind: &str, d: &serde_json::Value) -> String {
     let terms: Vec<&str> = d["terms"]
         .as_array()
         .map(|a| a.iter().filter_map(|t| t["term"].as_str()).collect())
@@ -254,7 +240,7 @@ pub fn describe_spike(kind: &str, d: &serde_json::Value) -> String {
 }
 
 /// One line about a delivered mention: queues, urgency, category, brand, author and text.
-pub fn describe(m: &serde_json::Value) -> String {
+fn describe(m: &serde_json::Value) -> String {
     let queues: Vec<&str> = m["queues"]
         .as_array()
         .map(|a| a.iter().filter_map(|q| q.as_str()).collect())

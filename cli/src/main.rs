@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod backtest;
+mod demo;
 mod dlq;
 
 use std::io::IsTerminal as _;
@@ -130,9 +131,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     if let Command::Demo { .. } = &cli.command {
-        if std::env::var(earshot::demo::SECRET_ENV).is_err() {
+        if std::env::var(demo::SECRET_ENV).is_err() {
             // Set before the runtime starts, while this is the only thread.
-            std::env::set_var(earshot::demo::SECRET_ENV, earshot::demo::random_secret());
+            std::env::set_var(demo::SECRET_ENV, earshot_sim::random_secret());
         }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -359,7 +360,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let (trigger, _) = shutdown::channel();
             install_signals(trigger.clone());
-            let options = earshot::demo::DemoOptions {
+            let options = demo::DemoOptions {
                 rate,
                 duration: duration.map(Duration::from_secs),
                 rules,
@@ -367,7 +368,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 mention_rate,
                 spike_after: (spike_after > 0).then(|| Duration::from_secs(spike_after)),
             };
-            earshot::demo::run(options, trigger).await?;
+            demo::run(options, trigger).await?;
             Ok(if earshot::health::panicked() {
                 ExitCode::from(70)
             } else {

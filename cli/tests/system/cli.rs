@@ -577,8 +577,8 @@ fn demo_routes_signed_mentions_within_seconds() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_reads_jetstream_and_stops_gracefully_on_sigterm() {
-    use earshot::demo::generator::{GenSettings, Generator};
-    use earshot::demo::simulator::{self, EventLog};
+    use earshot_sim::generator::{GenSettings, Generator};
+    use earshot_sim::simulator::{self, EventLog};
     use std::time::{Duration, Instant};
 
     let mut generator = Generator::new(GenSettings {

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use earshot::app::{self, RunOptions};
 use earshot::config::Config;
-use earshot::demo::generator::{GenSettings, Generator};
-use earshot::demo::simulator::{self, EventLog, LogEntry};
 use earshot::mention::{mention_id, Mention};
 use earshot::post::Platform;
 use earshot::shutdown;
+use earshot_sim::generator::{GenSettings, Generator};
+use earshot_sim::simulator::{self, EventLog, LogEntry};
 
 use crate::support;
 

@@ -16,8 +16,8 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 
-use crate::shutdown::Shutdown;
-use crate::sink::signature::SigningKey;
+use earshot::shutdown::Shutdown;
+use earshot::sink::signature::SigningKey;
 
 /// What the receiver saw.
 #[derive(Default)]

@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use earshot::demo::receiver::Receiver;
 use earshot::mention::{mention_id, MatchOut, Mention, MentionPost};
 use earshot::metrics::Latencies;
 use earshot::outbox::entry::{now_us, Entry, Event};
@@ -28,6 +27,7 @@ use earshot::stage::score::recommend::{Action, Recommendation};
 use earshot::stage::score::sentiment::SentimentLabel;
 use earshot::stage::score::{Category, Reason, SentimentOut, Urgency};
 use earshot::timestamp::rfc3339_millis;
+use earshot_sim::receiver::Receiver;
 
 use serde_json::value::RawValue;
 

@@ -20,13 +20,13 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use earshot::demo::generator::{GenSettings, Generator};
-use earshot::demo::receiver::Receiver;
-use earshot::demo::simulator;
 use earshot::mention::mention_id;
 use earshot::post::Platform;
 use earshot::shutdown::{self, ShutdownTrigger};
 use earshot::sink::signature::SigningKey;
+use earshot_sim::generator::{GenSettings, Generator};
+use earshot_sim::receiver::Receiver;
+use earshot_sim::simulator;
 
 use crate::support;
 

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use earshot::demo::receiver::Receiver;
 use earshot::shutdown;
 use earshot::sink::signature::SigningKey;
+use earshot_sim::receiver::Receiver;
 
 use crate::support;
 

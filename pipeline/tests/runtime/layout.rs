@@ -207,10 +207,14 @@ fn cycles(graph: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>) -> Vec<V
 
 #[test]
 fn top_level_modules_depend_on_each_other_in_one_direction() {
-    for krate in ["core", "pipeline"] {
+    for (krate, at_least) in [("core", 10), ("pipeline", 10), ("sim", 2), ("cli", 3)] {
         let src = repo().join(krate).join("src");
         let graph = module_graph(&src);
-        assert!(graph.len() > 5, "{}: too few modules found", src.display());
+        assert!(
+            graph.len() >= at_least,
+            "{}: too few modules found",
+            src.display()
+        );
         let mut report = String::new();
         for cycle in cycles(&graph) {
             report.push_str(&format!("cycle: {}\n", cycle.join(", ")));
@@ -260,15 +264,15 @@ const NOT_IN_CORE: [&str; 8] = [
     "rustls",
 ];
 
-#[test]
-fn the_core_pulls_in_no_runtime_crate() {
+/// The names of the packages `package` depends on, directly or not, outside its tests.
+fn normal_dependencies(package: &str) -> BTreeSet<String> {
     let out = Command::new(env!("CARGO"))
         .current_dir(repo())
         .args([
             "tree",
             "--offline",
             "-p",
-            "earshot-core",
+            package,
             "-e",
             "normal",
             "--prefix",
@@ -284,21 +288,41 @@ fn the_core_pulls_in_no_runtime_crate() {
         String::from_utf8_lossy(&out.stderr)
     );
     let tree = String::from_utf8_lossy(&out.stdout);
-    let names: BTreeSet<&str> = tree
+    let names: BTreeSet<String> = tree
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .map(|n| n.trim_end_matches('*'))
+        .map(|n| n.trim_end_matches('*').to_string())
         .collect();
-    assert!(names.contains("earshot-core"), "{tree}");
+    assert!(names.contains(package), "{tree}");
+    names
+}
+
+#[test]
+fn the_core_pulls_in_no_runtime_crate() {
+    let names = normal_dependencies("earshot-core");
     assert!(
         names.contains("simd-json"),
-        "the tree lists dependencies: {tree}"
+        "the tree lists dependencies: {names:?}"
     );
     for banned in NOT_IN_CORE {
         let dashed = banned.replace('_', "-");
         assert!(
-            !names.contains(banned) && !names.contains(dashed.as_str()),
-            "earshot-core depends on {banned}:\n{tree}"
+            !names.contains(banned) && !names.contains(&dashed),
+            "earshot-core depends on {banned}: {names:?}"
+        );
+    }
+}
+
+/// The runtime links neither the command line, nor the peers the tests and the demo play,
+/// nor a browser: those depend on it.
+#[test]
+fn the_runtime_pulls_in_no_simulator_command_or_browser() {
+    let names = normal_dependencies("earshot");
+    assert!(names.contains("earshot-core"), "{names:?}");
+    for banned in ["earshot-sim", "earshot-cli", "headless_chrome", "clap"] {
+        assert!(
+            !names.contains(banned),
+            "earshot depends on {banned}: {names:?}"
         );
     }
 }

@@ -1,0 +1,17 @@
+//! System tests: the runtime with its peers (the simulated firehose, webhook receivers, HTTP
+//! endpoints) and the `earshot` binary as a user runs it, all real components on 127.0.0.1
+//! port 0. One binary for all of them (link time).
+#![forbid(unsafe_code)]
+
+mod backtest;
+mod cli;
+mod delivery;
+mod e2e;
+mod faults;
+mod hostile;
+mod reload;
+mod spikes;
+#[path = "../support/mod.rs"]
+mod support;
+mod tls;
+mod webhook;
