@@ -339,6 +339,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 tap,
                 admin: false,
                 reload: false,
+                spike_clock: None,
             };
             let running = app::start(&config, compiled, options, &trigger).await?;
             let report = running.wait(Duration::from_secs(3600)).await;

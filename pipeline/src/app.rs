@@ -128,6 +128,9 @@ pub struct RunOptions {
     /// Reload the rules on `SIGHUP`, `POST /rules/reload` and changes on disk (false for
     /// `earshot replay`, whose run is one pass over fixed input).
     pub reload: bool,
+    /// The spike monitor's clock (None: the wall clock at start, then monotonic time); tests
+    /// of the whole pipeline pass a [`crate::monitor::DrivenClock`].
+    pub spike_clock: Option<MonitorClock>,
 }
 
 impl Default for RunOptions {
@@ -137,6 +140,7 @@ impl Default for RunOptions {
             tap: None,
             admin: true,
             reload: true,
+            spike_clock: None,
         }
     }
 }
@@ -248,6 +252,7 @@ pub async fn start(
             routed_tx.as_ref(),
             delivery.as_ref(),
             &health,
+            options.spike_clock.clone(),
         )?;
         spikes_tx = Some(started.tx);
         spike_flags = Some(started.flags);
@@ -436,8 +441,8 @@ struct StartedMonitor {
 }
 
 /// The spike monitor's thread, fed by the workers, feeding the live page and (when delivering)
-/// the outbox writer with spike events, its state kept in the outbox's store. Its clock is the
-/// wall clock at start, then monotonic time ([`MonitorClock`]).
+/// the outbox writer with spike events, its state kept in the outbox's store. Its clock is
+/// `clock`, else the wall clock at start, then monotonic time ([`MonitorClock`]).
 fn start_monitor(
     config: &Config,
     compiled: &Compiled,
@@ -446,6 +451,7 @@ fn start_monitor(
     routed_tx: Option<&crossbeam_channel::Sender<Routed>>,
     delivery: Option<&Delivery>,
     health: &Health,
+    clock: Option<MonitorClock>,
 ) -> Result<StartedMonitor, AppError> {
     let flags = SpikeFlags::new();
     let brands: Vec<_> = compiled.rules.brands().iter().map(BrandInfo::of).collect();
@@ -454,7 +460,7 @@ fn start_monitor(
         &brands,
         queue_ids.to_vec(),
         flags.clone(),
-        MonitorClock::starting_at(std::time::SystemTime::now()),
+        clock.unwrap_or_else(|| MonitorClock::starting_at(std::time::SystemTime::now())),
     )
     .live(hub.clone());
     if let Some(tx) = routed_tx {

@@ -20,12 +20,15 @@
 //! and advanced by the monotonic clock after that, so a wall clock stepped forward (an NTP
 //! correction, an operator's mistake) neither makes the detector close a year of empty seconds
 //! nor fakes a surge, and one stepped back does not pile minutes of mentions into one second.
+//! Tests of the whole pipeline drive it by hand instead ([`DrivenClock`], through
+//! [`crate::app::RunOptions::spike_clock`]).
 //!
 //! Restarts: the detector's baselines and active spikes are saved in the outbox's store once
 //! a minute and at the end, and read back at start when they are younger than the baseline's
 //! half-life, so a restart neither blinds the detector for its warmup nor leaves a spike in
 //! progress without its `ended` event.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -105,30 +108,107 @@ pub struct Monitor {
     routed_to: Vec<Vec<String>>,
 }
 
-/// Unix seconds as the monitor counts them: the wall clock at start, then monotonic time.
-#[derive(Debug, Clone, Copy)]
-pub struct MonitorClock {
-    wall_s: u64,
-    mono: std::time::Instant,
+/// Unix seconds as the monitor counts them: the wall clock at start, then monotonic time; or,
+/// in tests of the whole pipeline, seconds a test moves by hand ([`DrivenClock`]).
+#[derive(Debug, Clone)]
+pub struct MonitorClock(ClockSource);
+
+#[derive(Debug, Clone)]
+enum ClockSource {
+    Wall {
+        wall_s: u64,
+        mono: std::time::Instant,
+    },
+    Driven(Arc<DrivenClock>),
 }
 
 impl MonitorClock {
     /// A clock that reads `wall` now and goes on with the monotonic clock.
     pub fn starting_at(wall: SystemTime) -> Self {
-        Self {
+        Self(ClockSource::Wall {
             wall_s: unix_s(wall),
             mono: std::time::Instant::now(),
-        }
+        })
+    }
+
+    /// A clock that shows what `driven` says, and tells it which seconds the monitor has
+    /// closed and how many mentions it has counted.
+    pub fn driven(driven: Arc<DrivenClock>) -> Self {
+        Self(ClockSource::Driven(driven))
     }
 
     /// Unix seconds now, by this clock.
     pub fn now_s(&self) -> u64 {
-        self.at(std::time::Instant::now())
+        match &self.0 {
+            ClockSource::Wall { wall_s, mono } => wall_s + mono.elapsed().as_secs(),
+            ClockSource::Driven(d) => d.now_s(),
+        }
     }
 
-    /// Unix seconds at the monotonic instant `t`.
-    pub fn at(&self, t: std::time::Instant) -> u64 {
-        self.wall_s + t.saturating_duration_since(self.mono).as_secs()
+    /// How long the monitor may wait for mentions before it looks at the clock again: until
+    /// the next second on the wall clock; a few milliseconds on a driven one, whose second
+    /// changes whenever its test says so.
+    fn until_next_second(&self) -> Duration {
+        match &self.0 {
+            ClockSource::Wall { mono, .. } => {
+                let into_second = Duration::from_nanos(mono.elapsed().subsec_nanos() as u64);
+                Duration::from_secs(1)
+                    .saturating_sub(into_second)
+                    .max(Duration::from_millis(1))
+            }
+            ClockSource::Driven(_) => Duration::from_millis(2),
+        }
+    }
+
+    /// The monitor has closed the seconds before `now_s` and counted `taken` more mentions.
+    fn report(&self, now_s: u64, taken: u64) {
+        if let ClockSource::Driven(d) = &self.0 {
+            d.taken.fetch_add(taken, Ordering::Release);
+            d.ticked_s.fetch_max(now_s, Ordering::Release);
+        }
+    }
+}
+
+/// Seconds a test of the whole pipeline moves by hand, so that a spike's life (warmup,
+/// baseline, surge, end) runs in as long as the pipeline takes to process its posts rather
+/// than in the minutes of wall clock it describes. The monitor acknowledges each second it
+/// closes and counts the mentions it takes, so the test knows when a second's posts are in
+/// before it moves on.
+#[derive(Debug, Default)]
+pub struct DrivenClock {
+    now_s: AtomicU64,
+    ticked_s: AtomicU64,
+    taken: AtomicU64,
+}
+
+impl DrivenClock {
+    /// A clock at Unix second `start_s`.
+    pub fn new(start_s: u64) -> Arc<Self> {
+        Arc::new(Self {
+            now_s: AtomicU64::new(start_s),
+            ticked_s: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+        })
+    }
+
+    /// Unix seconds now.
+    pub fn now_s(&self) -> u64 {
+        self.now_s.load(Ordering::Acquire)
+    }
+
+    /// Moves the clock on by `secs` seconds.
+    pub fn advance(&self, secs: u64) {
+        self.now_s.fetch_add(secs, Ordering::AcqRel);
+    }
+
+    /// Whether the monitor has closed every second before now.
+    pub fn caught_up(&self) -> bool {
+        self.ticked_s.load(Ordering::Acquire) >= self.now_s()
+    }
+
+    /// Mentions the monitor has counted so far.
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Acquire)
     }
 }
 
@@ -283,21 +363,20 @@ impl Monitor {
                 self.save();
                 saved = std::time::Instant::now();
             }
-            let into_second = self.clock.mono.elapsed().subsec_nanos() as u64;
-            let to_next = Duration::from_secs(1)
-                .saturating_sub(Duration::from_nanos(into_second))
-                .max(Duration::from_millis(1));
-            let received = rx.recv_timeout(to_next);
-            self.tick(self.clock.now_s());
-            match received {
+            let received = rx.recv_timeout(self.clock.until_next_second());
+            let now_s = self.clock.now_s();
+            self.tick(now_s);
+            let taken = match received {
                 Ok(batch) => {
                     for m in &batch {
                         self.take(m);
                     }
+                    batch.len() as u64
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => 0,
                 Err(RecvTimeoutError::Disconnected) => break,
-            }
+            };
+            self.clock.report(now_s, taken);
         }
         self.save();
         debug!("spike monitor finished");
@@ -502,6 +581,45 @@ mod tests {
                 m.take(&spec(&format!("{t}-{i}"), &format!("u{i}"), &text).build());
             }
         }
+    }
+
+    /// The monitor's thread on a driven clock: it counts what it receives, closes a second
+    /// only when the clock moves, and says so; it ends when the workers' senders are gone.
+    #[test]
+    fn on_a_driven_clock_the_thread_closes_seconds_when_told_and_says_so() {
+        let flags = SpikeFlags::new();
+        let driven = DrivenClock::new(1_796_256_000);
+        let m = Monitor::new(
+            settings(),
+            &[acme()],
+            Vec::new(),
+            flags,
+            MonitorClock::driven(driven.clone()),
+        );
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let thread = std::thread::spawn(move || m.run(rx));
+        let wait = |done: &dyn Fn() -> bool| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !done() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the monitor never answered"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        let batch: Vec<Arc<Mention>> = (0..3)
+            .map(|i| Arc::new(spec(&format!("p{i}"), "u", "love my acme order").build()))
+            .collect();
+        tx.send(batch).unwrap();
+        wait(&|| driven.taken() == 3);
+        assert!(driven.caught_up(), "no second has passed");
+        driven.advance(2);
+        assert_eq!(driven.now_s(), 1_796_256_002);
+        wait(&|| driven.caught_up());
+        drop(tx);
+        thread.join().unwrap();
+        assert_eq!(driven.taken(), 3);
     }
 
     #[test]

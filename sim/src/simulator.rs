@@ -96,11 +96,7 @@ impl EventLog {
     /// one (bad frames take their predecessor's). A connection without a cursor gets the
     /// whole script; once sent, connections stay open and idle until [`EventLog::close`].
     pub fn from_frames(frames: Vec<Vec<u8>>) -> Self {
-        let log = EventLog::new(frames.len().max(1));
-        log.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .from_start = true;
+        let log = EventLog::scripted(frames.len().max(1));
         let mut last = 0;
         for f in frames {
             let time_us = extract_u64(&f, b"\"time_us\":").unwrap_or(last);
@@ -113,6 +109,27 @@ impl EventLog {
             });
         }
         log
+    }
+
+    /// An empty log that a test fills as it goes ([`EventLog::push_event`]); like a script,
+    /// a connection without a cursor starts at its first event, so nothing pushed before
+    /// earshot connects is missed.
+    pub fn scripted(capacity: usize) -> Self {
+        let log = EventLog::new(capacity);
+        log.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .from_start = true;
+        log
+    }
+
+    /// Appends a generated event.
+    pub fn push_event(&self, event: &GenEvent) {
+        self.push(LogEntry {
+            time_us: event.time_us,
+            collection: extract_str(event.json.as_bytes(), b"\"collection\":\""),
+            frame: event.json.as_bytes().into(),
+        });
     }
 
     /// Appends an event.
@@ -188,12 +205,7 @@ impl EventLog {
                     generator.crisis_event(base + i)
                 };
                 on_event(&event);
-                let collection = extract_str(event.json.as_bytes(), b"\"collection\":\"");
-                self.push(LogEntry {
-                    time_us: event.time_us,
-                    collection,
-                    frame: event.json.into_bytes().into(),
-                });
+                self.push_event(&event);
             }
         }
         self.close();

@@ -2,8 +2,12 @@
 //! growing NDJSON file of generated Jetstream posts and delivers every routed mention to a
 //! webhook receiver in this process, which verifies each signature.
 //!
-//! - The endpoint goes away for 60 s (its port refuses connections) while posts keep
-//!   arriving, then comes back: every mention is delivered.
+//! - The endpoint goes away for sixty times the longest wait between two tries (its port
+//!   refuses connections) while posts keep arriving, then comes back: every mention is
+//!   delivered. The queue's retry and breaker timings are ten times shorter than in the
+//!   other tests, so sixty of them take 6 s instead of a minute: the dispatcher goes
+//!   through the same states (its decisions take the time as an input, see `sink::breaker`),
+//!   and a separate process has no clock a test could drive.
 //! - earshot is killed with SIGKILL in the middle of delivering and started again: every
 //!   mention is delivered, and a mention delivered twice always carries the same
 //!   `webhook-id` (the receiver refuses a body whose `mention_id` differs from the header).
@@ -89,10 +93,28 @@ pub(crate) struct Setup {
     pub(crate) admin_port: u16,
 }
 
+/// The test queue's retries and breaker: the longest wait between two tries of an endpoint
+/// is 1 s.
+const TIMING: &str = r#"retry_schedule = ["200ms", "500ms", "1s"]
+breaker_failures = 3
+breaker_cooldown = "250ms"
+breaker_max_cooldown = "1s""#;
+
+/// [`TIMING`] ten times faster: the longest wait is 100 ms.
+const TIMING_FAST: &str = r#"retry_schedule = ["20ms", "50ms", "100ms"]
+breaker_failures = 3
+breaker_cooldown = "25ms"
+breaker_max_cooldown = "100ms""#;
+
 impl Setup {
     /// A config reading `input.ndjson` (followed as it grows) and delivering every mention to
     /// `http://127.0.0.1:<hook_port>/all` with `queue_extra` lines added to the queue.
     pub(crate) fn new(queue_extra: &str) -> Self {
+        Self::timed(TIMING, queue_extra)
+    }
+
+    /// [`Setup::new`] with the queue's retry and breaker lines `timing` instead of [`TIMING`].
+    pub(crate) fn timed(timing: &str, queue_extra: &str) -> Self {
         support::set_secret();
         let dir = support::scratch_dir();
         let input = dir.join("input.ndjson");
@@ -109,10 +131,7 @@ url = "http://127.0.0.1:{hook_port}/all"
 secret_env = "{secret}"
 concurrency = 4
 max_attempts = 50
-retry_schedule = ["200ms", "500ms", "1s"]
-breaker_failures = 3
-breaker_cooldown = "250ms"
-breaker_max_cooldown = "1s"
+{timing}
 {queue_extra}
 [[route]]
 queue = "all"
@@ -254,8 +273,8 @@ pub(crate) fn log_tail(setup: &Setup, n: u32) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_endpoint_down_for_60_seconds_loses_nothing() {
-    let setup = Setup::new("[queue.noise]\nreposts = false\nstorm = false");
+async fn an_endpoint_down_for_sixty_backoffs_loses_nothing() {
+    let setup = Setup::timed(TIMING_FAST, "[queue.noise]\nreposts = false\nstorm = false");
     let (frames, expected) = posts(61, 3000);
     let (before, during) = frames.split_at(1500);
     let mut endpoint = Endpoint::new(setup.hook_port);
@@ -268,12 +287,12 @@ async fn an_endpoint_down_for_60_seconds_loses_nothing() {
         "no deliveries before the outage:\n{}",
         log_tail(&setup, 1)
     );
-    // …then it goes away for 60 s while posts keep coming.
+    // …then it goes away for 60 × the longest wait (100 ms) while posts keep coming.
     endpoint.down();
     let down_at = Instant::now();
     let delivered_before = endpoint.receiver.count();
     append(&setup.input, during);
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let during_outage = endpoint.receiver.count() - delivered_before;
     endpoint.up().await;
     let all = wait_for(Duration::from_secs(90), || endpoint.ids() == expected).await;

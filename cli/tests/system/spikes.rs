@@ -4,20 +4,22 @@
 //! starts and when it ends, with its driving terms and top posts, and the posts in the spike
 //! must carry the `spike` urgency reason.
 //!
-//! The detector runs on the wall clock here (it is a real process pipeline), with windows of
-//! 2 s and 4 s so the whole life of a spike fits in half a minute; the detector's own timing
-//! is tested on an injected clock in `spike`.
+//! The monitor runs on a clock the test drives ([`DrivenClock`]): the test writes one second
+//! of posts to the firehose, waits until the pipeline has counted them, and moves the clock
+//! on, so a spike's minute of life (warmup, baseline, a wave of 8 s, its end) takes as long
+//! as the pipeline needs for its posts. Windows of 2 s and 4 s keep that minute short.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use earshot::app::{self, RunOptions};
 use earshot::config::Config;
+use earshot::monitor::{DrivenClock, MonitorClock};
 use earshot::shutdown;
 use earshot::sink::signature::SigningKey;
-use earshot_sim::generator::GenSettings;
+use earshot_sim::generator::{GenSettings, Generator};
 use earshot_sim::receiver::Receiver;
-use earshot_sim::simulator::{self, EventLog, Surge};
+use earshot_sim::simulator::{self, EventLog};
 
 use crate::support;
 
@@ -41,11 +43,39 @@ fn config(sim: std::net::SocketAddr, hook: std::net::SocketAddr) -> Config {
     Config::parse("spikes.toml", &text, Path::new(".")).expect("test config is valid")
 }
 
+/// Steady traffic: 400 events a second, a tenth of the posts mentioning a brand (about 11
+/// acme mentions a second).
+const EVENTS_PER_SECOND: u64 = 400;
+/// The wave: 60 crisis posts about acme a second, from the 12th second for 8 seconds.
+const WAVE: std::ops::Range<u64> = 12..20;
+const WAVE_PER_SECOND: u64 = 60;
+/// The driven seconds at most: the spike has ended well before.
+const SECONDS: u64 = 60;
+
+/// Whether the firehose sends `event` to earshot, which asks for posts only
+/// (`wantedCollections`): events without a collection, and post commits.
+fn sent_to_earshot(event: &earshot_sim::generator::GenEvent) -> bool {
+    !event.json.contains("\"collection\":")
+        || event.json.contains("\"collection\":\"app.bsky.feed.post\"")
+}
+
+/// Waits (in real time, up to 30 s) until `done`; false if it never is.
+async fn until(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    true
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wave_of_negative_posts_is_a_spike_on_the_crisis_queue_and_raises_urgency() {
     support::set_secret();
     let (trigger, _) = shutdown::channel();
-    let log = EventLog::new(200_000);
+    let log = EventLog::scripted(200_000);
     let sim = simulator::start(0, log.clone(), trigger.subscribe())
         .await
         .unwrap();
@@ -53,36 +83,63 @@ async fn a_wave_of_negative_posts_is_a_spike_on_the_crisis_queue_and_raises_urge
     let hook = receiver.start(0, trigger.subscribe()).await.unwrap();
     let config = config(sim, hook);
     let compiled = earshot::compile::compile(&config).expect("rules compile");
-    let running = app::start(&config, compiled, RunOptions::default(), &trigger)
+    // 2026-12-07T00:00:00Z.
+    let clock = DrivenClock::new(1_796_601_600);
+    let options = RunOptions {
+        spike_clock: Some(MonitorClock::driven(clock.clone())),
+        ..RunOptions::default()
+    };
+    let running = app::start(&config, compiled, options, &trigger)
         .await
         .unwrap();
-    // ~11 acme mentions a second, then 60 more a second for 8 s from the 12th second.
-    let surge = Surge {
-        after: Duration::from_secs(12),
-        lasting: Duration::from_secs(8),
-        rate: 60.0,
-    };
-    {
-        let log = log.clone();
-        let shutdown = trigger.subscribe();
-        let settings = GenSettings {
-            seed: 7,
-            mention_rate: 0.1,
-        };
-        tokio::spawn(async move {
-            log.generate_with_surge(400, settings, Some(surge), shutdown, |_| {})
-                .await
-        });
-    }
+    let mut generator = Generator::new(GenSettings {
+        seed: 7,
+        mention_rate: 0.1,
+    });
     let spikes = || receiver.received.lock().unwrap().spikes.clone();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline
-        && !spikes()
+    let ended = || {
+        spikes()
             .iter()
             .any(|(_, kind, d)| kind == "spike.ended" && d["brand"] == "acme")
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut pushed = 0;
+    for second in 0..SECONDS {
+        let base_us = clock.now_s() * 1_000_000;
+        let wave = if WAVE.contains(&second) {
+            WAVE_PER_SECOND
+        } else {
+            0
+        };
+        let step = 1_000_000 / (EVENTS_PER_SECOND + wave);
+        for i in 0..EVENTS_PER_SECOND + wave {
+            let at = base_us + i * step;
+            let event = if i < EVENTS_PER_SECOND {
+                generator.next_event(at)
+            } else {
+                generator.crisis_event(at)
+            };
+            pushed += u64::from(sent_to_earshot(&event));
+            log.push_event(&event);
+        }
+        // The second is in when the workers have finished its frames (they hand the mentions
+        // to the monitor first) and the monitor has counted every mention.
+        let counted = until(|| {
+            let r = running.report();
+            r.frames_processed == pushed && clock.taken() == r.matched
+        })
+        .await;
+        assert!(counted, "second {second}: {:#?}", running.report());
+        clock.advance(1);
+        assert!(
+            until(|| clock.caught_up()).await,
+            "the monitor never closed second {second}"
+        );
+        if second > WAVE.end && ended() {
+            break;
+        }
     }
+    // The last events go through the outbox like any mention.
+    until(ended).await;
     running.shutdown();
     let report = running.wait(Duration::from_secs(20)).await;
     let spikes = spikes();
