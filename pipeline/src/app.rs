@@ -259,26 +259,139 @@ pub async fn start(
         monitor = Some(started.thread);
     }
 
-    // Workers: build all, then spawn.
+    let workers = start_workers(
+        config,
+        &compiled,
+        &shared,
+        &customers,
+        Outputs {
+            routed: routed_tx,
+            tap: options.tap.clone(),
+            spikes: spikes_tx,
+            recycle: Vec::new(),
+        },
+        spike_flags,
+        &latencies,
+        &health,
+    )?;
+    let totals = workers.totals.clone();
+    let worker_threads = workers.threads;
+    let workers_running = Arc::new(AtomicBool::new(true));
+    let sources = start_sources(
+        config,
+        &sources_config,
+        workers.frame_tx,
+        workers.recycled,
+        trigger,
+        &health,
+    );
+
+    let mut background = start_background(
+        config,
+        &options,
+        delivery.as_ref(),
+        &customers,
+        reloader.as_ref(),
+        &sources.stats,
+        workers.frame_depth,
+        trigger,
+    );
+    let mut admin = None;
+    if options.admin && config.admin.enabled {
+        let (flags_tx, flags) = connected_mirror(&sources.connected, trigger.subscribe());
+        background.push(flags_tx);
+        let mut state = crate::admin::AdminState::new(
+            &config.admin,
+            std::env::var(&config.admin.token_env).ok(),
+        );
+        state.latencies = latencies.clone();
+        state.workers_running = workers_running.clone();
+        state.health = health.clone();
+        state.sources_connected = flags;
+        state.reload = reloader.clone().map(|reloader| ReloadAccess { reloader });
+        state.dlq = delivery.as_ref().map(|d| crate::admin::DlqAccess {
+            store: d.store.clone(),
+            queues: d.queues.clone(),
+        });
+        state.live = live.clone();
+        let (started, task) = start_admin(config, state, trigger).await?;
+        background.push(task);
+        admin = Some(started);
+    }
+    let (admin_addr, admin_login, admin_access) = match admin {
+        Some(a) => (Some(a.addr), Some(a.login), Some(a.access)),
+        None => (None, None, None),
+    };
+    Ok(Running {
+        totals,
+        latencies,
+        sources: sources.stats,
+        queues: queue_ids,
+        admin_addr,
+        admin_login,
+        admin_access,
+        reloader,
+        delivery,
+        live,
+        health,
+        monitor,
+        source_tasks: sources.tasks,
+        worker_threads,
+        background,
+        workers_running,
+        trigger: trigger.clone(),
+    })
+}
+
+/// The outbox and the delivery side of a running pipeline.
+pub struct Delivery {
+    /// The store (also read by the admin server's dead-letter endpoints).
+    pub store: Arc<Store>,
+    /// Each queue's shared state, in router order.
+    pub queues: Vec<Arc<QueueShared>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    writer_stop: Arc<AtomicBool>,
+    dispatchers: Vec<(String, JoinHandle<()>)>,
+}
+
+/// Running worker threads: where sources send frame batches and take emptied ones back.
+struct StartedWorkers {
+    threads: Vec<std::thread::JoinHandle<usize>>,
+    totals: Arc<Totals>,
+    frame_tx: crossbeam_channel::Sender<Batch>,
+    /// A receiver only to read the channel's depth: it does not keep the channel open.
+    frame_depth: crossbeam_channel::Receiver<Batch>,
+    /// Per source, in config order: the batches the workers have emptied.
+    recycled: Vec<crossbeam_channel::Receiver<Batch>>,
+}
+
+/// Builds every worker, then spawns their threads on one bounded frame channel. `outputs`
+/// says where mentions go; its recycle senders are made here, one per source.
+#[allow(clippy::too_many_arguments)]
+fn start_workers(
+    config: &Config,
+    compiled: &Arc<Compiled>,
+    shared: &Arc<Shared>,
+    customers: &Customers,
+    mut outputs: Outputs,
+    spike_flags: Option<Arc<SpikeFlags>>,
+    latencies: &Latencies,
+    health: &Health,
+) -> Result<StartedWorkers, AppError> {
     let workers_n = config.pipeline.worker_count();
     let (frame_tx, frame_rx) = crossbeam_channel::bounded::<Batch>(config.pipeline.channel_batches);
-    let totals = Arc::new(Totals::new(queue_ids.len()));
+    let totals = Arc::new(Totals::new(compiled.router.queues().len()));
     let formats: Vec<_> = config.sources.iter().map(|s| s.format.clone()).collect();
     // Emptied batches return to their source: as many as can be in flight, so a source in the
     // steady state never allocates a batch.
-    let (recycle_txs, recycle_rxs): (Vec<_>, Vec<_>) = config
+    let (recycle_txs, recycled): (Vec<_>, Vec<_>) = config
         .sources
         .iter()
         .map(|_| {
             crossbeam_channel::bounded::<Batch>(config.pipeline.channel_batches + workers_n + 1)
         })
         .unzip();
-    let outputs = Outputs {
-        routed: routed_tx,
-        tap: options.tap.clone(),
-        spikes: spikes_tx,
-        recycle: recycle_txs,
-    };
+    outputs.recycle = recycle_txs;
     let workers: Vec<Worker> = (0..workers_n)
         .map(|i| {
             let w = Worker::new(
@@ -299,20 +412,44 @@ pub async fn start(
         })
         .collect();
     drop(outputs);
-    // A receiver only to read the depth: it does not keep the channel open.
-    let frame_rx_depth = frame_rx.clone();
-    let worker_threads =
-        worker::spawn(workers, frame_rx, &health).map_err(|source| AppError::Io {
-            context: "spawning worker threads".into(),
-            source,
-        })?;
-    let workers_running = Arc::new(AtomicBool::new(true));
+    let frame_depth = frame_rx.clone();
+    let threads = worker::spawn(workers, frame_rx, health).map_err(|source| AppError::Io {
+        context: "spawning worker threads".into(),
+        source,
+    })?;
+    Ok(StartedWorkers {
+        threads,
+        totals,
+        frame_tx,
+        frame_depth,
+        recycled,
+    })
+}
 
-    // Sources.
-    let mut sources = Vec::new();
-    let mut source_tasks = Vec::new();
-    let mut connected_flags = Vec::new();
-    for ((index, s), recycled) in sources_config.iter().enumerate().zip(recycle_rxs) {
+/// Running sources: each one's counters and task, and the ones whose connection state the
+/// admin server reports (every source but files).
+struct StartedSources {
+    stats: Vec<(String, Arc<SourceStats>)>,
+    tasks: Vec<(String, JoinHandle<Result<(), SourceError>>)>,
+    connected: Vec<(String, Arc<SourceStats>)>,
+}
+
+/// One task per source of `sources` (the config's, with start positions from the outbox's
+/// checkpoints), each emitting batches on `frame_tx` and reusing the ones in `recycled`.
+fn start_sources(
+    config: &Config,
+    sources: &[crate::config::SourceConfig],
+    frame_tx: crossbeam_channel::Sender<Batch>,
+    recycled: Vec<crossbeam_channel::Receiver<Batch>>,
+    trigger: &ShutdownTrigger,
+    health: &Health,
+) -> StartedSources {
+    let mut started = StartedSources {
+        stats: Vec::new(),
+        tasks: Vec::new(),
+        connected: Vec::new(),
+    };
+    for ((index, s), recycled) in sources.iter().enumerate().zip(recycled) {
         let stats = Arc::new(SourceStats::default());
         let emitter = Emitter::new(
             index as u16,
@@ -327,19 +464,32 @@ pub async fn start(
             s.kind.clone(),
             emitter,
             trigger.subscribe(),
-            &health,
+            health,
         );
         if !matches!(s.kind, SourceKind::File(_)) {
-            connected_flags.push((s.id.clone(), stats.clone()));
+            started.connected.push((s.id.clone(), stats.clone()));
         }
-        source_tasks.push((s.id.clone(), task));
-        sources.push((s.id.clone(), stats));
+        started.tasks.push((s.id.clone(), task));
+        started.stats.push((s.id.clone(), stats));
     }
-    drop(frame_tx);
+    started
+}
 
-    // Background: export source counters and channel depths once a second.
+/// The background tasks: dead-letter expiry, the once-a-second export of source counters and
+/// channel depths, and the reloads of the customer table and the rules.
+#[allow(clippy::too_many_arguments)]
+fn start_background(
+    config: &Config,
+    options: &RunOptions,
+    delivery: Option<&Delivery>,
+    customers: &Customers,
+    reloader: Option<&Arc<Reloader>>,
+    sources: &[(String, Arc<SourceStats>)],
+    frame_depth: crossbeam_channel::Receiver<Batch>,
+    trigger: &ShutdownTrigger,
+) -> Vec<JoinHandle<()>> {
     let mut background = Vec::new();
-    if let (Some(d), false) = (&delivery, config.outbox.dead_letter_ttl.is_zero()) {
+    if let (Some(d), false) = (delivery, config.outbox.dead_letter_ttl.is_zero()) {
         background.push(tokio::spawn(expire_dead_letters(
             d.store.clone(),
             d.queues.clone(),
@@ -348,11 +498,10 @@ pub async fn start(
         )));
     }
     background.push(tokio::spawn(export_loop(
-        sources.clone(),
-        frame_rx_depth,
+        sources.to_vec(),
+        frame_depth,
         trigger.subscribe(),
     )));
-
     if let (true, Some(path)) = (options.reload, &config.customers.path) {
         background.push(tokio::spawn(crate::reload::customers::watch(
             customers.clone(),
@@ -361,7 +510,7 @@ pub async fn start(
             trigger.subscribe(),
         )));
     }
-    if let Some(reloader) = &reloader {
+    if let Some(reloader) = reloader {
         background.push(tokio::spawn(reload::on_sighup(
             reloader.clone(),
             trigger.subscribe(),
@@ -374,62 +523,34 @@ pub async fn start(
             )));
         }
     }
-
-    let mut admin_addr = None;
-    let mut admin_login = None;
-    let mut admin_access = None;
-    if options.admin && config.admin.enabled {
-        let (flags_tx, flags) = connected_mirror(&connected_flags, trigger.subscribe());
-        background.push(flags_tx);
-        let token = std::env::var(&config.admin.token_env).ok();
-        let mut state = crate::admin::AdminState::new(&config.admin, token);
-        state.latencies = latencies.clone();
-        state.workers_running = workers_running.clone();
-        state.health = health.clone();
-        state.sources_connected = flags;
-        state.reload = reloader.clone().map(|reloader| ReloadAccess { reloader });
-        state.dlq = delivery.as_ref().map(|d| crate::admin::DlqAccess {
-            store: d.store.clone(),
-            queues: d.queues.clone(),
-        });
-        state.live = live.clone();
-        let access = state.access.clone();
-        let (addr, task) = crate::admin::serve(&config.admin, state, trigger.subscribe()).await?;
-        admin_login = Some(access.login_url(&crate::admin::base_url(&config.admin, addr)));
-        admin_access = Some(access);
-        admin_addr = Some(addr);
-        background.push(task);
-    }
-    Ok(Running {
-        totals,
-        latencies,
-        sources,
-        queues: queue_ids,
-        admin_addr,
-        admin_login,
-        admin_access,
-        reloader,
-        delivery,
-        live,
-        health,
-        monitor,
-        source_tasks,
-        worker_threads,
-        background,
-        workers_running,
-        trigger: trigger.clone(),
-    })
+    background
 }
 
-/// The outbox and the delivery side of a running pipeline.
-pub struct Delivery {
-    /// The store (also read by the admin server's dead-letter endpoints).
-    pub store: Arc<Store>,
-    /// Each queue's shared state, in router order.
-    pub queues: Vec<Arc<QueueShared>>,
-    writer: Option<std::thread::JoinHandle<()>>,
-    writer_stop: Arc<AtomicBool>,
-    dispatchers: Vec<(String, JoinHandle<()>)>,
+/// The admin server, serving: where it listens, the one-time login link printed at start,
+/// and its gatekeeper.
+struct StartedAdmin {
+    addr: SocketAddr,
+    login: String,
+    access: Arc<crate::admin::Access>,
+}
+
+/// Serves the admin endpoints with `state` until shutdown.
+async fn start_admin(
+    config: &Config,
+    state: crate::admin::AdminState,
+    trigger: &ShutdownTrigger,
+) -> Result<(StartedAdmin, JoinHandle<()>), AppError> {
+    let access = state.access.clone();
+    let (addr, task) = crate::admin::serve(&config.admin, state, trigger.subscribe()).await?;
+    let login = access.login_url(&crate::admin::base_url(&config.admin, addr));
+    Ok((
+        StartedAdmin {
+            addr,
+            login,
+            access,
+        },
+        task,
+    ))
 }
 
 /// A running spike monitor: where the workers send their mentions, the flags they read, and
