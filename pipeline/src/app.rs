@@ -38,6 +38,7 @@ use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::sink::breaker::BreakerSettings;
 use crate::sink::dispatch::{self, Deliverer, DispatchSettings};
 use crate::sink::file::{LineWriter, Target};
+use crate::sink::nats::{NatsConnect, NatsTarget};
 use crate::sink::payload::Payload;
 use crate::sink::signature::SigningKey;
 use crate::sink::webhook::{self, WebhookTarget};
@@ -114,6 +115,12 @@ pub enum QueueSetupError {
     /// The HTTP client cannot be built.
     #[error("HTTP client: {0}")]
     Client(reqwest::Error),
+    /// A `nats` queue without `subject`.
+    #[error("needs a subject")]
+    NoSubject,
+    /// A `nats` queue's client cannot be set up.
+    #[error("{0}")]
+    Nats(#[from] crate::sink::nats::NatsSetupError),
 }
 
 /// How to run.
@@ -232,7 +239,7 @@ pub async fn start(
     let mut routed_tx = None;
     if options.deliver {
         let (started, tx) =
-            start_delivery(config, &mut sources_config, &health, &latencies, trigger)?;
+            start_delivery(config, &mut sources_config, &health, &latencies, trigger).await?;
         routed_tx = Some(tx);
         delivery = Some(started);
     }
@@ -650,7 +657,7 @@ fn spawn_source(
 /// produces into them. Opens the store, expires old dead letters and compacts it, and sets
 /// each source's start position from its checkpoint in `sources`. Returns the running
 /// delivery and the sender the workers and the monitor hand routed batches to.
-fn start_delivery(
+async fn start_delivery(
     config: &Config,
     sources: &mut [crate::config::SourceConfig],
     health: &Health,
@@ -666,7 +673,7 @@ fn start_delivery(
     for q in &config.queues {
         crate::metrics::register_queue(&q.id);
         let shared = QueueShared::new(&q.id, &store);
-        let deliverer = deliverer(q)?;
+        let deliverer = deliverer(q).await?;
         let held = health.register(Component::Dispatcher, format!("queue {}", q.id));
         dispatchers.push((
             q.id.clone(),
@@ -825,14 +832,33 @@ fn dispatch_settings(q: &QueueConfig) -> DispatchSettings {
     }
 }
 
-fn deliverer(q: &QueueConfig) -> Result<Deliverer, AppError> {
+async fn deliverer(q: &QueueConfig) -> Result<Deliverer, AppError> {
     Ok(match (q.sink, &q.path) {
         (SinkKind::Webhook, _) => Deliverer::Webhook(webhook_target(q)?),
+        (SinkKind::Nats, _) => {
+            Deliverer::Nats(nats_target(q).await.map_err(|source| AppError::Queue {
+                queue: q.id.clone(),
+                source,
+            })?)
+        }
         (SinkKind::File, Some(p)) => {
             Deliverer::Lines(LineWriter::new(&q.id, Target::File(p.clone())))
         }
         _ => Deliverer::Lines(LineWriter::new(&q.id, Target::Stdout)),
     })
+}
+
+async fn nats_target(q: &QueueConfig) -> Result<NatsTarget, QueueSetupError> {
+    let url = q.url.as_deref().ok_or(QueueSetupError::NoUrl)?;
+    let subject = q.subject.as_deref().ok_or(QueueSetupError::NoSubject)?;
+    let connect = NatsConnect {
+        queue: &q.id,
+        url,
+        auth: q.nats_auth.as_ref(),
+        ca: q.ca.as_deref(),
+        timeout: q.timeout,
+    };
+    Ok(crate::sink::nats::connect(&connect, subject).await?)
 }
 
 fn webhook_target(q: &QueueConfig) -> Result<WebhookTarget, AppError> {

@@ -764,6 +764,15 @@ fn validate_queues(report: &mut Report<'_>, queues: &[QueueConfig], spans: &[Ran
                 }
             }
             SinkKind::Stdout => {}
+            SinkKind::Nats => validate_nats_queue(report, q, &here, &field),
+        }
+        if q.sink != SinkKind::Nats
+            && (q.subject.is_some() || q.nats_auth.is_some() || q.ca.is_some())
+        {
+            report.at(
+                here.clone(),
+                format!("{field}: subject, nats_auth and ca apply to nats queues only"),
+            );
         }
         if q.max_attempts == 0 || q.concurrency == 0 {
             report.at(
@@ -817,6 +826,70 @@ fn validate_queues(report: &mut Report<'_>, queues: &[QueueConfig], spans: &[Ran
     }
 }
 
+/// A `nats` queue: server URLs (TLS unless on loopback), a subject to publish to, its
+/// credentials in the environment, its CA file readable.
+fn validate_nats_queue(
+    report: &mut Report<'_>,
+    q: &QueueConfig,
+    here: &Option<Range<usize>>,
+    field: &str,
+) {
+    match q.url.as_deref() {
+        None => report.at(
+            here.clone(),
+            format!("{field}: a nats queue needs `url` (`tls://host:4222`, comma-separated for several servers)"),
+        ),
+        Some(urls) => {
+            for u in urls.split(',').map(str::trim) {
+                match url::Url::parse(u) {
+                    Err(e) => report.at(here.clone(), format!("{field}: url `{u}`: {e}")),
+                    Ok(parsed) => {
+                        if let Err(m) = check_remote_url(&parsed, &["tls"], &["nats"]) {
+                            report.at(here.clone(), format!("{field}: url: {m}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    match q.subject.as_deref() {
+        None => report.at(
+            here.clone(),
+            format!("{field}: a nats queue needs `subject`, the subject its stream takes"),
+        ),
+        Some(subject) => {
+            if let Err(m) = crate::sink::nats::check_subject(subject) {
+                report.at(here.clone(), format!("{field}: subject: {m}"));
+            }
+        }
+    }
+    if let Some(auth) = &q.nats_auth {
+        if std::env::var(&auth.env).is_err() {
+            report.at(
+                here.clone(),
+                format!(
+                    "{field}: environment variable `{}` (nats_auth.env) is not set",
+                    auth.env
+                ),
+            );
+        }
+    }
+    if let Some(ca) = &q.ca {
+        if !ca.is_file() {
+            report.at(
+                here.clone(),
+                format!("{field}: ca `{}` is not a readable file", ca.display()),
+            );
+        }
+    }
+    if q.secret_env.is_some() {
+        report.at(
+            here.clone(),
+            format!("{field}: secret_env signs webhooks; a nats queue's stream is reached with nats_auth"),
+        );
+    }
+}
+
 /// Checks that every route names a known queue (`ids`).
 fn validate_routes(
     report: &mut Report<'_>,
@@ -843,7 +916,12 @@ fn check_remote_url(u: &url::Url, secure: &[&str], plain: &[&str]) -> Result<(),
     }
     if plain.contains(&scheme) {
         let loopback = match u.host() {
-            Some(url::Host::Domain(d)) => d == "localhost",
+            // The hosts of schemes the URL standard does not know (`nats://`) stay text.
+            Some(url::Host::Domain(d)) => {
+                d == "localhost"
+                    || d.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
             None => false,

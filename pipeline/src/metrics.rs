@@ -249,7 +249,7 @@ fn describe_all() {
     describe_counter!(
         WEBHOOK_DELIVERIES,
         Unit::Count,
-        "Webhook delivery attempts by outcome."
+        "Delivery attempts of webhook and nats queues, by outcome."
     );
     describe_counter!(
         FILE_MENTIONS_WRITTEN,

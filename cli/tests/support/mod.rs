@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub mod nats;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;
@@ -104,4 +106,13 @@ pub fn scratch_dir() -> PathBuf {
 /// A queue `all` with the given sink lines, and the route that sends every mention to it.
 pub fn catch_all_queue(sink: &str) -> String {
     format!("[[queue]]\nid = \"all\"\n{sink}\n[[route]]\nqueue = \"all\"\n")
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -371,6 +371,24 @@ auth = { scheme = "bearer", env = "EARSHOT_TEST_SURELY_UNSET_TOKEN" }
 [queue.noise]
 storm_distance = 40
 
+[[queue]]
+id = "stream"
+sink = "nats"
+url = "nats://nats.example.com:4222,tls://nats-2.example.com:4222"
+subject = "crm.*"
+secret_env = "EARSHOT_TEST_WEBHOOK_SECRET"
+nats_auth = { kind = "credentials", env = "EARSHOT_TEST_SURELY_UNSET_CREDS" }
+
+[[queue]]
+id = "nosubject"
+sink = "nats"
+url = "tls://nats.example.com:4222"
+
+[[queue]]
+id = "lines"
+sink = "stdout"
+subject = "crm.mentions"
+
 [[route]]
 queue = "nowhere"
 "#,
@@ -396,6 +414,13 @@ queue = "nowhere"
         "queue `archive`: format, template and auth apply to webhook queues only".to_string(),
         "`EARSHOT_TEST_SURELY_UNSET_TOKEN` (auth.env) is not set".to_string(),
         "queue `archive`: noise: ".to_string(),
+        "queue `stream`: url: `nats://` is only allowed to a loopback address; use `tls://`"
+            .to_string(),
+        "queue `stream`: subject: `crm.*`: wildcards".to_string(),
+        "queue `stream`: secret_env signs webhooks".to_string(),
+        "`EARSHOT_TEST_SURELY_UNSET_CREDS` (nats_auth.env) is not set".to_string(),
+        "queue `nosubject`: a nats queue needs `subject`".to_string(),
+        "queue `lines`: subject, nats_auth and ca apply to nats queues only".to_string(),
     ] {
         assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
     }

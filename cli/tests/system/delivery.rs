@@ -32,7 +32,7 @@ use earshot_sim::generator::{GenSettings, Generator};
 use earshot_sim::receiver::Receiver;
 use earshot_sim::simulator;
 
-use crate::support;
+use crate::support::{self, free_port};
 
 /// Generated Jetstream post frames (likes left out) and the mention ids the catch-all route
 /// must deliver.
@@ -74,14 +74,6 @@ pub(crate) fn append(path: &Path, frames: &[String]) {
         writeln!(f, "{frame}").unwrap();
     }
     f.sync_all().unwrap();
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One test's folder, config and input.

@@ -9,6 +9,7 @@ mod delivery;
 mod e2e;
 mod faults;
 mod hostile;
+mod nats_sink;
 mod reload;
 mod spikes;
 #[path = "../support/mod.rs"]

@@ -25,6 +25,7 @@ use tracing::{debug, error, info, warn};
 
 use super::breaker::{Breaker, BreakerSettings, BreakerState};
 use super::file::LineWriter;
+use super::nats::{self, NatsTarget};
 use super::payload::Latency;
 use super::webhook::{self, Outcome, WebhookTarget};
 use crate::metrics::{
@@ -70,6 +71,8 @@ impl DispatchSettings {
 pub enum Deliverer {
     /// Signed HTTP POST.
     Webhook(WebhookTarget),
+    /// JetStream publish.
+    Nats(NatsTarget),
     /// NDJSON lines to a file or stdout.
     Lines(LineWriter),
 }
@@ -88,7 +91,12 @@ pub async fn run(
 ) {
     match deliverer {
         Deliverer::Webhook(target) => {
-            Webhooks::new(store, shared, target, settings, latencies)
+            Remote::new(store, shared, Target::Webhook(target), settings, latencies)
+                .run()
+                .await
+        }
+        Deliverer::Nats(target) => {
+            Remote::new(store, shared, Target::Nats(target), settings, latencies)
                 .run()
                 .await
         }
@@ -182,10 +190,29 @@ struct Slot {
     running: bool,
 }
 
-struct Webhooks {
+/// What a [`Remote`] queue delivers to, one attempt at a time.
+#[derive(Debug)]
+enum Target {
+    Webhook(WebhookTarget),
+    Nats(NatsTarget),
+}
+
+impl Target {
+    async fn attempt(&self, entry: &Entry, n: u32, latency: Latency) -> webhook::Attempt {
+        match self {
+            Target::Webhook(t) => webhook::attempt(t, entry, n, latency).await,
+            Target::Nats(t) => nats::attempt(t, entry).await,
+        }
+    }
+}
+
+/// The dispatcher of a queue whose sink is across the network (a webhook, a NATS stream):
+/// concurrent attempts, the retry schedule with jitter, `Retry-After`, the breaker, ordering,
+/// disabling and dead letters.
+struct Remote {
     store: Arc<Store>,
     shared: Arc<QueueShared>,
-    target: Arc<WebhookTarget>,
+    target: Arc<Target>,
     s: DispatchSettings,
     lat: Latencies,
     slots: BTreeMap<u64, Slot>,
@@ -202,11 +229,11 @@ struct Webhooks {
     acks: Vec<u64>,
 }
 
-impl Webhooks {
+impl Remote {
     fn new(
         store: Arc<Store>,
         shared: Arc<QueueShared>,
-        target: WebhookTarget,
+        target: Target,
         s: DispatchSettings,
         lat: Latencies,
     ) -> Self {
@@ -471,7 +498,7 @@ impl Webhooks {
             let handle = self.tasks.spawn(async move {
                 #[cfg(feature = "fault-injection")]
                 crate::fault::delivery(&entry.id);
-                let a = webhook::attempt(&target, &entry, n, latency).await;
+                let a = target.attempt(&entry, n, latency).await;
                 (seq, a, probe)
             });
             self.in_flight.insert(handle.id(), (seq, probe));

@@ -10,6 +10,7 @@
 pub mod breaker;
 pub mod dispatch;
 pub mod file;
+pub mod nats;
 pub mod payload;
 pub mod retry;
 pub mod signature;
@@ -33,6 +34,8 @@ pub enum SinkKind {
     File,
     /// NDJSON on standard output.
     Stdout,
+    /// JetStream publishes to a subject of a team's own stream ([`nats`]).
+    Nats,
 }
 
 /// Whether a queue delivers in order.
@@ -100,6 +103,16 @@ pub struct QueueConfig {
     /// File path for the `file` sink.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// The subject a `nats` queue publishes to.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The credentials of a `nats` queue.
+    #[serde(default)]
+    pub nats_auth: Option<nats::NatsAuth>,
+    /// A PEM bundle of the CAs that sign a `nats` queue's servers' certificates (default: the
+    /// public roots).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
     /// Attempts before an entry is given up (moved to the dead-letter store).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
@@ -197,6 +210,9 @@ impl QueueConfig {
             vars: BTreeMap::new(),
             auth: None,
             path: None,
+            subject: None,
+            nats_auth: None,
+            ca: None,
             max_attempts: default_max_attempts(),
             retry_schedule: default_retry_schedule(),
             timeout: default_timeout(),

@@ -137,7 +137,8 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    fn new(outcome: Outcome, detail: String) -> Self {
+    /// An attempt that ended with `outcome`, `detail` saying how.
+    pub fn new(outcome: Outcome, detail: String) -> Self {
         Self {
             outcome,
             detail,
