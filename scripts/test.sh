@@ -38,6 +38,8 @@ missing=()
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # libfaketime moves the wall clock of one earshot process in the clock-jump fault test.
 compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
+# systemd-analyze checks the unit in deploy/systemd (cli/tests/system/deploy.rs).
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 browser=$(find_browser)
 [ -n "$browser" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

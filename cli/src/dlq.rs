@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Subcommand;
 
+use crate::admin_client::AdminClient;
 use crate::load_config;
 
 #[derive(Subcommand)]
@@ -115,18 +116,8 @@ pub(crate) async fn run(action: DlqAction) -> anyhow::Result<ExitCode> {
                 "{} is in use by a running earshot; asking its admin server at {base}",
                 path.display()
             );
-            earshot::tls::ensure_crypto_provider();
-            let mut client = reqwest::Client::builder().timeout(Duration::from_secs(30));
-            if let Some(tls) = &config.admin.tls {
-                // The server's own certificate is the one to trust (often self-signed).
-                let pem = std::fs::read(&tls.cert)
-                    .with_context(|| format!("reading {}", tls.cert.display()))?;
-                for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
-                    client = client.add_root_certificate(cert);
-                }
-            }
-            let client = client.build()?;
-            let token = std::env::var(&config.admin.token_env).unwrap_or_default();
+            let admin = AdminClient::new(&config, Duration::from_secs(30))?;
+            let (client, token) = (admin.http, admin.token);
             let answer = |resp: reqwest::Response| async move {
                 let status = resp.status();
                 let body = resp.text().await?;

@@ -1,9 +1,11 @@
 //! The `earshot` command: parses the CLI, sets up logging, loads config and runs.
 #![forbid(unsafe_code)]
 
+mod admin_client;
 mod backtest;
 mod demo;
 mod dlq;
+mod probe;
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -91,6 +93,9 @@ enum Command {
         #[command(subcommand)]
         action: dlq::DlqAction,
     },
+    /// Ask a running earshot whether it is alive (/healthz) or, with --ready, ready
+    /// (/readyz): exit 0 when it is, 1 otherwise. For container health checks and exec probes.
+    Probe(probe::ProbeArgs),
     /// Run everything in-process: simulated firehose → earshot → signed webhooks → receiver.
     Demo {
         /// Stop after this many seconds (default: until Ctrl-C).
@@ -351,6 +356,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(exit_code(&report))
         }
         Command::Dlq { action } => dlq::run(action).await,
+        Command::Probe(args) => probe::run(args).await,
         Command::Demo {
             duration,
             rate,

@@ -6,6 +6,7 @@
 mod backtest;
 mod cli;
 mod delivery;
+mod deploy;
 mod e2e;
 mod faults;
 mod hostile;

@@ -1,0 +1,152 @@
+//! What `deploy/` ships, checked with the tools that run here: the systemd unit with
+//! `systemd-analyze` (it verifies, and its sandbox keeps the exposure score low), the
+//! single-node config with `earshot check` laid out as the unit expects it, and `earshot probe`,
+//! which container health checks and exec probes run, against a running earshot.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::delivery::terminate;
+use crate::support::{self, earshot, free_port};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The unit with its `ExecStart` pointing at this build's binary (`verify` checks that the
+/// program exists).
+fn unit_here(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("deploy/systemd/earshot.service")).unwrap();
+    assert!(
+        text.contains("ExecStart=/usr/local/bin/earshot run"),
+        "{text}"
+    );
+    let here = text.replace("/usr/local/bin/earshot", env!("CARGO_BIN_EXE_earshot"));
+    let path = dir.join("earshot.service");
+    std::fs::write(&path, here).unwrap();
+    path
+}
+
+fn systemd_analyze(args: &[&str], unit: &Path) -> (bool, String) {
+    let out = Command::new("systemd-analyze")
+        .args(args)
+        .arg(unit)
+        .output()
+        .expect("systemd-analyze (Debian package `systemd`) runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_systemd_unit_verifies_and_is_sandboxed() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = unit_here(dir.path());
+    let (ok, text) = systemd_analyze(&["verify"], &unit);
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify:\n{text}"
+    );
+    let (_, text) = systemd_analyze(&["security", "--offline=yes"], &unit);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for earshot.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+    // systemd's scale: 0 (locked down) to 10 (exposed); up to 2 it calls the unit "OK".
+    assert!(score <= 2.0, "exposure {score}:\n{text}");
+}
+
+/// Copies `from` (a folder) into `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_single_node_config_checks_as_installed() {
+    // /etc/earshot as deploy/README.md lays it out: the config beside a copy of rules/.
+    let etc = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("deploy/earshot.toml"),
+        etc.path().join("earshot.toml"),
+    )
+    .unwrap();
+    copy_dir(&repo().join("rules"), &etc.path().join("rules"));
+    let out = earshot()
+        .args(["check", "--config"])
+        .arg(etc.path().join("earshot.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `earshot probe` with `args` against the config at `config`.
+fn probe(config: &Path, args: &[&str], token: &str) -> (bool, String) {
+    let out = earshot()
+        .args(["probe", "--config"])
+        .arg(config)
+        .args(args)
+        .env("EARSHOT_ADMIN_TOKEN", token)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn probe_answers_for_a_running_earshot_and_fails_without_one() {
+    support::set_secret();
+    let dir = support::scratch_dir();
+    std::fs::write(dir.join("input.ndjson"), "").unwrap();
+    let config = dir.join("earshot.toml");
+    let admin = format!("127.0.0.1:{}", free_port());
+    std::fs::write(
+        &config,
+        support::file_config_head(&admin) + &support::catch_all_queue("sink = \"stdout\""),
+    )
+    .unwrap();
+    let token = "probe-test-token";
+    let child = earshot()
+        .args(["run", "--config"])
+        .arg(&config)
+        .current_dir(&dir)
+        .env("EARSHOT_ADMIN_TOKEN", token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !probe(&config, &[], "").0 {
+        assert!(Instant::now() < deadline, "earshot never answered /healthz");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    while !probe(&config, &["--ready"], token).0 {
+        assert!(Instant::now() < deadline, "earshot never became ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, err) = probe(&config, &["--ready"], "not-the-token");
+    assert!(!ok && err.contains("401"), "{err}");
+    terminate(child);
+    let (ok, err) = probe(&config, &[], "");
+    assert!(!ok && err.contains("cannot reach"), "{err}");
+}
