@@ -19,7 +19,7 @@ use earshot::shutdown;
 use earshot::sink::signature::SigningKey;
 use earshot_sim::receiver::Receiver;
 
-use crate::support;
+use crate::support::{self, FileRun};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -311,15 +311,10 @@ async fn every_metric_the_dashboards_name_is_exported_from_the_start() {
 
     // A webhook queue and a file queue (each kind exports its own series), every mention
     // routed to both, noise control off so each post is one delivery.
-    let dir = support::scratch_dir();
-    let input = dir.join("input.ndjson");
-    std::fs::write(&input, "").unwrap();
-    let config = dir.join("earshot.toml");
-    std::fs::write(
-        &config,
-        support::file_config_head("127.0.0.1:0")
-            + &format!(
-                r#"[[queue]]
+    let FileRun { dir, input, config } = FileRun::new(
+        "127.0.0.1:0",
+        &format!(
+            r#"[[queue]]
 id = "support"
 sink = "webhook"
 url = "http://{hook}/support"
@@ -340,10 +335,9 @@ queue = "support"
 [[route]]
 queue = "archive"
 "#,
-                secret = support::SECRET_ENV,
-            ),
-    )
-    .unwrap();
+            secret = support::SECRET_ENV,
+        ),
+    );
 
     let mut earshot = Earshot::start(&dir, &config);
     let admin = earshot.admin_addr(Duration::from_secs(60)).await;

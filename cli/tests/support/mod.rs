@@ -93,6 +93,30 @@ poll_interval = "50ms"
     )
 }
 
+/// A folder for one `earshot run` process: an empty `input.ndjson` it follows, and its config
+/// `earshot.toml` made of [`file_config_head`] with the admin server at `admin` and `rest`
+/// (queues and routes).
+pub struct FileRun {
+    /// The folder, the process's working directory.
+    pub dir: PathBuf,
+    /// The followed input.
+    pub input: PathBuf,
+    /// The config.
+    pub config: PathBuf,
+}
+
+impl FileRun {
+    /// Writes the folder's files.
+    pub fn new(admin: &str, rest: &str) -> Self {
+        let dir = scratch_dir();
+        let input = dir.join("input.ndjson");
+        std::fs::write(&input, "").unwrap();
+        let config = dir.join("earshot.toml");
+        std::fs::write(&config, file_config_head(admin) + rest).unwrap();
+        FileRun { dir, input, config }
+    }
+}
+
 /// A fresh folder for one test's files, kept after the test (the process's temporary folder
 /// is cleaned by the OS; a test that failed leaves its outbox to look at).
 pub fn scratch_dir() -> PathBuf {

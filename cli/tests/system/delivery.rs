@@ -32,7 +32,7 @@ use earshot_sim::generator::{GenSettings, Generator};
 use earshot_sim::receiver::Receiver;
 use earshot_sim::simulator;
 
-use crate::support::{self, free_port};
+use crate::support::{self, free_port, FileRun};
 
 /// Generated Jetstream post frames (likes left out) and the mention ids the catch-all route
 /// must deliver.
@@ -108,14 +108,11 @@ impl Setup {
     /// [`Setup::new`] with the queue's retry and breaker lines `timing` instead of [`TIMING`].
     pub(crate) fn timed(timing: &str, queue_extra: &str) -> Self {
         support::set_secret();
-        let dir = support::scratch_dir();
-        let input = dir.join("input.ndjson");
-        std::fs::write(&input, "").unwrap();
         let hook_port = free_port();
         let admin_port = free_port();
-        let config = dir.join("earshot.toml");
-        let text = support::file_config_head(&format!("127.0.0.1:{admin_port}"))
-            + &format!(
+        let FileRun { dir, input, config } = FileRun::new(
+            &format!("127.0.0.1:{admin_port}"),
+            &format!(
                 r#"[[queue]]
 id = "all"
 sink = "webhook"
@@ -129,8 +126,8 @@ max_attempts = 50
 queue = "all"
 "#,
                 secret = support::SECRET_ENV,
-            );
-        std::fs::write(&config, text).unwrap();
+            ),
+        );
         Self {
             dir,
             config,

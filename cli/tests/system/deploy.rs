@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::delivery::terminate;
-use crate::support::{self, earshot, free_port};
+use crate::support::{self, earshot, free_port, FileRun};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -116,15 +116,10 @@ fn probe(config: &Path, args: &[&str], token: &str) -> (bool, String) {
 #[test]
 fn probe_answers_for_a_running_earshot_and_fails_without_one() {
     support::set_secret();
-    let dir = support::scratch_dir();
-    std::fs::write(dir.join("input.ndjson"), "").unwrap();
-    let config = dir.join("earshot.toml");
-    let admin = format!("127.0.0.1:{}", free_port());
-    std::fs::write(
-        &config,
-        support::file_config_head(&admin) + &support::catch_all_queue("sink = \"stdout\""),
-    )
-    .unwrap();
+    let FileRun { dir, config, .. } = FileRun::new(
+        &format!("127.0.0.1:{}", free_port()),
+        &support::catch_all_queue("sink = \"stdout\""),
+    );
     let token = "probe-test-token";
     let child = earshot()
         .args(["run", "--config"])

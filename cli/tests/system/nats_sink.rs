@@ -13,7 +13,7 @@ use async_nats::jetstream::{self, stream};
 
 use crate::delivery::{append, posts, terminate};
 use crate::support::nats::NatsServer;
-use crate::support::{self, free_port};
+use crate::support::{self, free_port, FileRun};
 
 /// The stream the test's team reads, and its subject.
 const STREAM: &str = "CRM";
@@ -62,15 +62,10 @@ async fn count_reaching(js: &jetstream::Context, want: u64, limit: Duration) -> 
 async fn a_nats_queue_holds_every_mention_once_through_a_server_kill() {
     let mut server = NatsServer::start();
     make_stream(&server).await;
-    let dir = support::scratch_dir();
-    let input = dir.join("input.ndjson");
-    std::fs::write(&input, "").unwrap();
-    let config = dir.join("earshot.toml");
-    std::fs::write(
-        &config,
-        support::file_config_head(&format!("127.0.0.1:{}", free_port()))
-            + &format!(
-                r#"[[queue]]
+    let FileRun { dir, input, config } = FileRun::new(
+        &format!("127.0.0.1:{}", free_port()),
+        &format!(
+            r#"[[queue]]
 id = "stream"
 sink = "nats"
 url = "{url}"
@@ -88,10 +83,9 @@ storm = false
 [[route]]
 queue = "stream"
 "#,
-                url = server.url()
-            ),
-    )
-    .unwrap();
+            url = server.url()
+        ),
+    );
     let (frames, expected) = posts(67, 2000);
     let (before, during) = frames.split_at(1000);
     append(&input, before);
