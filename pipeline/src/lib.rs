@@ -6,6 +6,7 @@
 //! # Layout (dependencies run down this list, never up)
 //! - [`shutdown`], [`tls`], [`redact`], [`metrics`] (the catalogue), [`health`] (which parts
 //!   run, the panic policy): process plumbing every other module may use.
+//! - [`cluster`]: what the nodes of a cluster on NATS JetStream share (leases).
 //! - [`source`]: transports (Jetstream websocket, X-style NDJSON over HTTP, Mastodon SSE,
 //!   files) that turn a stream into batches of raw frames on a bounded channel.
 //! - [`outbox`]: the durable store of routed mentions, its writer (with the noise gate) and
@@ -37,6 +38,7 @@ pub use earshot_core::{
 pub mod admin;
 pub mod app;
 pub mod backtest;
+pub mod cluster;
 pub mod compile;
 pub mod config;
 pub mod dlq;

@@ -16,6 +16,49 @@ pub struct NatsServer {
     pub port: u16,
     /// Its JetStream store and log.
     pub dir: PathBuf,
+    /// More arguments (a cluster member's name, cluster port and routes).
+    extra: Vec<String>,
+}
+
+/// Servers clustered on loopback: JetStream replicates across them, and clients learn every
+/// member's address from the one they connect to.
+pub struct NatsCluster {
+    /// The members, in start order.
+    pub servers: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `n` clustered servers, named `n0`, `n1`, ….
+    pub fn start(n: usize) -> Self {
+        let cluster_ports: Vec<u16> = (0..n).map(|_| crate::support::free_port()).collect();
+        let routes = cluster_ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let servers = (0..n)
+            .map(|i| {
+                let mut server = NatsServer {
+                    child: None,
+                    port: crate::support::free_port(),
+                    dir: crate::support::scratch_dir(),
+                    extra: vec![
+                        "-n".into(),
+                        format!("n{i}"),
+                        "--cluster_name".into(),
+                        "earshot-test".into(),
+                        "--cluster".into(),
+                        format!("nats://127.0.0.1:{}", cluster_ports[i]),
+                        "--routes".into(),
+                        routes.clone(),
+                    ],
+                };
+                server.restart();
+                server
+            })
+            .collect();
+        NatsCluster { servers }
+    }
 }
 
 /// The server binary.
@@ -43,6 +86,7 @@ impl NatsServer {
             child: None,
             port: crate::support::free_port(),
             dir: crate::support::scratch_dir(),
+            extra: Vec::new(),
         };
         server.restart();
         server
@@ -72,6 +116,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.dir.join("jetstream"))
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)

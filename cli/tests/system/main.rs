@@ -5,6 +5,7 @@
 
 mod backtest;
 mod cli;
+mod cluster_lease;
 mod delivery;
 mod deploy;
 mod e2e;
