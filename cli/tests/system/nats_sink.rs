@@ -62,6 +62,8 @@ async fn count_reaching(js: &jetstream::Context, want: u64, limit: Duration) -> 
 async fn a_nats_queue_holds_every_mention_once_through_a_server_kill() {
     let mut server = NatsServer::start();
     make_stream(&server).await;
+    // A list, as an operator writes one: the second server is never up.
+    let servers = format!("{},nats://127.0.0.1:{}", server.url(), free_port());
     let FileRun { dir, input, config } = FileRun::new(
         &format!("127.0.0.1:{}", free_port()),
         &format!(
@@ -83,7 +85,7 @@ storm = false
 [[route]]
 queue = "stream"
 "#,
-            url = server.url()
+            url = servers
         ),
     );
     let (frames, expected) = posts(67, 2000);

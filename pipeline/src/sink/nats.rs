@@ -169,8 +169,9 @@ pub async fn connect(c: &NatsConnect<'_>, subject: &str) -> Result<NatsTarget, N
             .require_tls(true)
             .tls_client_config(client_tls(c.ca)?);
     }
+    let servers: Vec<&str> = c.url.split(',').map(str::trim).collect();
     let client = options
-        .connect(c.url)
+        .connect(servers)
         .await
         .map_err(|e| NatsSetupError::Connect(e.kind().to_string()))?;
     let mut js = async_nats::jetstream::new(client);
