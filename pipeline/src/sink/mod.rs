@@ -2,10 +2,10 @@
 //!
 //! A routed mention is first written to the durable outbox ([`crate::outbox`]); each queue's
 //! dispatcher ([`dispatch`]) reads its entries from there, delivers them through the queue's
-//! sink (a signed webhook in one of the [`payload`] formats, an NDJSON file, stdout) and
-//! removes them once delivered. A slow or failing endpoint therefore never blocks the workers
-//! or the other queues; only a full outbox ([`crate::outbox::OutboxSettings::max_entries`])
-//! pushes back on the sources.
+//! sink (a signed webhook in one of the [`payload`] formats, a publish to a team's JetStream
+//! stream ([`nats`]), an NDJSON file, stdout) and removes them once delivered. A slow or
+//! failing endpoint therefore never blocks the workers or the other queues; only a full
+//! outbox ([`crate::outbox::OutboxSettings::max_entries`]) pushes back on the sources.
 
 pub mod breaker;
 pub mod dispatch;
