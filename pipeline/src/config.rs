@@ -840,12 +840,20 @@ fn validate_nats_queue(
             format!("{field}: a nats queue needs `url` (`tls://host:4222`, comma-separated for several servers)"),
         ),
         Some(urls) => {
-            for u in urls.split(',').map(str::trim) {
+            // The URLs are never repeated in a message: one may hold credentials.
+            for (n, u) in urls.split(',').map(str::trim).enumerate() {
+                let which = format!("{field}: url {}", n + 1);
                 match url::Url::parse(u) {
-                    Err(e) => report.at(here.clone(), format!("{field}: url `{u}`: {e}")),
+                    Err(e) => report.at(here.clone(), format!("{which}: {e}")),
                     Ok(parsed) => {
                         if let Err(m) = check_remote_url(&parsed, &["tls"], &["nats"]) {
-                            report.at(here.clone(), format!("{field}: url: {m}"));
+                            report.at(here.clone(), format!("{which}: {m}"));
+                        }
+                        if !parsed.username().is_empty() || parsed.password().is_some() {
+                            report.at(
+                                here.clone(),
+                                format!("{which}: credentials in a URL end up in files and logs; put them in an environment variable named by nats_auth"),
+                            );
                         }
                     }
                 }

@@ -124,11 +124,11 @@ impl EventLog {
     }
 
     /// Appends a generated event.
-    pub fn push_event(&self, event: &GenEvent) {
+    pub fn push_event(&self, event: GenEvent) {
         self.push(LogEntry {
             time_us: event.time_us,
             collection: extract_str(event.json.as_bytes(), b"\"collection\":\""),
-            frame: event.json.as_bytes().into(),
+            frame: event.json.into_bytes().into(),
         });
     }
 
@@ -205,7 +205,7 @@ impl EventLog {
                     generator.crisis_event(base + i)
                 };
                 on_event(&event);
-                self.push_event(&event);
+                self.push_event(event);
             }
         }
         self.close();

@@ -382,7 +382,7 @@ nats_auth = { kind = "credentials", env = "EARSHOT_TEST_SURELY_UNSET_CREDS" }
 [[queue]]
 id = "nosubject"
 sink = "nats"
-url = "tls://nats.example.com:4222"
+url = "tls://earshot:hunter2@nats.example.com:4222"
 
 [[queue]]
 id = "lines"
@@ -414,8 +414,9 @@ queue = "nowhere"
         "queue `archive`: format, template and auth apply to webhook queues only".to_string(),
         "`EARSHOT_TEST_SURELY_UNSET_TOKEN` (auth.env) is not set".to_string(),
         "queue `archive`: noise: ".to_string(),
-        "queue `stream`: url: `nats://` is only allowed to a loopback address; use `tls://`"
+        "queue `stream`: url 1: `nats://` is only allowed to a loopback address; use `tls://`"
             .to_string(),
+        "queue `nosubject`: url 1: credentials in a URL end up in files and logs".to_string(),
         "queue `stream`: subject: `crm.*`: wildcards".to_string(),
         "queue `stream`: secret_env signs webhooks".to_string(),
         "`EARSHOT_TEST_SURELY_UNSET_CREDS` (nats_auth.env) is not set".to_string(),
@@ -424,6 +425,10 @@ queue = "nowhere"
     ] {
         assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
     }
+    assert!(
+        !stderr.contains("hunter2"),
+        "a password reached the output:\n{stderr}"
+    );
 }
 
 #[test]

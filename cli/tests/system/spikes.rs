@@ -119,7 +119,7 @@ async fn a_wave_of_negative_posts_is_a_spike_on_the_crisis_queue_and_raises_urge
                 generator.crisis_event(at)
             };
             pushed += u64::from(sent_to_earshot(&event));
-            log.push_event(&event);
+            log.push_event(event);
         }
         // The second is in when the workers have finished its frames (they hand the mentions
         // to the monitor first) and the monitor has counted every mention.
