@@ -40,6 +40,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
 # systemd-analyze checks the unit in deploy/systemd (cli/tests/system/deploy.rs).
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# openssl runs deploy/compose/nats/make-certs.sh (cli/tests/system/deploy_cluster.rs).
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 browser=$(find_browser)
 [ -n "$browser" ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -131,6 +133,29 @@ if [ -z "${EARSHOT_HADOLINT:-}" ]; then
   EARSHOT_HADOLINT=$(command -v hadolint)
   export EARSHOT_HADOLINT
 fi
+
+# kubernetes-validate checks the manifests in deploy/kubernetes against the Kubernetes
+# schemas it carries (cli/tests/system/deploy_cluster.rs); it brings PyYAML and jsonschema,
+# with which the same tests read YAML and check the compose file against the Compose
+# Specification's schema (deploy/schemas/). $EARSHOT_KUBERNETES_VALIDATE, when set, names
+# another one; $EARSHOT_PYTHON is the Python that has those modules.
+kubernetes_validate_version=1.37.0
+EARSHOT_PYTHON="${EARSHOT_PYTHON:-python3}"
+if [ -z "${EARSHOT_KUBERNETES_VALIDATE:-}" ]; then
+  if ! command -v kubernetes-validate >/dev/null 2>&1 \
+    || ! "$EARSHOT_PYTHON" -c 'import yaml, jsonschema' >/dev/null 2>&1; then
+    echo "== install kubernetes-validate $kubernetes_validate_version"
+    "$EARSHOT_PYTHON" -m pip install --quiet --disable-pip-version-check \
+      "kubernetes-validate==$kubernetes_validate_version" </dev/null
+    PATH="$("$EARSHOT_PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+    export PATH
+    hash -r
+  fi
+  EARSHOT_KUBERNETES_VALIDATE=$(command -v kubernetes-validate)
+  export EARSHOT_KUBERNETES_VALIDATE
+fi
+export EARSHOT_PYTHON
+echo "== kubernetes-validate: $EARSHOT_KUBERNETES_VALIDATE ($("$EARSHOT_KUBERNETES_VALIDATE" --version))"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -6,6 +6,7 @@ mod backtest;
 mod demo;
 mod dlq;
 mod probe;
+mod receive;
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -96,6 +97,8 @@ enum Command {
     /// Ask a running earshot whether it is alive (/healthz) or, with --ready, ready
     /// (/readyz): exit 0 when it is, 1 otherwise. For container health checks and exec probes.
     Probe(probe::ProbeArgs),
+    /// Receive earshot's webhooks: verify each signature and body, print counts.
+    Receive(receive::ReceiveArgs),
     /// Run everything in-process: simulated firehose → earshot → signed webhooks → receiver.
     Demo {
         /// Stop after this many seconds (default: until Ctrl-C).
@@ -357,6 +360,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Dlq { action } => dlq::run(action).await,
         Command::Probe(args) => probe::run(args).await,
+        Command::Receive(args) => receive::run(args).await,
         Command::Demo {
             duration,
             rate,

@@ -8,6 +8,8 @@
 //! and drop their queue senders; sinks end when their queues drain. [`Running::wait`] joins in
 //! that order and names whatever is still running past the drain deadline.
 
+mod cluster_node;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,19 +37,15 @@ use crate::outbox::writer::{Routed, Writer, WriterQueue};
 use crate::reload::customers::Customers;
 use crate::reload::{self, Reloader};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
-use crate::sink::breaker::BreakerSettings;
-use crate::sink::dispatch::{self, Deliverer, DispatchSettings};
-use crate::sink::file::{LineWriter, Target};
-use crate::sink::nats::{NatsConnect, NatsTarget};
-use crate::sink::payload::Payload;
-use crate::sink::signature::SigningKey;
-use crate::sink::webhook::{self, WebhookTarget};
-use crate::sink::{QueueConfig, SinkKind};
+use crate::sink::dispatch::{self, Deliverer};
+use crate::sink::QueueConfig;
 use crate::skip::SkipCounts;
 use crate::source::batch::Batch;
 use crate::source::emit::{Emitter, SourceStats};
 use crate::source::error::SourceError;
 use crate::worker::{self, Outputs, Totals, Worker};
+
+pub use crate::sink::setup::QueueSetupError;
 
 /// Why the pipeline could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +64,9 @@ pub enum AppError {
         /// What is wrong.
         source: QueueSetupError,
     },
+    /// The node cannot join its cluster.
+    #[error("cluster: {0}")]
+    Cluster(crate::cluster::ClusterError),
     /// The outbox cannot be opened.
     #[error("outbox: {0}")]
     Outbox(#[from] crate::outbox::store::StoreError),
@@ -80,47 +81,6 @@ pub enum AppError {
         /// The error.
         source: std::io::Error,
     },
-}
-
-/// Why a webhook queue cannot be set up at start. Secrets are named by their environment
-/// variable, never shown.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueSetupError {
-    /// No `url`.
-    #[error("needs a url")]
-    NoUrl,
-    /// The `url` does not parse.
-    #[error("url: {0}")]
-    Url(#[from] url::ParseError),
-    /// No `secret_env`.
-    #[error("needs secret_env")]
-    NoSecretEnv,
-    /// An environment variable the queue names is not set.
-    #[error("environment variable `{0}` is not set")]
-    EnvNotSet(String),
-    /// The signing secret is unusable.
-    #[error("{0}")]
-    Secret(#[from] crate::sink::signature::SecretError),
-    /// The credential in `env` cannot be sent as a header.
-    #[error("`{env}`: {source}")]
-    Auth {
-        /// The environment variable.
-        env: String,
-        /// Why.
-        source: webhook::InvalidAuthHeader,
-    },
-    /// The payload template does not load.
-    #[error("{0}")]
-    Payload(#[from] crate::sink::payload::PayloadError),
-    /// The HTTP client cannot be built.
-    #[error("HTTP client: {0}")]
-    Client(reqwest::Error),
-    /// A `nats` queue without `subject`.
-    #[error("needs a subject")]
-    NoSubject,
-    /// A `nats` queue's client cannot be set up.
-    #[error("{0}")]
-    Nats(#[from] crate::sink::nats::NatsSetupError),
 }
 
 /// How to run.
@@ -206,6 +166,8 @@ pub struct Running {
     /// Which parts run and what keeps the pipeline from being ready (what `/readyz` answers).
     pub health: Arc<Health>,
     monitor: Option<std::thread::JoinHandle<()>>,
+    /// The cluster roles' tasks, on a cluster node.
+    cluster: Option<cluster_node::ClusterParts>,
     source_tasks: Vec<(String, JoinHandle<Result<(), SourceError>>)>,
     worker_threads: Vec<std::thread::JoinHandle<usize>>,
     background: Vec<JoinHandle<()>>,
@@ -233,11 +195,28 @@ pub async fn start(
     let health = Health::new();
     let queue_ids: Vec<String> = compiled.router.queues().to_vec();
 
+    // A cluster node joins first: every role works through the cluster's streams.
+    let node = match &config.cluster {
+        Some(settings) => Some(
+            crate::cluster::join(settings, config.outbox.dead_letter_ttl)
+                .await
+                .map_err(AppError::Cluster)?,
+        ),
+        None => None,
+    };
+
     // The outbox and its dispatchers first, so workers always have somewhere to send.
     let mut sources_config = config.sources.clone();
     let mut delivery = None;
     let mut routed_tx = None;
-    if options.deliver {
+    let mut cluster_parts = None;
+    if let Some(node) = &node {
+        let (parts, tx) =
+            cluster_node::start_delivery(config, node, &options, &latencies, trigger, &health)
+                .await?;
+        routed_tx = tx;
+        cluster_parts = Some(parts);
+    } else if options.deliver {
         let (started, tx) =
             start_delivery(config, &mut sources_config, &health, &latencies, trigger).await?;
         routed_tx = Some(tx);
@@ -284,14 +263,28 @@ pub async fn start(
     let totals = workers.totals.clone();
     let worker_threads = workers.threads;
     let workers_running = Arc::new(AtomicBool::new(true));
-    let sources = start_sources(
-        config,
-        &sources_config,
-        workers.frame_tx,
-        workers.recycled,
-        trigger,
-        &health,
-    );
+    let sources = match (&node, cluster_parts.as_mut()) {
+        (Some(node), Some(parts)) => {
+            cluster_node::start_sources(
+                config,
+                node,
+                parts,
+                workers.frame_tx,
+                workers.recycled,
+                trigger,
+                &health,
+            )
+            .await?
+        }
+        _ => start_sources(
+            config,
+            &sources_config,
+            workers.frame_tx,
+            workers.recycled,
+            trigger,
+            &health,
+        ),
+    };
 
     let mut background = start_background(
         config,
@@ -342,6 +335,7 @@ pub async fn start(
         live,
         health,
         monitor,
+        cluster: cluster_parts,
         source_tasks: sources.tasks,
         worker_threads,
         background,
@@ -628,13 +622,7 @@ fn spawn_source(
     }
     let held = health.register(Component::Source, format!("source {id}"));
     tokio::spawn(held.watch_result(async move {
-        let result = match kind {
-            SourceKind::Jetstream(o) => o.run(emitter, shutdown).await,
-            SourceKind::HttpNdjson(o) => o.run(emitter, shutdown).await,
-            SourceKind::Sse(o) => o.run(emitter, shutdown).await,
-            SourceKind::File(o) => o.run(emitter, shutdown).await,
-        };
-        match result {
+        match kind.run(emitter, shutdown).await {
             Ok(()) => {
                 info!(source = %id, "source finished");
                 Ok(())
@@ -681,7 +669,7 @@ async fn start_delivery(
                 store.clone(),
                 shared.clone(),
                 deliverer,
-                dispatch_settings(q),
+                crate::sink::setup::dispatch_settings(q),
                 latencies.clone(),
             ))),
         ));
@@ -780,125 +768,28 @@ async fn expire_dead_letters(
     }
 }
 
-/// Starts each source where the last run's checkpoint says, when there is one: a Jetstream
-/// source at its checkpointed cursor less its `resume_overlap` (the overlap's repeats are
-/// dropped by the source), a file at its checkpointed offset (from the start if the file is
-/// now shorter: it was replaced).
+/// Starts each source where the last run's checkpoint says, when there is one
+/// ([`crate::config::SourceConfig::resume_at`]).
 fn resume_positions(
     store: &Store,
     sources: &mut [crate::config::SourceConfig],
 ) -> Result<(), AppError> {
-    use crate::source::batch::Position;
     let positions = store.positions()?;
     for s in sources {
-        let Some((_, p)) = positions.iter().find(|(id, _)| *id == s.id) else {
-            continue;
-        };
-        match (&mut s.kind, *p) {
-            (SourceKind::Jetstream(o), Position::Cursor(c)) => {
-                let cursor = c.saturating_sub(o.resume_overlap.as_micros() as u64);
-                info!(source = %s.id, cursor, "resuming from the checkpoint");
-                o.cursor = Some(cursor);
-            }
-            (SourceKind::File(o), Position::Offset(off)) if o.path.as_os_str() != "-" => {
-                let len = std::fs::metadata(&o.path).map(|m| m.len()).unwrap_or(0);
-                if off <= len {
-                    info!(source = %s.id, offset = off, "resuming from the checkpoint");
-                    o.start_offset = off;
-                } else {
-                    warn!(source = %s.id, offset = off, len,
-                        "the file is shorter than its checkpoint (replaced?); reading it from the start");
-                }
-            }
-            _ => {}
+        if let Some((_, p)) = positions.iter().find(|(id, _)| *id == s.id) {
+            s.resume_at(*p);
         }
     }
     Ok(())
 }
 
-fn dispatch_settings(q: &QueueConfig) -> DispatchSettings {
-    DispatchSettings {
-        max_attempts: q.max_attempts,
-        retry_schedule: q.retry_schedule.clone(),
-        concurrency: q.concurrency,
-        ordered: q.ordering == crate::sink::Ordering::Ordered,
-        latency_budget: (!q.latency_budget.is_zero()).then_some(q.latency_budget),
-        breaker: BreakerSettings {
-            threshold: q.breaker_failures,
-            cooldown: q.breaker_cooldown,
-            max_cooldown: q.breaker_max_cooldown.max(q.breaker_cooldown),
-        },
-        disable_after: (!q.disable_after.is_zero()).then_some(q.disable_after),
-    }
-}
-
 async fn deliverer(q: &QueueConfig) -> Result<Deliverer, AppError> {
-    Ok(match (q.sink, &q.path) {
-        (SinkKind::Webhook, _) => Deliverer::Webhook(webhook_target(q)?),
-        (SinkKind::Nats, _) => {
-            Deliverer::Nats(nats_target(q).await.map_err(|source| AppError::Queue {
-                queue: q.id.clone(),
-                source,
-            })?)
-        }
-        (SinkKind::File, Some(p)) => {
-            Deliverer::Lines(LineWriter::new(&q.id, Target::File(p.clone())))
-        }
-        _ => Deliverer::Lines(LineWriter::new(&q.id, Target::Stdout)),
-    })
-}
-
-async fn nats_target(q: &QueueConfig) -> Result<NatsTarget, QueueSetupError> {
-    let url = q.url.as_deref().ok_or(QueueSetupError::NoUrl)?;
-    let subject = q.subject.as_deref().ok_or(QueueSetupError::NoSubject)?;
-    let connect = NatsConnect {
-        queue: &q.id,
-        url,
-        auth: q.nats_auth.as_ref(),
-        ca: q.ca.as_deref(),
-        timeout: q.timeout,
-    };
-    Ok(crate::sink::nats::connect(&connect, subject).await?)
-}
-
-fn webhook_target(q: &QueueConfig) -> Result<WebhookTarget, AppError> {
-    webhook_target_of(q).map_err(|source| AppError::Queue {
-        queue: q.id.clone(),
-        source,
-    })
-}
-
-fn webhook_target_of(q: &QueueConfig) -> Result<WebhookTarget, QueueSetupError> {
-    let url = q.url.as_deref().ok_or(QueueSetupError::NoUrl)?;
-    let url = url::Url::parse(url)?;
-    let var = q
-        .secret_env
-        .as_deref()
-        .ok_or(QueueSetupError::NoSecretEnv)?;
-    let secret = std::env::var(var).map_err(|_| QueueSetupError::EnvNotSet(var.to_string()))?;
-    let key = SigningKey::from_secret(&secret)?;
-    let auth = match &q.auth {
-        None => None,
-        Some(a) => {
-            let v = std::env::var(&a.env).map_err(|_| QueueSetupError::EnvNotSet(a.env.clone()))?;
-            Some(
-                webhook::auth_header(a.scheme, &v).map_err(|source| QueueSetupError::Auth {
-                    env: a.env.clone(),
-                    source,
-                })?,
-            )
-        }
-    };
-    let payload = Payload::load(q.format, q.template.as_deref(), &q.vars)?;
-    let client = webhook::client(q.timeout).map_err(QueueSetupError::Client)?;
-    Ok(WebhookTarget {
-        queue: q.id.clone(),
-        url,
-        key,
-        auth,
-        payload: Arc::new(payload),
-        client,
-    })
+    crate::sink::setup::deliverer(q)
+        .await
+        .map_err(|source| AppError::Queue {
+            queue: q.id.clone(),
+            source,
+        })
 }
 
 /// Mirrors each network source's `connected` flag into a plain `AtomicBool` for `/readyz`.
@@ -996,6 +887,12 @@ impl Running {
         let mut force = self.trigger.subscribe();
         let mut forced = false;
         let mut source_errors = Vec::new();
+        let mut cluster = self.cluster;
+        if let Some(parts) = &mut cluster {
+            parts.until_shutdown(&mut shutdown).await;
+            forced |= shutdown.is_forced();
+            parts.stop_ingest(deadline).await;
+        }
         let mut sources_left = self.source_tasks;
         // Sources: until they end by themselves, or shutdown + deadline.
         let mut drain_by: Option<tokio::time::Instant> = None;
@@ -1054,6 +951,9 @@ impl Running {
         }
         forced |= shutdown.is_forced();
         self.workers_running.store(false, Ordering::Relaxed);
+        if let Some(parts) = cluster {
+            parts.stop_rest(deadline).await;
+        }
         // The monitor ends once the workers' senders are gone; its last events reach the
         // writer before the writer's channel closes.
         if let Some(monitor) = self.monitor {
@@ -1188,8 +1088,8 @@ mod tests {
         let queue = |toml: &str| -> QueueConfig {
             toml::from_str(&format!("id = \"tickets\"\nsink = \"webhook\"\n{toml}")).unwrap()
         };
-        let message = |q: &QueueConfig| match webhook_target(q) {
-            Err(e) => e.to_string(),
+        let message = |q: &QueueConfig| match crate::sink::setup::webhook_target(q) {
+            Err(e) => format!("queue `{}`: {e}", q.id),
             Ok(_) => panic!("set up"),
         };
         assert_eq!(message(&queue("")), "queue `tickets`: needs a url");

@@ -8,6 +8,7 @@
 //! `earshot check` runs exactly this validation (plus the rules).
 
 pub mod admin;
+pub mod cluster;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -185,6 +186,20 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// Runs the source until it ends (end of file), fails, or `shutdown` stops it.
+    pub async fn run(
+        self,
+        emitter: crate::source::emit::Emitter,
+        shutdown: crate::shutdown::Shutdown,
+    ) -> Result<(), crate::source::error::SourceError> {
+        match self {
+            SourceKind::Jetstream(o) => o.run(emitter, shutdown).await,
+            SourceKind::HttpNdjson(o) => o.run(emitter, shutdown).await,
+            SourceKind::Sse(o) => o.run(emitter, shutdown).await,
+            SourceKind::File(o) => o.run(emitter, shutdown).await,
+        }
+    }
+
     /// The `type` name.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -205,6 +220,34 @@ pub struct SourceConfig {
     pub format: FormatChoice,
     /// Transport.
     pub kind: SourceKind,
+}
+
+impl SourceConfig {
+    /// Starts the source at `p`, a position it checkpointed before, when its transport can
+    /// resume there: a Jetstream source at the cursor less its `resume_overlap` (the
+    /// overlap's repeats are dropped by the source), a file at the offset (from the start if
+    /// the file is now shorter: it was replaced).
+    pub fn resume_at(&mut self, p: crate::source::batch::Position) {
+        use crate::source::batch::Position;
+        match (&mut self.kind, p) {
+            (SourceKind::Jetstream(o), Position::Cursor(c)) => {
+                let cursor = c.saturating_sub(o.resume_overlap.as_micros() as u64);
+                tracing::info!(source = %self.id, cursor, "resuming from the checkpoint");
+                o.cursor = Some(cursor);
+            }
+            (SourceKind::File(o), Position::Offset(off)) if o.path.as_os_str() != "-" => {
+                let len = std::fs::metadata(&o.path).map(|m| m.len()).unwrap_or(0);
+                if off <= len {
+                    tracing::info!(source = %self.id, offset = off, "resuming from the checkpoint");
+                    o.start_offset = off;
+                } else {
+                    tracing::warn!(source = %self.id, offset = off, len,
+                        "the file is shorter than its checkpoint (replaced?); reading it from the start");
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A validated configuration.
@@ -236,6 +279,8 @@ pub struct Config {
     pub queues: Vec<QueueConfig>,
     /// `[[route]]`.
     pub routes: Vec<RouteConfig>,
+    /// `[cluster]`: present when this node is one of a cluster on NATS JetStream.
+    pub cluster: Option<cluster::ClusterSettings>,
 }
 
 /// `[routing]`: where the queues and routes live. A brand team keeps them in `rules/`
@@ -302,6 +347,7 @@ const SECTIONS: &[&str] = &[
     "source",
     "queue",
     "route",
+    "cluster",
 ];
 
 impl Config {
@@ -370,7 +416,9 @@ impl Config {
             sources: Vec::new(),
             queues: Vec::new(),
             routes: Vec::new(),
+            cluster: None,
         };
+        let mut cluster_value = None;
         let mut source_spans = Vec::new();
         let mut queue_spans = Vec::new();
         let mut route_spans = Vec::new();
@@ -397,6 +445,12 @@ impl Config {
                 "spikes" => {
                     spikes_span = Some(key.span());
                     section(&mut report, name, value, &mut config.spikes)
+                }
+                "cluster" => {
+                    cluster_value = Some(value);
+                    let mut settings = None;
+                    section(&mut report, name, value, &mut settings);
+                    config.cluster = settings;
                 }
                 "source" => {
                     for (i, item) in array_items(&mut report, name, value) {
@@ -433,6 +487,21 @@ impl Config {
         config.resolve_paths(base);
         for (key, problem) in config.admin.problems() {
             report.at(admin_value.map(|v| key_span(v, key)), problem);
+        }
+        if let Some(cluster) = &mut config.cluster {
+            cluster.resolve_node();
+            for (key, problem) in cluster.problems(|u| check_remote_url(u, &["tls"], &["nats"])) {
+                report.at(cluster_value.map(|v| key_span(v, key)), problem);
+            }
+            // The spike detector of a cluster (one by lease, fed by every worker's counts) is
+            // not there yet: a node alone would see only its own share and raise false alarms.
+            match &spikes_span {
+                Some(span) if config.spikes.enabled => report.at(
+                    Some(span.clone()),
+                    "spikes: spike detection is not available in cluster mode yet; set `enabled = false` under [spikes]",
+                ),
+                _ => config.spikes.enabled = false,
+            }
         }
         // The routing file's queues and routes join those of this file.
         let mut routing_errors = Vec::new();
@@ -590,6 +659,9 @@ impl Config {
             }
         }
         if let Some(p) = &mut self.scoring.path {
+            resolve(p);
+        }
+        if let Some(p) = self.cluster.as_mut().and_then(|c| c.ca.as_mut()) {
             resolve(p);
         }
         if let Some(p) = &mut self.customers.path {

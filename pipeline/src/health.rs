@@ -39,16 +39,19 @@ pub enum Component {
     Outbox,
     /// A source's task.
     Source,
+    /// A cluster role's task (a source's ingester, the frame consumer, a queue's deliverer).
+    Cluster,
 }
 
 impl Component {
     /// Every kind.
-    pub const ALL: [Component; 5] = [
+    pub const ALL: [Component; 6] = [
         Component::Worker,
         Component::Dispatcher,
         Component::Monitor,
         Component::Outbox,
         Component::Source,
+        Component::Cluster,
     ];
 
     /// The label value.
@@ -59,6 +62,7 @@ impl Component {
             Component::Monitor => "monitor",
             Component::Outbox => "outbox",
             Component::Source => "source",
+            Component::Cluster => "cluster",
         }
     }
 }

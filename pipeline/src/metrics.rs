@@ -17,6 +17,16 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::noise::HoldReason;
 use crate::skip::SkipReason;
 
+/// Messages a cluster node published to a stream and had acknowledged, or had to publish
+/// again. Labels: `stream`, `outcome` (`acked`, `retried`).
+pub const CLUSTER_PUBLISHED: &str = "earshot_cluster_published_total";
+/// 1 while this node holds a lease. Labels: `lease` (`source.<id>`, `queue.<id>`).
+pub const CLUSTER_LEASE_HELD: &str = "earshot_cluster_lease_held";
+/// Times this node took a lease over. Labels: `lease`.
+pub const CLUSTER_LEASE_TAKEN: &str = "earshot_cluster_lease_taken_total";
+/// Stream messages a worker refused as not a frame batch (terminated, never redelivered).
+pub const CLUSTER_FRAMES_REFUSED: &str = "earshot_cluster_frame_batches_refused_total";
+
 /// Frames received by a source (before any skip). Labels: `source`.
 pub const SOURCE_FRAMES_RECEIVED: &str = "earshot_source_frames_received_total";
 /// Bytes received by a source. Labels: `source`.

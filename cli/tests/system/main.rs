@@ -8,6 +8,7 @@ mod cli;
 mod cluster_lease;
 mod delivery;
 mod deploy;
+mod deploy_cluster;
 mod e2e;
 mod faults;
 mod hostile;

@@ -44,6 +44,7 @@
 mod digest;
 mod fingerprint;
 mod memory;
+mod noticed;
 
 #[cfg(test)]
 mod tests;
@@ -62,6 +63,7 @@ pub use self::digest::{
     Summary, SummaryAuthor, EXAMPLES_PER_GROUP, SUMMARY_TEXT_CHARS, TOP_RATE_LIMITED,
 };
 pub use self::fingerprint::{hamming, simhash, word_count, MIN_WORDS};
+pub use self::noticed::Noticed;
 
 use self::memory::{Recent, StormIndex};
 
@@ -359,28 +361,33 @@ impl NoiseGate {
     /// Decides for one routed mention at `now_ms` (milliseconds, any monotone epoch; tests
     /// inject it).
     pub fn admit(&mut self, mention: &Mention, now_ms: u64) -> Verdict {
+        self.admit_noticed(&Noticed::of(mention), now_ms)
+    }
+
+    /// [`NoiseGate::admit`] on what noise control reads of a mention (a mention that came as
+    /// its contract's JSON).
+    pub fn admit_noticed(&mut self, n: &Noticed, now_ms: u64) -> Verdict {
         let now = self.tick(now_ms);
-        let post = &mention.post;
         if self.config.reposts {
-            if let Some(original) = post.original.as_deref() {
+            if let Some(original) = n.original.as_deref() {
                 if self.originals.get(original).is_some() {
-                    return self.hold(HoldReason::Repost, Some(original.to_owned()), mention, now);
+                    return self.hold(HoldReason::Repost, Some(original.to_owned()), n, now);
                 }
             }
         }
         let fingerprint = if self.config.storm {
-            simhash(&post.text)
+            simhash(&n.text)
         } else {
             None
         };
         if let Some(cluster) = fingerprint.and_then(|fp| self.storms.find(fp)) {
-            return self.hold(HoldReason::Storm, Some(storm_key(cluster)), mention, now);
+            return self.hold(HoldReason::Storm, Some(storm_key(cluster)), n, now);
         }
 
         // New: remember it, whatever follows.
         if self.config.reposts {
-            self.originals.insert(&post.id, now);
-            if let Some(original) = post.original.as_deref() {
+            self.originals.insert(&n.post_id, now);
+            if let Some(original) = n.original.as_deref() {
                 self.originals.insert(original, now);
             }
         }
@@ -388,32 +395,31 @@ impl NoiseGate {
             self.storms.insert(fp, now);
         }
 
-        let exempt = self.config.exempt.contains(&mention.recommendation.action);
-        let author = (self.cooldown_ms > 0)
-            .then(|| format!("{}:{}", post.platform.as_str(), post.author.id));
-        if let Some(author) = &author {
+        let exempt = self.config.exempt.contains(&n.action);
+        let author = (self.cooldown_ms > 0).then_some(n.author_key.as_str());
+        if let Some(author) = author {
             if !exempt && self.authors.get(author).is_some() {
-                return self.hold(HoldReason::Cooldown, Some(author.clone()), mention, now);
+                return self.hold(HoldReason::Cooldown, Some(author.to_owned()), n, now);
             }
         }
         if let Some(bucket) = &mut self.bucket {
             if !bucket.take(now) && !exempt {
-                return self.hold(HoldReason::RateLimited, None, mention, now);
+                return self.hold(HoldReason::RateLimited, None, n, now);
             }
         }
-        if let Some(author) = &author {
+        if let Some(author) = author {
             self.authors.insert(author, now);
         }
         Verdict::Deliver
     }
 
-    fn hold(&mut self, reason: HoldReason, key: Option<String>, m: &Mention, now: u64) -> Verdict {
+    fn hold(&mut self, reason: HoldReason, key: Option<String>, n: &Noticed, now: u64) -> Verdict {
         self.held += 1;
         self.window_start.get_or_insert(now);
         Verdict::Hold(Held {
             reason,
             key,
-            summary: Summary::of(m),
+            summary: n.summary.clone(),
             at_ms: now,
         })
     }

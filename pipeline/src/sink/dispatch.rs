@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
+use super::backing::{Local, QueueBacking};
 use super::breaker::{Breaker, BreakerSettings, BreakerState};
 use super::file::LineWriter;
 use super::nats::{self, NatsTarget};
@@ -34,7 +35,7 @@ use crate::metrics::{
 };
 use crate::outbox::entry::{now_us, Entry};
 use crate::outbox::queue::QueueShared;
-use crate::outbox::store::{Store, Table};
+use crate::outbox::store::Store;
 
 /// How a queue delivers.
 #[derive(Debug, Clone)]
@@ -81,9 +82,28 @@ pub enum Deliverer {
 /// store by another path (a replay through the admin server) even without a notification.
 const POLL: Duration = Duration::from_secs(1);
 
-/// Runs the dispatcher of one queue until it is closed and empty, or stopped.
+/// Runs the dispatcher of one queue over the local outbox until it is closed and empty, or
+/// stopped.
 pub async fn run(
     store: Arc<Store>,
+    shared: Arc<QueueShared>,
+    deliverer: Deliverer,
+    settings: DispatchSettings,
+    latencies: Latencies,
+) {
+    run_on(
+        Arc::new(Local(store)),
+        shared,
+        deliverer,
+        settings,
+        latencies,
+    )
+    .await
+}
+
+/// Runs the dispatcher of one queue over `store` until it is closed and empty, or stopped.
+pub async fn run_on(
+    store: Arc<dyn QueueBacking>,
     shared: Arc<QueueShared>,
     deliverer: Deliverer,
     settings: DispatchSettings,
@@ -112,7 +132,7 @@ fn count(queue: &str, outcome: &'static str, n: u64) {
 /// File and stdout queues: write entries in order, in batches; an I/O error is retried after
 /// a pause, never skipped.
 async fn lines(
-    store: Arc<Store>,
+    store: Arc<dyn QueueBacking>,
     shared: Arc<QueueShared>,
     mut writer: LineWriter,
     lat: Latencies,
@@ -124,7 +144,7 @@ async fn lines(
             break;
         }
         let closed = shared.closed.load(Ordering::Relaxed);
-        let (batch, broken) = match store.read(Table::Outbox, &q, after, 512) {
+        let (batch, broken) = match store.read(&q, after, 512).await {
             Ok(r) => r,
             Err(e) => {
                 error!(queue = %q, error = %e, "cannot read the outbox; retrying");
@@ -133,7 +153,7 @@ async fn lines(
             }
         };
         if !broken.is_empty() {
-            bury_broken(&store, &shared, &broken);
+            bury_broken(&*store, &shared, &broken).await;
             after = after.max(*broken.iter().max().unwrap_or(&0));
         }
         if batch.is_empty() {
@@ -147,7 +167,7 @@ async fn lines(
             Ok(()) => {
                 let seqs: Vec<u64> = batch.iter().map(|s| s.seq).collect();
                 after = *seqs.last().unwrap_or(&after);
-                if let Err(e) = store.ack(&q, &seqs) {
+                if let Err(e) = store.ack(&q, &seqs).await {
                     error!(queue = %q, error = %e, "cannot remove delivered entries");
                 }
                 shared.sub_depth(seqs.len() as u64);
@@ -171,9 +191,9 @@ async fn lines(
     debug!(queue = %q, "dispatcher finished");
 }
 
-fn bury_broken(store: &Store, shared: &QueueShared, seqs: &[u64]) {
+async fn bury_broken(store: &dyn QueueBacking, shared: &QueueShared, seqs: &[u64]) {
     let items: Vec<(u64, Option<&Entry>)> = seqs.iter().map(|&s| (s, None)).collect();
-    match store.bury(&shared.id, &items) {
+    match store.bury(&shared.id, &items).await {
         Ok(()) => {
             error!(queue = %shared.id, entries = seqs.len(),
                 "outbox entries that no longer parse were moved to the dead-letter store");
@@ -210,7 +230,7 @@ impl Target {
 /// concurrent attempts, the retry schedule with jitter, `Retry-After`, the breaker, ordering,
 /// disabling and dead letters.
 struct Remote {
-    store: Arc<Store>,
+    store: Arc<dyn QueueBacking>,
     shared: Arc<QueueShared>,
     target: Arc<Target>,
     s: DispatchSettings,
@@ -231,7 +251,7 @@ struct Remote {
 
 impl Remote {
     fn new(
-        store: Arc<Store>,
+        store: Arc<dyn QueueBacking>,
         shared: Arc<QueueShared>,
         target: Target,
         s: DispatchSettings,
@@ -272,7 +292,7 @@ impl Remote {
                 self.read_after = 0;
             }
             if !self.disabled && self.past_disable_limit(now) {
-                self.disable(now);
+                self.disable(now).await;
             }
             self.shared.disabled.store(self.disabled, Ordering::Relaxed);
             gauge_disabled.set(if self.disabled { 1.0 } else { 0.0 });
@@ -280,9 +300,9 @@ impl Remote {
                 BreakerState::Closed => 0.0,
                 _ => 1.0,
             });
-            let read_nothing = self.refill(now);
+            let read_nothing = self.refill(now).await;
             self.start_due(now);
-            self.flush_acks();
+            self.flush_acks().await;
             if self.shared.closed.load(Ordering::Relaxed)
                 && self.slots.is_empty()
                 && self.tasks.is_empty()
@@ -293,32 +313,32 @@ impl Remote {
             let wake = self.next_wake(now);
             tokio::select! {
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
-                    self.joined(done);
+                    self.joined(done).await;
                     // Take every other attempt that has ended too, so their acks share one
                     // store transaction and the window refills in one read.
                     while let Some(done) = self.tasks.try_join_next_with_id() {
-                        self.joined(done);
+                        self.joined(done).await;
                     }
                 }
                 _ = self.shared.notify.notified() => {}
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
         }
-        self.flush_acks();
+        self.flush_acks().await;
         self.shared.export();
         debug!(queue = %q, "dispatcher finished");
     }
 
     /// An attempt task ended: with its result, or without one (it panicked, or was aborted
     /// when the queue was disabled or stopped).
-    fn joined(
+    async fn joined(
         &mut self,
         done: Result<(tokio::task::Id, (u64, webhook::Attempt, bool)), tokio::task::JoinError>,
     ) {
         match done {
             Ok((id, (seq, attempt, probe))) => {
                 self.in_flight.remove(&id);
-                self.finished(seq, attempt, probe);
+                self.finished(seq, attempt, probe).await;
             }
             Err(e) => {
                 let Some((seq, probe)) = self.in_flight.remove(&e.id()) else {
@@ -350,7 +370,7 @@ impl Remote {
                 slot.entry.last_error = Some(
                     "the delivery attempt panicked (a bug in earshot); replay it once fixed".into(),
                 );
-                self.bury(&mut [(seq, slot.entry)]);
+                self.bury(&mut [(seq, slot.entry)]).await;
             }
         }
     }
@@ -364,7 +384,7 @@ impl Remote {
 
     /// The endpoint has failed for too long: everything of this queue, in memory and in the
     /// store, moves to the dead-letter store until a replay re-enables the queue.
-    fn disable(&mut self, now: Instant) {
+    async fn disable(&mut self, now: Instant) {
         self.disabled = true;
         let failing = self.breaker.failing_for(now).unwrap_or_default();
         error!(queue = %self.shared.id, failing_s = failing.as_secs(),
@@ -382,15 +402,15 @@ impl Remote {
                 (seq, slot.entry)
             })
             .collect();
-        self.bury(&mut items);
+        self.bury(&mut items).await;
     }
 
-    fn bury(&mut self, items: &mut [(u64, Entry)]) {
+    async fn bury(&mut self, items: &mut [(u64, Entry)]) {
         if items.is_empty() {
             return;
         }
         let refs: Vec<(u64, Option<&Entry>)> = items.iter().map(|(s, e)| (*s, Some(e))).collect();
-        match self.store.bury(&self.shared.id, &refs) {
+        match self.store.bury(&self.shared.id, &refs).await {
             Ok(()) => {
                 self.shared.sub_depth(items.len() as u64);
                 self.shared
@@ -404,7 +424,7 @@ impl Remote {
     }
 
     /// Reads entries into the window. Returns true when the store had nothing new.
-    fn refill(&mut self, now: Instant) -> bool {
+    async fn refill(&mut self, now: Instant) -> bool {
         let window = self.s.window();
         let room = window.saturating_sub(self.slots.len());
         // Read in chunks of a quarter window at least: one read transaction per delivery
@@ -412,19 +432,19 @@ impl Remote {
         if room == 0 || (room < window / 4 && !self.slots.is_empty()) {
             return false;
         }
-        let (batch, broken) =
-            match self
-                .store
-                .read(Table::Outbox, &self.shared.id, self.read_after, room)
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    error!(queue = %self.shared.id, error = %e, "cannot read the outbox");
-                    return false;
-                }
-            };
+        let (batch, broken) = match self
+            .store
+            .read(&self.shared.id, self.read_after, room)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                error!(queue = %self.shared.id, error = %e, "cannot read the outbox");
+                return false;
+            }
+        };
         if !broken.is_empty() {
-            bury_broken(&self.store, &self.shared, &broken);
+            bury_broken(&*self.store, &self.shared, &broken).await;
             self.read_after = self.read_after.max(*broken.iter().max().unwrap_or(&0));
         }
         let nothing = batch.is_empty() && broken.is_empty();
@@ -438,7 +458,7 @@ impl Remote {
                     (s.seq, e)
                 })
                 .collect();
-            self.bury(&mut items);
+            self.bury(&mut items).await;
             return nothing;
         }
         for s in batch {
@@ -505,7 +525,7 @@ impl Remote {
         }
     }
 
-    fn finished(&mut self, seq: u64, attempt: webhook::Attempt, probe: bool) {
+    async fn finished(&mut self, seq: u64, attempt: webhook::Attempt, probe: bool) {
         let now = Instant::now();
         let q = self.shared.id.clone();
         let Some(mut slot) = self.slots.remove(&seq) else {
@@ -551,7 +571,7 @@ impl Remote {
                 warn!(queue = %q, id = %slot.entry.id, detail = %attempt.detail,
                     "the endpoint refused an entry; it goes to the dead-letter store");
                 slot.entry.last_error = Some(attempt.detail);
-                self.bury(&mut [(seq, slot.entry)]);
+                self.bury(&mut [(seq, slot.entry)]).await;
             }
             Outcome::Retry(after) => {
                 slot.entry.last_error = Some(attempt.detail.clone());
@@ -574,7 +594,7 @@ impl Remote {
                     count(&q, "dead", 1);
                     warn!(queue = %q, id = %slot.entry.id, attempts = slot.entry.attempts,
                         detail = %attempt.detail, "giving up after the last attempt; the entry goes to the dead-letter store");
-                    self.bury(&mut [(seq, slot.entry)]);
+                    self.bury(&mut [(seq, slot.entry)]).await;
                     return;
                 }
                 count(&q, "retry", 1);
@@ -586,7 +606,7 @@ impl Remote {
                     &mut self.rng,
                 );
                 slot.due = super::breaker::later(now, wait);
-                if let Err(e) = self.store.update(&q, seq, &slot.entry) {
+                if let Err(e) = self.store.update(&q, seq, &slot.entry).await {
                     debug!(queue = %q, error = %e, "cannot record the attempt count");
                 }
                 self.slots.insert(seq, slot);
@@ -594,12 +614,12 @@ impl Remote {
         }
     }
 
-    fn flush_acks(&mut self) {
+    async fn flush_acks(&mut self) {
         if self.acks.is_empty() {
             return;
         }
         let acks = std::mem::take(&mut self.acks);
-        if let Err(e) = self.store.ack(&self.shared.id, &acks) {
+        if let Err(e) = self.store.ack(&self.shared.id, &acks).await {
             error!(queue = %self.shared.id, error = %e,
                 "cannot remove delivered entries; they may be delivered again");
         }

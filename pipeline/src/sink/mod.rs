@@ -7,12 +7,14 @@
 //! failing endpoint therefore never blocks the workers or the other queues; only a full
 //! outbox ([`crate::outbox::OutboxSettings::max_entries`]) pushes back on the sources.
 
+pub mod backing;
 pub mod breaker;
 pub mod dispatch;
 pub mod file;
 pub mod nats;
 pub mod payload;
 pub mod retry;
+pub mod setup;
 pub mod signature;
 pub mod webhook;
 

@@ -137,9 +137,23 @@ pub struct NatsConnect<'a> {
 /// client (reconnecting without end), so a server that is down at start delays deliveries
 /// (they fail and are retried on the queue's schedule) instead of stopping earshot.
 pub async fn connect(c: &NatsConnect<'_>, subject: &str) -> Result<NatsTarget, NatsSetupError> {
+    let client = client(c, &format!("earshot:{}", c.queue)).await?;
+    let mut js = async_nats::jetstream::new(client);
+    js.set_timeout(c.timeout);
+    Ok(NatsTarget {
+        queue: c.queue.to_string(),
+        subject: subject.to_string(),
+        js,
+        timeout: c.timeout,
+    })
+}
+
+/// A client of the servers of `c`, known to them as `name`, reconnecting without end (a
+/// queue's sink, a cluster node).
+pub async fn client(c: &NatsConnect<'_>, name: &str) -> Result<async_nats::Client, NatsSetupError> {
     crate::tls::ensure_crypto_provider();
     let mut options = async_nats::ConnectOptions::new()
-        .name(format!("earshot:{}", c.queue))
+        .name(name)
         .connection_timeout(c.timeout)
         .retry_on_initial_connect()
         .max_reconnects(None);
@@ -170,18 +184,10 @@ pub async fn connect(c: &NatsConnect<'_>, subject: &str) -> Result<NatsTarget, N
             .tls_client_config(client_tls(c.ca)?);
     }
     let servers: Vec<&str> = c.url.split(',').map(str::trim).collect();
-    let client = options
+    options
         .connect(servers)
         .await
-        .map_err(|e| NatsSetupError::Connect(e.kind().to_string()))?;
-    let mut js = async_nats::jetstream::new(client);
-    js.set_timeout(c.timeout);
-    Ok(NatsTarget {
-        queue: c.queue.to_string(),
-        subject: subject.to_string(),
-        js,
-        timeout: c.timeout,
-    })
+        .map_err(|e| NatsSetupError::Connect(e.kind().to_string()))
 }
 
 /// rustls with the public roots, or with the CAs of `ca` only.

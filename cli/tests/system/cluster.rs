@@ -1,0 +1,365 @@
+//! Cluster mode with real processes on loopback: three `nats-server`s clustered with
+//! JetStream, three `earshot run` nodes taking every role, a growing NDJSON file of generated
+//! posts as the source, and a webhook receiver in this process verifying every delivery.
+//!
+//! One fault at a time, each followed by more posts that must all arrive: kill -9 of the node
+//! reading the source, of a node that only works, of the node delivering the queue, and of a
+//! NATS server; the receiver down for sixty times the queue's longest backoff while the
+//! delivering node is killed; a rolling restart of every node. At the end every expected
+//! mention has been delivered, nothing else has, and every repeat carried the same
+//! `webhook-id`. The takeover times after each kill are printed (`cargo test -- --nocapture`).
+//!
+//! The leases are 2 s here so that the test takes seconds; `EARSHOT_TEST_LEASE_TTL` (e.g.
+//! `6s`, the default) runs the same faults with another lease.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, kv};
+
+use crate::delivery::{append, posts, terminate, wait_for, Endpoint};
+use crate::support::nats::NatsCluster;
+use crate::support::{self, free_port};
+
+/// The test's earshot nodes and what they share.
+struct Nodes {
+    dir: PathBuf,
+    input: PathBuf,
+    configs: Vec<PathBuf>,
+    children: Vec<Option<Child>>,
+    starts: Vec<u32>,
+}
+
+impl Nodes {
+    /// Writes one config per node: the same source file, queue and cluster, each node with
+    /// its own name and admin port.
+    fn new(n: usize, urls: &str, hook_port: u16, lease_ttl: &str, lease_renew: &str) -> Self {
+        support::set_secret();
+        let dir = support::scratch_dir();
+        let input = dir.join("input.ndjson");
+        std::fs::write(&input, "").unwrap();
+        let configs = (0..n)
+            .map(|i| {
+                let config = dir.join(format!("node-{i}.toml"));
+                let text = format!(
+                    r#"[pipeline]
+workers = 1
+[rules]
+paths = ["{rules}"]
+watch = "0"
+[admin]
+listen = "127.0.0.1:{admin}"
+[[source]]
+id = "posts"
+type = "file"
+format = "jetstream"
+path = "{input}"
+follow = true
+poll_interval = "50ms"
+[[queue]]
+id = "all"
+sink = "webhook"
+url = "http://127.0.0.1:{hook_port}/all"
+secret_env = "{secret}"
+concurrency = 4
+max_attempts = 1000
+retry_schedule = ["20ms", "50ms", "100ms"]
+breaker_failures = 3
+breaker_cooldown = "25ms"
+breaker_max_cooldown = "100ms"
+[[route]]
+queue = "all"
+[cluster]
+node = "node-{i}"
+url = "{urls}"
+replicas = 3
+lease_ttl = "{lease_ttl}"
+lease_renew = "{lease_renew}"
+timeout = "2s"
+"#,
+                    rules = support::rules_dir().display(),
+                    admin = free_port(),
+                    input = input.display(),
+                    secret = support::SECRET_ENV,
+                );
+                std::fs::write(&config, text).unwrap();
+                config
+            })
+            .collect();
+        Self {
+            dir,
+            input,
+            configs,
+            children: (0..n).map(|_| None).collect(),
+            starts: vec![0; n],
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        self.starts[i] += 1;
+        let log = std::fs::File::create(self.dir.join(format!("node-{i}.{}.log", self.starts[i])))
+            .unwrap();
+        let child = support::earshot()
+            .args(["run", "--config"])
+            .arg(&self.configs[i])
+            .env("EARSHOT_LOG", "info")
+            .env("EARSHOT_ADMIN_TOKEN", "test-token")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children[i] = Some(child);
+    }
+
+    fn kill_9(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn stop(&mut self, i: usize) {
+        if let Some(c) = self.children[i].take() {
+            terminate(c);
+        }
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for (i, starts) in self.starts.iter().enumerate() {
+            for s in 1..=*starts {
+                let text = std::fs::read_to_string(self.dir.join(format!("node-{i}.{s}.log")))
+                    .unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                out += &format!("--- node-{i} start {s}\n");
+                out += &lines[lines.len().saturating_sub(15)..].join("\n");
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill_9(i);
+        }
+    }
+}
+
+/// The node index holding `key` in the lease bucket, if any.
+async fn holder(leases: &kv::Store, key: &str) -> Option<usize> {
+    let v = leases.get(key).await.ok()??;
+    std::str::from_utf8(&v)
+        .ok()?
+        .strip_prefix("node-")?
+        .parse()
+        .ok()
+}
+
+/// Waits until `key` is held by a node other than `old`; returns it and how long that took.
+async fn takeover(leases: &kv::Store, key: &str, old: usize, limit: Duration) -> (usize, Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(h) = holder(leases, key).await {
+            if h != old {
+                return (h, start.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("`{key}` was not taken over from node-{old} within {limit:?}");
+}
+
+/// Appends `n` generated posts to the nodes' input; adds the mentions they must become to
+/// `expected` and returns how many.
+fn feed(nodes: &Nodes, expected: &mut BTreeSet<String>, seed: u64, n: usize) -> usize {
+    let (frames, ids) = posts(seed, n);
+    append(&nodes.input, &frames);
+    expected.extend(ids.iter().cloned());
+    ids.len()
+}
+
+/// One row of the fault table.
+struct Row {
+    fault: String,
+    sent: usize,
+    delivered: usize,
+    takeover: Option<Duration>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a_rolling_restart() {
+    let lease_ttl = std::env::var("EARSHOT_TEST_LEASE_TTL").unwrap_or_else(|_| "2s".into());
+    let ttl = earshot::duration::parse(&lease_ttl).expect("EARSHOT_TEST_LEASE_TTL");
+    let lease_renew = format!("{}ms", ttl.as_millis() / 4);
+    let limit = ttl * 4 + Duration::from_secs(10);
+    let mut servers = NatsCluster::start(3);
+    let urls = servers
+        .servers
+        .iter()
+        .map(|s| s.url())
+        .collect::<Vec<_>>()
+        .join(",");
+    let hook_port = free_port();
+    let mut endpoint = Endpoint::new(hook_port);
+    endpoint.up().await;
+    let mut nodes = Nodes::new(3, &urls, hook_port, &lease_ttl, &lease_renew);
+    for i in 0..3 {
+        nodes.start(i);
+    }
+    let client = async_nats::connect(servers.servers[1].url())
+        .await
+        .expect("connect");
+    let js = jetstream::new(client);
+
+    let mut expected = BTreeSet::new();
+    let mut rows: Vec<Row> = Vec::new();
+    // Steady state.
+    let sent = feed(&nodes, &mut expected, 1000, 400);
+    let all = wait_for(Duration::from_secs(120), || endpoint.ids() == expected).await;
+    assert!(all, "not delivered in the steady state:\n{}", nodes.logs());
+    rows.push(Row {
+        fault: "none (3 nodes up)".into(),
+        sent,
+        delivered: endpoint.ids().len(),
+        takeover: None,
+    });
+    let leases = loop {
+        if let Ok(kv) = js.get_key_value("earshot_leases").await {
+            break kv;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // kill -9 of the node reading the source.
+    let reader = holder(&leases, "source.posts").await.expect("a reader");
+    nodes.kill_9(reader);
+    let sent = feed(&nodes, &mut expected, 2000, 300);
+    let (_, took) = takeover(&leases, "source.posts", reader, limit).await;
+    let all = wait_for(limit * 2, || endpoint.ids() == expected).await;
+    assert!(
+        all,
+        "not delivered after the reader's kill:\n{}",
+        nodes.logs()
+    );
+    rows.push(Row {
+        fault: "kill -9 of the reading node".into(),
+        sent,
+        delivered: endpoint.ids().len(),
+        takeover: Some(took),
+    });
+    nodes.start(reader);
+
+    // kill -9 of a node holding no lease: it only works.
+    let r = holder(&leases, "source.posts").await;
+    let d = holder(&leases, "queue.all").await;
+    let worker = (0..3).find(|i| Some(*i) != r && Some(*i) != d).unwrap_or(0);
+    let sent = feed(&nodes, &mut expected, 3000, 300);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nodes.kill_9(worker);
+    let all = wait_for(limit * 2, || endpoint.ids() == expected).await;
+    assert!(
+        all,
+        "not delivered after a worker's kill:\n{}",
+        nodes.logs()
+    );
+    rows.push(Row {
+        fault: "kill -9 of a working node".into(),
+        sent,
+        delivered: endpoint.ids().len(),
+        takeover: None,
+    });
+    nodes.start(worker);
+
+    // kill -9 of the node delivering the queue, with the receiver down for sixty backoffs.
+    let deliverer = holder(&leases, "queue.all").await.expect("a deliverer");
+    endpoint.down();
+    let sent = feed(&nodes, &mut expected, 4000, 300);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    nodes.kill_9(deliverer);
+    let (_, took) = takeover(&leases, "queue.all", deliverer, limit).await;
+    tokio::time::sleep(Duration::from_secs(4)).await; // 6 s down in all: 60 × 100 ms
+    endpoint.up().await;
+    let all = wait_for(limit * 3, || endpoint.ids() == expected).await;
+    assert!(
+        all,
+        "not delivered after the deliverer's kill:\n{}",
+        nodes.logs()
+    );
+    rows.push(Row {
+        fault: "receiver down 6 s (60 backoffs) + kill -9 of the delivering node".into(),
+        sent,
+        delivered: endpoint.ids().len(),
+        takeover: Some(took),
+    });
+    nodes.start(deliverer);
+
+    // kill -9 of a NATS server (not the test's own).
+    servers.servers[0].kill();
+    let sent = feed(&nodes, &mut expected, 5000, 300);
+    let all = wait_for(limit * 3, || endpoint.ids() == expected).await;
+    assert!(
+        all,
+        "not delivered after a NATS server's kill:\n{}",
+        nodes.logs()
+    );
+    rows.push(Row {
+        fault: "kill -9 of a NATS server".into(),
+        sent,
+        delivered: endpoint.ids().len(),
+        takeover: None,
+    });
+    servers.servers[0].restart();
+
+    // A rolling restart, posts arriving throughout.
+    let mut sent = 0;
+    for i in 0..3 {
+        sent += feed(&nodes, &mut expected, 6000 + i as u64, 100);
+        nodes.stop(i);
+        nodes.start(i);
+        tokio::time::sleep(ttl).await;
+    }
+    let all = wait_for(limit * 3, || endpoint.ids() == expected).await;
+    assert!(
+        all,
+        "not delivered through the rolling restart:\n{}",
+        nodes.logs()
+    );
+    rows.push(Row {
+        fault: "rolling restart of the 3 nodes".into(),
+        sent,
+        delivered: endpoint.ids().len(),
+        takeover: None,
+    });
+
+    let got = endpoint.ids();
+    let duplicates = endpoint.receiver.duplicates.load(Ordering::Relaxed);
+    eprintln!("lease {lease_ttl}; fault | mentions sent | delivered so far | takeover");
+    for r in &rows {
+        eprintln!(
+            "{} | {} | {} | {}",
+            r.fault,
+            r.sent,
+            r.delivered,
+            r.takeover
+                .map(|d| format!("{:.2} s", d.as_secs_f64()))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    eprintln!(
+        "in all: {} expected, {} delivered, {} duplicates (same webhook-id)",
+        expected.len(),
+        got.len(),
+        duplicates
+    );
+    assert_eq!(got, expected, "nothing delivered that was not routed");
+    assert_eq!(endpoint.receiver.rejected.load(Ordering::Relaxed), 0);
+    for i in 0..3 {
+        nodes.stop(i);
+    }
+}
