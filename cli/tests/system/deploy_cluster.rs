@@ -410,32 +410,12 @@ fn secrets_env(cmd: &mut Command) -> &mut Command {
         .env("HOSTNAME", "earshot-test-0")
 }
 
-/// The `[cluster]` table taken out of a config, until `earshot check` knows it (see
-/// `cluster_configs_check_with_their_cluster_table`).
-fn without_cluster_table(text: &str) -> String {
-    let mut out = String::new();
-    let mut skipping = false;
-    for line in text.lines() {
-        if line.starts_with('[') {
-            skipping = line.trim() == "[cluster]";
-        }
-        if !skipping {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
-}
-
-/// `earshot check` on `etc/earshot.toml` (as the node would read it); with `whole` false,
-/// without its `[cluster]` table.
-fn check_config(etc: &Path, whole: bool, what: &str) {
+/// `earshot check` on `etc/earshot.toml`, as the node reads it: its `[cluster]` table too
+/// (the servers' URLs, the token's variable, the CA file, the node's name from `HOSTNAME`).
+fn check_config(etc: &Path, what: &str) {
     let config = etc.join("earshot.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("\n[cluster]\n"), "{what}: no [cluster] table");
-    if !whole {
-        std::fs::write(&config, without_cluster_table(&text)).unwrap();
-    }
     let (ok, out) = run(
         secrets_env(earshot().args(["check", "--config"]).arg(&config)),
         "earshot",
@@ -444,6 +424,16 @@ fn check_config(etc: &Path, whole: bool, what: &str) {
         ok && out.contains("ok: 1 sources"),
         "{what}: earshot check:\n{out}"
     );
+    // The check reads the table: without the CA it names there, the config is refused.
+    let ca = etc.join("nats/ca.pem");
+    let kept = std::fs::read(&ca).unwrap();
+    std::fs::remove_file(&ca).unwrap();
+    let (ok, out) = run(
+        secrets_env(earshot().args(["check", "--config"]).arg(&config)),
+        "earshot",
+    );
+    assert!(!ok && out.contains("cluster.ca"), "{what}: {out}");
+    std::fs::write(&ca, kept).unwrap();
 }
 
 /// /etc/earshot of the compose set's node `node`: its mounts, the image's rules (the
@@ -471,7 +461,7 @@ fn the_compose_nodes_config_checks_as_mounted() {
     for node in ["earshot-1", "earshot-2"] {
         let etc = compose_node_etc(node);
         assert!(etc.path().join("nats/ca.pem").is_file());
-        check_config(etc.path(), false, node);
+        check_config(etc.path(), node);
     }
 }
 
@@ -773,7 +763,7 @@ fn the_kubernetes_config_checks_as_mounted() {
             "/etc/earshot/{file} is not mounted"
         );
     }
-    check_config(etc.path(), false, "deploy/kubernetes/earshot.toml");
+    check_config(etc.path(), "deploy/kubernetes/earshot.toml");
 }
 
 #[test]
@@ -941,24 +931,6 @@ fn the_nats_values_name_only_keys_of_the_chart() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Both sets, once `[cluster]` parses
-
-/// The whole cluster configs, `[cluster]` included, as mounted. Enable once `earshot check`
-/// knows the `[cluster]` table: the tests above check everything else of these files.
-#[test]
-#[ignore = "until earshot check parses [cluster]"]
-fn cluster_configs_check_with_their_cluster_table() {
-    for node in ["earshot-1", "earshot-2"] {
-        check_config(compose_node_etc(node).path(), true, node);
-    }
-    check_config(
-        kubernetes_pod_etc().path(),
-        true,
-        "deploy/kubernetes/earshot.toml",
-    );
-}
-
-// ---------------------------------------------------------------------------------------
 // `earshot receive`
 
 #[test]
@@ -966,14 +938,16 @@ fn receive_verifies_what_earshot_delivers_and_counts_it() {
     // Every mention on its own: nothing rolled up into digests.
     let setup = Setup::new("[queue.noise]\nreposts = false\nstorm = false");
     let log = setup.dir.join("receive.out");
-    let mut receiver = earshot()
-        .args(["receive", "--listen"])
-        .arg(format!("127.0.0.1:{}", setup.hook_port))
-        .args(["--secret-env", support::SECRET_ENV])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut receiver = Running(Some(
+        earshot()
+            .args(["receive", "--listen"])
+            .arg(format!("127.0.0.1:{}", setup.hook_port))
+            .args(["--secret-env", support::SECRET_ENV])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
     let output = || std::fs::read_to_string(&log).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !output().contains("listening on") {
@@ -983,7 +957,7 @@ fn receive_verifies_what_earshot_delivers_and_counts_it() {
             output()
         );
         assert!(
-            receiver.try_wait().unwrap().is_none(),
+            receiver.0.as_mut().unwrap().try_wait().unwrap().is_none(),
             "earshot receive exited: {}",
             output()
         );
@@ -998,7 +972,7 @@ fn receive_verifies_what_earshot_delivers_and_counts_it() {
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 
-    let child = setup.start(0);
+    let mut child = Running(Some(setup.start(0)));
     let (frames, expected) = posts(7, 300);
     assert!(expected.len() >= 20, "{}", expected.len());
     append(&setup.input, &frames);
@@ -1013,8 +987,8 @@ fn receive_verifies_what_earshot_delivers_and_counts_it() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    terminate(child);
-    terminate(receiver);
+    terminate(child.0.take().unwrap());
+    terminate(receiver.0.take().unwrap());
     let out = output();
     let last = out.lines().last().unwrap();
     assert!(
@@ -1023,4 +997,16 @@ fn receive_verifies_what_earshot_delivers_and_counts_it() {
             && last.contains(" duplicates=0 rejected=1"),
         "{out}"
     );
+}
+
+/// A process killed when the test fails before it stopped it.
+struct Running(Option<std::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
