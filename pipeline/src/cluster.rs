@@ -8,7 +8,8 @@
 //!                 └─ position ─► KV earshot_positions          │ routed mentions, one per queue
 //!                                                              ▼
 //!  webhook ◄─ deliver (lease queue.<id>) ◄─ EARSHOT_QUEUES (earshot.queue.<id>)
-//!                 └─ dead letters ─► EARSHOT_DLQ (earshot.dlq.<id>)
+//!                 ├─ dead letters ─► EARSHOT_DLQ (earshot.dlq.<id>)
+//!                 └─ held for a digest ─► EARSHOT_HELD (earshot.held.<id>)
 //! ```
 //!
 //! Every hand-off is acknowledged before the step behind it lets go: a position is stored only
@@ -45,6 +46,8 @@ pub const WORK_CONSUMER: &str = "earshot-work";
 pub const QUEUES_STREAM: &str = "EARSHOT_QUEUES";
 /// The stream of dead letters, one subject per queue.
 pub const DLQ_STREAM: &str = "EARSHOT_DLQ";
+/// The stream of mentions noise control holds for a queue's next digest.
+pub const HELD_STREAM: &str = "EARSHOT_HELD";
 /// The bucket of leases.
 pub const LEASES_BUCKET: &str = "earshot_leases";
 /// The bucket of source positions.
@@ -53,6 +56,11 @@ pub const POSITIONS_BUCKET: &str = "earshot_positions";
 /// The subject of a queue's entries.
 pub fn queue_subject(queue: &str) -> String {
     format!("earshot.queue.{queue}")
+}
+
+/// The subject of the mentions held for a queue's next digest.
+pub fn held_subject(queue: &str) -> String {
+    format!("earshot.held.{queue}")
 }
 
 /// The subject of a queue's dead letters.
@@ -175,26 +183,42 @@ pub async fn join(
             storage: stream::StorageType::File,
             ..Default::default()
         },
+        stream::Config {
+            name: HELD_STREAM.into(),
+            description: Some("earshot: mentions held for each queue's next digest".into()),
+            subjects: vec!["earshot.held.*".into()],
+            retention: stream::RetentionPolicy::Limits,
+            duplicate_window: DEDUP_WINDOW,
+            num_replicas: replicas,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        },
     ];
     // The servers may still be starting (or electing JetStream's leader): keep trying for
     // a while before giving up on them.
     let deadline = std::time::Instant::now() + JOIN_PATIENCE;
-    for config in streams {
-        let name = format!("stream {}", config.name);
-        patiently(deadline, &name, || {
-            js.create_or_update_stream(config.clone())
-        })
-        .await?;
-    }
-    let leases = patiently(deadline, &format!("bucket {LEASES_BUCKET}"), || {
+    // All at once: a new replicated stream waits seconds for its group's first election, and
+    // those waits overlap.
+    let made_streams = futures_util::future::try_join_all(streams.into_iter().map(|config| {
+        let js = &js;
+        async move {
+            let name = format!("stream {}", config.name);
+            patiently(deadline, &name, || {
+                js.create_or_update_stream(config.clone())
+            })
+            .await
+        }
+    }));
+    let leases_name = format!("bucket {LEASES_BUCKET}");
+    let positions_name = format!("bucket {POSITIONS_BUCKET}");
+    let made_leases = patiently(deadline, &leases_name, || {
         js.create_or_update_key_value(lease::bucket_config(
             LEASES_BUCKET,
             &settings.lease(),
             replicas,
         ))
-    })
-    .await?;
-    let positions = patiently(deadline, &format!("bucket {POSITIONS_BUCKET}"), || {
+    });
+    let made_positions = patiently(deadline, &positions_name, || {
         js.create_or_update_key_value(kv::Config {
             bucket: POSITIONS_BUCKET.into(),
             description: "earshot: where each source resumes".into(),
@@ -203,8 +227,9 @@ pub async fn join(
             storage: stream::StorageType::File,
             ..Default::default()
         })
-    })
-    .await?;
+    });
+    let (_, leases, positions) =
+        futures_util::future::try_join3(made_streams, made_leases, made_positions).await?;
     js.set_timeout(settings.timeout);
     Ok(Cluster {
         settings: settings.clone(),

@@ -36,7 +36,14 @@ struct Nodes {
 impl Nodes {
     /// Writes one config per node: the same source file, queue and cluster, each node with
     /// its own name and admin port.
-    fn new(n: usize, urls: &str, hook_port: u16, lease_ttl: &str, lease_renew: &str) -> Self {
+    fn new(
+        n: usize,
+        urls: &str,
+        hook_port: u16,
+        lease_ttl: &str,
+        lease_renew: &str,
+        queue_extra: &str,
+    ) -> Self {
         support::set_secret();
         let dir = support::scratch_dir();
         let input = dir.join("input.ndjson");
@@ -70,6 +77,7 @@ retry_schedule = ["20ms", "50ms", "100ms"]
 breaker_failures = 3
 breaker_cooldown = "25ms"
 breaker_max_cooldown = "100ms"
+{queue_extra}
 [[route]]
 queue = "all"
 [cluster]
@@ -208,7 +216,14 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     let hook_port = free_port();
     let mut endpoint = Endpoint::new(hook_port);
     endpoint.up().await;
-    let mut nodes = Nodes::new(3, &urls, hook_port, &lease_ttl, &lease_renew);
+    let mut nodes = Nodes::new(
+        3,
+        &urls,
+        hook_port,
+        &lease_ttl,
+        &lease_renew,
+        "[queue.noise]\nreposts = false\nstorm = false",
+    );
     for i in 0..3 {
         nodes.start(i);
     }
@@ -362,4 +377,58 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     for i in 0..3 {
         nodes.stop(i);
     }
+}
+
+/// Noise control on a cluster: a copy-paste storm reaching two nodes arrives as one mention and
+/// one digest counting the rest, as on a single node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_through_the_cluster_arrives_as_one_mention_and_a_digest() {
+    let servers = NatsCluster::start(3);
+    let urls = servers
+        .servers
+        .iter()
+        .map(|s| s.url())
+        .collect::<Vec<_>>()
+        .join(",");
+    let hook_port = free_port();
+    let mut endpoint = Endpoint::new(hook_port);
+    endpoint.up().await;
+    let mut nodes = Nodes::new(
+        2,
+        &urls,
+        hook_port,
+        "2s",
+        "500ms",
+        "[queue.noise]\nreposts = true\nstorm = true\ndigest_every = \"1s\"",
+    );
+    nodes.start(0);
+    nodes.start(1);
+    let frames = crate::delivery::storm_frames(20);
+    append(&nodes.input, &frames);
+    let digest = wait_for(Duration::from_secs(120), || {
+        !endpoint
+            .receiver
+            .received
+            .lock()
+            .unwrap()
+            .digests
+            .is_empty()
+    })
+    .await;
+    assert!(digest, "no digest:\n{}", nodes.logs());
+    // Nothing more comes: the held mentions are counted once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    nodes.stop(0);
+    nodes.stop(1);
+    assert_eq!(
+        endpoint.receiver.count(),
+        1,
+        "one mention of the storm is delivered"
+    );
+    let rec = endpoint.receiver.received.lock().unwrap();
+    assert_eq!(rec.digests.len(), 1, "one digest");
+    let d = rec.digests.values().next().unwrap();
+    assert_eq!(d["queue"], "all");
+    assert_eq!(d["total"], 19, "{d}");
+    assert_eq!(d["by_reason"]["storm"], 19, "{d}");
 }

@@ -76,6 +76,26 @@ pub(crate) fn append(path: &Path, frames: &[String]) {
     f.sync_all().unwrap();
 }
 
+/// `n` copies of one complaint about Acme by `n` authors, each with a link of its own: a
+/// copy-paste storm.
+pub(crate) fn storm_frames(n: u64) -> Vec<String> {
+    let text = "Acme support has been ignoring my ticket for three days, this is unacceptable";
+    (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "did": format!("did:plc:storm{i:03}"),
+                "time_us": 1_700_000_000_000_000u64 + i,
+                "kind": "commit",
+                "commit": {"rev": "r", "operation": "create", "collection": "app.bsky.feed.post",
+                    "rkey": format!("3storm{i:06}"), "cid": "c",
+                    "record": {"$type": "app.bsky.feed.post", "text": format!("{text} https://x.example/{i}"),
+                        "createdAt": "2026-11-24T10:00:00.000Z", "langs": ["en"]}}
+            })
+            .to_string()
+        })
+        .collect()
+}
+
 /// One test's folder, config and input.
 pub(crate) struct Setup {
     pub(crate) dir: PathBuf,
@@ -439,21 +459,7 @@ async fn dead_letters_are_listed_replayed_and_purged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_paste_storm_arrives_as_one_mention_and_a_digest() {
     let setup = Setup::new("[queue.noise]\nreposts = true\nstorm = true\ndigest_every = \"1s\"");
-    let text = "Acme support has been ignoring my ticket for three days, this is unacceptable";
-    let frames: Vec<String> = (0..20)
-        .map(|i| {
-            serde_json::json!({
-                "did": format!("did:plc:storm{i:03}"),
-                "time_us": 1_700_000_000_000_000u64 + i,
-                "kind": "commit",
-                "commit": {"rev": "r", "operation": "create", "collection": "app.bsky.feed.post",
-                    "rkey": format!("3storm{i:06}"), "cid": "c",
-                    "record": {"$type": "app.bsky.feed.post", "text": format!("{text} https://x.example/{i}"),
-                        "createdAt": "2026-11-24T10:00:00.000Z", "langs": ["en"]}}
-            })
-            .to_string()
-        })
-        .collect();
+    let frames = storm_frames(20);
     let mut endpoint = Endpoint::new(setup.hook_port);
     endpoint.up().await;
     append(&setup.input, &frames);

@@ -5,6 +5,7 @@
 
 mod backtest;
 mod cli;
+mod cluster;
 mod cluster_lease;
 mod delivery;
 mod deploy;

@@ -31,6 +31,9 @@ use futures_util::StreamExt as _;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+mod noise;
+
+use self::noise::{Admitted, QueueNoise};
 use super::lease::Lease;
 use super::{dlq_subject, queue_subject, Cluster, QUEUES_STREAM};
 use crate::health::{Component, Health};
@@ -136,11 +139,17 @@ impl Owner {
             id: id.clone(),
             ..QueueShared::default()
         });
-        let store = Arc::new(StreamQueue::new(
-            &self.cluster,
-            id,
-            self.cluster.settings.timeout,
-        ));
+        let timeout = self.cluster.settings.timeout;
+        let noise = match QueueNoise::restore(id, &self.queue.noise, &self.cluster.js, timeout)
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(queue = %id, error = %e, "cannot read the mentions held for the queue's digest; trying again");
+                return false;
+            }
+        };
+        let store = Arc::new(StreamQueue::new(&self.cluster, id, timeout, noise));
         let prefetch = tokio::spawn(store.clone().prefetch(consumer, window, shared.clone()));
         let mut dispatcher = tokio::spawn(dispatch::run_on(
             store.clone(),
@@ -152,10 +161,12 @@ impl Owner {
         let renew = self.cluster.settings.lease_renew;
         let mut keep = tokio::time::interval(renew);
         let mut check = tokio::time::interval(Duration::from_millis(100));
+        let mut ended = false;
         let stopping = loop {
             tokio::select! {
                 _ = &mut dispatcher => {
                     error!(queue = %id, "the dispatcher ended; letting another node try");
+                    ended = true;
                     break false;
                 }
                 _ = shutdown.recv() => break true,
@@ -169,19 +180,21 @@ impl Owner {
             }
         };
         prefetch.abort();
-        if stopping && !dispatcher.is_finished() {
+        if stopping && !ended {
             // Finish what was started; read nothing more.
             store.draining.store(true, Ordering::Relaxed);
             shared.closed.store(true, Ordering::Relaxed);
             shared.notify.notify_one();
-            let _ = tokio::time::timeout(DRAIN, &mut dispatcher).await;
+            ended = tokio::time::timeout(DRAIN, &mut dispatcher).await.is_ok();
         }
-        shared.stop();
-        if tokio::time::timeout(Duration::from_secs(2), &mut dispatcher)
-            .await
-            .is_err()
-        {
-            dispatcher.abort();
+        if !ended {
+            shared.stop();
+            if tokio::time::timeout(Duration::from_secs(2), &mut dispatcher)
+                .await
+                .is_err()
+            {
+                dispatcher.abort();
+            }
         }
         store.release().await;
         stopping
@@ -224,10 +237,12 @@ pub struct StreamQueue {
     held: Mutex<BTreeMap<u64, Message>>,
     /// Stopping: hand the dispatcher nothing more.
     draining: AtomicBool,
+    /// The queue's noise control.
+    noise: tokio::sync::Mutex<QueueNoise>,
 }
 
 impl StreamQueue {
-    fn new(cluster: &Cluster, queue: &str, timeout: Duration) -> Self {
+    fn new(cluster: &Cluster, queue: &str, timeout: Duration, noise: QueueNoise) -> Self {
         Self {
             queue: queue.to_string(),
             js: cluster.js.clone(),
@@ -235,6 +250,7 @@ impl StreamQueue {
             incoming: Mutex::default(),
             held: Mutex::default(),
             draining: AtomicBool::new(false),
+            noise: tokio::sync::Mutex::new(noise),
         }
     }
 
@@ -296,16 +312,15 @@ impl StreamQueue {
     }
 
     async fn dead_letter(&self, seq: u64, entry: Option<&Entry>) -> Result<(), BackingError> {
-        let Some(m) = lock(&self.held).get(&seq).cloned() else {
-            return Ok(());
-        };
-        let (id, body) = match entry {
-            Some(e) => {
+        let message = lock(&self.held).get(&seq).cloned();
+        let (id, body) = match (entry, &message) {
+            (Some(e), _) => {
                 let mut e = e.clone();
                 e.dead_us = Some(now_us());
                 (e.id.clone(), Bytes::from(e.to_bytes()))
             }
-            None => (format!("unreadable-{seq}"), m.payload.clone()),
+            (None, Some(m)) => (format!("unreadable-{seq}"), m.payload.clone()),
+            (None, None) => return Ok(()),
         };
         let mut headers = async_nats::HeaderMap::new();
         let msg_id = format!("{}:{id}:{seq}", self.queue);
@@ -318,8 +333,13 @@ impl StreamQueue {
         };
         match tokio::time::timeout(self.timeout, publish).await {
             Ok(Ok(_)) => {
-                lock(&self.held).remove(&seq);
-                let _ = m.ack().await;
+                if QueueNoise::is_digest(seq) {
+                    self.noise.lock().await.settled(seq).await;
+                }
+                let message = lock(&self.held).remove(&seq);
+                if let Some(m) = message {
+                    let _ = m.ack().await;
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(BackingError::Stream(e.to_string())),
@@ -343,19 +363,39 @@ impl QueueBacking for StreamQueue {
                 let n = limit.min(incoming.len());
                 incoming.drain(..n).collect()
             };
+            let mut noise = self.noise.lock().await;
             for m in taken {
-                let Ok(info) = m.info().map(|i| i.stream_sequence) else {
+                let Ok(seq) = m.info().map(|i| i.stream_sequence) else {
                     continue;
                 };
-                match serde_json::from_slice::<Entry>(&m.payload) {
-                    Ok(entry) => out.push(Stored {
-                        queue: queue.to_string(),
-                        seq: info,
-                        entry,
-                    }),
-                    Err(_) => broken.push(info),
+                let entry = match serde_json::from_slice::<Entry>(&m.payload) {
+                    Ok(entry) => entry,
+                    Err(_) => {
+                        broken.push(seq);
+                        lock(&self.held).insert(seq, m);
+                        continue;
+                    }
+                };
+                match noise.admit(&entry).await {
+                    Admitted::Held => {
+                        let _ = m.ack().await;
+                    }
+                    Admitted::Deliver => {
+                        out.push(Stored {
+                            queue: queue.to_string(),
+                            seq,
+                            entry,
+                        });
+                        lock(&self.held).insert(seq, m);
+                    }
                 }
-                lock(&self.held).insert(info, m);
+            }
+            if let Some((seq, entry)) = noise.due_digest() {
+                out.push(Stored {
+                    queue: queue.to_string(),
+                    seq,
+                    entry,
+                });
             }
             out.sort_by_key(|s| s.seq);
             Ok((out, broken))
@@ -372,6 +412,9 @@ impl QueueBacking for StreamQueue {
                 if let Err(e) = m.ack().await {
                     debug!(queue = %self.queue, error = %e, "an acknowledgement was not sent; the entry may be delivered again");
                 }
+            }
+            for &seq in seqs.iter().filter(|&&s| QueueNoise::is_digest(s)) {
+                self.noise.lock().await.settled(seq).await;
             }
             Ok(())
         })

@@ -419,7 +419,8 @@ impl Writer {
 }
 
 /// The outbox entry of a digest: its id is the digest's own (stable for its window).
-fn digest_entry(digest: &Digest, start_ms: u64) -> Option<Entry> {
+/// A digest as an outbox entry (its id the digest's, received at the window's start).
+pub(crate) fn digest_entry(digest: &Digest, start_ms: u64) -> Option<Entry> {
     let value = serde_json::to_value(digest).ok()?;
     let id = value.get("digest_id")?.as_str()?.to_string();
     let raw = RawValue::from_string(value.to_string()).ok()?;
