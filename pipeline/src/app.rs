@@ -229,7 +229,13 @@ pub async fn start(
     let mut spike_flags = None;
     let mut monitor = None;
     let live = (options.deliver && config.spikes.enabled).then(crate::live::LiveHub::new);
-    if let Some(hub) = &live {
+    if let (Some(hub), Some(node), Some(parts)) = (&live, &node, cluster_parts.as_mut()) {
+        let (tx, flags) = cluster_node::start_spikes(
+            config, node, parts, &compiled, &queue_ids, hub, trigger, &health,
+        )?;
+        spikes_tx = tx;
+        spike_flags = Some(flags);
+    } else if let Some(hub) = &live {
         let started = start_monitor(
             config,
             &compiled,

@@ -21,12 +21,13 @@
 //!
 //! - [`lease`]: one holder at a time for a role (a source's reader, a queue's deliverer).
 //! - [`frames`]: frame batches as stream messages.
-//! - [`ingest`], [`work`], [`deliver`]: the roles.
+//! - [`ingest`], [`work`], [`deliver`], [`monitor`]: the roles.
 
 pub mod deliver;
 pub mod frames;
 pub mod ingest;
 pub mod lease;
+pub mod monitor;
 pub mod work;
 
 use std::time::Duration;
@@ -52,6 +53,8 @@ pub const HELD_STREAM: &str = "EARSHOT_HELD";
 pub const LEASES_BUCKET: &str = "earshot_leases";
 /// The bucket of source positions.
 pub const POSITIONS_BUCKET: &str = "earshot_positions";
+/// The bucket of state a role's next holder starts from (the spike detector's baselines).
+pub const STATE_BUCKET: &str = "earshot_state";
 
 /// The subject of a queue's entries.
 pub fn queue_subject(queue: &str) -> String {
@@ -113,6 +116,8 @@ pub struct Cluster {
     pub leases: kv::Store,
     /// Source positions.
     pub positions: kv::Store,
+    /// State handed from a role's holder to the next.
+    pub state: kv::Store,
 }
 
 impl Cluster {
@@ -211,6 +216,7 @@ pub async fn join(
     }));
     let leases_name = format!("bucket {LEASES_BUCKET}");
     let positions_name = format!("bucket {POSITIONS_BUCKET}");
+    let state_name = format!("bucket {STATE_BUCKET}");
     let made_leases = patiently(deadline, &leases_name, || {
         js.create_or_update_key_value(lease::bucket_config(
             LEASES_BUCKET,
@@ -228,8 +234,19 @@ pub async fn join(
             ..Default::default()
         })
     });
-    let (_, leases, positions) =
-        futures_util::future::try_join3(made_streams, made_leases, made_positions).await?;
+    let made_state = patiently(deadline, &state_name, || {
+        js.create_or_update_key_value(kv::Config {
+            bucket: STATE_BUCKET.into(),
+            description: "earshot: state a role's next holder starts from".into(),
+            history: 1,
+            num_replicas: replicas,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+    });
+    let (_, leases, positions, state) =
+        futures_util::future::try_join4(made_streams, made_leases, made_positions, made_state)
+            .await?;
     js.set_timeout(settings.timeout);
     Ok(Cluster {
         settings: settings.clone(),
@@ -237,6 +254,7 @@ pub async fn join(
         js,
         leases,
         positions,
+        state,
     })
 }
 

@@ -493,15 +493,6 @@ impl Config {
             for (key, problem) in cluster.problems(|u| check_remote_url(u, &["tls"], &["nats"])) {
                 report.at(cluster_value.map(|v| key_span(v, key)), problem);
             }
-            // The spike detector of a cluster (one by lease, fed by every worker's counts) is
-            // not there yet: a node alone would see only its own share and raise false alarms.
-            match &spikes_span {
-                Some(span) if config.spikes.enabled => report.at(
-                    Some(span.clone()),
-                    "spikes: spike detection is not available in cluster mode yet; set `enabled = false` under [spikes]",
-                ),
-                _ => config.spikes.enabled = false,
-            }
         }
         // The routing file's queues and routes join those of this file.
         let mut routing_errors = Vec::new();

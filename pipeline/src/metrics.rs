@@ -24,6 +24,8 @@ pub const CLUSTER_PUBLISHED: &str = "earshot_cluster_published_total";
 pub const CLUSTER_LEASE_HELD: &str = "earshot_cluster_lease_held";
 /// Times this node took a lease over. Labels: `lease`.
 pub const CLUSTER_LEASE_TAKEN: &str = "earshot_cluster_lease_taken_total";
+/// Sightings the detector's node dropped because it was behind (its channel full).
+pub const CLUSTER_SIGHTINGS_DROPPED: &str = "earshot_cluster_sightings_dropped_total";
 /// Stream messages a worker refused as not a frame batch (terminated, never redelivered).
 pub const CLUSTER_FRAMES_REFUSED: &str = "earshot_cluster_frame_batches_refused_total";
 

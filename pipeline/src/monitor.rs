@@ -35,6 +35,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use metrics::Gauge;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
@@ -50,6 +51,91 @@ use crate::spike::{
     unix_s, Detector, Observation, Phase, Saved, Series, SpikeEvent, SpikePost, SpikeSettings,
 };
 use crate::stage::score::sentiment::SentimentLabel;
+
+/// What the spike monitor reads of a mention: taken from a mention in hand, or sent as JSON
+/// by the worker nodes of a cluster to the node that runs the detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sighting {
+    /// The brands it matched, each once, in match order.
+    pub brands: Vec<(String, BrandKind)>,
+    /// Its sentiment is negative.
+    pub negative: bool,
+    /// The post's text (its words drive a spike's terms), cut to [`SIGHTING_TEXT_CHARS`].
+    pub text: String,
+    /// The post as a spike document shows it.
+    pub post: SpikePost,
+    /// The queues it was routed to.
+    pub queues: Vec<String>,
+    /// The live page's `mention` event, when it was routed and someone may watch.
+    pub live: Option<String>,
+}
+
+/// How much of a post's text a [`Sighting`] carries: more than any platform allows a post.
+pub const SIGHTING_TEXT_CHARS: usize = 1000;
+
+impl Sighting {
+    /// The sighting of `m`, with its live event when `live` (it was routed and someone
+    /// watches).
+    pub fn of(m: &Mention, live: bool) -> Sighting {
+        let mut brands: Vec<(String, BrandKind)> = Vec::with_capacity(m.matches.len());
+        for hit in &m.matches {
+            if !brands.iter().any(|(b, _)| *b == hit.brand) {
+                brands.push((hit.brand.clone(), hit.kind));
+            }
+        }
+        let live = (live && !m.queues.is_empty()).then(|| {
+            let ids: Vec<&str> = brands.iter().map(|(b, _)| b.as_str()).collect();
+            mention_json(m, &ids)
+        });
+        Sighting {
+            negative: m.sentiment.label == SentimentLabel::Negative,
+            text: m.post.text.chars().take(SIGHTING_TEXT_CHARS).collect(),
+            post: spike_post(m),
+            queues: m.queues.clone(),
+            live,
+            brands,
+        }
+    }
+}
+
+/// Where the detector's baselines and active spikes are kept across restarts (and, in a
+/// cluster, across a takeover of the detector).
+pub trait StateKeeper: Send {
+    /// The state saved last, if any.
+    fn load(&self) -> Result<Option<Vec<u8>>, String>;
+    /// Saves the state.
+    fn save(&self, bytes: &[u8]) -> Result<(), String>;
+}
+
+impl StateKeeper for Arc<Store> {
+    fn load(&self) -> Result<Option<Vec<u8>>, String> {
+        self.load_state(STATE_NAME).map_err(|e| e.to_string())
+    }
+
+    fn save(&self, bytes: &[u8]) -> Result<(), String> {
+        self.save_state(STATE_NAME, bytes)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What the monitor's channel carries: mentions of this node's workers, or sightings from
+/// a cluster's worker nodes.
+pub trait Seen: Send {
+    /// Counts it.
+    fn feed(self, monitor: &mut Monitor);
+}
+
+impl Seen for Arc<Mention> {
+    fn feed(self, monitor: &mut Monitor) {
+        monitor.take(&self);
+    }
+}
+
+impl Seen for Sighting {
+    fn feed(self, monitor: &mut Monitor) {
+        monitor.take_sighting(self);
+    }
+}
 
 /// The brands in a spike now, read by workers for every matched post.
 #[derive(Debug, Default)]
@@ -68,10 +154,17 @@ impl SpikeFlags {
         !active.is_empty() && brands.any(|b| active.iter().any(|a| a == b))
     }
 
-    fn set(&self, brands: Vec<String>) {
+    /// Sets the brands in a spike (the monitor; on a cluster's nodes, what the detector's
+    /// node says).
+    pub fn set(&self, brands: Vec<String>) {
         if **self.0.load() != brands {
             self.0.store(Arc::new(brands));
         }
+    }
+
+    /// The brands in a spike now.
+    pub fn brands(&self) -> Vec<String> {
+        self.0.load().to_vec()
     }
 }
 
@@ -102,7 +195,7 @@ pub struct Monitor {
     /// mention and so never drive a spike.
     names: Vec<Vec<String>>,
     /// Where the detector's state is kept across restarts.
-    store: Option<Arc<Store>>,
+    store: Option<Box<dyn StateKeeper>>,
     /// Per detector brand index: the queues its mentions have been routed to since the start,
     /// for the live page's queue filter on brand cards and spikes.
     routed_to: Vec<Vec<String>>,
@@ -282,8 +375,13 @@ impl Monitor {
     /// Keeps the detector's baselines and active spikes in `store`, and starts from what an
     /// earlier run kept there (if it is recent): after a restart the brands are judged at
     /// once, without a warmup, and a spike in progress goes on under its id.
-    pub fn store(mut self, store: Arc<Store>) -> Self {
-        match store.load_state(STATE_NAME) {
+    pub fn store(self, store: Arc<Store>) -> Self {
+        self.keep_state(Box::new(store))
+    }
+
+    /// [`Monitor::store`] with any keeper of the state.
+    pub fn keep_state(mut self, store: Box<dyn StateKeeper>) -> Self {
+        match store.load() {
             Ok(Some(bytes)) => match serde_json::from_slice::<Saved>(&bytes) {
                 Ok(saved) => {
                     let series = self.detector.restore(&saved);
@@ -302,11 +400,7 @@ impl Monitor {
         let Some(store) = &self.store else { return };
         let result = serde_json::to_vec(&self.detector.save())
             .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                store
-                    .save_state(STATE_NAME, &bytes)
-                    .map_err(|e| e.to_string())
-            });
+            .and_then(|bytes| store.save(&bytes));
         if let Err(e) = result {
             warn!(error = %e, "cannot save the spike state");
         }
@@ -352,7 +446,7 @@ impl Monitor {
     }
 
     /// Runs until every sender is gone.
-    pub fn run(mut self, rx: Receiver<Vec<Arc<Mention>>>) {
+    pub fn run<T: Seen>(mut self, rx: Receiver<Vec<T>>) {
         info!(
             queues = ?self.queues,
             "spike monitor running"
@@ -368,10 +462,11 @@ impl Monitor {
             self.tick(now_s);
             let taken = match received {
                 Ok(batch) => {
-                    for m in &batch {
-                        self.take(m);
+                    let n = batch.len() as u64;
+                    for m in batch {
+                        m.feed(&mut self);
                     }
-                    batch.len() as u64
+                    n
                 }
                 Err(RecvTimeoutError::Timeout) => 0,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -385,15 +480,15 @@ impl Monitor {
     /// Counts one mention for each brand it matched, and shows it on the live page when it
     /// was routed and someone is watching.
     pub fn take(&mut self, m: &Mention) {
-        let negative = m.sentiment.label == SentimentLabel::Negative;
-        let mut seen: Vec<&str> = Vec::with_capacity(m.matches.len());
-        for hit in &m.matches {
-            if seen.contains(&hit.brand.as_str()) {
-                continue;
-            }
-            seen.push(&hit.brand);
-            let b = self.brand(&hit.brand, hit.kind);
-            for q in &m.queues {
+        let live = self.hub.as_ref().is_some_and(|h| h.viewers() > 0);
+        self.take_sighting(Sighting::of(m, live));
+    }
+
+    /// [`Monitor::take`] on what a worker node saw.
+    pub fn take_sighting(&mut self, s: Sighting) {
+        for (brand, kind) in &s.brands {
+            let b = self.brand(brand, *kind);
+            for q in &s.queues {
                 if !self.routed_to[b].contains(q) {
                     self.routed_to[b].push(q.clone());
                     self.routed_to[b].sort();
@@ -402,15 +497,15 @@ impl Monitor {
             self.detector.observe(
                 b,
                 Observation {
-                    negative,
-                    tokens: tokens(&m.post.text, &self.names[b]),
-                    post: spike_post(m),
+                    negative: s.negative,
+                    tokens: tokens(&s.text, &self.names[b]),
+                    post: s.post.clone(),
                 },
             );
         }
-        if let Some(hub) = &self.hub {
-            if !m.queues.is_empty() && hub.viewers() > 0 {
-                hub.publish(LiveKind::Mention, mention_json(m, &seen));
+        if let (Some(hub), Some(live)) = (&self.hub, s.live) {
+            if hub.viewers() > 0 {
+                hub.publish(LiveKind::Mention, live);
             }
         }
     }

@@ -44,6 +44,19 @@ impl Nodes {
         lease_renew: &str,
         queue_extra: &str,
     ) -> Self {
+        Self::with(n, urls, hook_port, lease_ttl, lease_renew, queue_extra, "")
+    }
+
+    /// [`Nodes::new`] with `tail` (more sections) at the end of every config.
+    fn with(
+        n: usize,
+        urls: &str,
+        hook_port: u16,
+        lease_ttl: &str,
+        lease_renew: &str,
+        queue_extra: &str,
+        tail: &str,
+    ) -> Self {
         support::set_secret();
         let dir = support::scratch_dir();
         let input = dir.join("input.ndjson");
@@ -87,6 +100,7 @@ replicas = 3
 lease_ttl = "{lease_ttl}"
 lease_renew = "{lease_renew}"
 timeout = "2s"
+{tail}
 "#,
                     rules = support::rules_dir().display(),
                     admin = free_port(),
@@ -431,4 +445,104 @@ async fn a_storm_through_the_cluster_arrives_as_one_mention_and_a_digest() {
     assert_eq!(d["queue"], "all");
     assert_eq!(d["total"], 19, "{d}");
     assert_eq!(d["by_reason"]["storm"], 19, "{d}");
+}
+
+/// `n` different posts about Acme, from `n` authors, numbered from `from`.
+fn acme_frames(from: u64, n: u64) -> Vec<String> {
+    (from..from + n)
+        .map(|i| {
+            serde_json::json!({
+                "did": format!("did:plc:wave{i:05}"),
+                "time_us": 1_700_000_000_000_000u64 + i,
+                "kind": "commit",
+                "commit": {"rev": "r", "operation": "create", "collection": "app.bsky.feed.post",
+                    "rkey": format!("3wave{i:07}"), "cid": "c",
+                    "record": {"$type": "app.bsky.feed.post",
+                        "text": format!("Acme checkout broken again, order {i} stuck, refund please"),
+                        "createdAt": "2026-11-24T10:00:00.000Z", "langs": ["en"]}}
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+/// Spike detection on a cluster: two nodes read, route and send their sightings; the node
+/// holding the detector's lease sees a wave of Acme posts spread over both and announces it
+/// once, through the queue stream, as a single node would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_seen_by_two_nodes_is_one_spike() {
+    let servers = NatsCluster::start(3);
+    let urls = servers
+        .servers
+        .iter()
+        .map(|s| s.url())
+        .collect::<Vec<_>>()
+        .join(",");
+    let hook_port = free_port();
+    let mut endpoint = Endpoint::new(hook_port);
+    endpoint.up().await;
+    let mut nodes = Nodes::with(
+        2,
+        &urls,
+        hook_port,
+        "2s",
+        "500ms",
+        "[queue.noise]\nreposts = false\nstorm = false",
+        "[spikes]\nqueues = [\"all\"]\nwindows = [\"2s\", \"4s\"]\nwarmup = \"8s\"\n\
+         baseline_half_life = \"60s\"\nend_after = \"2s\"\n",
+    );
+    nodes.start(0);
+    nodes.start(1);
+    // Wait for both nodes to be working: the first posts delivered.
+    append(&nodes.input, &acme_frames(0, 2));
+    assert!(
+        wait_for(Duration::from_secs(120), || endpoint.receiver.count() >= 2).await,
+        "the cluster did not start:\n{}",
+        nodes.logs()
+    );
+    // A quiet baseline past the warmup, then a wave.
+    let mut next = 2;
+    for _ in 0..12 {
+        append(&nodes.input, &acme_frames(next, 1));
+        next += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    append(&nodes.input, &acme_frames(next, 120));
+    let spiked = wait_for(Duration::from_secs(30), || {
+        endpoint
+            .receiver
+            .received
+            .lock()
+            .unwrap()
+            .spikes
+            .iter()
+            .any(|(_, event, _)| event == "spike.started")
+    })
+    .await;
+    nodes.stop(0);
+    nodes.stop(1);
+    assert!(spiked, "no spike announced:\n{}", nodes.logs());
+    let rec = endpoint.receiver.received.lock().unwrap();
+    let started: Vec<_> = rec
+        .spikes
+        .iter()
+        .filter(|(_, event, _)| event == "spike.started")
+        .collect();
+    // One spike per series (all mentions, negative ones), each announced once, counting
+    // the whole wave whichever node routed each post.
+    let series: BTreeSet<&str> = started
+        .iter()
+        .map(|(_, _, doc)| doc["series"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        started.len(),
+        series.len(),
+        "announced once: {:?}",
+        rec.spikes
+    );
+    assert!(series.contains("all"), "{:?}", rec.spikes);
+    for (_, _, doc) in &started {
+        assert_eq!(doc["brand"], "acme", "{doc}");
+        assert!(doc["mentions"].as_u64().unwrap_or(0) >= 100, "{doc}");
+    }
 }

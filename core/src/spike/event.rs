@@ -57,7 +57,7 @@ impl Phase {
 }
 
 /// A post that drives a spike, as much of it as a responder needs to open it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SpikePost {
     /// The mention id (the same as the post's `mention.created` event).
     pub mention_id: String,

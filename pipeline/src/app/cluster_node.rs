@@ -7,6 +7,7 @@
 //! stops pulling and the workers drain, the mention publisher stores what they routed, and
 //! the queue owners finish their attempts and hand the rest back to the stream.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -14,11 +15,15 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::{AppError, RunOptions, StartedSources};
-use crate::cluster::{deliver, ingest, work, Cluster};
+use crate::cluster::{deliver, ingest, monitor, work, Cluster};
+use crate::compile::Compiled;
 use crate::config::cluster::Role;
 use crate::config::Config;
 use crate::health::{Component, Handle, Health};
+use crate::live::LiveHub;
+use crate::mention::Mention;
 use crate::metrics::Latencies;
+use crate::monitor::{BrandInfo, SpikeFlags};
 use crate::outbox::writer::Routed;
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::source::batch::Batch;
@@ -36,6 +41,10 @@ pub(super) struct ClusterParts {
     deliver: Vec<(String, JoinHandle<()>)>,
     /// Watches the connection to the servers.
     link: JoinHandle<()>,
+    /// Sends the workers' sightings to the detector's node.
+    sightings: Option<std::thread::JoinHandle<()>>,
+    /// The detector's contender, and the follower of its flags and live page.
+    spikes: Vec<JoinHandle<()>>,
 }
 
 /// The queue owners (when the node delivers and `options` deliver), and the channel the
@@ -81,9 +90,61 @@ pub(super) async fn start_delivery(
             routed,
             deliver,
             link,
+            sightings: None,
+            spikes: Vec::new(),
         },
         routed_tx,
     ))
+}
+
+/// Where the workers hand their mentions for the spike detector.
+type SightingsTx = Sender<Vec<Arc<Mention>>>;
+
+/// Spike detection on a cluster: the follower applying the detector node's flags (returned,
+/// for the workers) and live page (to `hub`), the sender of this node's sightings (its
+/// channel returned, for the workers) when it works, and the detector's contender when it
+/// monitors.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn start_spikes(
+    config: &Config,
+    node: &Cluster,
+    parts: &mut ClusterParts,
+    compiled: &Compiled,
+    queue_ids: &[String],
+    hub: &Arc<LiveHub>,
+    trigger: &ShutdownTrigger,
+    health: &Health,
+) -> Result<(Option<SightingsTx>, Arc<SpikeFlags>), AppError> {
+    let flags = SpikeFlags::new();
+    parts.spikes.push(monitor::spawn_follow(
+        node,
+        flags.clone(),
+        Some(hub.clone()),
+        trigger.subscribe(),
+    ));
+    let mut tx = None;
+    if node.settings.has(Role::Work) {
+        let (sightings_tx, rx) = crossbeam_channel::bounded(crate::monitor::CHANNEL_BATCHES);
+        parts.sightings =
+            Some(
+                monitor::spawn_sightings(node, rx).map_err(|source| AppError::Io {
+                    context: "spawning the sightings sender".into(),
+                    source,
+                })?,
+            );
+        tx = Some(sightings_tx);
+    }
+    if node.settings.has(Role::Monitor) {
+        let detecting = monitor::Detecting {
+            settings: config.spikes.clone(),
+            brands: compiled.rules.brands().iter().map(BrandInfo::of).collect(),
+            queues: queue_ids.to_vec(),
+        };
+        parts
+            .spikes
+            .push(monitor::spawn(node, detecting, trigger, health));
+    }
+    Ok((tx, flags))
 }
 
 /// The frame consumer feeding `frames` (when the node works) and the sources' contenders
@@ -160,6 +221,15 @@ impl ClusterParts {
             let joined = tokio::task::spawn_blocking(move || publisher.join());
             if tokio::time::timeout(limit, joined).await.is_err() {
                 warn!("the mention publisher is still storing mentions at the drain deadline");
+            }
+        }
+        if let Some(sightings) = self.sightings {
+            let joined = tokio::task::spawn_blocking(move || sightings.join());
+            let _ = tokio::time::timeout(limit, joined).await;
+        }
+        for task in self.spikes {
+            if tokio::time::timeout(limit, task).await.is_err() {
+                warn!("the spike detector is still stopping at the drain deadline");
             }
         }
         for (id, task) in self.deliver {

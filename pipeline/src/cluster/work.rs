@@ -112,12 +112,12 @@ pub async fn spawn(
     };
     let held = health.register(Component::Cluster, "work: frame consumer");
     let puller = tokio::spawn(held.watch(puller.run(trigger.clone())));
+    let held = health.register(Component::Cluster, "work: mention publisher");
     let publisher = Publisher {
         cluster: cluster.clone(),
         in_hand,
         runtime: Runtime::current(),
     };
-    let held = health.register(Component::Cluster, "work: mention publisher");
     let publisher = std::thread::Builder::new()
         .name("earshot-publish".into())
         .spawn(move || {
@@ -129,6 +129,23 @@ pub async fn spawn(
             reason: e.to_string(),
         })?;
     Ok(Working { puller, publisher })
+}
+
+/// A thread publishing what arrives on `rx` (spike events, with no frame batch to
+/// acknowledge) to the queue stream, until the senders are gone.
+pub fn spawn_publisher(
+    cluster: &Cluster,
+    rx: Receiver<Routed>,
+    name: &str,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let publisher = Publisher {
+        cluster: cluster.clone(),
+        in_hand: Arc::default(),
+        runtime: Runtime::current(),
+    };
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || publisher.run(rx))
 }
 
 struct Puller {
@@ -324,7 +341,22 @@ impl Publisher {
                     }
                 }
             }
-            let tokens: Vec<u64> = batches.iter().map(|r| r.seq).collect();
+            for r in &batches {
+                for s in &r.spikes {
+                    let entry = Entry::new(s.id.clone(), s.event, s.data.clone(), now_us());
+                    let body = Bytes::from(entry.to_bytes());
+                    for q in &s.queues {
+                        publishes.push(Publish {
+                            subject: queue_subject(q),
+                            msg_id: format!("{q}:{}", s.id),
+                            event: s.event.as_str(),
+                            body: body.clone(),
+                            done: false,
+                        });
+                    }
+                }
+            }
+            let tokens: Vec<u64> = batches.iter().map(|r| r.seq).filter(|&t| t > 0).collect();
             self.publish_all(&mut publishes, &tokens);
             let acks: Vec<Message> = {
                 let mut held = lock(&self.in_hand);

@@ -23,6 +23,8 @@ pub enum Role {
     Work,
     /// Delivers queues: one node per queue at a time, by lease.
     Deliver,
+    /// Runs the spike detector over every worker's mentions: one node at a time, by lease.
+    Monitor,
 }
 
 impl Role {
@@ -32,6 +34,7 @@ impl Role {
             Role::Ingest => "ingest",
             Role::Work => "work",
             Role::Deliver => "deliver",
+            Role::Monitor => "monitor",
         }
     }
 }
@@ -83,7 +86,7 @@ fn default_replicas() -> usize {
     3
 }
 fn all_roles() -> Vec<Role> {
-    vec![Role::Ingest, Role::Work, Role::Deliver]
+    vec![Role::Ingest, Role::Work, Role::Deliver, Role::Monitor]
 }
 fn default_ttl() -> Duration {
     LeaseSettings::default().ttl
@@ -211,7 +214,8 @@ impl ClusterSettings {
         if self.roles.is_empty() {
             out.push((
                 "roles",
-                "cluster.roles: give this node at least one of ingest, work, deliver".to_string(),
+                "cluster.roles: give this node at least one of ingest, work, deliver, monitor"
+                    .to_string(),
             ));
         }
         if let Err(m) = self.lease().validate() {
@@ -267,26 +271,15 @@ mod tests {
             ("node = \"n\"\nurl = \"tls://earshot:hunter2@nats.example:4222\"", "cluster.url 1: credentials in a URL"),
             ("node = \"n\"\nurl = \"nats://127.0.0.1:1\"\nreplicas = 7", "cluster.replicas: JetStream keeps 1 to 5 copies"),
             ("node = \"n\"\nurl = \"nats://127.0.0.1:1\"\nroles = []", "cluster.roles: give this node at least one"),
-            ("node = \"n\"\nurl = \"nats://127.0.0.1:1\"\nroles = [\"monitor\"]", "unknown variant `monitor`"),
+            ("node = \"n\"\nurl = \"nats://127.0.0.1:1\"\nroles = [\"watch\"]", "unknown variant `watch`"),
             ("node = \"n\"\nurl = \"nats://127.0.0.1:1\"\nlease_ttl = \"1s\"\nlease_renew = \"1s\"", "cluster.lease_ttl, lease_renew:"),
             ("node = \"n\"\nurl = \"nats://127.0.0.1:1\"\nauth = { kind = \"token\", env = \"EARSHOT_TEST_UNSET_NATS_TOKEN\" }", "environment variable `EARSHOT_TEST_UNSET_NATS_TOKEN` is not set"),
             ("node = \"n\"\nurl = \"nats://127.0.0.1:1\"\nca = \"missing-ca.pem\"", "missing-ca.pem` is not a readable file"),
-            ("node = \"n\"\nurl = \"nats://127.0.0.1:1\"\n[spikes]\nenabled = true", "spike detection is not available in cluster mode yet"),
         ];
         for (body, want) in cases {
             let got = errors(&format!("[cluster]\n{body}\n"));
             assert!(got.iter().any(|e| e.contains(want)), "{body:?}: {got:?}");
             assert!(got.iter().all(|e| !e.contains("hunter2")), "{got:?}");
         }
-    }
-
-    #[test]
-    fn spikes_are_off_in_cluster_mode_unless_asked_for() {
-        let text = format!("{HEAD}[cluster]\nnode = \"n\"\nurl = \"nats://127.0.0.1:1\"\n");
-        let c = Config::parse("c.toml", &text, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(!c.spikes.enabled);
-        let single =
-            Config::parse("c.toml", HEAD, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
-        assert!(single.spikes.enabled && single.cluster.is_none());
     }
 }
