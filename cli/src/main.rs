@@ -89,7 +89,7 @@ enum Command {
     },
     /// Dead letters: what a queue gave up on (attempts exhausted, refused by the endpoint, or
     /// a disabled queue). Works on the outbox file, or through the admin server of the
-    /// earshot that has it open.
+    /// earshot that has it open; with `[cluster]` in the config, on the cluster's stream.
     Dlq {
         #[command(subcommand)]
         action: dlq::DlqAction,

@@ -4,7 +4,8 @@
 //! `GET /dlq`, `POST /dlq/replay`, `POST /dlq/purge` (what `earshot dlq` uses while earshot
 //! runs; `GET /dlq?queue=…&id=…&limit=…&after=…` answers one page at a time, and the POSTs
 //! take a JSON body `{"queue": …, "ids": […]}`, plus `"all": true` for a purge of
-//! everything).
+//! everything). A cluster node keeps no dead letters: there they answer 409, naming the
+//! cluster's stream and `earshot dlq --config`.
 //!
 //! The live dashboard for responders: `GET /live` (the page; `/` redirects there), its
 //! assets `GET /live/app.js` and `GET /live/app.css`, embedded in the binary so the page
@@ -313,7 +314,25 @@ fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response
         .into_response()
 }
 
-fn no_dlq() -> Response {
+/// The answer of the dead-letter endpoints where this process has no dead-letter store. A
+/// cluster node has none of its own: its queues' dead letters are in the cluster's stream,
+/// which `earshot dlq --config` reads (a 409 that says so, rather than a 404 that would read
+/// as "no dead letters"). A node is known by its cluster link in the health registry: only a
+/// cluster node registers a [`crate::health::Component::Cluster`] part, and it does so before
+/// its admin server starts.
+fn no_dlq(state: &AdminState) -> Response {
+    if state.health.running(crate::health::Component::Cluster) > 0 {
+        let error = format!(
+            "this earshot is a cluster node: dead letters are in the cluster's JetStream \
+             stream {}, not here; `earshot dlq list|replay|purge --config <this node's \
+             config>` works on them",
+            crate::cluster::DLQ_STREAM
+        );
+        return json_response(
+            StatusCode::CONFLICT,
+            &serde_json::json!({ "error": error, "stream": crate::cluster::DLQ_STREAM }),
+        );
+    }
     (
         StatusCode::NOT_FOUND,
         "this process delivers nothing: no dead-letter store\n",
@@ -330,7 +349,7 @@ async fn dlq_list(
     query: Result<axum::extract::Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Some(dlq) = &state.dlq else {
-        return no_dlq();
+        return no_dlq(&state);
     };
     let axum::extract::Query(query) = match query {
         Ok(q) => q,
@@ -390,7 +409,7 @@ async fn dlq_change(state: AdminState, body: axum::body::Bytes, replay: bool) ->
         "POST /dlq/purge"
     };
     let Some(dlq) = &state.dlq else {
-        return no_dlq();
+        return no_dlq(&state);
     };
     let filter: crate::dlq::Filter = if body.is_empty() {
         crate::dlq::Filter::default()
@@ -623,6 +642,38 @@ mod tests {
         assert_eq!(store.count(Table::Dead, "support").unwrap(), 0);
         let (status, _) = post(app(Some("t")), "/dlq/purge", Some("t"), "{not json").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    /// A cluster node's dead letters are in the cluster's stream: its endpoints say so and
+    /// name the command that reads them, where a process that delivers nothing answers 404.
+    #[tokio::test]
+    async fn a_cluster_node_points_at_the_cluster_for_its_dead_letters() {
+        let plain = state(true, true);
+        assert_eq!(
+            get_status(router(plain.clone()), "/dlq").await.0,
+            StatusCode::NOT_FOUND
+        );
+        let node = state(true, true);
+        let _link = node
+            .health
+            .register(crate::health::Component::Cluster, "cluster link");
+        let (status, body) = get_status(router(node.clone()), "/dlq?queue=support").await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["stream"], "EARSHOT_DLQ");
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.contains("earshot dlq") && error.contains("--config"),
+            "{error}"
+        );
+        for path in ["/dlq/replay", "/dlq/purge"] {
+            let request = authed(Request::post(path))
+                .body(Body::from(r#"{"queue":"support"}"#))
+                .unwrap();
+            let (status, body) = respond(router(node.clone()), request).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{path}: {body}");
+            assert!(body.contains("EARSHOT_DLQ"), "{path}: {body}");
+        }
     }
 
     async fn respond(app: Router, request: Request<Body>) -> (StatusCode, String) {

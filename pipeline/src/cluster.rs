@@ -23,6 +23,7 @@
 //! - [`frames`]: frame batches as stream messages.
 //! - [`ingest`], [`work`], [`deliver`], [`monitor`]: the roles.
 
+pub mod dead;
 pub mod deliver;
 pub mod frames;
 pub mod ingest;

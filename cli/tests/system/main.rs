@@ -6,6 +6,7 @@
 mod backtest;
 mod cli;
 mod cluster;
+mod cluster_dlq;
 mod cluster_lease;
 mod delivery;
 mod deploy;
