@@ -211,9 +211,16 @@ pub async fn start(
     let mut routed_tx = None;
     let mut cluster_parts = None;
     if let Some(node) = &node {
-        let (parts, tx) =
-            cluster_node::start_delivery(config, node, &options, &latencies, trigger, &health)
-                .await?;
+        let (parts, tx) = cluster_node::start_delivery(
+            config,
+            node,
+            &options,
+            reloader.as_ref(),
+            &latencies,
+            trigger,
+            &health,
+        )
+        .await?;
         routed_tx = tx;
         cluster_parts = Some(parts);
     } else if options.deliver {

@@ -22,13 +22,14 @@
 //! - [`lease`]: one holder at a time for a role (a source's reader, a queue's deliverer).
 //! - [`frames`]: frame batches as stream messages.
 //! - [`ingest`], [`work`], [`deliver`], [`monitor`]: the roles.
+//! - [`rules`]: one rules generation on every node.
 
-pub mod dead;
 pub mod deliver;
 pub mod frames;
 pub mod ingest;
 pub mod lease;
 pub mod monitor;
+pub mod rules;
 pub mod work;
 
 use std::time::Duration;

@@ -17,6 +17,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::noise::HoldReason;
 use crate::skip::SkipReason;
 
+/// The cluster's rules generation this node runs (0 while its rules differ from the
+/// cluster's).
+pub const RULES_CLUSTER_GENERATION: &str = "earshot_rules_cluster_generation";
 /// Messages a cluster node published to a stream and had acknowledged, or had to publish
 /// again. Labels: `stream`, `outcome` (`acked`, `retried`).
 pub const CLUSTER_PUBLISHED: &str = "earshot_cluster_published_total";
@@ -648,6 +651,8 @@ pub enum Trigger {
     Admin,
     /// The rule files changed on disk.
     Watch,
+    /// Another node of the cluster put new rules in force.
+    Cluster,
 }
 
 impl Trigger {
@@ -657,6 +662,7 @@ impl Trigger {
             Trigger::Signal => "signal",
             Trigger::Admin => "admin",
             Trigger::Watch => "watch",
+            Trigger::Cluster => "cluster",
         }
     }
 }

@@ -70,19 +70,43 @@ pub struct Reloader {
     /// The rule paths' [`fingerprint`] when the last compile (good or bad) read them, so
     /// [`watch`] reloads what changed since, and does not retry a broken set unchanged.
     read_at: std::sync::Mutex<Fingerprint>,
+    /// The [`digest`] of the rules in force, and what put them in force: a cluster's nodes
+    /// compare digests to know they run the same rules.
+    in_force: tokio::sync::watch::Sender<InForce>,
+}
+
+/// The rules in force: their content's [`digest`], and the trigger of the reload that put
+/// them in force (`None` for the rules the process started with).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InForce {
+    /// The digest.
+    pub digest: String,
+    /// What reloaded them.
+    pub trigger: Option<Trigger>,
 }
 
 impl Reloader {
     /// A reloader of `shared` from `config` (the configuration the pipeline started with).
     pub fn new(config: Config, shared: Arc<Shared>) -> Arc<Self> {
         metrics::gauge!(RULES_LAST_RELOAD_OK).set(1.0);
-        let read_at = std::sync::Mutex::new(fingerprint(&watched(&config)));
+        let paths = watched(&config);
+        let read_at = std::sync::Mutex::new(fingerprint(&paths));
+        let (in_force, _) = tokio::sync::watch::channel(InForce {
+            digest: digest(&paths),
+            trigger: None,
+        });
         Arc::new(Self {
             config,
             shared,
             busy: tokio::sync::Mutex::new(()),
             read_at,
+            in_force,
         })
+    }
+
+    /// The rules in force now, and every change to them.
+    pub fn in_force(&self) -> tokio::sync::watch::Receiver<InForce> {
+        self.in_force.subscribe()
     }
 
     /// The rule paths' fingerprint when they were last compiled.
@@ -109,12 +133,16 @@ impl Reloader {
         let config = self.config.clone();
         let started = Instant::now();
         let compiled = tokio::task::spawn_blocking(move || {
-            let read_at = fingerprint(&watched(&config));
-            (read_at, compile(&config))
+            let paths = watched(&config);
+            let read_at = fingerprint(&paths);
+            let digest = digest(&paths);
+            (read_at, digest, compile(&config))
         })
         .await;
+        let mut read_digest = String::new();
         let compiled = match compiled {
-            Ok((read_at, compiled)) => {
+            Ok((read_at, digest, compiled)) => {
+                read_digest = digest;
                 *self.read_at.lock().unwrap_or_else(|e| e.into_inner()) = read_at;
                 compiled.map_err(|e| match e {
                     CompileError::Rules(errors) => errors.iter().map(ToString::to_string).collect(),
@@ -134,6 +162,10 @@ impl Reloader {
                     compile_ms,
                 };
                 let generation = self.shared.replace(Arc::new(compiled));
+                self.in_force.send_replace(InForce {
+                    digest: read_digest,
+                    trigger: Some(trigger),
+                });
                 metrics::counter!(RULES_RELOADS, "trigger" => trigger.as_str(), "outcome" => "ok")
                     .increment(1);
                 metrics::gauge!(RULES_LAST_RELOAD_OK).set(1.0);
@@ -257,6 +289,42 @@ pub async fn poll<F: std::future::Future<Output = ()>>(
         pending = None;
         reload().await;
     }
+}
+
+/// A digest of the content of `paths` (each file, and each file in a folder, by name and
+/// bytes, in a fixed order): the same on every node holding the same rules wherever they
+/// are installed, different as soon as one byte differs. Files that cannot be read count as
+/// absent.
+pub fn digest(paths: &[PathBuf]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hash = Sha256::new();
+    let mut add = |file: &Path| {
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+        hash.update(name.unwrap_or_default().as_bytes());
+        hash.update([0]);
+        match std::fs::read(file) {
+            Ok(bytes) => {
+                hash.update((bytes.len() as u64).to_le_bytes());
+                hash.update(&bytes);
+            }
+            Err(_) => hash.update(u64::MAX.to_le_bytes()),
+        }
+    };
+    for path in paths {
+        match std::fs::read_dir(path) {
+            Ok(entries) => {
+                let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+                files.sort();
+                files.iter().filter(|f| f.is_file()).for_each(|f| add(f));
+            }
+            Err(_) => add(path),
+        }
+    }
+    hash.finalize()
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What a reload reads: the rule paths and the scoring file with its cue lists.

@@ -13,7 +13,7 @@
 //! `6s`, the default) runs the same faults with another lease.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -545,4 +545,177 @@ async fn a_wave_seen_by_two_nodes_is_one_spike() {
         assert_eq!(doc["brand"], "acme", "{doc}");
         assert!(doc["mentions"].as_u64().unwrap_or(0) >= 100, "{doc}");
     }
+}
+
+/// Copies the repository's rules to `to`.
+fn copy_rules(to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(support::rules_dir()).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Points node `i`'s config at the rules in `rules`, watched every `watch`.
+fn use_rules(nodes: &Nodes, i: usize, rules: &Path, watch: &str) {
+    let text = std::fs::read_to_string(&nodes.configs[i]).unwrap();
+    let text = text
+        .replace(
+            &format!("paths = [\"{}\"]", support::rules_dir().display()),
+            &format!("paths = [\"{}\"]", rules.display()),
+        )
+        .replace("watch = \"0\"", &format!("watch = \"{watch}\""));
+    std::fs::write(&nodes.configs[i], text).unwrap();
+}
+
+/// Node `i`'s admin address, from its config.
+fn admin_of(nodes: &Nodes, i: usize) -> String {
+    let text = std::fs::read_to_string(&nodes.configs[i]).unwrap();
+    let line = text.lines().find(|l| l.starts_with("listen = ")).unwrap();
+    line.trim_start_matches("listen = ")
+        .trim_matches('"')
+        .to_string()
+}
+
+/// A value of node `i`'s `/metrics`, if it answers.
+async fn metric(client: &reqwest::Client, nodes: &Nodes, i: usize, name: &str) -> Option<f64> {
+    let text = client
+        .get(format!("http://{}/metrics", admin_of(nodes, i)))
+        .bearer_auth("test-token")
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Node `i`'s `/readyz`: its status and body.
+async fn readyz(client: &reqwest::Client, nodes: &Nodes, i: usize) -> (u16, String) {
+    match client
+        .get(format!("http://{}/readyz", admin_of(nodes, i)))
+        .bearer_auth("test-token")
+        .send()
+        .await
+    {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// Rules on a cluster: a reload on one node (its files changed) puts the same generation in
+/// force on a node that does not watch its files; a node whose files differ from the
+/// cluster's keeps its rules, says so in `/readyz`, and joins the generation once its files
+/// match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_on_one_node_reaches_every_node_with_one_generation() {
+    let servers = NatsCluster::start(3);
+    let urls = servers
+        .servers
+        .iter()
+        .map(|s| s.url())
+        .collect::<Vec<_>>()
+        .join(",");
+    let hook_port = free_port();
+    let mut endpoint = Endpoint::new(hook_port);
+    endpoint.up().await;
+    let mut nodes = Nodes::new(
+        2,
+        &urls,
+        hook_port,
+        "2s",
+        "500ms",
+        "[queue.noise]\nreposts = false\nstorm = false",
+    );
+    let (rules_0, rules_1) = (nodes.dir.join("rules-0"), nodes.dir.join("rules-1"));
+    copy_rules(&rules_0);
+    copy_rules(&rules_1);
+    use_rules(&nodes, 0, &rules_0, "200ms");
+    use_rules(&nodes, 1, &rules_1, "0");
+    nodes.start(0);
+    nodes.start(1);
+    earshot::tls::ensure_crypto_provider();
+    let client = reqwest::Client::new();
+    let generation = |i: usize| {
+        let client = client.clone();
+        let nodes = &nodes;
+        async move { metric(&client, nodes, i, "earshot_rules_cluster_generation").await }
+    };
+    let both_at = |want: f64| async move {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if generation(0).await == Some(want) && generation(1).await == Some(want) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    };
+    assert!(
+        both_at(1.0).await,
+        "not both at generation 1:\n{}",
+        nodes.logs()
+    );
+
+    // A new product on both nodes' disks; only node 0 watches.
+    for dir in [&rules_0, &rules_1] {
+        let path = dir.join("acme-products.txt");
+        let text = std::fs::read_to_string(&path).unwrap() + "Zorble Blaster\n";
+        std::fs::write(path, text).unwrap();
+    }
+    assert!(
+        both_at(2.0).await,
+        "not both at generation 2:\n{}",
+        nodes.logs()
+    );
+    // Every post about the new product is routed, whichever node works its batch.
+    let frames: Vec<String> = acme_frames(0, 40)
+        .into_iter()
+        .map(|f| f.replace("Acme checkout broken again", "my zorble blaster is broken"))
+        .collect();
+    append(&nodes.input, &frames);
+    assert!(
+        wait_for(Duration::from_secs(60), || endpoint.receiver.count() >= 40).await,
+        "{} of 40 posts about the new product delivered:\n{}",
+        endpoint.receiver.count(),
+        nodes.logs()
+    );
+
+    // Node 0's files move on alone: node 1 keeps its rules and says so.
+    let path = rules_0.join("acme-products.txt");
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(&path).unwrap() + "Quux Hammer\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut status, mut body) = (0, String::new());
+    while Instant::now() < deadline {
+        (status, body) = readyz(&client, &nodes, 1).await;
+        if status == 503 && body.contains("differ from the cluster's generation 3") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("differ from the cluster's generation 3"),
+        "{body}"
+    );
+    assert_eq!(generation(1).await, Some(0.0));
+    // Its files catch up: it joins generation 3 (it retries every 10 s).
+    std::fs::copy(&path, rules_1.join("acme-products.txt")).unwrap();
+    assert!(
+        both_at(3.0).await,
+        "not both at generation 3:\n{}",
+        nodes.logs()
+    );
+    assert_eq!(readyz(&client, &nodes, 1).await.0, 200);
+    nodes.stop(0);
+    nodes.stop(1);
 }

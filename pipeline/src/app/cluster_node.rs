@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::{AppError, RunOptions, StartedSources};
-use crate::cluster::{deliver, ingest, monitor, work, Cluster};
+use crate::cluster::{deliver, ingest, monitor, rules, work, Cluster};
 use crate::compile::Compiled;
 use crate::config::cluster::Role;
 use crate::config::Config;
@@ -25,6 +25,7 @@ use crate::mention::Mention;
 use crate::metrics::Latencies;
 use crate::monitor::{BrandInfo, SpikeFlags};
 use crate::outbox::writer::Routed;
+use crate::reload::Reloader;
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::source::batch::Batch;
 
@@ -43,17 +44,20 @@ pub(super) struct ClusterParts {
     link: JoinHandle<()>,
     /// Sends the workers' sightings to the detector's node.
     sightings: Option<std::thread::JoinHandle<()>>,
-    /// The detector's contender, and the follower of its flags and live page.
-    spikes: Vec<JoinHandle<()>>,
+    /// Tasks that run until shutdown: the detector's contender, the follower of its flags
+    /// and live page, the follower of the cluster's rules generation.
+    background: Vec<JoinHandle<()>>,
 }
 
 /// The queue owners (when the node delivers and `options` deliver), and the channel the
 /// workers hand routed batches to (when the node works). Every queue's sink is set up once
 /// here, so a node whose secrets are missing stops at start rather than at its first lease.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn start_delivery(
     config: &Config,
     node: &Cluster,
     options: &RunOptions,
+    reloader: Option<&Arc<Reloader>>,
     latencies: &Latencies,
     trigger: &ShutdownTrigger,
     health: &Health,
@@ -91,7 +95,10 @@ pub(super) async fn start_delivery(
             deliver,
             link,
             sightings: None,
-            spikes: Vec::new(),
+            background: reloader
+                .map(|r| rules::spawn(node, r.clone(), health, trigger.subscribe()))
+                .into_iter()
+                .collect(),
         },
         routed_tx,
     ))
@@ -116,7 +123,7 @@ pub(super) fn start_spikes(
     health: &Health,
 ) -> Result<(Option<SightingsTx>, Arc<SpikeFlags>), AppError> {
     let flags = SpikeFlags::new();
-    parts.spikes.push(monitor::spawn_follow(
+    parts.background.push(monitor::spawn_follow(
         node,
         flags.clone(),
         Some(hub.clone()),
@@ -141,7 +148,7 @@ pub(super) fn start_spikes(
             queues: queue_ids.to_vec(),
         };
         parts
-            .spikes
+            .background
             .push(monitor::spawn(node, detecting, trigger, health));
     }
     Ok((tx, flags))
@@ -227,9 +234,9 @@ impl ClusterParts {
             let joined = tokio::task::spawn_blocking(move || sightings.join());
             let _ = tokio::time::timeout(limit, joined).await;
         }
-        for task in self.spikes {
+        for task in self.background {
             if tokio::time::timeout(limit, task).await.is_err() {
-                warn!("the spike detector is still stopping at the drain deadline");
+                warn!("a cluster task is still stopping at the drain deadline");
             }
         }
         for (id, task) in self.deliver {
