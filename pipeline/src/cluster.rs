@@ -24,6 +24,7 @@
 //! - [`ingest`], [`work`], [`deliver`], [`monitor`]: the roles.
 //! - [`rules`]: one rules generation on every node.
 
+pub mod dead;
 pub mod deliver;
 pub mod frames;
 pub mod ingest;
