@@ -63,6 +63,8 @@ pub struct AdminState {
     pub live_limit: LiveLimit,
     /// The outbox and the running queues; `None` where nothing is delivered (404).
     pub dlq: Option<DlqAccess>,
+    /// This process is a cluster node: its dead letters are in the cluster's stream (409).
+    pub cluster: bool,
     /// The live dashboard's hub; `None` where nothing feeds it (then `/live` is 404).
     pub live: Option<Arc<LiveHub>>,
 }
@@ -101,6 +103,7 @@ impl AdminState {
             access: Arc::new(Access::new(settings, token)),
             live_limit: LiveLimit::of(settings),
             dlq: None,
+            cluster: false,
             live: None,
         }
     }
@@ -317,11 +320,9 @@ fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response
 /// The answer of the dead-letter endpoints where this process has no dead-letter store. A
 /// cluster node has none of its own: its queues' dead letters are in the cluster's stream,
 /// which `earshot dlq --config` reads (a 409 that says so, rather than a 404 that would read
-/// as "no dead letters"). A node is known by its cluster link in the health registry: only a
-/// cluster node registers a [`crate::health::Component::Cluster`] part, and it does so before
-/// its admin server starts.
+/// as "no dead letters").
 fn no_dlq(state: &AdminState) -> Response {
-    if state.health.running(crate::health::Component::Cluster) > 0 {
+    if state.cluster {
         let error = format!(
             "this earshot is a cluster node: dead letters are in the cluster's JetStream \
              stream {}, not here; `earshot dlq list|replay|purge --config <this node's \
@@ -653,10 +654,8 @@ mod tests {
             get_status(router(plain.clone()), "/dlq").await.0,
             StatusCode::NOT_FOUND
         );
-        let node = state(true, true);
-        let _link = node
-            .health
-            .register(crate::health::Component::Cluster, "cluster link");
+        let mut node = state(true, true);
+        node.cluster = true;
         let (status, body) = get_status(router(node.clone()), "/dlq?queue=support").await;
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
         let answer: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -327,6 +327,7 @@ pub async fn start(
             queues: d.queues.clone(),
         });
         state.live = live.clone();
+        state.cluster = node.is_some();
         let (started, task) = start_admin(config, state, trigger).await?;
         background.push(task);
         admin = Some(started);

@@ -400,6 +400,7 @@ impl DeadLetters {
         let msg_id = replay_msg_id(&found.queue, &entry.id, found.seq);
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id.as_str());
+        headers.insert(super::deliver::REPLAY_HEADER, "1");
         let body = Bytes::from(replayed(entry).to_bytes());
         let publish = async {
             self.js

@@ -45,6 +45,10 @@ use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::sink::backing::{BackingError, BackingFuture, QueueBacking, Read};
 use crate::sink::{dispatch, setup, QueueConfig};
 
+/// The header `earshot dlq replay` puts on an entry it sends back: noise control lets it
+/// through.
+pub const REPLAY_HEADER: &str = "Earshot-Replay";
+
 /// How long a graceful stop lets the dispatcher finish the attempts it has started.
 pub const DRAIN: Duration = Duration::from_secs(5);
 
@@ -376,7 +380,18 @@ impl QueueBacking for StreamQueue {
                         continue;
                     }
                 };
-                match noise.admit(&entry).await {
+                // A replay (`earshot dlq replay`) is someone's decision to deliver it: not
+                // noise, as on a single node.
+                let replayed = m
+                    .headers
+                    .as_ref()
+                    .is_some_and(|h| h.get(REPLAY_HEADER).is_some());
+                let admitted = if replayed {
+                    Admitted::Deliver
+                } else {
+                    noise.admit(&entry).await
+                };
+                match admitted {
                     Admitted::Held => {
                         let _ = m.ack().await;
                     }
