@@ -31,6 +31,7 @@ pub mod ingest;
 pub mod lease;
 pub mod monitor;
 pub mod rules;
+pub mod turns;
 pub mod work;
 
 use std::time::Duration;
@@ -38,7 +39,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, stream};
 
 use crate::config::cluster::ClusterSettings;
-use crate::sink::nats::{NatsConnect, NatsSetupError};
+use crate::sink::nats::NatsSetupError;
 
 /// The stream of frame batches waiting for a worker.
 pub const FRAMES_STREAM: &str = "EARSHOT_FRAMES";
@@ -141,66 +142,49 @@ pub async fn join(
     settings: &ClusterSettings,
     dead_letter_ttl: Duration,
 ) -> Result<Cluster, ClusterError> {
-    let connect = NatsConnect {
-        queue: settings.node(),
-        url: &settings.url,
-        auth: settings.auth.as_ref(),
-        ca: settings.ca.as_deref(),
-        timeout: settings.timeout,
-    };
-    let client =
-        crate::sink::nats::client(&connect, &format!("earshot:{}", settings.node())).await?;
+    let name = format!("earshot:{}", settings.node());
+    let client = crate::sink::nats::client(&settings.nats(), &name).await?;
     let mut js = jetstream::new(client.clone());
     // A new replicated stream waits for its group to elect a leader, which takes seconds on
     // a busy cluster: setting up gets more time than a publish.
     js.set_timeout(settings.timeout.max(SETUP_TIMEOUT));
     let replicas = settings.replicas;
+    let work_queue =
+        |name: &str, description: &str, subject: &str, max_bytes: i64| stream::Config {
+            retention: stream::RetentionPolicy::WorkQueue,
+            max_bytes,
+            // A full stream refuses publishes: the step before it waits, nothing is dropped.
+            discard: stream::DiscardPolicy::New,
+            ..stream_config(name, description, subject, replicas)
+        };
     let streams = [
+        work_queue(
+            FRAMES_STREAM,
+            "earshot: frame batches waiting for a worker",
+            FRAMES_SUBJECT,
+            settings.frames_max_bytes,
+        ),
+        work_queue(
+            QUEUES_STREAM,
+            "earshot: entries waiting for delivery, by queue",
+            "earshot.queue.*",
+            settings.queues_max_bytes,
+        ),
         stream::Config {
-            name: FRAMES_STREAM.into(),
-            description: Some("earshot: frame batches waiting for a worker".into()),
-            subjects: vec![FRAMES_SUBJECT.into()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            max_bytes: settings.frames_max_bytes,
-            discard: stream::DiscardPolicy::New,
-            duplicate_window: DEDUP_WINDOW,
-            num_replicas: replicas,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        },
-        stream::Config {
-            name: QUEUES_STREAM.into(),
-            description: Some("earshot: entries waiting for delivery, by queue".into()),
-            subjects: vec!["earshot.queue.*".into()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            max_bytes: settings.queues_max_bytes,
-            discard: stream::DiscardPolicy::New,
-            duplicate_window: DEDUP_WINDOW,
-            num_replicas: replicas,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        },
-        stream::Config {
-            name: DLQ_STREAM.into(),
-            description: Some("earshot: dead letters, by queue".into()),
-            subjects: vec!["earshot.dlq.*".into()],
-            retention: stream::RetentionPolicy::Limits,
             max_age: dead_letter_ttl,
-            duplicate_window: DEDUP_WINDOW,
-            num_replicas: replicas,
-            storage: stream::StorageType::File,
-            ..Default::default()
+            ..stream_config(
+                DLQ_STREAM,
+                "earshot: dead letters, by queue",
+                "earshot.dlq.*",
+                replicas,
+            )
         },
-        stream::Config {
-            name: HELD_STREAM.into(),
-            description: Some("earshot: mentions held for each queue's next digest".into()),
-            subjects: vec!["earshot.held.*".into()],
-            retention: stream::RetentionPolicy::Limits,
-            duplicate_window: DEDUP_WINDOW,
-            num_replicas: replicas,
-            storage: stream::StorageType::File,
-            ..Default::default()
-        },
+        stream_config(
+            HELD_STREAM,
+            "earshot: mentions held for each queue's next digest",
+            "earshot.held.*",
+            replicas,
+        ),
     ];
     // The servers may still be starting (or electing JetStream's leader): keep trying for
     // a while before giving up on them.
@@ -259,6 +243,19 @@ pub async fn join(
         positions,
         state,
     })
+}
+
+/// A replicated stream on disk, de-duplicating by `Nats-Msg-Id` over [`DEDUP_WINDOW`].
+fn stream_config(name: &str, description: &str, subject: &str, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: name.into(),
+        description: Some(description.into()),
+        subjects: vec![subject.into()],
+        duplicate_window: DEDUP_WINDOW,
+        num_replicas: replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
 }
 
 /// Runs `setup` until it succeeds or `deadline` passes, pausing between tries.

@@ -140,3 +140,19 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// `GET /readyz` of the admin server at `admin` with the tests' token: its status (0 when it
+/// does not answer) and body.
+pub async fn readyz(admin: &str) -> (u16, String) {
+    earshot::tls::ensure_crypto_provider();
+    let client = reqwest::Client::new();
+    match client
+        .get(format!("http://{admin}/readyz"))
+        .bearer_auth("test-token")
+        .send()
+        .await
+    {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}

@@ -28,6 +28,15 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
+    /// Every member's URL, comma-separated, as a config's `url` lists them.
+    pub fn urls(&self) -> String {
+        self.servers
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// Starts `n` clustered servers, named `n0`, `n1`, ….
     pub fn start(n: usize) -> Self {
         let cluster_ports: Vec<u16> = (0..n).map(|_| crate::support::free_port()).collect();

@@ -206,12 +206,67 @@ fn feed(nodes: &Nodes, expected: &mut BTreeSet<String>, seed: u64, n: usize) -> 
     ids.len()
 }
 
+/// A verifying webhook receiver on a free port, up: it and its port.
+async fn receiver() -> (Endpoint, u16) {
+    let port = free_port();
+    let mut endpoint = Endpoint::new(port);
+    endpoint.up().await;
+    (endpoint, port)
+}
+
+/// Three servers, a receiver, and the configs of two nodes with 2 s leases (not started).
+async fn two_nodes(queue_extra: &str, tail: &str) -> (NatsCluster, Endpoint, Nodes) {
+    let servers = NatsCluster::start(3);
+    let (endpoint, hook_port) = receiver().await;
+    let nodes = Nodes::with(
+        2,
+        &servers.urls(),
+        hook_port,
+        "2s",
+        "500ms",
+        queue_extra,
+        tail,
+    );
+    (servers, endpoint, nodes)
+}
+
+/// Waits up to `limit` for every expected mention (failing with the nodes' logs), then
+/// counts `row`'s deliveries.
+async fn settle(
+    endpoint: &Endpoint,
+    expected: &BTreeSet<String>,
+    nodes: &Nodes,
+    limit: Duration,
+    mut row: Row,
+) -> Row {
+    let all = wait_for(limit, || endpoint.ids() == *expected).await;
+    assert!(
+        all,
+        "not delivered after `{}`:\n{}",
+        row.fault,
+        nodes.logs()
+    );
+    row.delivered = endpoint.ids().len();
+    row
+}
+
 /// One row of the fault table.
 struct Row {
     fault: String,
     sent: usize,
     delivered: usize,
     takeover: Option<Duration>,
+}
+
+impl Row {
+    fn new(fault: &str, sent: usize, takeover: Option<Duration>) -> Self {
+        Self {
+            fault: fault.into(),
+            sent,
+            delivered: 0,
+            takeover,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,15 +276,8 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     let lease_renew = format!("{}ms", ttl.as_millis() / 4);
     let limit = ttl * 4 + Duration::from_secs(10);
     let mut servers = NatsCluster::start(3);
-    let urls = servers
-        .servers
-        .iter()
-        .map(|s| s.url())
-        .collect::<Vec<_>>()
-        .join(",");
-    let hook_port = free_port();
-    let mut endpoint = Endpoint::new(hook_port);
-    endpoint.up().await;
+    let urls = servers.urls();
+    let (mut endpoint, hook_port) = receiver().await;
     let mut nodes = Nodes::new(
         3,
         &urls,
@@ -250,14 +298,9 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     let mut rows: Vec<Row> = Vec::new();
     // Steady state.
     let sent = feed(&nodes, &mut expected, 1000, 400);
-    let all = wait_for(Duration::from_secs(120), || endpoint.ids() == expected).await;
-    assert!(all, "not delivered in the steady state:\n{}", nodes.logs());
-    rows.push(Row {
-        fault: "none (3 nodes up)".into(),
-        sent,
-        delivered: endpoint.ids().len(),
-        takeover: None,
-    });
+    // The first wait includes the nodes' start (joining a fresh cluster).
+    let row = Row::new("none (3 nodes up)", sent, None);
+    rows.push(settle(&endpoint, &expected, &nodes, Duration::from_secs(120), row).await);
     let leases = loop {
         if let Ok(kv) = js.get_key_value("earshot_leases").await {
             break kv;
@@ -270,18 +313,8 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     nodes.kill_9(reader);
     let sent = feed(&nodes, &mut expected, 2000, 300);
     let (_, took) = takeover(&leases, "source.posts", reader, limit).await;
-    let all = wait_for(limit * 2, || endpoint.ids() == expected).await;
-    assert!(
-        all,
-        "not delivered after the reader's kill:\n{}",
-        nodes.logs()
-    );
-    rows.push(Row {
-        fault: "kill -9 of the reading node".into(),
-        sent,
-        delivered: endpoint.ids().len(),
-        takeover: Some(took),
-    });
+    let row = Row::new("kill -9 of the reading node", sent, Some(took));
+    rows.push(settle(&endpoint, &expected, &nodes, limit * 2, row).await);
     nodes.start(reader);
 
     // kill -9 of a node holding no lease: it only works.
@@ -291,18 +324,8 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     let sent = feed(&nodes, &mut expected, 3000, 300);
     tokio::time::sleep(Duration::from_millis(300)).await;
     nodes.kill_9(worker);
-    let all = wait_for(limit * 2, || endpoint.ids() == expected).await;
-    assert!(
-        all,
-        "not delivered after a worker's kill:\n{}",
-        nodes.logs()
-    );
-    rows.push(Row {
-        fault: "kill -9 of a working node".into(),
-        sent,
-        delivered: endpoint.ids().len(),
-        takeover: None,
-    });
+    let row = Row::new("kill -9 of a working node", sent, None);
+    rows.push(settle(&endpoint, &expected, &nodes, limit * 2, row).await);
     nodes.start(worker);
 
     // kill -9 of the node delivering the queue, with the receiver down for sixty backoffs.
@@ -314,35 +337,19 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     let (_, took) = takeover(&leases, "queue.all", deliverer, limit).await;
     tokio::time::sleep(Duration::from_secs(4)).await; // 6 s down in all: 60 × 100 ms
     endpoint.up().await;
-    let all = wait_for(limit * 3, || endpoint.ids() == expected).await;
-    assert!(
-        all,
-        "not delivered after the deliverer's kill:\n{}",
-        nodes.logs()
-    );
-    rows.push(Row {
-        fault: "receiver down 6 s (60 backoffs) + kill -9 of the delivering node".into(),
+    let row = Row::new(
+        "receiver down 6 s (60 backoffs) + kill -9 of the delivering node",
         sent,
-        delivered: endpoint.ids().len(),
-        takeover: Some(took),
-    });
+        Some(took),
+    );
+    rows.push(settle(&endpoint, &expected, &nodes, limit * 3, row).await);
     nodes.start(deliverer);
 
     // kill -9 of a NATS server (not the test's own).
     servers.servers[0].kill();
     let sent = feed(&nodes, &mut expected, 5000, 300);
-    let all = wait_for(limit * 3, || endpoint.ids() == expected).await;
-    assert!(
-        all,
-        "not delivered after a NATS server's kill:\n{}",
-        nodes.logs()
-    );
-    rows.push(Row {
-        fault: "kill -9 of a NATS server".into(),
-        sent,
-        delivered: endpoint.ids().len(),
-        takeover: None,
-    });
+    let row = Row::new("kill -9 of a NATS server", sent, None);
+    rows.push(settle(&endpoint, &expected, &nodes, limit * 3, row).await);
     servers.servers[0].restart();
 
     // A rolling restart, posts arriving throughout.
@@ -353,18 +360,8 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
         nodes.start(i);
         tokio::time::sleep(ttl).await;
     }
-    let all = wait_for(limit * 3, || endpoint.ids() == expected).await;
-    assert!(
-        all,
-        "not delivered through the rolling restart:\n{}",
-        nodes.logs()
-    );
-    rows.push(Row {
-        fault: "rolling restart of the 3 nodes".into(),
-        sent,
-        delivered: endpoint.ids().len(),
-        takeover: None,
-    });
+    let row = Row::new("rolling restart of the 3 nodes", sent, None);
+    rows.push(settle(&endpoint, &expected, &nodes, limit * 3, row).await);
 
     let got = endpoint.ids();
     let duplicates = endpoint.receiver.duplicates.load(Ordering::Relaxed);
@@ -397,38 +394,16 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
 /// one digest counting the rest, as on a single node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_through_the_cluster_arrives_as_one_mention_and_a_digest() {
-    let servers = NatsCluster::start(3);
-    let urls = servers
-        .servers
-        .iter()
-        .map(|s| s.url())
-        .collect::<Vec<_>>()
-        .join(",");
-    let hook_port = free_port();
-    let mut endpoint = Endpoint::new(hook_port);
-    endpoint.up().await;
-    let mut nodes = Nodes::new(
-        2,
-        &urls,
-        hook_port,
-        "2s",
-        "500ms",
+    let (_servers, endpoint, mut nodes) = two_nodes(
         "[queue.noise]\nreposts = true\nstorm = true\ndigest_every = \"1s\"",
-    );
+        "",
+    )
+    .await;
     nodes.start(0);
     nodes.start(1);
     let frames = crate::delivery::storm_frames(20);
     append(&nodes.input, &frames);
-    let digest = wait_for(Duration::from_secs(120), || {
-        !endpoint
-            .receiver
-            .received
-            .lock()
-            .unwrap()
-            .digests
-            .is_empty()
-    })
-    .await;
+    let digest = wait_for(Duration::from_secs(120), || endpoint.digests() > 0).await;
     assert!(digest, "no digest:\n{}", nodes.logs());
     // Nothing more comes: the held mentions are counted once.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -471,26 +446,12 @@ fn acme_frames(from: u64, n: u64) -> Vec<String> {
 /// once, through the queue stream, as a single node would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wave_seen_by_two_nodes_is_one_spike() {
-    let servers = NatsCluster::start(3);
-    let urls = servers
-        .servers
-        .iter()
-        .map(|s| s.url())
-        .collect::<Vec<_>>()
-        .join(",");
-    let hook_port = free_port();
-    let mut endpoint = Endpoint::new(hook_port);
-    endpoint.up().await;
-    let mut nodes = Nodes::with(
-        2,
-        &urls,
-        hook_port,
-        "2s",
-        "500ms",
+    let (_servers, endpoint, mut nodes) = two_nodes(
         "[queue.noise]\nreposts = false\nstorm = false",
         "[spikes]\nqueues = [\"all\"]\nwindows = [\"2s\", \"4s\"]\nwarmup = \"8s\"\n\
          baseline_half_life = \"60s\"\nend_after = \"2s\"\n",
-    );
+    )
+    .await;
     nodes.start(0);
     nodes.start(1);
     // Wait for both nodes to be working: the first posts delivered.
@@ -596,16 +557,8 @@ async fn metric(client: &reqwest::Client, nodes: &Nodes, i: usize, name: &str) -
 }
 
 /// Node `i`'s `/readyz`: its status and body.
-async fn readyz(client: &reqwest::Client, nodes: &Nodes, i: usize) -> (u16, String) {
-    match client
-        .get(format!("http://{}/readyz", admin_of(nodes, i)))
-        .bearer_auth("test-token")
-        .send()
-        .await
-    {
-        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-        Err(e) => (0, e.to_string()),
-    }
+async fn readyz(nodes: &Nodes, i: usize) -> (u16, String) {
+    support::readyz(&admin_of(nodes, i)).await
 }
 
 /// Rules on a cluster: a reload on one node (its files changed) puts the same generation in
@@ -614,24 +567,8 @@ async fn readyz(client: &reqwest::Client, nodes: &Nodes, i: usize) -> (u16, Stri
 /// match.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_on_one_node_reaches_every_node_with_one_generation() {
-    let servers = NatsCluster::start(3);
-    let urls = servers
-        .servers
-        .iter()
-        .map(|s| s.url())
-        .collect::<Vec<_>>()
-        .join(",");
-    let hook_port = free_port();
-    let mut endpoint = Endpoint::new(hook_port);
-    endpoint.up().await;
-    let mut nodes = Nodes::new(
-        2,
-        &urls,
-        hook_port,
-        "2s",
-        "500ms",
-        "[queue.noise]\nreposts = false\nstorm = false",
-    );
+    let (_servers, endpoint, mut nodes) =
+        two_nodes("[queue.noise]\nreposts = false\nstorm = false", "").await;
     let (rules_0, rules_1) = (nodes.dir.join("rules-0"), nodes.dir.join("rules-1"));
     copy_rules(&rules_0);
     copy_rules(&rules_1);
@@ -696,7 +633,7 @@ async fn a_reload_on_one_node_reaches_every_node_with_one_generation() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut status, mut body) = (0, String::new());
     while Instant::now() < deadline {
-        (status, body) = readyz(&client, &nodes, 1).await;
+        (status, body) = readyz(&nodes, 1).await;
         if status == 503 && body.contains("differ from the cluster's generation 3") {
             break;
         }
@@ -715,7 +652,7 @@ async fn a_reload_on_one_node_reaches_every_node_with_one_generation() {
         "not both at generation 3:\n{}",
         nodes.logs()
     );
-    assert_eq!(readyz(&client, &nodes, 1).await.0, 200);
+    assert_eq!(readyz(&nodes, 1).await.0, 200);
     nodes.stop(0);
     nodes.stop(1);
 }

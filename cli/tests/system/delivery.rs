@@ -234,6 +234,11 @@ impl Endpoint {
         }
     }
 
+    /// Digests received so far.
+    pub(crate) fn digests(&self) -> usize {
+        self.receiver.received.lock().unwrap().digests.len()
+    }
+
     pub(crate) fn ids(&self) -> BTreeSet<String> {
         self.receiver
             .received
@@ -464,16 +469,7 @@ async fn a_copy_paste_storm_arrives_as_one_mention_and_a_digest() {
     endpoint.up().await;
     append(&setup.input, &frames);
     let child = setup.start(1);
-    let digest = wait_for(Duration::from_secs(30), || {
-        !endpoint
-            .receiver
-            .received
-            .lock()
-            .unwrap()
-            .digests
-            .is_empty()
-    })
-    .await;
+    let digest = wait_for(Duration::from_secs(30), || endpoint.digests() > 0).await;
     terminate(child);
     assert!(digest, "{}", log_tail(&setup, 1));
     assert_eq!(

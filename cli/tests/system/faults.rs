@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::delivery::{
     append, log_tail, posts, tagged_posts, terminate, wait_for, Endpoint, Setup,
 };
+use crate::support;
 
 /// Sends `signal` to the process.
 fn kill(child: &Child, signal: &str) {
@@ -230,17 +231,7 @@ impl Drop for Tmpfs {
 
 /// `/readyz` of the process: status and body.
 async fn readyz(setup: &Setup) -> (u16, String) {
-    earshot::tls::ensure_crypto_provider();
-    let client = reqwest::Client::new();
-    match client
-        .get(format!("http://127.0.0.1:{}/readyz", setup.admin_port))
-        .bearer_auth("test-token")
-        .send()
-        .await
-    {
-        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-        Err(e) => (0, e.to_string()),
-    }
+    support::readyz(&format!("127.0.0.1:{}", setup.admin_port)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,7 +37,7 @@ use crate::config::cluster::ClusterSettings;
 use crate::dlq::{DeadLetter, Filter};
 use crate::outbox::entry::{now_us, Entry};
 use crate::outbox::store::Stored;
-use crate::sink::nats::{NatsConnect, NatsSetupError};
+use crate::sink::nats::NatsSetupError;
 use crate::timestamp::rfc3339_millis;
 
 /// The most dead letters one `earshot dlq` command reads from the stream: a few tens of
@@ -224,15 +224,8 @@ fn failed(what: impl Into<String>, reason: impl ToString) -> DeadError {
 /// (`earshot-dlq:<node>`), which creates and changes no stream; waits up to the cluster's
 /// timeout for the connection.
 pub async fn connect(settings: &ClusterSettings) -> Result<jetstream::Context, DeadError> {
-    let connect = NatsConnect {
-        queue: settings.node(),
-        url: &settings.url,
-        auth: settings.auth.as_ref(),
-        ca: settings.ca.as_deref(),
-        timeout: settings.timeout,
-    };
     let name = format!("earshot-dlq:{}", settings.node());
-    let client = crate::sink::nats::client(&connect, &name).await?;
+    let client = crate::sink::nats::client(&settings.nats(), &name).await?;
     // The client connects in the background: wait for it here, so that an unreachable
     // cluster is named as such rather than as a request that timed out.
     let deadline = tokio::time::Instant::now() + settings.timeout;

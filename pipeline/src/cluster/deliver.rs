@@ -35,9 +35,10 @@ mod noise;
 
 use self::noise::{Admitted, QueueNoise};
 use super::lease::Lease;
+use super::turns::Turns;
 use super::{dlq_subject, queue_subject, Cluster, QUEUES_STREAM};
 use crate::health::{Component, Health};
-use crate::metrics::{Latencies, CLUSTER_LEASE_HELD, CLUSTER_LEASE_TAKEN};
+use crate::metrics::Latencies;
 use crate::outbox::entry::{now_us, Entry};
 use crate::outbox::queue::QueueShared;
 use crate::outbox::store::Stored;
@@ -91,32 +92,16 @@ struct Owner {
 
 impl Owner {
     async fn lead(self, trigger: ShutdownTrigger) {
-        let key = format!("queue.{}", self.queue.id);
-        let mut shutdown = trigger.subscribe();
-        let mut lease = Lease::spawn(
-            self.cluster.leases.clone(),
-            key.clone(),
-            self.cluster.node().to_string(),
-            self.cluster.settings.lease(),
-            trigger.subscribe(),
-        );
-        let held = metrics::gauge!(CLUSTER_LEASE_HELD, "lease" => key.clone());
-        held.set(0.0);
-        loop {
-            tokio::select! {
-                _ = lease.acquired() => {}
-                _ = shutdown.recv() => break,
-            }
-            held.set(1.0);
-            metrics::counter!(CLUSTER_LEASE_TAKEN, "lease" => key.clone()).increment(1);
-            let stopping = self.hold(&lease, &mut shutdown).await;
-            held.set(0.0);
+        let mut turns = Turns::new(&self.cluster, format!("queue.{}", self.queue.id), &trigger);
+        while turns.next().await {
+            let (lease, shutdown) = turns.parts();
+            let stopping = self.hold(lease, shutdown).await;
+            turns.ended(stopping).await;
             if stopping {
                 break;
             }
-            tokio::time::sleep(self.cluster.settings.lease().poll_every).await;
         }
-        lease.finished().await;
+        turns.finish().await;
     }
 
     /// Delivers the queue while the lease is held; true when the node is stopping.

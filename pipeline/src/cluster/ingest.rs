@@ -32,10 +32,11 @@ use tracing::{debug, error, info, warn};
 
 use super::frames;
 use super::lease::Lease;
+use super::turns::Turns;
 use super::{Cluster, FRAMES_STREAM, FRAMES_SUBJECT};
 use crate::config::SourceConfig;
 use crate::health::{Component, Health};
-use crate::metrics::{CLUSTER_LEASE_HELD, CLUSTER_LEASE_TAKEN, CLUSTER_PUBLISHED};
+use crate::metrics::CLUSTER_PUBLISHED;
 use crate::outbox::entry::now_us;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::source::batch::{Batch, BatchLimits, Position, SourceIndex};
@@ -112,40 +113,22 @@ enum Ended {
 impl Reader {
     async fn lead(self, trigger: ShutdownTrigger) {
         let id = self.source.id.clone();
-        let key = position_key(&id);
-        let mut shutdown = trigger.subscribe();
-        let mut lease = Lease::spawn(
-            self.cluster.leases.clone(),
-            key.clone(),
-            self.cluster.node().to_string(),
-            self.cluster.settings.lease(),
-            trigger.subscribe(),
-        );
-        let held = metrics::gauge!(CLUSTER_LEASE_HELD, "lease" => key.clone());
-        held.set(0.0);
-        loop {
-            tokio::select! {
-                _ = lease.acquired() => {}
-                _ = shutdown.recv() => break,
-            }
-            held.set(1.0);
-            metrics::counter!(CLUSTER_LEASE_TAKEN, "lease" => key.clone()).increment(1);
-            let ended = self.hold(&lease, &mut shutdown).await;
-            held.set(0.0);
+        let mut turns = Turns::new(&self.cluster, position_key(&id), &trigger);
+        while turns.next().await {
+            let (lease, shutdown) = turns.parts();
+            let ended = self.hold(lease, shutdown).await;
+            turns.ended(!matches!(ended, Ended::Lost)).await;
             match ended {
                 Ended::Finished => {
                     info!(source = %id, "source finished; keeping its lease so no node reads it again");
-                    let _ = shutdown.recv().await;
+                    turns.keep_until_shutdown().await;
                     break;
                 }
                 Ended::Shutdown => break,
-                Ended::Lost => {
-                    // Give a node whose lease is sound the chance to take over.
-                    tokio::time::sleep(self.cluster.settings.lease().poll_every).await;
-                }
+                Ended::Lost => {}
             }
         }
-        lease.finished().await;
+        turns.finish().await;
     }
 
     /// Reads the source from its stored position while the lease is held.

@@ -31,11 +31,12 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::lease::Lease;
+use super::turns::Turns;
 use super::{work, Cluster};
 use crate::health::{Component, Health};
 use crate::live::{LiveHub, LiveKind};
 use crate::mention::Mention;
-use crate::metrics::{CLUSTER_LEASE_HELD, CLUSTER_LEASE_TAKEN, CLUSTER_SIGHTINGS_DROPPED};
+use crate::metrics::CLUSTER_SIGHTINGS_DROPPED;
 use crate::monitor::{BrandInfo, Monitor, MonitorClock, Sighting, SpikeFlags, StateKeeper};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::spike::SpikeSettings;
@@ -168,32 +169,16 @@ pub fn spawn(
     let cluster = cluster.clone();
     let trigger = trigger.clone();
     tokio::spawn(held.watch(async move {
-        let key = "monitor".to_string();
-        let mut shutdown = trigger.subscribe();
-        let mut lease = Lease::spawn(
-            cluster.leases.clone(),
-            key.clone(),
-            cluster.node().to_string(),
-            cluster.settings.lease(),
-            trigger.subscribe(),
-        );
-        let gauge = metrics::gauge!(CLUSTER_LEASE_HELD, "lease" => key.clone());
-        gauge.set(0.0);
-        loop {
-            tokio::select! {
-                _ = lease.acquired() => {}
-                _ = shutdown.recv() => break,
-            }
-            gauge.set(1.0);
-            metrics::counter!(CLUSTER_LEASE_TAKEN, "lease" => key.clone()).increment(1);
-            let stopping = detect(&cluster, &detecting, &lease, &mut shutdown).await;
-            gauge.set(0.0);
+        let mut turns = Turns::new(&cluster, "monitor".into(), &trigger);
+        while turns.next().await {
+            let (lease, shutdown) = turns.parts();
+            let stopping = detect(&cluster, &detecting, lease, shutdown).await;
+            turns.ended(stopping).await;
             if stopping {
                 break;
             }
-            tokio::time::sleep(cluster.settings.lease().poll_every).await;
         }
-        lease.finished().await;
+        turns.finish().await;
     }))
 }
 

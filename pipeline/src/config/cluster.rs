@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cluster::lease::LeaseSettings;
-use crate::sink::nats::NatsAuth;
+use crate::sink::nats::{NatsAuth, NatsConnect};
 
 /// A part of the pipeline a node can take on; several per node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -114,6 +114,17 @@ impl ClusterSettings {
             poll_every: (self.lease_renew / 2)
                 .clamp(Duration::from_millis(10), Duration::from_secs(1)),
             margin: (self.lease_ttl / 10).min(Duration::from_millis(500)),
+        }
+    }
+
+    /// How a client of this node reaches the servers.
+    pub fn nats(&self) -> NatsConnect<'_> {
+        NatsConnect {
+            queue: self.node(),
+            url: &self.url,
+            auth: self.auth.as_ref(),
+            ca: self.ca.as_deref(),
+            timeout: self.timeout,
         }
     }
 
