@@ -2,6 +2,8 @@
 //! settings, the rate steps and the latency budget) and the earshot config under test, a
 //! template with `{FIREHOSE}`, `{HOOK}`, `{ADMIN}` and `{RULES}` placeholders that the runner
 //! fills with the loopback addresses it picked (STYLE 14: load tests are folders of cases).
+//! A template may also hold `{NATS}`: the case then runs earshot as a cluster node, and the
+//! runner starts a JetStream server for it and fills in its URL (see [`crate::nats`]).
 //!
 //! Everything is validated at load, with the file and the key in the message, so a typo in a
 //! case fails before any process is started.
@@ -13,6 +15,10 @@ use serde::Deserialize;
 
 /// The placeholders a config template must contain; each is filled by the runner.
 pub const PLACEHOLDERS: [&str; 4] = ["{FIREHOSE}", "{HOOK}", "{ADMIN}", "{RULES}"];
+
+/// The optional placeholder of a cluster-mode template: a `nats://` URL of the server the
+/// runner starts for the run.
+pub const NATS: &str = "{NATS}";
 
 /// `case.toml` as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -111,6 +117,8 @@ pub struct Case {
     /// After the input stops, how long the runner waits for every expected mention to be
     /// delivered before stopping earshot (0: it only waits for earshot to read every frame).
     pub drain_timeout_seconds: f64,
+    /// Whether the config template holds `{NATS}`: the runner starts a NATS server for it.
+    pub uses_nats: bool,
 }
 
 /// Longest sampling interval: a sample is what a soak's verdict stands on.
@@ -133,10 +141,12 @@ impl Case {
             .and_then(|n| n.to_str())
             .map(str::to_string)
             .with_context(|| format!("case folder {} has no name", dir.display()))?;
-        let case = Case::parse(&name, dir, &text).with_context(|| path.display().to_string())?;
+        let mut case =
+            Case::parse(&name, dir, &text).with_context(|| path.display().to_string())?;
         let template = std::fs::read_to_string(&case.config)
             .with_context(|| format!("cannot read config template {}", case.config.display()))?;
         check_template(&template).with_context(|| case.config.display().to_string())?;
+        case.uses_nats = uses_nats(&template);
         if !case.rules.is_dir() {
             bail!(
                 "{}: rules folder {} does not exist",
@@ -215,6 +225,7 @@ impl Case {
             receiver_delay_ms: f.receiver_delay_ms,
             firehose_max_lag: f.firehose_max_lag,
             drain_timeout_seconds: f.drain_timeout_seconds,
+            uses_nats: false,
         })
     }
 }
@@ -233,19 +244,31 @@ pub fn check_template(template: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fills a config template with the addresses the runner picked.
+/// Whether a config template runs earshot as a cluster node on a NATS server the runner
+/// starts: it holds `{NATS}`.
+pub fn uses_nats(template: &str) -> bool {
+    template.contains(NATS)
+}
+
+/// Fills a config template with the addresses the runner picked; `nats` is the server's
+/// URL when the template [uses one](uses_nats) (a template without `{NATS}` ignores it).
 pub fn fill_template(
     template: &str,
     firehose: &str,
     hook: &str,
     admin: &str,
     rules: &Path,
+    nats: Option<&str>,
 ) -> String {
-    template
+    let filled = template
         .replace("{FIREHOSE}", firehose)
         .replace("{HOOK}", hook)
         .replace("{ADMIN}", admin)
-        .replace("{RULES}", &rules.display().to_string().replace('\\', "/"))
+        .replace("{RULES}", &rules.display().to_string().replace('\\', "/"));
+    match nats {
+        Some(url) => filled.replace(NATS, url),
+        None => filled,
+    }
 }
 
 #[cfg(test)]
@@ -332,8 +355,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(e, "config template lacks {HOOK}, {RULES}");
-        let filled = fill_template(t, "1:1", "2:2", "3:3", Path::new("/r"));
+        let filled = fill_template(t, "1:1", "2:2", "3:3", Path::new("/r"), None);
         assert_eq!(filled, "a=1:1 b=2:2 c=3:3 d=/r");
+        assert!(!uses_nats(t));
+        // A single-node template is filled the same whether or not a server is offered.
+        let offered = fill_template(t, "1:1", "2:2", "3:3", Path::new("/r"), Some("nats://x:1"));
+        assert_eq!(offered, filled);
+    }
+
+    #[test]
+    fn a_nats_placeholder_makes_a_cluster_case_and_is_filled_everywhere() {
+        let t =
+            "a={FIREHOSE} b={HOOK} c={ADMIN} d={RULES}\n[cluster]\nurl = \"{NATS}\"\n# {NATS}\n";
+        check_template(t).unwrap();
+        assert!(uses_nats(t));
+        let filled = fill_template(
+            t,
+            "1:1",
+            "2:2",
+            "3:3",
+            Path::new("/r"),
+            Some("nats://127.0.0.1:4222"),
+        );
+        assert_eq!(
+            filled,
+            "a=1:1 b=2:2 c=3:3 d=/r\n[cluster]\nurl = \"nats://127.0.0.1:4222\"\n# nats://127.0.0.1:4222\n"
+        );
+        // `{NATS}` is optional: its absence is not a missing placeholder, and it does not
+        // stand in for a required one.
+        let e = check_template("a={FIREHOSE} b={HOOK} c={ADMIN} url={NATS}")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "config template lacks {RULES}");
+    }
+
+    #[test]
+    fn load_finds_out_whether_a_case_needs_a_nats_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        let case = format!("{GOOD}rules = \"rules\"\n");
+        std::fs::write(dir.path().join("case.toml"), case).unwrap();
+        let single = "f={FIREHOSE} h={HOOK} a={ADMIN} r={RULES}\n";
+        std::fs::write(dir.path().join("earshot.toml"), single).unwrap();
+        assert!(!Case::load(dir.path()).unwrap().uses_nats);
+        let cluster = format!("{single}[cluster]\nurl = \"{{NATS}}\"\n");
+        std::fs::write(dir.path().join("earshot.toml"), cluster).unwrap();
+        assert!(Case::load(dir.path()).unwrap().uses_nats);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - [`pool`]: pre-rendered firehose frames, restamped per send;
 //! - [`time`]: RFC 3339 parsing for the send timestamp carried in `post.created_at`;
 //! - [`prom`]: the few Prometheus series the runner reads;
+//! - [`nats`]: the NATS server of a cluster-mode case and the counters it is measured by;
 //! - [`http`]: a minimal blocking HTTP/1.1 GET for loopback scraping;
 //! - [`summary`]: expected-vs-received bookkeeping and per-step latency percentiles;
 //! - [`verdict`]: which steps passed and the highest sustained rate;
@@ -33,6 +34,7 @@ pub mod case;
 pub mod flatness;
 pub mod http;
 pub mod longrun;
+pub mod nats;
 pub mod pool;
 pub mod prom;
 pub mod report;

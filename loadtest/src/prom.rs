@@ -14,6 +14,14 @@ pub struct Scrape {
     pub t: f64,
     /// `earshot_source_frames_received_total`, summed over sources.
     pub frames_received: u64,
+    /// `earshot_worker_frames_processed_total`: frames the workers have run through the stages
+    /// (in cluster mode they come back through the frame stream, possibly well after the
+    /// source read them).
+    pub frames_processed: u64,
+    /// `earshot_stage_posts_dropped_total{stage="source"}`: frames the sources skipped
+    /// (deletes, identity and account events), which never reach a worker. The workers are
+    /// done when `frames_processed + source_skipped = frames_received`.
+    pub source_skipped: u64,
     /// `earshot_route_mentions_routed_total`, summed over queues.
     pub mentions_routed: u64,
     /// `earshot_webhook_deliveries_total` by outcome, summed over queues.
@@ -68,6 +76,7 @@ pub fn parse(text: &str) -> Scrape {
         };
         match name {
             "earshot_source_frames_received_total" => s.frames_received += v,
+            "earshot_worker_frames_processed_total" => s.frames_processed += v,
             "earshot_route_mentions_routed_total" => s.mentions_routed += v,
             "earshot_webhook_deliveries_total" => {
                 let outcome = label(labels, "outcome").unwrap_or("?").to_string();
@@ -76,6 +85,9 @@ pub fn parse(text: &str) -> Scrape {
             "earshot_channel_frame_batches" => s.channel_batches += v,
             "earshot_queue_depth" => s.queue_depth += v,
             "earshot_stage_posts_dropped_total" if v > 0 => {
+                if label(labels, "stage") == Some("source") {
+                    s.source_skipped += v;
+                }
                 let reason = label(labels, "reason").unwrap_or("?").to_string();
                 *s.dropped.entry(reason).or_default() += v;
             }
@@ -95,10 +107,12 @@ mod tests {
 # TYPE earshot_source_frames_received_total counter
 earshot_source_frames_received_total{source=\"a\"} 10
 earshot_source_frames_received_total{source=\"b\"} 5
+earshot_worker_frames_processed_total 14
 earshot_route_mentions_routed_total{queue=\"all\"} 3
 earshot_webhook_deliveries_total{queue=\"all\",outcome=\"delivered\"} 3
 earshot_webhook_deliveries_total{queue=\"x\",outcome=\"delivered\"} 1
 earshot_stage_posts_dropped_total{stage=\"decode\",reason=\"delete\"} 4
+earshot_stage_posts_dropped_total{stage=\"source\",reason=\"identity\"} 1
 earshot_stage_posts_dropped_total{stage=\"decode\",reason=\"oversize\"} 0
 earshot_stage_duration_seconds{stage=\"match\",quantile=\"0.99\"} 0.00001
 earshot_channel_frame_batches 63
@@ -107,10 +121,12 @@ earshot_queue_depth{queue=\"b\"} 5
 ";
         let s = parse(text);
         assert_eq!(s.frames_received, 15);
+        assert_eq!(s.frames_processed, 14);
         assert_eq!(s.mentions_routed, 3);
         assert_eq!(s.deliveries["delivered"], 4);
-        assert_eq!(s.dropped.len(), 1);
+        assert_eq!(s.dropped.len(), 2);
         assert_eq!(s.dropped["delete"], 4);
+        assert_eq!(s.source_skipped, 1);
         assert_eq!(s.delivered(), 4);
         assert_eq!(s.channel_batches, 63);
         assert_eq!(s.queue_depth, 20_005);

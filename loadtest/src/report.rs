@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::nats::Varz;
 use crate::prom::Scrape;
 use crate::summary::StepSummary;
 use crate::svg::Point;
@@ -29,6 +30,58 @@ pub struct StepRow {
     pub pass: bool,
     /// Why it failed.
     pub why: String,
+}
+
+/// What a stretch of the run cost, read at its start and end: CPU seconds of earshot and,
+/// in cluster mode, of the NATS server, and the server's message counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Cost {
+    /// Events the firehose generated in the stretch.
+    pub events: u64,
+    /// CPU seconds earshot used (user + system, all threads).
+    pub earshot_cpu_s: Option<f64>,
+    /// CPU seconds the NATS server used (cluster mode).
+    pub nats_cpu_s: Option<f64>,
+    /// What the NATS server counted (cluster mode).
+    pub nats: Option<Varz>,
+}
+
+impl Cost {
+    fn per_event(&self, v: f64) -> f64 {
+        v / self.events.max(1) as f64
+    }
+
+    /// The row cells after the first: events, µs of CPU per event (earshot, NATS), NATS
+    /// messages and bytes per event (in + out).
+    fn cells(&self) -> String {
+        let us =
+            |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.2}", self.per_event(v) * 1e6));
+        let (msgs, bytes) = match &self.nats {
+            Some(n) => (
+                format!(
+                    "{:.3} ({:.3} + {:.3})",
+                    self.per_event(n.msgs() as f64),
+                    self.per_event(n.in_msgs as f64),
+                    self.per_event(n.out_msgs as f64)
+                ),
+                format!(
+                    "{:.0} ({:.0} + {:.0})",
+                    self.per_event(n.bytes() as f64),
+                    self.per_event(n.in_bytes as f64),
+                    self.per_event(n.out_bytes as f64)
+                ),
+            ),
+            None => ("–".into(), "–".into()),
+        };
+        format!(
+            "{} | {} | {} | {} | {} |",
+            self.events,
+            us(self.earshot_cpu_s),
+            us(self.nats_cpu_s),
+            msgs,
+            bytes
+        )
+    }
 }
 
 /// Everything a run found.
@@ -62,6 +115,13 @@ pub struct RunReport {
     pub dropped: BTreeMap<String, u64>,
     /// earshot's webhook deliveries by outcome at the end of the run.
     pub deliveries: BTreeMap<String, u64>,
+    /// Per step, what it cost (same order as `steps`).
+    pub costs: Vec<Cost>,
+    /// The whole run: earshot's CPU from its start until it had read every frame, the NATS
+    /// server's from its start until earshot had exited (its drain included).
+    pub run_cost: Cost,
+    /// Whether earshot ran as a cluster node on a NATS server the runner started.
+    pub cluster: bool,
     /// One scrape of earshot's `/metrics` per second.
     pub scrapes: Vec<Scrape>,
 }
@@ -141,6 +201,25 @@ impl RunReport {
         t
     }
 
+    /// The cost table in Markdown: per step and for the whole run, per generated event.
+    pub fn cost_table(&self) -> String {
+        let mut t = String::from(
+            "| step | offered/s | events | earshot CPU µs/event | NATS CPU µs/event | NATS msgs/event (in + out) | NATS bytes/event (in + out) |\n\
+             |---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for (row, cost) in self.steps.iter().zip(&self.costs) {
+            let _ = writeln!(
+                t,
+                "| {} | {} | {}",
+                row.delivery.step,
+                row.rate,
+                cost.cells()
+            );
+        }
+        let _ = writeln!(t, "| run | | {}", self.run_cost.cells());
+        t
+    }
+
     /// The whole report in Markdown.
     pub fn markdown(&self) -> String {
         let mut m = String::new();
@@ -171,6 +250,20 @@ impl RunReport {
             self.seed, self.mention_rate, self.step_seconds
         );
         m.push_str(&self.table());
+        let _ = writeln!(
+            m,
+            "\nWhat it cost{}, per event the firehose generated (earshot reads about 85% of \
+             them: not the likes). CPU is user + system of all threads; a step's figures are \
+             read when it starts and ends, so work still queued from it counts in the next.\n",
+            if self.cluster {
+                " (earshot as a one-node cluster on a NATS JetStream server started for the run; \
+                 NATS messages and bytes are the server's `/varz` counters: every publish, \
+                 delivery, acknowledgement and API request)"
+            } else {
+                ""
+            }
+        );
+        m.push_str(&self.cost_table());
         let _ = writeln!(
             m,
             "\nDuplicates: {} · rejected: {} · unexpected: {} · earshot after SIGTERM: {}\n",
@@ -236,6 +329,27 @@ mod tests {
             earshot_exit: "exit status: 0".into(),
             dropped: BTreeMap::from([("like".to_string(), 3)]),
             deliveries: BTreeMap::new(),
+            costs: vec![
+                Cost {
+                    events: 1500,
+                    earshot_cpu_s: Some(0.03),
+                    nats_cpu_s: None,
+                    nats: None,
+                };
+                3
+            ],
+            run_cost: Cost {
+                events: 10_500,
+                earshot_cpu_s: Some(0.5),
+                nats_cpu_s: Some(0.25),
+                nats: Some(Varz {
+                    in_msgs: 2100,
+                    out_msgs: 1050,
+                    in_bytes: 3_150_000,
+                    out_bytes: 1_050_000,
+                }),
+            },
+            cluster: true,
             scrapes: vec![],
         };
         let md = r.markdown();
@@ -250,6 +364,17 @@ mod tests {
         );
         assert!(md.contains("FAIL: 2 of 10 mentions lost"));
         assert!(md.contains("like=3"));
+        assert!(
+            md.contains("| 0 | 500 | 1500 | 20.00 | – | – | – |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| run | | 10500 | 47.62 | 23.81 | 0.300 (0.200 + 0.100) | 400 (300 + 100) |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("one-node cluster"));
         assert_eq!(r.points().len(), 3);
         let none = RunReport {
             sustained_rate: Some(500),

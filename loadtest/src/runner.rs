@@ -7,6 +7,11 @@
 //! earshot with SIGTERM so its queues drain into webhooks, and the receiver last, after its
 //! report is fetched. Every child is killed if the runner fails halfway, so a broken run
 //! leaves no process behind.
+//!
+//! A case whose config template holds `{NATS}` runs earshot as a one-node cluster: the runner
+//! first starts a `nats-server -js` on loopback ports it picked, with its store in the report
+//! folder, and stops it after earshot. Each step's cost is read at its start and end: CPU
+//! seconds of earshot (and of the NATS server), and the server's `/varz` message counters.
 
 use std::io::BufRead as _;
 use std::net::{SocketAddr, TcpListener};
@@ -18,8 +23,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use earshot_loadtest::case::{fill_template, Case, Kind};
 use earshot_loadtest::longrun::{Delivery, Limits, OverloadReport, RunFacts, SoakReport};
+use earshot_loadtest::nats::{self, Varz};
 use earshot_loadtest::prom::{self, Scrape};
-use earshot_loadtest::report::{RunReport, StepRow};
+use earshot_loadtest::report::{Cost, RunReport, StepRow};
 use earshot_loadtest::sample::{self, Sample};
 use earshot_loadtest::summary::{parse_expected, summarize, ReceiverReport};
 use earshot_loadtest::verdict::{highest_sustained, judge};
@@ -172,13 +178,67 @@ fn parse_event(line: &str) -> Option<Event> {
     }
 }
 
-/// Per step: start and end seconds (runner clock), events generated, measured duration.
+/// Per step: start and end seconds (runner clock), events generated, measured duration, and
+/// the cost meters read at its start and end.
 #[derive(Default, Clone)]
 struct StepTimes {
     start: Option<f64>,
     end: Option<f64>,
     generated: u64,
     seconds: f64,
+    meters: (Option<Meters>, Option<Meters>),
+}
+
+/// What the cost of a stretch of the run is read from, at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+struct Meters {
+    earshot_cpu_s: Option<f64>,
+    nats_cpu_s: Option<f64>,
+    varz: Option<Varz>,
+}
+
+/// The NATS server of a cluster case: its pid and monitoring address.
+struct NatsServer {
+    pid: u32,
+    monitor: SocketAddr,
+}
+
+impl NatsServer {
+    fn varz(&self) -> Option<Varz> {
+        http::get(self.monitor, "/varz", HTTP_TIMEOUT)
+            .ok()
+            .and_then(|text| Varz::parse(&text).ok())
+    }
+}
+
+impl Meters {
+    fn read(earshot_pid: u32, nats: Option<&NatsServer>) -> Meters {
+        Meters {
+            earshot_cpu_s: sample::cpu_seconds_of(earshot_pid),
+            nats_cpu_s: nats.and_then(|n| sample::cpu_seconds_of(n.pid)),
+            varz: nats.and_then(NatsServer::varz),
+        }
+    }
+
+    /// The cost between `start` and `end` of `events` generated events.
+    fn cost(start: Option<&Meters>, end: Option<&Meters>, events: u64) -> Cost {
+        let (Some(a), Some(b)) = (start, end) else {
+            return Cost {
+                events,
+                ..Cost::default()
+            };
+        };
+        let diff = |x: Option<f64>, y: Option<f64>| Some(y? - x?);
+        Cost {
+            events,
+            earshot_cpu_s: diff(a.earshot_cpu_s, b.earshot_cpu_s),
+            nats_cpu_s: diff(a.nats_cpu_s, b.nats_cpu_s),
+            nats: match (a.varz, b.varz) {
+                (Some(x), Some(y)) => Some(y.since(&x)),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Frames per second earshot received between `from` and `to` (runner seconds).
@@ -320,9 +380,11 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", case.rules.display()))?;
 
-    let ports = free_ports(3)?;
+    // A cluster case also needs the NATS server's client and monitoring ports.
+    let ports = free_ports(if case.uses_nats { 5 } else { 3 })?;
     let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
     let (firehose_addr, hook_addr, admin_addr) = (addr(ports[0]), addr(ports[1]), addr(ports[2]));
+    let nats_url = case.uses_nats.then(|| nats::client_url(ports[3]));
     let template = std::fs::read_to_string(&case.config)
         .with_context(|| format!("cannot read {}", case.config.display()))?;
     let config_path = dir.join("earshot.toml");
@@ -332,6 +394,7 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
         &hook_addr.to_string(),
         &admin_addr.to_string(),
         &rules,
+        nats_url.as_deref(),
     );
     std::fs::write(&config_path, &filled)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -358,6 +421,46 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
     let expected_path = dir.join("expected.tsv");
     let secret = earshot_sim::random_secret();
     let mut children = Children(Vec::new());
+
+    // The NATS server first, so that earshot finds its cluster when it starts; an empty store
+    // every run, as the outbox is (a previous run's streams would be read again).
+    let mut nats_server = None;
+    let nats_log = dir.join("nats.log");
+    if case.uses_nats {
+        let binary = nats::server_binary()?;
+        let store = dir.join("nats");
+        if store.exists() {
+            std::fs::remove_dir_all(&store)
+                .with_context(|| format!("cannot clear {}", store.display()))?;
+        }
+        let (_, log) = log_file(&dir, "nats.log")?;
+        let child = nats::server_command(&binary, ports[3], ports[4], &store)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let server = NatsServer {
+            pid: child.id(),
+            monitor: addr(ports[4]),
+        };
+        children.0.push(("nats", child));
+        // `/healthz` answers 200 once the server, JetStream included, is ready.
+        wait_http(server.monitor, "/healthz", Duration::from_secs(15)).with_context(|| {
+            format!(
+                "nats-server did not start; last lines of {}:\n{}",
+                nats_log.display(),
+                tail(&nats_log)
+            )
+        })?;
+        println!(
+            "  nats-server {} with JetStream on {} (store {})",
+            binary.display(),
+            nats_url.as_deref().unwrap_or_default(),
+            store.display()
+        );
+        nats_server = Some(server);
+    }
+    let run_start_varz = nats_server.as_ref().and_then(NatsServer::varz);
 
     println!(
         "case {}: steps {:?} events/s, {} s each, p99 budget {} ms; reports in {}",
@@ -449,6 +552,8 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
         .stderr(stderr)
         .spawn()
         .with_context(|| format!("cannot start {}", earshot.display()))?;
+    let earshot_pid = child.id();
+    let run_start = Meters::read(earshot_pid, nats_server.as_ref());
     let mut sampler = Sampler {
         pid: child.id(),
         outbox: outbox_path,
@@ -482,6 +587,9 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
             children.check_alive("earshot", &earshot_log)?;
             children.check_alive("firehose", &firehose_log)?;
             children.check_alive("receiver", &receiver_log)?;
+            if nats_server.is_some() {
+                children.check_alive("nats", &nats_log)?;
+            }
             if Instant::now() >= deadline {
                 bail!("the steps did not finish within {:?}", deadline - started);
             }
@@ -489,10 +597,12 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
         let wait = next_scrape.saturating_duration_since(Instant::now());
         match events.recv_timeout(wait) {
             Ok(Event::StepStart(i)) if i < times.len() => {
+                times[i].meters.0 = Some(Meters::read(earshot_pid, nats_server.as_ref()));
                 times[i].start = Some(started.elapsed().as_secs_f64());
                 println!("  step {i}: {} events/s", case.steps[i]);
             }
             Ok(Event::StepEnd(i, n, secs)) if i < times.len() => {
+                times[i].meters.1 = Some(Meters::read(earshot_pid, nats_server.as_ref()));
                 times[i].end = Some(started.elapsed().as_secs_f64());
                 times[i].generated = n;
                 times[i].seconds = secs;
@@ -519,10 +629,11 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
     let draining = case.drain_timeout_seconds > 0.0;
     let drain_deadline = Instant::now() + Duration::from_secs_f64(case.drain_timeout_seconds);
     let mut drain_seconds = None;
-    let mut last = (
-        Instant::now(),
-        scrapes.last().map_or(0, |s| s.frames_received),
-    );
+    // A cluster node's workers read the frames back from the stream, behind its source: it
+    // has caught up once they have run every frame the source read and did not skip (what a
+    // single node's workers finish after SIGTERM, a cluster node's leave in the stream).
+    let cluster = nats_server.is_some();
+    let mut last = (Instant::now(), 0);
     if draining {
         println!("  input stopped; waiting for {expected_count} mentions to be delivered");
     }
@@ -535,9 +646,10 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
         }
         let s = scrape().context("scraping earshot's /metrics")?;
         let (frames, delivered) = (s.frames_received, s.delivered());
+        let processed = s.frames_processed + s.source_skipped;
         scrapes.push(s);
         sampler.take(started, scrapes.last());
-        let caught_up = frames >= wanted;
+        let caught_up = frames >= wanted && (!cluster || processed >= frames);
         if draining {
             if caught_up && delivered >= expected_count {
                 drain_seconds = Some(started.elapsed().as_secs_f64() - input_end);
@@ -559,10 +671,12 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
             if caught_up {
                 break;
             }
-            if frames > last.1 {
-                last = (Instant::now(), frames);
+            if frames + processed > last.1 {
+                last = (Instant::now(), frames + processed);
             } else if last.0.elapsed() >= STALL {
-                println!("  earshot stalled at {frames} of {wanted} frames; stopping");
+                println!(
+                    "  earshot stalled at {frames} of {wanted} frames read, {processed} processed; stopping"
+                );
                 break;
             }
         }
@@ -572,8 +686,15 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
     sampler.next = Instant::now();
     sampler.take(started, scrapes.last());
 
+    // earshot's CPU before it is stopped (once it has exited it cannot be read).
+    let run_end = Meters::read(earshot_pid, nats_server.as_ref());
     children.stop("firehose", Duration::from_secs(10));
     let earshot_exit = children.stop("earshot", DRAIN);
+    // The server's counters once earshot has drained, then the server itself.
+    let run_end_varz = nats_server.as_ref().and_then(NatsServer::varz);
+    if nats_server.is_some() {
+        children.stop("nats", Duration::from_secs(10));
+    }
     let report_text = http::get(hook_addr, "/report", Duration::from_secs(30))
         .context("fetching the receiver's report")?;
     let received: ReceiverReport =
@@ -683,6 +804,19 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
         })
         .collect();
     let last_scrape = scrapes.last().cloned().unwrap_or_default();
+    let costs = times
+        .iter()
+        .map(|t| Meters::cost(t.meters.0.as_ref(), t.meters.1.as_ref(), t.generated))
+        .collect();
+    let mut run_cost = Meters::cost(
+        Some(&run_start),
+        Some(&run_end),
+        times.iter().map(|t| t.generated).sum(),
+    );
+    run_cost.nats = match (run_start_varz, run_end_varz) {
+        (Some(a), Some(b)) => Some(b.since(&a)),
+        _ => None,
+    };
     let report = RunReport {
         case: case.name.clone(),
         description: case.description.clone(),
@@ -698,6 +832,9 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
         earshot_exit,
         dropped: last_scrape.dropped.clone(),
         deliveries: last_scrape.deliveries.clone(),
+        costs,
+        run_cost,
+        cluster: nats_server.is_some(),
         scrapes,
     };
     write("report.json", serde_json::to_string_pretty(&report)?)?;
@@ -724,6 +861,7 @@ pub fn main(case_dir: &Path, options: Options) -> anyhow::Result<()> {
     if report.sustained_rate.is_some() {
         println!("{}", report.at_half_line());
     }
+    println!("\n{}", report.cost_table());
     println!("report: {}", dir.join("report.md").display());
     Ok(())
 }

@@ -66,6 +66,26 @@ pub fn open_fds_of(pid: u32) -> Option<u64> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
 }
 
+/// Clock ticks per second in `/proc/<pid>/stat`: `USER_HZ`, 100 on every Linux ABI.
+const USER_HZ: f64 = 100.0;
+
+/// CPU seconds (user + system) from the text of `/proc/<pid>/stat`. The command name, field
+/// 2, is in parentheses and may hold spaces, so fields are counted after its closing one:
+/// `utime` and `stime` are fields 14 and 15.
+pub fn parse_cpu_seconds(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let w: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = w.get(11)?.parse().ok()?;
+    let stime: u64 = w.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
+}
+
+/// CPU seconds process `pid` has used so far (all its threads, user and system): what a
+/// process cost, which on a shared machine varies less than how fast it went.
+pub fn cpu_seconds_of(pid: u32) -> Option<f64> {
+    parse_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
 /// The size of a file, bytes.
 pub fn file_size(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.len())
@@ -92,11 +112,21 @@ mod tests {
         assert_eq!(parse_progress("progress x 8 0"), None);
     }
 
+    #[test]
+    fn reads_cpu_seconds_past_a_command_name_with_spaces() {
+        let stat =
+            "4242 (tokio rt) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
+        assert_eq!(parse_cpu_seconds(stat), Some(3.25));
+        assert_eq!(parse_cpu_seconds("4242 (x) S 1 2"), None);
+        assert_eq!(parse_cpu_seconds("no parenthesis"), None);
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn reads_this_process() {
         let pid = std::process::id();
         assert!(rss_of(pid).unwrap() > 0);
+        assert!(cpu_seconds_of(pid).unwrap() >= 0.0);
         let file = tempfile::NamedTempFile::new().unwrap();
         assert!(open_fds_of(pid).unwrap() >= 1);
         std::fs::write(file.path(), b"12345").unwrap();
