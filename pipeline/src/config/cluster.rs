@@ -10,8 +10,52 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cluster::lease::LeaseSettings;
 use crate::sink::nats::{NatsAuth, NatsConnect};
+
+/// The timing of a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseSettings {
+    /// How long a lease lasts without renewal: the bucket's `max_age`. A dead holder's role
+    /// is taken over at most `ttl + poll_every` after its last renewal.
+    pub ttl: Duration,
+    /// How often the holder renews (well within `ttl`, so that a renewal or two may fail).
+    pub renew_every: Duration,
+    /// How often a contender tries to take a lease someone else holds.
+    pub poll_every: Duration,
+    /// How much before the server's expiry the holder stops counting the lease as its own.
+    pub margin: Duration,
+}
+
+impl Default for LeaseSettings {
+    /// A 6 s lease renewed every 2 s, polled every second: a dead holder is replaced within
+    /// about 7 s.
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(6),
+            renew_every: Duration::from_secs(2),
+            poll_every: Duration::from_secs(1),
+            margin: Duration::from_millis(500),
+        }
+    }
+}
+
+impl LeaseSettings {
+    /// Whether the timings make sense together: renewals and the margin well inside the
+    /// time to live.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.poll_every.is_zero() || self.renew_every.is_zero() {
+            return Err("renew_every and poll_every must be above 0".into());
+        }
+        if self.renew_every * 2 + self.margin > self.ttl {
+            return Err(format!(
+                "a lease of {:?} cannot be renewed every {:?} with a margin of {:?}: two \
+                 renewals and the margin must fit in it",
+                self.ttl, self.renew_every, self.margin
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// A part of the pipeline a node can take on; several per node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
