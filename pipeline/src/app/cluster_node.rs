@@ -79,7 +79,15 @@ pub(super) async fn start_delivery(
         deliver = deliver::spawn(node, &config.queues, latencies, trigger, health);
     }
     let (routed_tx, routed) = if settings.has(Role::Work) {
-        let (tx, rx) = crossbeam_channel::bounded(config.pipeline.worker_count() * 2 + 2);
+        // The publisher stores every batch that arrived while it waited for the stream's
+        // acknowledgements in one round: room for as many batches as the frame channel
+        // holds keeps the workers busy through that wait (a single node's outbox writer
+        // has an fsync in the same place, and a smaller channel).
+        let room = config
+            .pipeline
+            .channel_batches
+            .max(config.pipeline.worker_count() * 2 + 2);
+        let (tx, rx) = crossbeam_channel::bounded(room);
         (Some(tx), Some(rx))
     } else {
         (None, None)
