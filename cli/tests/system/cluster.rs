@@ -34,20 +34,9 @@ struct Nodes {
 }
 
 impl Nodes {
-    /// Writes one config per node: the same source file, queue and cluster, each node with
-    /// its own name and admin port.
-    fn new(
-        n: usize,
-        urls: &str,
-        hook_port: u16,
-        lease_ttl: &str,
-        lease_renew: &str,
-        queue_extra: &str,
-    ) -> Self {
-        Self::with(n, urls, hook_port, lease_ttl, lease_renew, queue_extra, "")
-    }
-
-    /// [`Nodes::new`] with `tail` (more sections) at the end of every config.
+    /// Writes one config per node: the same source file, queue (with `queue_extra` lines)
+    /// and cluster, each node with its own name and admin port, and `tail` (more sections)
+    /// at the end.
     fn with(
         n: usize,
         urls: &str,
@@ -278,13 +267,14 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     let mut servers = NatsCluster::start(3);
     let urls = servers.urls();
     let (mut endpoint, hook_port) = receiver().await;
-    let mut nodes = Nodes::new(
+    let mut nodes = Nodes::with(
         3,
         &urls,
         hook_port,
         &lease_ttl,
         &lease_renew,
         "[queue.noise]\nreposts = false\nstorm = false",
+        "",
     );
     for i in 0..3 {
         nodes.start(i);
@@ -508,17 +498,6 @@ async fn a_wave_seen_by_two_nodes_is_one_spike() {
     }
 }
 
-/// Copies the repository's rules to `to`.
-fn copy_rules(to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(support::rules_dir()).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_file() {
-            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 /// Points node `i`'s config at the rules in `rules`, watched every `watch`.
 fn use_rules(nodes: &Nodes, i: usize, rules: &Path, watch: &str) {
     let text = std::fs::read_to_string(&nodes.configs[i]).unwrap();
@@ -570,8 +549,8 @@ async fn a_reload_on_one_node_reaches_every_node_with_one_generation() {
     let (_servers, endpoint, mut nodes) =
         two_nodes("[queue.noise]\nreposts = false\nstorm = false", "").await;
     let (rules_0, rules_1) = (nodes.dir.join("rules-0"), nodes.dir.join("rules-1"));
-    copy_rules(&rules_0);
-    copy_rules(&rules_1);
+    support::copy_dir(&support::rules_dir(), &rules_0);
+    support::copy_dir(&support::rules_dir(), &rules_1);
     use_rules(&nodes, 0, &rules_0, "200ms");
     use_rules(&nodes, 1, &rules_1, "0");
     nodes.start(0);

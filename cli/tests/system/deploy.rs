@@ -64,20 +64,6 @@ fn the_systemd_unit_verifies_and_is_sandboxed() {
     assert!(score <= 2.0, "exposure {score}:\n{text}");
 }
 
-/// Copies `from` (a folder) into `to`, recursively.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn the_shipped_configs_check_as_installed() {
     // /etc/earshot as the unit (deploy/README.md) and the image lay it out: the config beside
@@ -85,7 +71,7 @@ fn the_shipped_configs_check_as_installed() {
     for config in ["deploy/earshot.toml", "deploy/container/earshot.toml"] {
         let etc = tempfile::tempdir().unwrap();
         std::fs::copy(repo().join(config), etc.path().join("earshot.toml")).unwrap();
-        copy_dir(&repo().join("rules"), &etc.path().join("rules"));
+        support::copy_dir(&repo().join("rules"), &etc.path().join("rules"));
         let out = earshot()
             .args(["check", "--config"])
             .arg(etc.path().join("earshot.toml"))

@@ -316,23 +316,10 @@ fn lay_out(service: &Value, root: &Path, volumes: &BTreeMap<&str, PathBuf>) {
             continue;
         };
         if from.is_dir() {
-            copy_dir(&from, &to);
+            support::copy_dir(&from, &to);
         } else {
             std::fs::create_dir_all(to.parent().unwrap()).unwrap();
             std::fs::copy(&from, &to).unwrap();
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
         }
     }
 }
@@ -447,12 +434,12 @@ fn compose_node_etc(node: &str) -> tempfile::TempDir {
     lay_out(&services(&compose)[node], root.path(), &volumes);
     let dockerfile = std::fs::read_to_string(repo().join("deploy/container/Dockerfile")).unwrap();
     assert!(dockerfile.contains("COPY rules /etc/earshot/rules"));
-    copy_dir(
+    support::copy_dir(
         &repo().join("rules"),
         &root.path().join("etc/earshot/rules"),
     );
     let etc = tempfile::tempdir().unwrap();
-    copy_dir(&root.path().join("etc/earshot"), etc.path());
+    support::copy_dir(&root.path().join("etc/earshot"), etc.path());
     etc
 }
 
@@ -742,7 +729,7 @@ fn kubernetes_pod_etc() -> tempfile::TempDir {
                 std::fs::create_dir_all(target.parent().unwrap()).unwrap();
                 std::fs::copy(scratch.path().join(sub), &target).unwrap();
             }
-            None => copy_dir(scratch.path(), &target),
+            None => support::copy_dir(scratch.path(), &target),
         }
     }
     root
