@@ -101,6 +101,19 @@ impl NatsServer {
         server
     }
 
+    /// Starts a server on a free port with a fresh store and `extra` arguments (TLS, a
+    /// token).
+    pub fn start_with(extra: &[String]) -> Self {
+        let mut server = NatsServer {
+            child: None,
+            port: crate::support::free_port(),
+            dir: crate::support::scratch_dir(),
+            extra: extra.to_vec(),
+        };
+        server.restart();
+        server
+    }
+
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, kv};
 
 use crate::delivery::{append, posts, terminate, wait_for, Endpoint};
-use crate::support::nats::NatsCluster;
+use crate::support::nats::{NatsCluster, NatsServer};
 use crate::support::{self, free_port};
 
 /// The test's earshot nodes and what they share.
@@ -634,4 +634,95 @@ async fn a_reload_on_one_node_reaches_every_node_with_one_generation() {
     assert_eq!(readyz(&nodes, 1).await.0, 200);
     nodes.stop(0);
     nodes.stop(1);
+}
+
+/// The compose set's node config, as its containers mount it, on loopback: a NATS server
+/// with TLS (its certificate from the compose set's `make-certs.sh`, for `localhost`) and a
+/// token, and one node running `deploy/compose/earshot.toml` with its routing file. Only
+/// addresses change (the servers' URL, the admin port, the receiver's port), the replicas
+/// (one server here), and the source (a file instead of the public firehose); the
+/// credentials, the CA, the leases and the routes are the shipped ones. Every mention
+/// arrives, signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compose_node_config_runs_over_tls_with_a_token() {
+    support::set_secret();
+    let repo = support::rules_dir().join("..");
+    let dir = support::scratch_dir();
+    let certs = dir.join("certs");
+    let made = std::process::Command::new("sh")
+        .arg(repo.join("deploy/compose/nats/make-certs.sh"))
+        .arg(&certs)
+        .arg("localhost")
+        .output()
+        .expect("sh");
+    assert!(made.status.success(), "{made:?}");
+    let token = "nats-test-token";
+    let server = NatsServer::start_with(&[
+        "--tls".into(),
+        "--tlscert".into(),
+        certs.join("server/server.pem").display().to_string(),
+        "--tlskey".into(),
+        certs.join("server/server-key.pem").display().to_string(),
+        "--auth".into(),
+        token.into(),
+    ]);
+    let (endpoint, hook_port) = receiver().await;
+    // The node's folder as the image and the compose file lay it out.
+    let etc = dir.join("etc");
+    support::copy_dir(&support::rules_dir(), &etc.join("rules"));
+    std::fs::create_dir_all(etc.join("nats")).unwrap();
+    std::fs::copy(certs.join("ca/ca.pem"), etc.join("nats/ca.pem")).unwrap();
+    let routing = std::fs::read_to_string(repo.join("deploy/compose/routing.toml")).unwrap();
+    let routing = routing.replace("127.0.0.1:8080", &format!("127.0.0.1:{hook_port}"))
+        + "[queue.noise]\nreposts = false\nstorm = false\n";
+    std::fs::write(etc.join("routing.toml"), routing).unwrap();
+    let shipped = std::fs::read_to_string(repo.join("deploy/compose/earshot.toml")).unwrap();
+    let input = dir.join("input.ndjson");
+    std::fs::write(&input, "").unwrap();
+    let source = format!(
+        "[[source]]\nid = \"posts\"\ntype = \"file\"\nformat = \"jetstream\"\npath = \"{}\"\n\
+         follow = true\npoll_interval = \"50ms\"\n",
+        input.display()
+    );
+    let admin = format!("127.0.0.1:{}", free_port());
+    let config = shipped
+        .replace(
+            "tls://nats-1:4222,tls://nats-2:4222,tls://nats-3:4222",
+            &format!("tls://localhost:{}", server.port),
+        )
+        .replace("replicas = 3", "replicas = 1")
+        .replace(
+            "listen = \"0.0.0.0:9464\"",
+            &format!("listen = \"{admin}\""),
+        )
+        .replace("/var/lib/earshot/outbox.redb", "state/outbox.redb");
+    let config = config[..config.find("[[source]]").expect("a source")].to_string() + &source;
+    std::fs::write(etc.join("earshot.toml"), &config).unwrap();
+    let log = std::fs::File::create(dir.join("node.log")).unwrap();
+    let child = support::earshot()
+        .args(["run", "--config"])
+        .arg(etc.join("earshot.toml"))
+        .env("EARSHOT_LOG", "info")
+        .env("HOSTNAME", "earshot-1")
+        .env("EARSHOT_NATS_TOKEN", token)
+        .env("EARSHOT_ADMIN_TOKEN", "test-token")
+        .env("EARSHOT_WEBHOOK_SECRET", support::SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let frames = acme_frames(0, 50);
+    append(&input, &frames);
+    let all = wait_for(Duration::from_secs(120), || endpoint.receiver.count() >= 50).await;
+    let (status, body) = support::readyz(&admin).await;
+    terminate(child);
+    let log = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+    assert!(all, "{} of 50 delivered:\n{log}", endpoint.receiver.count());
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        log.contains("node=earshot-1"),
+        "named after HOSTNAME:\n{log}"
+    );
+    assert!(!log.contains(token), "the token is never logged");
+    assert_eq!(endpoint.receiver.rejected.load(Ordering::Relaxed), 0);
 }
