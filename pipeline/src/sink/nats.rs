@@ -271,6 +271,32 @@ mod tests {
         assert!(check_subject(&"a".repeat(256)).is_err());
     }
 
+    #[tokio::test]
+    async fn credentials_that_do_not_parse_are_named_by_their_variable_never_shown() {
+        const VAR: &str = "EARSHOT_TEST_NATS_BAD_CREDS";
+        let secret = "-----BEGIN NATS USER JWT-----\nnot-a-jwt-hunter2\n";
+        std::env::set_var(VAR, secret);
+        let auth = NatsAuth {
+            kind: NatsAuthKind::Credentials,
+            env: VAR.into(),
+        };
+        let c = NatsConnect {
+            queue: "q",
+            url: "nats://127.0.0.1:1",
+            auth: Some(&auth),
+            ca: None,
+            timeout: Duration::from_millis(100),
+        };
+        let e = match client(&c, "earshot:test").await {
+            Err(e) => e,
+            Ok(_) => panic!("credentials accepted"),
+        };
+        assert!(matches!(e, NatsSetupError::Credentials { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains(VAR), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
     #[test]
     fn a_ca_file_without_a_certificate_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
