@@ -1,13 +1,15 @@
 //! Cluster mode with real processes on loopback: three `nats-server`s clustered with
-//! JetStream, three `earshot run` nodes taking every role, a growing NDJSON file of generated
-//! posts as the source, and a webhook receiver in this process verifying every delivery.
+//! JetStream, three `earshot run` nodes taking every role, generated posts from the simulated
+//! Jetstream firehose (the fault table; the other tests follow a growing NDJSON file), and a
+//! webhook receiver in this process verifying every delivery.
 //!
 //! One fault at a time, each followed by more posts that must all arrive: kill -9 of the node
 //! reading the source, of a node that only works, of the node delivering the queue, and of a
 //! NATS server; the receiver down for sixty times the queue's longest backoff while the
 //! delivering node is killed; a rolling restart of every node. At the end every expected
 //! mention has been delivered, nothing else has, and every repeat carried the same
-//! `webhook-id`. The takeover times after each kill are printed (`cargo test -- --nocapture`).
+//! `webhook-id`. The takeover times after each kill are printed (`cargo test -- --nocapture`)
+//! and bounded: the lease's time to live and 4 s.
 //!
 //! The leases are 2 s here so that the test takes seconds; `EARSHOT_TEST_LEASE_TTL` (e.g.
 //! `6s`, the default) runs the same faults with another lease.
@@ -23,6 +25,7 @@ use async_nats::jetstream::{self, kv};
 use crate::delivery::{append, posts, terminate, wait_for, Endpoint};
 use crate::support::nats::{NatsCluster, NatsServer};
 use crate::support::{self, free_port};
+use earshot_sim::simulator::{self, EventLog, LogEntry};
 
 /// The test's earshot nodes and what they share.
 struct Nodes {
@@ -31,6 +34,8 @@ struct Nodes {
     configs: Vec<PathBuf>,
     children: Vec<Option<Child>>,
     starts: Vec<u32>,
+    /// The simulated firehose the nodes read instead of `input`, when they do.
+    firehose: Option<EventLog>,
 }
 
 impl Nodes {
@@ -106,7 +111,28 @@ timeout = "2s"
             configs,
             children: (0..n).map(|_| None).collect(),
             starts: vec![0; n],
+            firehose: None,
         }
+    }
+
+    /// Points every node at the simulated Jetstream firehose at `addr`, serving `log`,
+    /// instead of the file: a reader that takes the source over resumes from the stored
+    /// cursor less the source's overlap.
+    fn read_firehose(&mut self, log: EventLog, addr: std::net::SocketAddr) {
+        let file = format!(
+            "[[source]]\nid = \"posts\"\ntype = \"file\"\nformat = \"jetstream\"\npath = \"{}\"\n\
+             follow = true\npoll_interval = \"50ms\"\n",
+            self.input.display()
+        );
+        let jetstream = format!(
+            "[[source]]\nid = \"posts\"\ntype = \"jetstream\"\nurl = \"ws://{addr}/subscribe\"\n"
+        );
+        for config in &self.configs {
+            let text = std::fs::read_to_string(config).unwrap();
+            assert!(text.contains(&file), "the file source block moved");
+            std::fs::write(config, text.replace(&file, &jetstream)).unwrap();
+        }
+        self.firehose = Some(log);
     }
 
     fn start(&mut self, i: usize) {
@@ -186,11 +212,23 @@ async fn takeover(leases: &kv::Store, key: &str, old: usize, limit: Duration) ->
     panic!("`{key}` was not taken over from node-{old} within {limit:?}");
 }
 
-/// Appends `n` generated posts to the nodes' input; adds the mentions they must become to
+/// Sends `n` generated posts to the nodes (their firehose or their file); adds the mentions they must become to
 /// `expected` and returns how many.
 fn feed(nodes: &Nodes, expected: &mut BTreeSet<String>, seed: u64, n: usize) -> usize {
     let (frames, ids) = posts(seed, n);
-    append(&nodes.input, &frames);
+    match &nodes.firehose {
+        Some(log) => {
+            for frame in frames {
+                let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
+                log.push(LogEntry {
+                    time_us: v["time_us"].as_u64().unwrap(),
+                    collection: v["commit"]["collection"].as_str().map(str::to_string),
+                    frame: frame.into_bytes().into(),
+                });
+            }
+        }
+        None => append(&nodes.input, &frames),
+    }
     expected.extend(ids.iter().cloned());
     ids.len()
 }
@@ -239,6 +277,10 @@ async fn settle(
     row
 }
 
+/// How much longer than the lease's time to live a takeover may take: a poll, the write,
+/// and a busy machine's scheduling. With the default 6 s lease that is the issue's 10 s goal.
+const TAKEOVER_SLACK: Duration = Duration::from_secs(4);
+
 /// One row of the fault table.
 struct Row {
     fault: String,
@@ -276,6 +318,12 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
         "[queue.noise]\nreposts = false\nstorm = false",
         "",
     );
+    let log = EventLog::scripted(100_000);
+    let (sim_stop, _) = earshot::shutdown::channel();
+    let sim = simulator::start(0, log.clone(), sim_stop.subscribe())
+        .await
+        .expect("the simulated firehose");
+    nodes.read_firehose(log, sim);
     for i in 0..3 {
         nodes.start(i);
     }
@@ -303,6 +351,10 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     nodes.kill_9(reader);
     let sent = feed(&nodes, &mut expected, 2000, 300);
     let (_, took) = takeover(&leases, "source.posts", reader, limit).await;
+    assert!(
+        took <= ttl + TAKEOVER_SLACK,
+        "reader taken over in {took:?}"
+    );
     let row = Row::new("kill -9 of the reading node", sent, Some(took));
     rows.push(settle(&endpoint, &expected, &nodes, limit * 2, row).await);
     nodes.start(reader);
@@ -325,6 +377,10 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     tokio::time::sleep(Duration::from_secs(2)).await;
     nodes.kill_9(deliverer);
     let (_, took) = takeover(&leases, "queue.all", deliverer, limit).await;
+    assert!(
+        took <= ttl + TAKEOVER_SLACK,
+        "deliverer taken over in {took:?}"
+    );
     tokio::time::sleep(Duration::from_secs(4)).await; // 6 s down in all: 60 × 100 ms
     endpoint.up().await;
     let row = Row::new(
@@ -378,6 +434,17 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     for i in 0..3 {
         nodes.stop(i);
     }
+    // Readers that took the firehose over started at the stored cursor.
+    let logs: String = std::fs::read_dir(&nodes.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        logs.contains("resuming from the checkpoint source=posts cursor="),
+        "no reader resumed from a stored cursor"
+    );
 }
 
 /// Noise control on a cluster: a copy-paste storm reaching two nodes arrives as one mention and
