@@ -39,6 +39,11 @@ impl NatsCluster {
 
     /// Starts `n` clustered servers, named `n0`, `n1`, ….
     pub fn start(n: usize) -> Self {
+        Self::start_with(n, &[])
+    }
+
+    /// [`NatsCluster::start`] with `extra` arguments for every server (TLS, a token).
+    pub fn start_with(n: usize, extra: &[String]) -> Self {
         let cluster_ports: Vec<u16> = (0..n).map(|_| crate::support::free_port()).collect();
         let routes = cluster_ports
             .iter()
@@ -60,7 +65,10 @@ impl NatsCluster {
                         format!("nats://127.0.0.1:{}", cluster_ports[i]),
                         "--routes".into(),
                         routes.clone(),
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(extra.iter().cloned())
+                    .collect(),
                 };
                 server.restart();
                 server

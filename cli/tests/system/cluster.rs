@@ -115,6 +115,52 @@ timeout = "2s"
         }
     }
 
+    /// Rewrites every node's config as the compose set's node config
+    /// (`deploy/compose/earshot.toml`, laid out as mounted: `rules/` and `nats/ca.pem` beside
+    /// it), keeping of the test's own only the addresses (the servers at `urls`, each node's
+    /// admin port), the lease timings, the outbox path, the source and the queue (its short
+    /// retry timings and noise off, in place of the compose set's routing file).
+    fn as_compose(&mut self, urls: &str, ca: &Path, lease_ttl: &str, lease_renew: &str) {
+        let repo = support::rules_dir().join("..");
+        let shipped = std::fs::read_to_string(repo.join("deploy/compose/earshot.toml")).unwrap();
+        support::copy_dir(&support::rules_dir(), &self.dir.join("rules"));
+        std::fs::create_dir_all(self.dir.join("nats")).unwrap();
+        std::fs::copy(ca, self.dir.join("nats/ca.pem")).unwrap();
+        for (i, config) in self.configs.iter().enumerate() {
+            let ours = std::fs::read_to_string(config).unwrap();
+            let admin = ours.lines().find(|l| l.starts_with("listen = ")).unwrap();
+            let source_and_queue =
+                &ours[ours.find("[[source]]").unwrap()..ours.find("[cluster]").unwrap()];
+            let text = shipped
+                .replace(
+                    "tls://nats-1:4222,tls://nats-2:4222,tls://nats-3:4222",
+                    urls,
+                )
+                .replace(
+                    "lease_ttl = \"6s\"",
+                    &format!("lease_ttl = \"{lease_ttl}\""),
+                )
+                .replace(
+                    "lease_renew = \"2s\"",
+                    &format!("lease_renew = \"{lease_renew}\""),
+                )
+                .replace("listen = \"0.0.0.0:9464\"", admin)
+                .replace(
+                    "/var/lib/earshot/outbox.redb",
+                    &format!("state/outbox-{i}.redb"),
+                );
+            assert!(
+                text.contains(urls) && text.contains(admin),
+                "the compose config moved"
+            );
+            // Everything from the public firehose on is the test's.
+            let text = text[..text.find("[[source]]").unwrap()].to_string() + source_and_queue;
+            // The routing file's queue gives way to the test's.
+            let text = drop_section(&text, "[routing]\n");
+            std::fs::write(config, text).unwrap();
+        }
+    }
+
     /// Points every node at the simulated Jetstream firehose at `addr`, serving `log`,
     /// instead of the file: a reader that takes the source over resumes from the stored
     /// cursor less the source's overlap.
@@ -144,6 +190,9 @@ timeout = "2s"
             .arg(&self.configs[i])
             .env("EARSHOT_LOG", "info")
             .env("EARSHOT_ADMIN_TOKEN", "test-token")
+            // Read by configs that name neither (the compose set's).
+            .env("HOSTNAME", format!("node-{i}"))
+            .env("EARSHOT_NATS_TOKEN", NATS_TOKEN)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -210,6 +259,48 @@ async fn takeover(leases: &kv::Store, key: &str, old: usize, limit: Duration) ->
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("`{key}` was not taken over from node-{old} within {limit:?}");
+}
+
+/// `text` without the table headed `header` (up to the next header).
+fn drop_section(text: &str, header: &str) -> String {
+    let Some(start) = text.find(header) else {
+        return text.to_string();
+    };
+    let rest = &text[start + header.len()..];
+    let end = rest
+        .find("\n[")
+        .map_or(text.len(), |e| start + header.len() + e + 1);
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+/// The NATS token of the tests' TLS servers (`$EARSHOT_NATS_TOKEN` of the compose config).
+const NATS_TOKEN: &str = "nats-test-token";
+
+/// A CA and a server certificate for `localhost`, made by the compose set's
+/// `make-certs.sh`: the folder it wrote (`server/`, `ca/`).
+fn make_certs() -> PathBuf {
+    let certs = support::scratch_dir().join("certs");
+    let made = std::process::Command::new("sh")
+        .arg(support::rules_dir().join("../deploy/compose/nats/make-certs.sh"))
+        .arg(&certs)
+        .arg("localhost")
+        .output()
+        .expect("sh");
+    assert!(made.status.success(), "{made:?}");
+    certs
+}
+
+/// A server's arguments for TLS with the certificate in `certs` and [`NATS_TOKEN`].
+fn tls_args(certs: &Path) -> Vec<String> {
+    vec![
+        "--tls".into(),
+        "--tlscert".into(),
+        certs.join("server/server.pem").display().to_string(),
+        "--tlskey".into(),
+        certs.join("server/server-key.pem").display().to_string(),
+        "--auth".into(),
+        NATS_TOKEN.into(),
+    ]
 }
 
 /// Sends `n` generated posts to the nodes (their firehose or their file); adds the mentions they must become to
@@ -306,8 +397,16 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     let ttl = earshot::duration::parse(&lease_ttl).expect("EARSHOT_TEST_LEASE_TTL");
     let lease_renew = format!("{}ms", ttl.as_millis() / 4);
     let limit = ttl * 4 + Duration::from_secs(10);
-    let mut servers = NatsCluster::start(3);
-    let urls = servers.urls();
+    // The servers as the compose set runs them: TLS (a certificate from its make-certs.sh)
+    // and a token.
+    let certs = make_certs();
+    let mut servers = NatsCluster::start_with(3, &tls_args(&certs));
+    let urls = servers
+        .servers
+        .iter()
+        .map(|s| format!("tls://localhost:{}", s.port))
+        .collect::<Vec<_>>()
+        .join(",");
     let (mut endpoint, hook_port) = receiver().await;
     let mut nodes = Nodes::with(
         3,
@@ -318,6 +417,8 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
         "[queue.noise]\nreposts = false\nstorm = false",
         "",
     );
+    let ca = certs.join("ca/ca.pem");
+    nodes.as_compose(&urls, &ca, &lease_ttl, &lease_renew);
     let log = EventLog::scripted(100_000);
     let (sim_stop, _) = earshot::shutdown::channel();
     let sim = simulator::start(0, log.clone(), sim_stop.subscribe())
@@ -327,7 +428,19 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
     for i in 0..3 {
         nodes.start(i);
     }
-    let client = async_nats::connect(servers.servers[1].url())
+    std::env::set_var("EARSHOT_NATS_TOKEN", NATS_TOKEN);
+    let auth = earshot::sink::nats::NatsAuth {
+        kind: earshot::sink::nats::NatsAuthKind::Token,
+        env: "EARSHOT_NATS_TOKEN".into(),
+    };
+    let connect = earshot::sink::nats::NatsConnect {
+        queue: "test",
+        url: &urls,
+        auth: Some(&auth),
+        ca: Some(&ca),
+        timeout: Duration::from_secs(5),
+    };
+    let client = earshot::sink::nats::client(&connect, "earshot-test")
         .await
         .expect("connect");
     let js = jetstream::new(client);
@@ -345,6 +458,10 @@ async fn three_nodes_lose_no_mention_through_kills_a_server_loss_an_outage_and_a
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+
+    // Every node has joined (its admin server starts once it has) before the first fault,
+    // so a takeover is timed from the kill alone.
+    all_ready(&nodes).await;
 
     // kill -9 of the node reading the source.
     let reader = holder(&leases, "source.posts").await.expect("a reader");
@@ -602,6 +719,25 @@ async fn metric(client: &reqwest::Client, nodes: &Nodes, i: usize, name: &str) -
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
+/// Waits until every node answers `/readyz` with 200 (within 120 s).
+async fn all_ready(nodes: &Nodes) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for i in 0..nodes.configs.len() {
+        loop {
+            let (status, body) = readyz(nodes, i).await;
+            if status == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node-{i} not ready: {status} {body}\n{}",
+                nodes.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Node `i`'s `/readyz`: its status and body.
 async fn readyz(nodes: &Nodes, i: usize) -> (u16, String) {
     support::readyz(&admin_of(nodes, i)).await
@@ -715,24 +851,9 @@ async fn the_compose_node_config_runs_over_tls_with_a_token() {
     support::set_secret();
     let repo = support::rules_dir().join("..");
     let dir = support::scratch_dir();
-    let certs = dir.join("certs");
-    let made = std::process::Command::new("sh")
-        .arg(repo.join("deploy/compose/nats/make-certs.sh"))
-        .arg(&certs)
-        .arg("localhost")
-        .output()
-        .expect("sh");
-    assert!(made.status.success(), "{made:?}");
-    let token = "nats-test-token";
-    let server = NatsServer::start_with(&[
-        "--tls".into(),
-        "--tlscert".into(),
-        certs.join("server/server.pem").display().to_string(),
-        "--tlskey".into(),
-        certs.join("server/server-key.pem").display().to_string(),
-        "--auth".into(),
-        token.into(),
-    ]);
+    let certs = make_certs();
+    let token = NATS_TOKEN;
+    let server = NatsServer::start_with(&tls_args(&certs));
     let (endpoint, hook_port) = receiver().await;
     // The node's folder as the image and the compose file lay it out.
     let etc = dir.join("etc");
