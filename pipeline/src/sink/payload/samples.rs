@@ -2,7 +2,7 @@
 //!
 //! A template is only known to work on the data it has seen, so the samples span what real
 //! messages vary in: a mention with every optional field present, one with none of them (no
-//! handle, URL, language, links, tags, customer), one from a customer known only by id, a
+//! handle, URL, language, links, tags, customer, recommended team), one from a customer known only by id, a
 //! full digest and an empty one, and a spike of negative mentions as it starts, is updated
 //! and ends, and a spike of all of a competitor's mentions with no driving terms, no posts
 //! and no negative share. `rules/payloads/samples/` holds the full ones, so template writers
@@ -116,7 +116,7 @@ pub(super) fn all() -> Vec<Sample> {
             late,
         ),
         sample(
-            "a sample mention without the optional fields (no handle, url, lang, links, tags, customer)",
+            "a sample mention without the optional fields (no handle, url, lang, links, tags, customer, team)",
             EventType::MentionCreated,
             &bare,
             on_time,
@@ -185,6 +185,10 @@ fn strip_optional(m: &mut Json) {
                 each.remove("tags");
             }
         }
+    }
+    // A recommendation that names no team (`ignore`, `monitor`) leaves the field out.
+    if let Some(r) = m["recommendation"].as_object_mut() {
+        r.remove("team");
     }
     m["cues"] = serde_json::json!([]);
     m["queues"] = serde_json::json!([]);
