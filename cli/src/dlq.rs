@@ -13,7 +13,7 @@ use earshot::config::Config;
 use earshot::dlq::{DeadLetter, Filter};
 
 use crate::admin_client::AdminClient;
-use crate::load_config;
+use crate::load_config_unchecked;
 
 #[derive(Subcommand)]
 pub(crate) enum DlqAction {
@@ -67,7 +67,7 @@ pub(crate) async fn run(action: DlqAction) -> anyhow::Result<ExitCode> {
             (select, "purge")
         }
     };
-    let config = load_config(&select.config)?;
+    let config = load_config_unchecked(&select.config)?;
     let filter = Filter {
         queue: select.queue.clone(),
         ids: select.ids.clone(),

@@ -175,6 +175,16 @@ fn load_config(path: &Option<PathBuf>) -> anyhow::Result<Config> {
     }
 }
 
+/// [`load_config`] for tools that read the stores and never deliver (`earshot dlq`): the
+/// queues' secrets need not be set where they run.
+fn load_config_unchecked(path: &Option<PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Config::load_with(p, earshot::config::Secrets::Unchecked)
+            .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}")),
+        None => load_config(path),
+    }
+}
+
 /// Ctrl-C and SIGTERM start a graceful shutdown; a second one (either) forces it: queues stop
 /// where they are and the process exits with 130, saying what is left in the outbox. Should
 /// anything still hold the process up, it exits [`FORCE_EXIT_AFTER`] later regardless. A panic

@@ -279,6 +279,12 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
                 q.id
             ));
         }
+        if let Some(how) = q.refused() {
+            not_ready.push(format!(
+                "queue `{}`: its credentials are refused ({how}); its entries wait",
+                q.id
+            ));
+        }
     }
     if not_ready.is_empty() {
         (StatusCode::OK, "ready\n".to_string())

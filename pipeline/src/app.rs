@@ -1109,7 +1109,7 @@ mod tests {
         assert_eq!(message(&queue("")), "queue `tickets`: needs a url");
         assert_eq!(
             message(&queue("url = \"https://crm.example/hook\"")),
-            "queue `tickets`: needs secret_env"
+            "queue `tickets`: needs secret_env (a generic queue's receiver checks the signature)"
         );
         assert_eq!(
             message(&queue(

@@ -307,6 +307,19 @@ struct Report<'a> {
     file: &'a str,
     text: &'a str,
     errors: Vec<ConfigError>,
+    /// Whether the secrets the file names must be in the environment ([`Secrets`]).
+    secrets: Secrets,
+}
+
+/// Whether loading a config checks the secrets it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// Every variable a queue or the cluster names must be set and usable: what a process
+    /// that delivers needs.
+    Required,
+    /// Queues' secrets are not looked at: for tools that only read the stores (`earshot dlq`),
+    /// which an operator runs where the CRM credentials are not.
+    Unchecked,
 }
 
 impl Report<'_> {
@@ -353,6 +366,11 @@ const SECTIONS: &[&str] = &[
 impl Config {
     /// Loads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::load_with(path, Secrets::Required)
+    }
+
+    /// Loads and validates a config file, checking the secrets it names or not.
+    pub fn load_with(path: &Path, secrets: Secrets) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 file: path.display().to_string(),
@@ -362,7 +380,13 @@ impl Config {
             }])
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Config::parse(&path.display().to_string(), &text, &base)
+        Config::parse_with(
+            &path.display().to_string(),
+            &text,
+            &base,
+            Companions::Files,
+            secrets,
+        )
     }
 
     /// The embedded default, with relative paths resolved against `base` (the working
@@ -375,12 +399,13 @@ impl Config {
             DEFAULT_TOML,
             base,
             Companions::BuiltIn,
+            Secrets::Required,
         )
     }
 
     /// Parses and validates config text; `base` resolves relative paths.
     pub fn parse(file: &str, text: &str, base: &Path) -> Result<Config, ConfigErrors> {
-        Config::parse_with(file, text, base, Companions::Files)
+        Config::parse_with(file, text, base, Companions::Files, Secrets::Required)
     }
 
     /// [`Config::parse`], with the scoring and routing files taken from `companions`.
@@ -389,11 +414,13 @@ impl Config {
         text: &str,
         base: &Path,
         companions: Companions,
+        secrets: Secrets,
     ) -> Result<Config, ConfigErrors> {
         let mut report = Report {
             file,
             text,
             errors: Vec::new(),
+            secrets,
         };
         let (root, syntax) = DeTable::parse_recoverable(text);
         for e in &syntax {
@@ -490,7 +517,9 @@ impl Config {
         }
         if let Some(cluster) = &mut config.cluster {
             cluster.resolve_node();
-            for (key, problem) in cluster.problems(|u| check_remote_url(u, &["tls"], &["nats"])) {
+            for (key, problem) in
+                cluster.problems(|u| crate::tls::check_remote_url(u, &["tls"], &["nats"]))
+            {
                 report.at(cluster_value.map(|v| key_span(v, key)), problem);
             }
         }
@@ -507,10 +536,16 @@ impl Config {
         if let Some(path) = routing_path {
             let inline: Vec<&str> = config.queues.iter().map(|q| q.id.as_str()).collect();
             let routing = match companions {
-                Companions::Files => Routing::load(&path, &inline),
+                Companions::Files => Routing::load_with(&path, &inline, secrets),
                 Companions::BuiltIn => {
                     let folder = path.parent().unwrap_or(base);
-                    Routing::parse(DEFAULT_ROUTING_NAME, DEFAULT_ROUTING_TOML, folder, &inline)
+                    Routing::parse_with(
+                        DEFAULT_ROUTING_NAME,
+                        DEFAULT_ROUTING_TOML,
+                        folder,
+                        &inline,
+                        secrets,
+                    )
                 }
             };
             match routing {
@@ -588,7 +623,7 @@ impl Config {
             match url::Url::parse(url) {
                 Err(e) => report.at(here, format!("source `{}`: url: {e}", s.id)),
                 Ok(u) => {
-                    if let Err(m) = check_remote_url(&u, &[secure], &[plain]) {
+                    if let Err(m) = crate::tls::check_remote_url(&u, &[secure], &[plain]) {
                         report.at(here, format!("source `{}`: url: {m}", s.id));
                     }
                 }
@@ -674,6 +709,10 @@ impl Routing {
     /// Loads and validates a routing file: every problem with `file:line:col`. Routes may name
     /// the file's own queues and the `known` ones (those of the config file).
     pub fn load(path: &Path, known: &[&str]) -> Result<Routing, ConfigErrors> {
+        Routing::load_with(path, known, Secrets::Required)
+    }
+
+    fn load_with(path: &Path, known: &[&str], secrets: Secrets) -> Result<Routing, ConfigErrors> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
@@ -684,7 +723,7 @@ impl Routing {
             }])
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
-        Routing::parse(&file, &text, base, known)
+        Routing::parse_with(&file, &text, base, known, secrets)
     }
 
     /// Validates routing-file text named `file` in errors; relative paths in it resolve
@@ -695,10 +734,21 @@ impl Routing {
         base: &Path,
         known: &[&str],
     ) -> Result<Routing, ConfigErrors> {
+        Routing::parse_with(file, text, base, known, Secrets::Required)
+    }
+
+    fn parse_with(
+        file: &str,
+        text: &str,
+        base: &Path,
+        known: &[&str],
+        secrets: Secrets,
+    ) -> Result<Routing, ConfigErrors> {
         let mut report = Report {
             file,
             text,
             errors: Vec::new(),
+            secrets,
         };
         let (root, syntax) = DeTable::parse_recoverable(text);
         for e in &syntax {
@@ -798,28 +848,30 @@ fn validate_queues(report: &mut Report<'_>, queues: &[QueueConfig], spans: &[Ran
                     ),
                     Some(Err(e)) => report.at(here.clone(), format!("{field}: url: {e}")),
                     Some(Ok(u)) => {
-                        if let Err(m) = check_remote_url(&u, &["https"], &["http"]) {
+                        if let Err(m) = crate::tls::check_remote_url(&u, &["https"], &["http"]) {
                             report.at(here.clone(), format!("{field}: url: {m}"));
                         }
                     }
                 }
                 match &q.secret_env {
-                        None => report.at(
+                    None if q.format.needs_signature() => report.at(
+                        here.clone(),
+                        format!("{field}: a {} webhook queue needs `secret_env`, the name of the environment variable holding its signing secret", q.format),
+                    ),
+                    None => {}
+                    Some(_) if report.secrets == Secrets::Unchecked => {}
+                    Some(var) => match std::env::var(var) {
+                        Err(_) => report.at(
                             here.clone(),
-                            format!("{field}: a webhook queue needs `secret_env`, the name of the environment variable holding its signing secret"),
+                            format!("{field}: environment variable `{var}` (secret_env) is not set"),
                         ),
-                        Some(var) => match std::env::var(var) {
-                            Err(_) => report.at(
-                                here.clone(),
-                                format!("{field}: environment variable `{var}` (secret_env) is not set"),
-                            ),
-                            Ok(v) => {
-                                if let Err(e) = crate::sink::signature::SigningKey::from_secret(&v) {
-                                    report.at(here.clone(), format!("{field}: `{var}`: {e}"));
-                                }
+                        Ok(v) => {
+                            if let Err(e) = crate::sink::signature::SigningKey::from_secret(&v) {
+                                report.at(here.clone(), format!("{field}: `{var}`: {e}"));
                             }
-                        },
-                    }
+                        }
+                    },
+                }
             }
             SinkKind::File => {
                 if q.path.is_none() {
@@ -871,19 +923,12 @@ fn validate_queues(report: &mut Report<'_>, queues: &[QueueConfig], spans: &[Ran
             }
         }
         if let Some(auth) = &q.auth {
-            match std::env::var(&auth.env) {
-                Err(_) => report.at(
-                    here.clone(),
-                    format!(
-                        "{field}: environment variable `{}` (auth.env) is not set",
-                        auth.env
-                    ),
-                ),
-                Ok(v) => {
-                    if let Err(m) = crate::sink::webhook::auth_header(auth.scheme, &v) {
-                        report.at(here.clone(), format!("{field}: `{}`: {m}", auth.env));
-                    }
-                }
+            let mut problems = auth.problems();
+            if problems.is_empty() && report.secrets == Secrets::Required {
+                problems = auth.secret_problems();
+            }
+            for m in problems {
+                report.at(here.clone(), format!("{field}: {m}"));
             }
         }
     }
@@ -909,7 +954,7 @@ fn validate_nats_queue(
                 match url::Url::parse(u) {
                     Err(e) => report.at(here.clone(), format!("{which}: {e}")),
                     Ok(parsed) => {
-                        if let Err(m) = check_remote_url(&parsed, &["tls"], &["nats"]) {
+                        if let Err(m) = crate::tls::check_remote_url(&parsed, &["tls"], &["nats"]) {
                             report.at(here.clone(), format!("{which}: {m}"));
                         }
                         if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -935,7 +980,7 @@ fn validate_nats_queue(
         }
     }
     if let Some(auth) = &q.nats_auth {
-        if std::env::var(&auth.env).is_err() {
+        if report.secrets == Secrets::Required && std::env::var(&auth.env).is_err() {
             report.at(
                 here.clone(),
                 format!(
@@ -976,39 +1021,6 @@ fn validate_routes(
             );
         }
     }
-}
-
-/// Checks that a remote endpoint uses TLS: `secure` schemes anywhere, `plain` schemes only
-/// towards a loopback host (tests, local receivers, sidecars).
-fn check_remote_url(u: &url::Url, secure: &[&str], plain: &[&str]) -> Result<(), String> {
-    let scheme = u.scheme();
-    if secure.contains(&scheme) {
-        return Ok(());
-    }
-    if plain.contains(&scheme) {
-        let loopback = match u.host() {
-            // The hosts of schemes the URL standard does not know (`nats://`) stay text.
-            Some(url::Host::Domain(d)) => {
-                d == "localhost"
-                    || d.parse::<std::net::IpAddr>()
-                        .is_ok_and(|ip| ip.is_loopback())
-            }
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
-        if loopback {
-            return Ok(());
-        }
-        return Err(format!(
-            "`{scheme}://` is only allowed to a loopback address; use `{}://` (TLS) for remote hosts",
-            secure.first().copied().unwrap_or("https")
-        ));
-    }
-    Err(format!(
-        "unsupported scheme `{scheme}`, expected {}",
-        [secure, plain].concat().join(" or ")
-    ))
 }
 
 fn is_id(s: &str) -> bool {

@@ -65,9 +65,15 @@ pub const ROUTE_MENTIONS_ROUTED: &str = "earshot_route_mentions_routed_total";
 pub const MENTION_LATENCY: &str = "earshot_mention_latency_seconds";
 /// Ingest-to-delivered latency of webhook deliveries, as quantile gauges. Labels: `quantile`.
 pub const DELIVERY_LATENCY: &str = "earshot_delivery_latency_seconds";
-/// Delivery attempts by outcome (delivered, retry, rejected, redirected, panicked, dead).
+/// Delivery attempts by outcome (delivered, retry, rejected, redirected, panicked, dead,
+/// unauthorized).
 /// Labels: `queue`, `outcome`.
 pub const WEBHOOK_DELIVERIES: &str = "earshot_webhook_deliveries_total";
+/// 1 while a queue's credentials are refused (its entries wait). Labels: `queue`.
+pub const QUEUE_CREDENTIALS_REFUSED: &str = "earshot_queue_credentials_refused";
+/// Access-token requests to a queue's token endpoint. Labels: `queue`, `outcome` (`renewed`,
+/// `refused`, `failed`).
+pub const TOKEN_RENEWALS: &str = "earshot_token_renewals_total";
 /// `Retry-After` answers longer than the cap that were cut to it. Labels: `queue`.
 pub const WEBHOOK_RETRY_AFTER_CAPPED: &str = "earshot_webhook_retry_after_capped_total";
 /// Mentions written by a file or stdout sink. Labels: `queue`.
@@ -312,6 +318,15 @@ fn describe_all() {
         OUTBOX_REOPENS,
         Unit::Count,
         "Outbox reopens after a storage error."
+    );
+    describe_gauge!(
+        QUEUE_CREDENTIALS_REFUSED,
+        "1 while the queue's credentials are refused; its entries wait."
+    );
+    describe_counter!(
+        TOKEN_RENEWALS,
+        Unit::Count,
+        "Access-token requests to the queue's token endpoint, by outcome."
     );
     describe_counter!(
         WEBHOOK_RETRY_AFTER_CAPPED,
@@ -586,6 +601,7 @@ pub fn register_queue(queue: &str) {
         "redirected",
         "panicked",
         "dead",
+        "unauthorized",
     ] {
         metrics::counter!(WEBHOOK_DELIVERIES, "queue" => q.clone(), "outcome" => outcome)
             .increment(0);
@@ -596,6 +612,7 @@ pub fn register_queue(queue: &str) {
     // A file or stdout queue has no breaker and is never disabled: 0 is the truth for it too.
     metrics::gauge!(QUEUE_BREAKER_OPEN, "queue" => q.clone()).increment(0.0);
     metrics::gauge!(QUEUE_DISABLED, "queue" => q.clone()).increment(0.0);
+    metrics::gauge!(QUEUE_CREDENTIALS_REFUSED, "queue" => q.clone()).increment(0.0);
     for reason in [
         HoldReason::Repost,
         HoldReason::Storm,

@@ -120,6 +120,39 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// Checks that a remote endpoint uses TLS: `secure` schemes anywhere, `plain` schemes only
+/// towards a loopback host (tests, local receivers, sidecars).
+pub fn check_remote_url(u: &url::Url, secure: &[&str], plain: &[&str]) -> Result<(), String> {
+    let scheme = u.scheme();
+    if secure.contains(&scheme) {
+        return Ok(());
+    }
+    if plain.contains(&scheme) {
+        let loopback = match u.host() {
+            // The hosts of schemes the URL standard does not know (`nats://`) stay text.
+            Some(url::Host::Domain(d)) => {
+                d == "localhost"
+                    || d.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if loopback {
+            return Ok(());
+        }
+        return Err(format!(
+            "`{scheme}://` is only allowed to a loopback address; use `{}://` (TLS) for remote hosts",
+            secure.first().copied().unwrap_or("https")
+        ));
+    }
+    Err(format!(
+        "unsupported scheme `{scheme}`, expected {}",
+        [secure, plain].concat().join(" or ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The outside world of earshot, played on loopback: a Jetstream-compatible firehose that
-//! serves generated or scripted events ([`simulator`]) and a webhook receiver that verifies
-//! what a CRM would ([`receiver`]).
+//! serves generated or scripted events ([`simulator`]), a webhook receiver that verifies
+//! what a CRM would ([`receiver`]), and the CRMs' identity providers and ticket APIs
+//! ([`crm`]).
 //!
 //! `earshot demo`, the load test and the integration tests share them. They are a crate of
 //! their own so that the runtime (`earshot`) never links the code that imitates its peers:
@@ -9,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod crm;
 pub use earshot_core::generator;
 pub mod receiver;
 pub mod simulator;

@@ -150,7 +150,7 @@ impl Queue {
         let target = WebhookTarget {
             queue: "q".into(),
             url: url::Url::parse(url).unwrap(),
-            key: SigningKey::from_secret(support::SECRET).unwrap(),
+            key: Some(SigningKey::from_secret(support::SECRET).unwrap()),
             auth: None,
             payload: Arc::new(
                 Payload::load(PayloadFormat::Generic, None, &Default::default()).unwrap(),

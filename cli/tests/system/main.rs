@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod cluster_dlq;
 mod cluster_lease;
+mod crm_auth;
 mod delivery;
 mod deploy;
 mod deploy_cluster;

@@ -101,7 +101,7 @@ async fn attempt(host: &str, port: u16, roots: &[CertificateDer<'static>]) -> we
     let target = WebhookTarget {
         queue: "q".into(),
         url: url::Url::parse(&format!("https://{host}:{port}/hook")).unwrap(),
-        key: SigningKey::from_secret(support::SECRET).unwrap(),
+        key: Some(SigningKey::from_secret(support::SECRET).unwrap()),
         auth: None,
         payload: Arc::new(
             Payload::load(PayloadFormat::Generic, None, &Default::default()).unwrap(),

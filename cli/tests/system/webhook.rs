@@ -97,7 +97,7 @@ fn target(hook: std::net::SocketAddr) -> WebhookTarget {
     WebhookTarget {
         queue: "support".into(),
         url: url::Url::parse(&format!("http://{hook}/support")).unwrap(),
-        key: SigningKey::from_secret(support::SECRET).unwrap(),
+        key: Some(SigningKey::from_secret(support::SECRET).unwrap()),
         auth: None,
         payload: Arc::new(Payload::load(PayloadFormat::Generic, None, &BTreeMap::new()).unwrap()),
         client: webhook::client(Duration::from_secs(5)).unwrap(),

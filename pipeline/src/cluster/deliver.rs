@@ -75,6 +75,7 @@ pub fn spawn(
                 cluster: cluster.clone(),
                 queue: q.clone(),
                 latencies: latencies.clone(),
+                credentials: health.register(Component::Cluster, format!("queue `{}`", q.id)),
             };
             (
                 q.id.clone(),
@@ -88,6 +89,8 @@ struct Owner {
     cluster: Cluster,
     queue: QueueConfig,
     latencies: Latencies,
+    /// Says in `/readyz` when the queue's credentials are refused while this node delivers it.
+    credentials: crate::health::Handle,
 }
 
 impl Owner {
@@ -161,6 +164,12 @@ impl Owner {
                 _ = shutdown.recv() => break true,
                 _ = keep.tick() => store.keep_alive().await,
                 _ = check.tick() => {
+                    match shared.refused() {
+                        Some(how) => self.credentials.failing(format!(
+                            "its credentials are refused ({how}); its entries wait"
+                        )),
+                        None => self.credentials.recovered(),
+                    }
                     if !lease.holds() {
                         warn!(queue = %id, "lost the queue's lease; this node stops delivering it");
                         break false;
@@ -186,6 +195,7 @@ impl Owner {
             }
         }
         store.release().await;
+        self.credentials.recovered();
         stopping
     }
 

@@ -31,6 +31,11 @@ pub struct QueueShared {
     pub reenable: AtomicBool,
     /// 1 while disabled (for `/readyz` and the admin API).
     pub disabled: AtomicBool,
+    /// The endpoint or its token endpoint refuses the queue's credentials: its entries wait
+    /// (for `/readyz`).
+    pub credentials_refused: AtomicBool,
+    /// How they were last refused (a status and an OAuth error code, never a secret).
+    pub refusal: std::sync::Mutex<String>,
 }
 
 impl QueueShared {
@@ -49,6 +54,22 @@ impl QueueShared {
         let s = Arc::new(s);
         s.export();
         s
+    }
+
+    /// Records how the queue's credentials were last refused.
+    pub fn set_refusal(&self, detail: &str) {
+        let mut r = self.refusal.lock().unwrap_or_else(|p| p.into_inner());
+        detail.clone_into(&mut r);
+    }
+
+    /// How the queue's credentials were last refused, while they are.
+    pub fn refused(&self) -> Option<String> {
+        self.credentials_refused.load(Ordering::Relaxed).then(|| {
+            self.refusal
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        })
     }
 
     /// Publishes the depth and dead-letter gauges.

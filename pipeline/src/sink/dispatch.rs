@@ -30,8 +30,8 @@ use super::nats::{self, NatsTarget};
 use super::payload::Latency;
 use super::webhook::{self, Outcome, WebhookTarget};
 use crate::metrics::{
-    Latencies, QUEUE_BREAKER_OPEN, QUEUE_DISABLED, QUEUE_OVER_BUDGET, WEBHOOK_DELIVERIES,
-    WEBHOOK_RETRY_AFTER_CAPPED,
+    Latencies, QUEUE_BREAKER_OPEN, QUEUE_CREDENTIALS_REFUSED, QUEUE_DISABLED, QUEUE_OVER_BUDGET,
+    WEBHOOK_DELIVERIES, WEBHOOK_RETRY_AFTER_CAPPED,
 };
 use crate::outbox::entry::{now_us, Entry};
 use crate::outbox::queue::QueueShared;
@@ -376,6 +376,11 @@ impl Remote {
     }
 
     fn past_disable_limit(&self, now: Instant) -> bool {
+        // A queue waiting for its credentials keeps its backlog for the operator who fixes
+        // them; disabling would dead-letter it.
+        if self.shared.credentials_refused.load(Ordering::Relaxed) {
+            return false;
+        }
         match (self.s.disable_after, self.breaker.failing_for(now)) {
             (Some(limit), Some(failing)) => failing >= limit,
             _ => false,
@@ -535,7 +540,10 @@ impl Remote {
         // A failed probe says the endpoint is still down, nothing about this entry: it does
         // not use up one of the entry's attempts, so an outage of any length dead-letters
         // nothing (past `disable_after`, the queue is disabled instead).
-        if !(probe && matches!(attempt.outcome, Outcome::Retry(_))) {
+        // Refused credentials say nothing about the entry either.
+        if !(probe && matches!(attempt.outcome, Outcome::Retry(_)))
+            && attempt.outcome != Outcome::Unauthorized
+        {
             slot.entry.attempts += 1;
         }
         match attempt.outcome {
@@ -550,6 +558,14 @@ impl Remote {
                     for s in self.slots.values_mut() {
                         s.due = s.due.min(now);
                     }
+                }
+                if self
+                    .shared
+                    .credentials_refused
+                    .swap(false, Ordering::Relaxed)
+                {
+                    info!(queue = %q, "the endpoint accepts the queue's credentials again");
+                    metrics::gauge!(QUEUE_CREDENTIALS_REFUSED, "queue" => q.clone()).set(0.0);
                 }
                 count(&q, "delivered", 1);
                 let elapsed =
@@ -572,6 +588,28 @@ impl Remote {
                     "the endpoint refused an entry; it goes to the dead-letter store");
                 slot.entry.last_error = Some(attempt.detail);
                 self.bury(&mut [(seq, slot.entry)]).await;
+            }
+            Outcome::Unauthorized => {
+                // Only an operator can fix credentials: the entry waits, keeps its attempts
+                // and is never dead-lettered for it; the breaker spaces the tries out.
+                count(&q, "unauthorized", 1);
+                if !self
+                    .shared
+                    .credentials_refused
+                    .swap(true, Ordering::Relaxed)
+                {
+                    error!(queue = %q, detail = %attempt.detail,
+                        "the queue's credentials are refused: its entries wait, none is dead-lettered, until they are accepted again");
+                    metrics::gauge!(QUEUE_CREDENTIALS_REFUSED, "queue" => q.clone()).set(1.0);
+                }
+                self.shared.set_refusal(&attempt.detail);
+                slot.entry.last_error = Some(attempt.detail);
+                self.breaker.failed(now);
+                slot.due = super::breaker::later(now, self.s.breaker.cooldown);
+                if let Err(e) = self.store.update(&q, seq, &slot.entry).await {
+                    debug!(queue = %q, error = %e, "cannot record the last error");
+                }
+                self.slots.insert(seq, slot);
             }
             Outcome::Retry(after) => {
                 slot.entry.last_error = Some(attempt.detail.clone());

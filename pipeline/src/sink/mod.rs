@@ -9,6 +9,7 @@
 
 pub mod backing;
 pub mod breaker;
+pub mod credentials;
 pub mod dispatch;
 pub mod file;
 pub mod nats;
@@ -65,16 +66,7 @@ pub enum AuthScheme {
     Header,
 }
 
-/// `auth = { scheme = "bearer", env = "HUBSPOT_TOKEN" }`: the credentials a CRM API wants,
-/// read from an environment variable, never from the file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// How the header is built.
-    pub scheme: AuthScheme,
-    /// The environment variable holding the token or `user:password`.
-    pub env: String,
-}
+pub use credentials::AuthConfig;
 
 /// One `[[queue]]` table.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -87,7 +79,8 @@ pub struct QueueConfig {
     /// Webhook endpoint (`https://`, or `http://` to a loopback address only).
     #[serde(default)]
     pub url: Option<String>,
-    /// Name of the environment variable holding the webhook signing secret.
+    /// Name of the environment variable holding the webhook signing secret: required for the
+    /// `generic` format, optional for CRM formats, whose APIs never check the signature.
     #[serde(default)]
     pub secret_env: Option<String>,
     /// The payload format of a webhook queue.
@@ -99,7 +92,8 @@ pub struct QueueConfig {
     /// Values the template reads as `vars.<name>` (CRM pipeline ids, department ids, …).
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
-    /// The `Authorization` header for CRM APIs.
+    /// The `Authorization` header for CRM APIs: static, or renewed OAuth tokens
+    /// ([`credentials`]).
     #[serde(default)]
     pub auth: Option<AuthConfig>,
     /// File path for the `file` sink.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::breaker::BreakerSettings;
+use super::credentials::Credentials;
 use super::dispatch::{Deliverer, DispatchSettings};
 use super::file::{LineWriter, Target};
 use super::nats::{NatsConnect, NatsTarget};
@@ -22,23 +23,18 @@ pub enum QueueSetupError {
     /// The `url` does not parse.
     #[error("url: {0}")]
     Url(#[from] url::ParseError),
-    /// No `secret_env`.
-    #[error("needs secret_env")]
-    NoSecretEnv,
+    /// No `secret_env` on a queue whose format is read by a Standard Webhooks receiver.
+    #[error("needs secret_env (a {0} queue's receiver checks the signature)")]
+    NoSecretEnv(&'static str),
     /// An environment variable the queue names is not set.
     #[error("environment variable `{0}` is not set")]
     EnvNotSet(String),
     /// The signing secret is unusable.
     #[error("{0}")]
     Secret(#[from] crate::sink::signature::SecretError),
-    /// The credential in `env` cannot be sent as a header.
-    #[error("`{env}`: {source}")]
-    Auth {
-        /// The environment variable.
-        env: String,
-        /// Why.
-        source: webhook::InvalidAuthHeader,
-    },
+    /// The queue's credentials cannot be set up.
+    #[error("auth: {0}")]
+    Auth(#[from] crate::sink::credentials::CredentialError),
     /// The payload template does not load.
     #[error("{0}")]
     Payload(#[from] crate::sink::payload::PayloadError),
@@ -95,30 +91,31 @@ async fn nats_target(q: &QueueConfig) -> Result<NatsTarget, QueueSetupError> {
     Ok(crate::sink::nats::connect(&connect, subject).await?)
 }
 
-/// A webhook queue's target: its URL, signing key, credential and payload template.
+/// A webhook queue's target: its URL, signing key, credentials and payload template.
 pub fn webhook_target(q: &QueueConfig) -> Result<WebhookTarget, QueueSetupError> {
     let url = q.url.as_deref().ok_or(QueueSetupError::NoUrl)?;
     let url = url::Url::parse(url)?;
-    let var = q
-        .secret_env
-        .as_deref()
-        .ok_or(QueueSetupError::NoSecretEnv)?;
-    let secret = std::env::var(var).map_err(|_| QueueSetupError::EnvNotSet(var.to_string()))?;
-    let key = SigningKey::from_secret(&secret)?;
+    let key = match q.secret_env.as_deref() {
+        Some(var) => {
+            let secret =
+                std::env::var(var).map_err(|_| QueueSetupError::EnvNotSet(var.to_string()))?;
+            Some(SigningKey::from_secret(&secret)?)
+        }
+        None if q.format.needs_signature() => {
+            return Err(QueueSetupError::NoSecretEnv(q.format.as_str()))
+        }
+        None => None,
+    };
+    let client = webhook::client(q.timeout).map_err(QueueSetupError::Client)?;
     let auth = match &q.auth {
         None => None,
-        Some(a) => {
-            let v = std::env::var(&a.env).map_err(|_| QueueSetupError::EnvNotSet(a.env.clone()))?;
-            Some(
-                webhook::auth_header(a.scheme, &v).map_err(|source| QueueSetupError::Auth {
-                    env: a.env.clone(),
-                    source,
-                })?,
-            )
-        }
+        Some(a) => Some(Arc::new(Credentials::from_config(
+            &q.id,
+            a,
+            client.clone(),
+        )?)),
     };
     let payload = Payload::load(q.format, q.template.as_deref(), &q.vars)?;
-    let client = webhook::client(q.timeout).map_err(QueueSetupError::Client)?;
     Ok(WebhookTarget {
         queue: q.id.clone(),
         url,

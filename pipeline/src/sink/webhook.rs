@@ -31,7 +31,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
-use super::payload::{EventType, Latency, Outgoing, Payload};
+use super::credentials::{Credentials, Issued};
+use super::payload::{EventType, Latency, Outgoing, Payload, Rendered};
 use super::signature::SigningKey;
 use crate::metrics::PAYLOAD_RENDER_ERRORS;
 use crate::outbox::entry::{Entry, Event};
@@ -43,10 +44,10 @@ pub struct WebhookTarget {
     pub queue: String,
     /// Endpoint.
     pub url: url::Url,
-    /// Signing key.
-    pub key: SigningKey,
-    /// `Authorization` header value, when the queue has credentials.
-    pub auth: Option<HeaderValue>,
+    /// Signing key; none for a CRM queue whose API never checks the signature.
+    pub key: Option<SigningKey>,
+    /// The queue's credentials, when its endpoint wants an `Authorization` header.
+    pub auth: Option<std::sync::Arc<Credentials>>,
     /// Body format.
     pub payload: std::sync::Arc<Payload>,
     /// The queue's HTTP client (keep-alive pool, timeout).
@@ -64,6 +65,10 @@ pub enum Outcome {
     Rejected,
     /// Answered with a redirect, which is never followed: refused for good.
     Redirected,
+    /// The queue's credentials were refused (a 401 with a fresh token, or by the token
+    /// endpoint): nothing this entry can change, and nothing to dead-letter it for. The queue
+    /// waits until its credentials are accepted again.
+    Unauthorized,
 }
 
 /// The longest pause a `Retry-After` can impose on a queue. Longer values are cut to this
@@ -193,22 +198,69 @@ pub async fn attempt(t: &WebhookTarget, entry: &Entry, attempt: u32, latency: La
             );
         }
     };
+    let Some(creds) = &t.auth else {
+        return send(t, entry, &rendered, None).await;
+    };
+    let issued = match creds.header().await {
+        Ok(i) => i,
+        Err(f) if f.refused => return Attempt::new(Outcome::Unauthorized, f.detail),
+        Err(f) => return Attempt::new(Outcome::Retry(None), f.detail),
+    };
+    let first = send(t, entry, &rendered, Some(&issued)).await;
+    if first.outcome != Outcome::Unauthorized {
+        return first;
+    }
+    if !creds.renews() {
+        return Attempt::new(
+            Outcome::Unauthorized,
+            "HTTP 401: the endpoint refuses the queue's credentials".into(),
+        );
+    }
+    // The token may have expired early or been revoked: one more try with a new one, which
+    // does not count as an attempt of its own.
+    creds.stale(issued.generation);
+    match creds.header().await {
+        Ok(renewed) => {
+            let second = send(t, entry, &rendered, Some(&renewed)).await;
+            if second.outcome == Outcome::Unauthorized {
+                return Attempt::new(
+                    Outcome::Unauthorized,
+                    "HTTP 401 with a token renewed just now: the endpoint refuses the queue's credentials".into(),
+                );
+            }
+            second
+        }
+        Err(f) if f.refused => Attempt::new(Outcome::Unauthorized, f.detail),
+        Err(f) => Attempt::new(Outcome::Retry(None), f.detail),
+    }
+}
+
+/// Sends the rendered entry once, signed afresh, with `auth` as its `Authorization`. A 401
+/// comes back as [`Outcome::Unauthorized`] for [`attempt`] to deal with.
+async fn send(
+    t: &WebhookTarget,
+    entry: &Entry,
+    rendered: &Rendered,
+    auth: Option<&Issued>,
+) -> Attempt {
+    let now = SystemTime::now();
     let ts = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let signature = t.key.sign(&entry.id, ts, &rendered.body);
     let mut req = t
         .client
         .post(t.url.clone())
         .header(http::header::CONTENT_TYPE, rendered.content_type.clone())
         .header("webhook-id", &entry.id)
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signature);
+        .header("webhook-timestamp", ts.to_string());
+    if let Some(key) = &t.key {
+        req = req.header("webhook-signature", key.sign(&entry.id, ts, &rendered.body));
+    }
     for (name, value) in &rendered.headers {
         req = req.header(name.clone(), value.clone());
     }
-    if let Some(auth) = &t.auth {
-        req = req.header(http::header::AUTHORIZATION, auth.clone());
+    if let Some(auth) = auth {
+        req = req.header(http::header::AUTHORIZATION, auth.header.clone());
     }
-    match req.body(rendered.body).send().await {
+    match req.body(rendered.body.clone()).send().await {
         Ok(mut resp) => {
             let status = resp.status().as_u16();
             let retry_after = resp
@@ -216,7 +268,11 @@ pub async fn attempt(t: &WebhookTarget, entry: &Entry, attempt: u32, latency: La
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| RetryAfter::parse(v, SystemTime::now()));
-            let outcome = Outcome::from_status(status, retry_after);
+            let outcome = if status == 401 {
+                Outcome::Unauthorized
+            } else {
+                Outcome::from_status(status, retry_after)
+            };
             // Read (and discard) a bounded part of the body, so a small answer lets the
             // connection go back to the pool; a larger one is dropped with its connection.
             let mut read = 0usize;
@@ -244,7 +300,7 @@ pub async fn attempt(t: &WebhookTarget, entry: &Entry, attempt: u32, latency: La
 }
 
 /// The error and its causes on one line (`error sending request: connection refused`).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

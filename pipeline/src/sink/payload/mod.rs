@@ -102,6 +102,14 @@ impl PayloadFormat {
         }
     }
 
+    /// Whether the receiver checks the Standard Webhooks signature, so the queue needs a
+    /// signing secret: only for the generic envelope, which earshot's own receivers and the
+    /// teams' code read. CRM APIs and Slack authenticate the caller by its `Authorization`
+    /// header or URL and never look at `webhook-signature`; their secret is optional.
+    pub fn needs_signature(self) -> bool {
+        self == PayloadFormat::Generic
+    }
+
     /// The built-in template of a CRM format: its path in the repository (for messages) and
     /// its text, which is `rules/payloads/<format>.toml` embedded at build time. `None` for
     /// [`PayloadFormat::Generic`], which is built in code. A team starts an override by

@@ -1,0 +1,599 @@
+//! Loopback stand-ins for the CRMs' identity providers and ticket APIs, for tests that run
+//! earshot for minutes against credentials that expire.
+//!
+//! Each CRM has its token endpoint, answering the grant that CRM uses in the shape its
+//! documentation gives, and its create API, which takes only a token that endpoint issued
+//! and that has not expired or been revoked:
+//!
+//! | CRM | token endpoint | grant | create API | header |
+//! |---|---|---|---|---|
+//! | Dynamics 365 | `/{tenant}/oauth2/v2.0/token` (Microsoft identity platform) | client credentials, `scope` ending in `/.default` | `/api/data/v9.2/incidents` | `Bearer` |
+//! | Salesforce | `/services/oauth2/token` | JWT bearer (RS256, checked against the connected app's public key); no `expires_in` in the answer | `/services/data/v61.0/sobjects/Case` | `Bearer` |
+//! | Zoho Desk | `/oauth/v2/token` (Zoho Accounts) | refresh token; errors answered 200 `{"error":…}` | `/api/v1/tickets` | `Zoho-oauthtoken` |
+//! | HubSpot | `/oauth/v1/token` | refresh token; errors `{"status":"BAD_REFRESH_TOKEN",…}` | `/crm/v3/objects/tickets` | `Bearer` |
+//!
+//! A refused token gets the CRM's own 401 answer (Salesforce `INVALID_SESSION_ID`, Zoho
+//! `INVALID_OAUTH`, HubSpot `INVALID_AUTHENTICATION`, Dynamics `WWW-Authenticate: Bearer
+//! error="invalid_token"`). Tokens live [`CrmSettings::token_lifetime`]; every
+//! [`CrmSettings::revoke_every`]-th one is revoked early, as an administrator or a password
+//! change would, so a client meets both expiry and an unexpected 401. [`Crm::refuse`] makes
+//! every token endpoint refuse the client's credentials until told otherwise.
+//!
+//! Each accepted create is recorded by its `webhook-id` (the mention's id) per CRM: what a
+//! test counts as tickets.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+use earshot::shutdown::Shutdown;
+
+/// The CRMs the stand-in serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CrmKind {
+    /// Microsoft Dynamics 365 through the Microsoft identity platform.
+    Dynamics,
+    /// Salesforce with the JWT bearer flow.
+    Salesforce,
+    /// Zoho Desk through Zoho Accounts.
+    Zoho,
+    /// HubSpot with an OAuth app's refresh token.
+    Hubspot,
+}
+
+impl CrmKind {
+    /// Every CRM served.
+    pub const ALL: [CrmKind; 4] = [
+        CrmKind::Dynamics,
+        CrmKind::Salesforce,
+        CrmKind::Zoho,
+        CrmKind::Hubspot,
+    ];
+
+    /// Lower-case name (`"zoho"`), as earshot's payload formats are named.
+    pub fn name(self) -> &'static str {
+        match self {
+            CrmKind::Dynamics => "dynamics",
+            CrmKind::Salesforce => "salesforce",
+            CrmKind::Zoho => "zoho",
+            CrmKind::Hubspot => "hubspot",
+        }
+    }
+
+    /// The token endpoint's path.
+    pub fn token_path(self) -> &'static str {
+        match self {
+            CrmKind::Dynamics => "/contoso-tenant/oauth2/v2.0/token",
+            CrmKind::Salesforce => "/services/oauth2/token",
+            CrmKind::Zoho => "/oauth/v2/token",
+            CrmKind::Hubspot => "/oauth/v1/token",
+        }
+    }
+
+    /// The create API's path.
+    pub fn create_path(self) -> &'static str {
+        match self {
+            CrmKind::Dynamics => "/api/data/v9.2/incidents",
+            CrmKind::Salesforce => "/services/data/v61.0/sobjects/Case",
+            CrmKind::Zoho => "/api/v1/tickets",
+            CrmKind::Hubspot => "/crm/v3/objects/tickets",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            CrmKind::Zoho => "Zoho-oauthtoken",
+            _ => "Bearer",
+        }
+    }
+}
+
+/// The client the stand-in knows: what a CRM administrator would have registered.
+pub const CLIENT_ID: &str = "3MVG9earshot-client";
+/// The client's secret.
+pub const CLIENT_SECRET: &str = "client-s3cret-value";
+/// The refresh token issued to the client (Zoho, HubSpot).
+pub const REFRESH_TOKEN: &str = "1000.refresh-t0ken-value";
+/// The Salesforce integration user (the JWT's `sub`).
+pub const SUBJECT: &str = "integration@acme.example";
+/// The Dynamics scope (`https://<org>.crm.dynamics.com/.default`).
+pub const SCOPE: &str = "https://contoso.crm.dynamics.com/.default";
+/// The audience of a Salesforce JWT assertion.
+pub const AUDIENCE: &str = "https://login.salesforce.com";
+
+/// How the stand-in behaves.
+#[derive(Debug, Clone)]
+pub struct CrmSettings {
+    /// How long an access token is accepted.
+    pub token_lifetime: Duration,
+    /// Every n-th token is revoked half way through its life (0: none).
+    pub revoke_every: u64,
+    /// The PEM public key of the Salesforce connected app (the JWT's signer).
+    pub jwt_public_key: String,
+}
+
+struct Issued {
+    crm: CrmKind,
+    at: Instant,
+    revoked_after: Option<Duration>,
+}
+
+/// What the stand-in saw, per CRM.
+#[derive(Debug, Default, Clone)]
+pub struct CrmCounts {
+    /// Tokens issued.
+    pub tokens: u64,
+    /// Token requests refused.
+    pub token_refusals: u64,
+    /// Creates answered 401 (expired, revoked or unknown token).
+    pub unauthorized: u64,
+    /// Creates refused for their content (400).
+    pub bad_requests: u64,
+    /// Tickets created, by mention id, with how many times each was created.
+    pub tickets: BTreeMap<String, u64>,
+}
+
+impl CrmCounts {
+    /// Mentions created more than once.
+    pub fn duplicates(&self) -> u64 {
+        self.tickets.values().map(|n| n - 1).sum()
+    }
+
+    /// The mention ids created.
+    pub fn ids(&self) -> BTreeSet<String> {
+        self.tickets.keys().cloned().collect()
+    }
+}
+
+struct Inner {
+    settings: CrmSettings,
+    issued: Mutex<HashMap<String, Issued>>,
+    counts: Mutex<BTreeMap<CrmKind, CrmCounts>>,
+    serial: AtomicU64,
+    refusing: AtomicBool,
+    /// Secrets seen in a place they must not be (a URL query).
+    leaks: AtomicU64,
+}
+
+/// The stand-in: every CRM's token endpoint and create API on one loopback port.
+#[derive(Clone)]
+pub struct Crm {
+    inner: Arc<Inner>,
+}
+
+impl Crm {
+    /// A stand-in with `settings`.
+    pub fn new(settings: CrmSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                issued: Mutex::new(HashMap::new()),
+                counts: Mutex::new(BTreeMap::new()),
+                serial: AtomicU64::new(0),
+                refusing: AtomicBool::new(false),
+                leaks: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// While `on`, every token endpoint refuses the client's credentials, as after a secret
+    /// was rotated or the app's consent withdrawn.
+    pub fn refuse(&self, on: bool) {
+        self.inner.refusing.store(on, Ordering::SeqCst);
+    }
+
+    /// What was seen at `crm`.
+    pub fn counts(&self, crm: CrmKind) -> CrmCounts {
+        lock(&self.inner.counts)
+            .get(&crm)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Requests that carried a secret in their URL.
+    pub fn leaks(&self) -> u64 {
+        self.inner.leaks.load(Ordering::SeqCst)
+    }
+
+    /// Serves on 127.0.0.1:`port` (0: any) until `shutdown`.
+    pub async fn start(&self, port: u16, mut shutdown: Shutdown) -> std::io::Result<SocketAddr> {
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        let addr = listener.local_addr()?;
+        let app = Router::new()
+            .route("/{tenant}/oauth2/v2.0/token", post(microsoft_token))
+            .route(CrmKind::Salesforce.token_path(), post(salesforce_token))
+            .route(CrmKind::Zoho.token_path(), post(zoho_token))
+            .route(CrmKind::Hubspot.token_path(), post(hubspot_token))
+            .route(CrmKind::Dynamics.create_path(), post(dynamics_create))
+            .route(CrmKind::Salesforce.create_path(), post(salesforce_create))
+            .route(CrmKind::Zoho.create_path(), post(zoho_create))
+            .route(CrmKind::Hubspot.create_path(), post(hubspot_create))
+            .with_state(self.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.recv().await })
+                .await;
+        });
+        Ok(addr)
+    }
+
+    fn count(&self, crm: CrmKind, f: impl FnOnce(&mut CrmCounts)) {
+        f(lock(&self.inner.counts).entry(crm).or_default());
+    }
+
+    /// Issues a token for `crm`.
+    fn issue(&self, crm: CrmKind) -> String {
+        let n = self.inner.serial.fetch_add(1, Ordering::SeqCst) + 1;
+        let token = format!("00D{n:06}!{}", fastrand::u64(..));
+        let every = self.inner.settings.revoke_every;
+        let revoked_after =
+            (every > 0 && n.is_multiple_of(every)).then(|| self.inner.settings.token_lifetime / 2);
+        lock(&self.inner.issued).insert(
+            token.clone(),
+            Issued {
+                crm,
+                at: Instant::now(),
+                revoked_after,
+            },
+        );
+        self.count(crm, |c| c.tokens += 1);
+        token
+    }
+
+    /// Whether `headers` carry a live token of `crm`, with `crm`'s prefix.
+    fn authorized(&self, crm: CrmKind, headers: &HeaderMap) -> bool {
+        let Some(value) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return false;
+        };
+        let Some(token) = value
+            .strip_prefix(crm.prefix())
+            .and_then(|t| t.strip_prefix(' '))
+        else {
+            return false;
+        };
+        let issued = lock(&self.inner.issued);
+        let Some(i) = issued.get(token) else {
+            return false;
+        };
+        let age = i.at.elapsed();
+        i.crm == crm
+            && age < self.inner.settings.token_lifetime
+            && i.revoked_after.is_none_or(|r| age < r)
+    }
+
+    fn token_lifetime_s(&self) -> u64 {
+        self.inner.settings.token_lifetime.as_secs().max(1)
+    }
+
+    fn refusing(&self) -> bool {
+        self.inner.refusing.load(Ordering::SeqCst)
+    }
+
+    /// Checks a form-encoded token request: its content type, no secret in the URL, and the
+    /// fields.
+    fn form(&self, headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> Form {
+        if query.is_some_and(|q| q.contains("secret") || q.contains("token")) {
+            self.inner.leaks.fetch_add(1, Ordering::SeqCst);
+        }
+        let form_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        Form {
+            form_type,
+            fields: url::form_urlencoded::parse(body).into_owned().collect(),
+        }
+    }
+
+    /// The create every CRM shares: a live token, a JSON body with `required`, one ticket
+    /// recorded by `webhook-id`.
+    fn create(
+        &self,
+        crm: CrmKind,
+        headers: &HeaderMap,
+        body: &[u8],
+        required: &str,
+        unauthorized: impl FnOnce() -> Response,
+        created: impl FnOnce(u64) -> Response,
+    ) -> Response {
+        if !self.authorized(crm, headers) {
+            self.count(crm, |c| c.unauthorized += 1);
+            return unauthorized();
+        }
+        let json_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let id = headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let (Some(doc), Some(id), true) = (parsed, id, json_type) else {
+            self.count(crm, |c| c.bad_requests += 1);
+            return (StatusCode::BAD_REQUEST, "malformed request").into_response();
+        };
+        if doc
+            .pointer(required)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            self.count(crm, |c| c.bad_requests += 1);
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("required field missing: {required}"),
+            )
+                .into_response();
+        }
+        let n = self.inner.serial.fetch_add(1, Ordering::SeqCst);
+        self.count(crm, |c| *c.tickets.entry(id).or_default() += 1);
+        created(n)
+    }
+}
+
+struct Form {
+    form_type: bool,
+    fields: HashMap<String, String>,
+}
+
+impl Form {
+    fn has(&self, name: &str, value: &str) -> bool {
+        self.fields.get(name).is_some_and(|v| v == value)
+    }
+}
+
+fn json(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn query(uri: &axum::http::Uri) -> Option<String> {
+    uri.query().map(str::to_string)
+}
+
+/// Microsoft identity platform: client credentials with a `.default` scope; 401
+/// `invalid_client` for a wrong secret, 400 `invalid_scope` for a scope without `.default`.
+async fn microsoft_token(
+    State(crm): State<Crm>,
+    Path(_tenant): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let f = crm.form(&headers, query(&uri).as_deref(), &body);
+    let error = |status: StatusCode, error: &str, code: &str| {
+        crm.count(CrmKind::Dynamics, |c| c.token_refusals += 1);
+        json(
+            status,
+            json!({"error": error, "error_description": format!("{code}: refused"), "error_codes": [7000215]}),
+        )
+    };
+    if !f.form_type || !f.has("grant_type", "client_credentials") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "AADSTS70003",
+        );
+    }
+    if crm.refusing() || !f.has("client_id", CLIENT_ID) || !f.has("client_secret", CLIENT_SECRET) {
+        return error(StatusCode::UNAUTHORIZED, "invalid_client", "AADSTS7000215");
+    }
+    if !f.has("scope", SCOPE) {
+        return error(StatusCode::BAD_REQUEST, "invalid_scope", "AADSTS1002012");
+    }
+    let token = crm.issue(CrmKind::Dynamics);
+    json(
+        StatusCode::OK,
+        json!({"token_type": "Bearer", "expires_in": crm.token_lifetime_s(), "ext_expires_in": crm.token_lifetime_s(), "access_token": token}),
+    )
+}
+
+/// Salesforce: the JWT bearer grant; the assertion must be RS256 from the connected app's key,
+/// `iss` its consumer key, `sub` the user, `aud` the login host, `exp` at most 3 minutes on.
+/// The answer has no `expires_in`: the session lives as the org's policy says.
+async fn salesforce_token(
+    State(crm): State<Crm>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let f = crm.form(&headers, query(&uri).as_deref(), &body);
+    let refuse = |error: &str, description: &str| {
+        crm.count(CrmKind::Salesforce, |c| c.token_refusals += 1);
+        json(
+            StatusCode::BAD_REQUEST,
+            json!({"error": error, "error_description": description}),
+        )
+    };
+    if !f.form_type || !f.has("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer") {
+        return refuse("unsupported_grant_type", "grant type not supported");
+    }
+    let Some(assertion) = f.fields.get("assertion") else {
+        return refuse("invalid_request", "assertion required");
+    };
+    if crm.refusing() {
+        return refuse("invalid_client", "invalid client credentials");
+    }
+    let Ok(key) =
+        jsonwebtoken::DecodingKey::from_rsa_pem(crm.inner.settings.jwt_public_key.as_bytes())
+    else {
+        return refuse("invalid_client", "no certificate for the connected app");
+    };
+    let mut check = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    check.set_audience(&[AUDIENCE]);
+    check.set_issuer(&[CLIENT_ID]);
+    check.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    let claims = match jsonwebtoken::decode::<Value>(assertion, &key, &check) {
+        Ok(d) => d.claims,
+        Err(_) => return refuse("invalid_grant", "invalid assertion"),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    if claims["sub"] != SUBJECT || claims["exp"].as_u64().is_none_or(|e| e > now + 300) {
+        return refuse("invalid_grant", "user hasn't approved this consumer");
+    }
+    let token = crm.issue(CrmKind::Salesforce);
+    json(
+        StatusCode::OK,
+        json!({"access_token": token, "scope": "api", "instance_url": "https://acme.my.salesforce.com",
+            "id": "https://login.salesforce.com/id/00D/005", "token_type": "Bearer", "issued_at": now.to_string()}),
+    )
+}
+
+/// Zoho Accounts: the refresh-token grant. Zoho answers a refused request with 200 and an
+/// `error` field.
+async fn zoho_token(
+    State(crm): State<Crm>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let f = crm.form(&headers, query(&uri).as_deref(), &body);
+    let ok = f.form_type
+        && f.has("grant_type", "refresh_token")
+        && f.has("refresh_token", REFRESH_TOKEN)
+        && f.has("client_id", CLIENT_ID)
+        && f.has("client_secret", CLIENT_SECRET);
+    if crm.refusing() || !ok {
+        crm.count(CrmKind::Zoho, |c| c.token_refusals += 1);
+        return json(StatusCode::OK, json!({"error": "invalid_code"}));
+    }
+    let token = crm.issue(CrmKind::Zoho);
+    json(
+        StatusCode::OK,
+        json!({"access_token": token, "api_domain": "https://www.zohoapis.com", "token_type": "Bearer", "expires_in": crm.token_lifetime_s()}),
+    )
+}
+
+/// HubSpot: the refresh-token grant; a refusal is 400 with HubSpot's `status` and `message`.
+async fn hubspot_token(
+    State(crm): State<Crm>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let f = crm.form(&headers, query(&uri).as_deref(), &body);
+    let ok = f.form_type
+        && f.has("grant_type", "refresh_token")
+        && f.has("refresh_token", REFRESH_TOKEN)
+        && f.has("client_id", CLIENT_ID)
+        && f.has("client_secret", CLIENT_SECRET);
+    if crm.refusing() || !ok {
+        crm.count(CrmKind::Hubspot, |c| c.token_refusals += 1);
+        return json(
+            StatusCode::BAD_REQUEST,
+            json!({"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token", "correlationId": "0"}),
+        );
+    }
+    let token = crm.issue(CrmKind::Hubspot);
+    json(
+        StatusCode::OK,
+        json!({"token_type": "bearer", "refresh_token": REFRESH_TOKEN, "access_token": token, "expires_in": crm.token_lifetime_s()}),
+    )
+}
+
+async fn dynamics_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
+    crm.create(
+        CrmKind::Dynamics,
+        &headers,
+        &body,
+        "/title",
+        || {
+            (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    "Bearer error=\"invalid_token\", error_description=\"The access token expired\"",
+                )],
+            )
+                .into_response()
+        },
+        |n| {
+            (
+                StatusCode::NO_CONTENT,
+                [(
+                    "OData-EntityId",
+                    format!("https://contoso.crm.dynamics.com/api/data/v9.2/incidents({n:08x}-0000-0000-0000-000000000000)"),
+                )],
+            )
+                .into_response()
+        },
+    )
+}
+
+async fn salesforce_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
+    crm.create(
+        CrmKind::Salesforce,
+        &headers,
+        &body,
+        "/Subject",
+        || {
+            json(
+                StatusCode::UNAUTHORIZED,
+                json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]),
+            )
+        },
+        |n| {
+            json(
+                StatusCode::CREATED,
+                json!({"id": format!("500{n:015}"), "success": true, "errors": []}),
+            )
+        },
+    )
+}
+
+async fn zoho_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
+    crm.create(
+        CrmKind::Zoho,
+        &headers,
+        &body,
+        "/subject",
+        || {
+            json(
+                StatusCode::UNAUTHORIZED,
+                json!({"errorCode": "INVALID_OAUTH", "message": "The OAuth Token you provided is invalid."}),
+            )
+        },
+        |n| json(StatusCode::OK, json!({"id": n.to_string(), "ticketNumber": n.to_string()})),
+    )
+}
+
+async fn hubspot_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
+    crm.create(
+        CrmKind::Hubspot,
+        &headers,
+        &body,
+        "/properties/subject",
+        || {
+            json(
+                StatusCode::UNAUTHORIZED,
+                json!({"status": "error", "message": "Authentication credentials not found.", "category": "INVALID_AUTHENTICATION"}),
+            )
+        },
+        |n| json(StatusCode::CREATED, json!({"id": n.to_string(), "properties": {}})),
+    )
+}
