@@ -19,8 +19,15 @@
 //! change would, so a client meets both expiry and an unexpected 401. [`Crm::refuse`] makes
 //! every token endpoint refuse the client's credentials until told otherwise.
 //!
-//! Each accepted create is recorded by its `webhook-id` (the mention's id) per CRM: what a
-//! test counts as tickets.
+//! Each CRM keeps records unique the way the real API does when set up as earshot's README
+//! says: Salesforce upserts by the External ID field `Earshot_Mention_Id__c` (`PATCH
+//! …/Case/Earshot_Mention_Id__c/<id>`: 201 created, 200 when it exists), Dynamics creates
+//! through the alternate key `earshot_mentionid` with `If-None-Match: *` (412 when it exists),
+//! HubSpot refuses a second ticket with the same unique `earshot_mention_id` (409). Zoho Desk
+//! has no such mechanism here: each create is a ticket. Records are counted by the
+//! delivery's `webhook-id` (the mention's id): a test sees every ticket created twice.
+//! [`CrmSettings::delay`] holds every create's answer, so a process killed while delivering
+//! leaves requests whose answer it never read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -120,6 +127,8 @@ pub struct CrmSettings {
     pub revoke_every: u64,
     /// The PEM public key of the Salesforce connected app (the JWT's signer).
     pub jwt_public_key: String,
+    /// How long each create waits before it answers (after the record is made).
+    pub delay: Duration,
 }
 
 struct Issued {
@@ -141,6 +150,9 @@ pub struct CrmCounts {
     pub bad_requests: u64,
     /// Tickets created, by mention id, with how many times each was created.
     pub tickets: BTreeMap<String, u64>,
+    /// Requests for a record that existed already (an upsert that updated, a 409, a 412):
+    /// retries the CRM's uniqueness kept from becoming second tickets.
+    pub repeats: u64,
 }
 
 impl CrmCounts {
@@ -161,6 +173,9 @@ struct Inner {
     counts: Mutex<BTreeMap<CrmKind, CrmCounts>>,
     serial: AtomicU64,
     refusing: AtomicBool,
+    /// The unique keys of records made (Salesforce's External ID, Dynamics' alternate key,
+    /// HubSpot's unique property).
+    keys: Mutex<std::collections::HashSet<(CrmKind, String)>>,
     /// Secrets seen in a place they must not be (a URL query).
     leaks: AtomicU64,
 }
@@ -181,6 +196,7 @@ impl Crm {
                 counts: Mutex::new(BTreeMap::new()),
                 serial: AtomicU64::new(0),
                 refusing: AtomicBool::new(false),
+                keys: Mutex::new(std::collections::HashSet::new()),
                 leaks: AtomicU64::new(0),
             }),
         }
@@ -216,7 +232,15 @@ impl Crm {
             .route(CrmKind::Zoho.token_path(), post(zoho_token))
             .route(CrmKind::Hubspot.token_path(), post(hubspot_token))
             .route(CrmKind::Dynamics.create_path(), post(dynamics_create))
+            .route(
+                "/api/data/v9.2/{keyed}",
+                axum::routing::patch(dynamics_upsert),
+            )
             .route(CrmKind::Salesforce.create_path(), post(salesforce_create))
+            .route(
+                "/services/data/v61.0/sobjects/Case/{field}/{key}",
+                axum::routing::patch(salesforce_upsert),
+            )
             .route(CrmKind::Zoho.create_path(), post(zoho_create))
             .route(CrmKind::Hubspot.create_path(), post(hubspot_create))
             .with_state(self.clone());
@@ -299,15 +323,19 @@ impl Crm {
         }
     }
 
-    /// The create every CRM shares: a live token, a JSON body with `required`, one ticket
-    /// recorded by `webhook-id`.
-    fn create(
+    /// The create every CRM shares: a live token, a JSON body with `required`; a record
+    /// keyed by `key` (when the CRM keeps one unique) is made once, a repeat answered by
+    /// `exists`; each record made is counted by `webhook-id`.
+    #[allow(clippy::too_many_arguments)]
+    async fn create(
         &self,
         crm: CrmKind,
         headers: &HeaderMap,
         body: &[u8],
         required: &str,
+        key: Option<String>,
         unauthorized: impl FnOnce() -> Response,
+        exists: impl FnOnce() -> Response,
         created: impl FnOnce(u64) -> Response,
     ) -> Response {
         if !self.authorized(crm, headers) {
@@ -339,9 +367,23 @@ impl Crm {
             )
                 .into_response();
         }
+        let fresh = match key {
+            Some(k) => lock(&self.inner.keys).insert((crm, k)),
+            None => true,
+        };
         let n = self.inner.serial.fetch_add(1, Ordering::SeqCst);
-        self.count(crm, |c| *c.tickets.entry(id).or_default() += 1);
-        created(n)
+        if fresh {
+            self.count(crm, |c| *c.tickets.entry(id).or_default() += 1);
+        } else {
+            self.count(crm, |c| c.repeats += 1);
+        }
+        // The record is made; the answer takes a while, as a CRM's does.
+        tokio::time::sleep(self.inner.settings.delay).await;
+        if fresh {
+            created(n)
+        } else {
+            exists()
+        }
     }
 }
 
@@ -516,32 +558,86 @@ async fn hubspot_token(
     )
 }
 
+fn dynamics_unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            header::WWW_AUTHENTICATE,
+            "Bearer error=\"invalid_token\", error_description=\"The access token expired\"",
+        )],
+    )
+        .into_response()
+}
+
+fn dynamics_created(n: u64) -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(
+            "OData-EntityId",
+            format!("https://contoso.crm.dynamics.com/api/data/v9.2/incidents({n:08x}-0000-0000-0000-000000000000)"),
+        )],
+    )
+        .into_response()
+}
+
 async fn dynamics_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
     crm.create(
         CrmKind::Dynamics,
         &headers,
         &body,
         "/title",
+        None,
+        dynamics_unauthorized,
+        || StatusCode::NO_CONTENT.into_response(),
+        dynamics_created,
+    )
+    .await
+}
+
+/// `PATCH incidents(earshot_mentionid='<id>')` with `If-None-Match: *`: create-only through
+/// the alternate key; 412 when a case with that key exists.
+async fn dynamics_upsert(
+    State(crm): State<Crm>,
+    Path(keyed): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = keyed
+        .strip_prefix("incidents(earshot_mentionid='")
+        .and_then(|k| k.strip_suffix("')"))
+        .filter(|k| !k.is_empty() && !k.contains('\''));
+    let create_only = headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == b"*");
+    let (Some(key), true) = (key, create_only) else {
+        crm.count(CrmKind::Dynamics, |c| c.bad_requests += 1);
+        return json(
+            StatusCode::BAD_REQUEST,
+            json!({"error": {"code": "0x80060888", "message": "Resource not found for the segment, or an upsert without If-None-Match"}}),
+        );
+    };
+    crm.create(
+        CrmKind::Dynamics,
+        &headers,
+        &body,
+        "/title",
+        Some(key.to_string()),
+        dynamics_unauthorized,
         || {
-            (
-                StatusCode::UNAUTHORIZED,
-                [(
-                    header::WWW_AUTHENTICATE,
-                    "Bearer error=\"invalid_token\", error_description=\"The access token expired\"",
-                )],
+            json(
+                StatusCode::PRECONDITION_FAILED,
+                json!({"error": {"code": "0x80060882", "message": "A record with matching key values already exists."}}),
             )
-                .into_response()
         },
-        |n| {
-            (
-                StatusCode::NO_CONTENT,
-                [(
-                    "OData-EntityId",
-                    format!("https://contoso.crm.dynamics.com/api/data/v9.2/incidents({n:08x}-0000-0000-0000-000000000000)"),
-                )],
-            )
-                .into_response()
-        },
+        dynamics_created,
+    )
+    .await
+}
+
+fn salesforce_unauthorized() -> Response {
+    json(
+        StatusCode::UNAUTHORIZED,
+        json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]),
     )
 }
 
@@ -551,12 +647,9 @@ async fn salesforce_create(State(crm): State<Crm>, headers: HeaderMap, body: Byt
         &headers,
         &body,
         "/Subject",
-        || {
-            json(
-                StatusCode::UNAUTHORIZED,
-                json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]),
-            )
-        },
+        None,
+        salesforce_unauthorized,
+        || StatusCode::OK.into_response(),
         |n| {
             json(
                 StatusCode::CREATED,
@@ -564,6 +657,45 @@ async fn salesforce_create(State(crm): State<Crm>, headers: HeaderMap, body: Byt
             )
         },
     )
+    .await
+}
+
+/// `PATCH …/Case/Earshot_Mention_Id__c/<id>`: upsert by the External ID field; 201 when it
+/// creates, 200 when the case exists.
+async fn salesforce_upsert(
+    State(crm): State<Crm>,
+    Path((field, key)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if field != "Earshot_Mention_Id__c" {
+        crm.count(CrmKind::Salesforce, |c| c.bad_requests += 1);
+        return json(
+            StatusCode::NOT_FOUND,
+            json!([{"message": format!("Provided external ID field does not exist or is not accessible: {field}"), "errorCode": "NOT_FOUND"}]),
+        );
+    }
+    crm.create(
+        CrmKind::Salesforce,
+        &headers,
+        &body,
+        "/Subject",
+        Some(key),
+        salesforce_unauthorized,
+        || {
+            json(
+                StatusCode::OK,
+                json!({"id": "500000000000000001", "success": true, "errors": [], "created": false}),
+            )
+        },
+        |n| {
+            json(
+                StatusCode::CREATED,
+                json!({"id": format!("500{n:015}"), "success": true, "errors": [], "created": true}),
+            )
+        },
+    )
+    .await
 }
 
 async fn zoho_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
@@ -572,28 +704,46 @@ async fn zoho_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) ->
         &headers,
         &body,
         "/subject",
+        None,
         || {
             json(
                 StatusCode::UNAUTHORIZED,
                 json!({"errorCode": "INVALID_OAUTH", "message": "The OAuth Token you provided is invalid."}),
             )
         },
+        || StatusCode::OK.into_response(),
         |n| json(StatusCode::OK, json!({"id": n.to_string(), "ticketNumber": n.to_string()})),
     )
+    .await
 }
 
+/// A ticket create; the `earshot_mention_id` property has unique values: a second ticket with
+/// the same value is refused with 409.
 async fn hubspot_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
+    let key = serde_json::from_slice::<Value>(&body).ok().and_then(|b| {
+        b.pointer("/properties/earshot_mention_id")?
+            .as_str()
+            .map(str::to_string)
+    });
     crm.create(
         CrmKind::Hubspot,
         &headers,
         &body,
         "/properties/subject",
+        key,
         || {
             json(
                 StatusCode::UNAUTHORIZED,
                 json!({"status": "error", "message": "Authentication credentials not found.", "category": "INVALID_AUTHENTICATION"}),
             )
         },
+        || {
+            json(
+                StatusCode::CONFLICT,
+                json!({"status": "error", "message": "A ticket with this earshot_mention_id already exists", "category": "CONFLICT"}),
+            )
+        },
         |n| json(StatusCode::CREATED, json!({"id": n.to_string(), "properties": {}})),
     )
+    .await
 }

@@ -22,12 +22,13 @@ use earshot_sim::crm::{self, Crm, CrmKind, CrmSettings};
 use crate::delivery::{append, posts, terminate, wait_for};
 use crate::support::{self, free_port, FileRun};
 
-const KEY: &str = include_str!("../../../pipeline/tests/data/credentials/jwt-test-key.pem");
+pub(crate) const KEY: &str =
+    include_str!("../../../pipeline/tests/data/credentials/jwt-test-key.pem");
 const PUBLIC_KEY: &str =
     include_str!("../../../pipeline/tests/data/credentials/jwt-test-key.pub.pem");
 
 /// The variables the CRM queues read, and their values.
-fn secrets() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn secrets() -> Vec<(&'static str, &'static str)> {
     vec![
         ("EARSHOT_TEST_CRM_CLIENT_ID", crm::CLIENT_ID),
         ("EARSHOT_TEST_CRM_CLIENT_SECRET", crm::CLIENT_SECRET),
@@ -37,7 +38,7 @@ fn secrets() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-const TIMING: &str = r#"retry_schedule = ["200ms", "500ms", "1s"]
+pub(crate) const TIMING: &str = r#"retry_schedule = ["200ms", "500ms", "1s"]
 max_attempts = 5
 breaker_failures = 3
 breaker_cooldown = "250ms"
@@ -48,7 +49,7 @@ reposts = false
 storm = false"#;
 
 /// A queue of `kind` at the stand-in on `port`, with its catch-all route.
-fn queue(kind: CrmKind, port: u16) -> String {
+pub(crate) fn queue(kind: CrmKind, port: u16) -> String {
     let base = format!("http://127.0.0.1:{port}");
     let (format_vars, auth) = match kind {
         CrmKind::Dynamics => (
@@ -116,13 +117,13 @@ queue = "{name}"
     )
 }
 
-struct Run {
-    files: FileRun,
-    admin: String,
+pub(crate) struct Run {
+    pub(crate) files: FileRun,
+    pub(crate) admin: String,
 }
 
 impl Run {
-    fn new(rest: &str) -> Self {
+    pub(crate) fn new(rest: &str) -> Self {
         let admin = format!("127.0.0.1:{}", free_port());
         Run {
             files: FileRun::new(&admin, rest),
@@ -130,7 +131,7 @@ impl Run {
         }
     }
 
-    fn start(&self) -> Child {
+    pub(crate) fn start(&self) -> Child {
         let log = std::fs::File::create(self.files.dir.join("earshot.log")).unwrap();
         support::earshot()
             .args(["run", "--config"])
@@ -145,18 +146,18 @@ impl Run {
             .unwrap()
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.files.dir.join("earshot.log")).unwrap_or_default()
     }
 
-    fn tail(&self) -> String {
+    pub(crate) fn tail(&self) -> String {
         let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
     /// The value of series `series` (`name{labels}`).
-    async fn metric(&self, series: &str) -> Option<f64> {
+    pub(crate) async fn metric(&self, series: &str) -> Option<f64> {
         let text = reqwest::Client::new()
             .get(format!("http://{}/metrics", self.admin))
             .bearer_auth("test-token")
@@ -172,7 +173,7 @@ impl Run {
     }
 
     /// Dead letters of every queue, from the metrics.
-    async fn dead_letters(&self, queues: &[&str]) -> f64 {
+    pub(crate) async fn dead_letters(&self, queues: &[&str]) -> f64 {
         let mut sum = 0.0;
         for q in queues {
             sum += self
@@ -184,11 +185,16 @@ impl Run {
     }
 }
 
-async fn start_crm(lifetime: Duration, revoke_every: u64) -> (Crm, u16, shutdown::ShutdownTrigger) {
+pub(crate) async fn start_crm(
+    lifetime: Duration,
+    revoke_every: u64,
+    delay: Duration,
+) -> (Crm, u16, shutdown::ShutdownTrigger) {
     let crm = Crm::new(CrmSettings {
         token_lifetime: lifetime,
         revoke_every,
         jwt_public_key: PUBLIC_KEY.into(),
+        delay,
     });
     let (trigger, _) = shutdown::channel();
     let addr = crm.start(0, trigger.subscribe()).await.unwrap();
@@ -204,7 +210,7 @@ async fn tokens_that_expire_every_two_seconds_cost_no_mention() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(20),
     );
-    let (crm, port, _stop) = start_crm(Duration::from_secs(2), 7).await;
+    let (crm, port, _stop) = start_crm(Duration::from_secs(2), 7, Duration::ZERO).await;
     let rest: String = CrmKind::ALL.iter().map(|k| queue(*k, port)).collect();
     let run = Run::new(&rest);
     let child = run.start();
@@ -288,7 +294,7 @@ async fn tokens_that_expire_every_two_seconds_cost_no_mention() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_hold_the_queue_and_dead_letter_nothing() {
     earshot::tls::ensure_crypto_provider();
-    let (crm, port, _stop) = start_crm(Duration::from_secs(3600), 0).await;
+    let (crm, port, _stop) = start_crm(Duration::from_secs(3600), 0, Duration::ZERO).await;
     crm.refuse(true);
     // Dynamics through its token endpoint, and a HubSpot private-app token the API refuses.
     let hubspot_static = format!(

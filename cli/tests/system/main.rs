@@ -9,6 +9,7 @@ mod cluster;
 mod cluster_dlq;
 mod cluster_lease;
 mod crm_auth;
+mod crm_tickets;
 mod delivery;
 mod deploy;
 mod deploy_cluster;

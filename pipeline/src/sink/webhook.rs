@@ -245,9 +245,23 @@ async fn send(
 ) -> Attempt {
     let now = SystemTime::now();
     let ts = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let url = if rendered.path.is_empty() {
+        t.url.clone()
+    } else {
+        // The path was checked to hold only URL path characters when it was rendered.
+        match url::Url::parse(&format!("{}{}", t.url.as_str(), rendered.path)) {
+            Ok(u) => u,
+            Err(e) => {
+                return Attempt::new(
+                    Outcome::Rejected,
+                    format!("the template's request path makes no URL: {e}"),
+                )
+            }
+        }
+    };
     let mut req = t
         .client
-        .post(t.url.clone())
+        .request(rendered.method.clone(), url)
         .header(http::header::CONTENT_TYPE, rendered.content_type.clone())
         .header("webhook-id", &entry.id)
         .header("webhook-timestamp", ts.to_string());
@@ -268,7 +282,12 @@ async fn send(
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| RetryAfter::parse(v, SystemTime::now()));
-            let outcome = if status == 401 {
+            let exists = rendered.exists.contains(&status);
+            let outcome = if exists {
+                // The record keyed by this message's id is there already: an earlier
+                // attempt created it, and its answer was lost.
+                Outcome::Delivered
+            } else if status == 401 {
                 Outcome::Unauthorized
             } else {
                 Outcome::from_status(status, retry_after)
@@ -283,6 +302,7 @@ async fn send(
                 }
             }
             let detail = match outcome {
+                _ if exists => format!("HTTP {status}: created by an earlier attempt"),
                 Outcome::Redirected => format!(
                     "HTTP {status}: the endpoint redirects, and redirects are not followed (point the queue's url at the final address)"
                 ),

@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::MethodFilter;
 use axum::Router;
 use serde_json::{json, Value as Json};
 
@@ -22,17 +22,21 @@ use super::tests::{builtin, messages, outgoing, raw, spike_messages, CUSTOMER_CO
 use super::*;
 
 const SALESFORCE: &str = "/services/data/v61.0/sobjects/Case";
+const SALESFORCE_UPSERT: &str = "/services/data/v61.0/sobjects/Case/{field}/{key}";
 const ZENDESK: &str = "/api/v2/tickets.json";
 const HUBSPOT: &str = "/crm/v3/objects/tickets";
 const DYNAMICS: &str = "/api/data/v9.2/incidents";
+const DYNAMICS_KEYED: &str = "/api/data/v9.2/{keyed}";
 const ZOHO: &str = "/api/v1/tickets";
 const SLACK: &str = "/services/T0000000/B0000000/XXXXXXXXXXXXXXXXXXXXXXXX";
 
-/// What the receiver saw: records created per route, and Zendesk's idempotency keys.
+/// What the receiver saw: requests accepted per route, Zendesk's idempotency keys, and the
+/// keys of the records created by upsert or under a unique property.
 #[derive(Default)]
 struct Seen {
     created: HashMap<&'static str, usize>,
     zendesk_keys: HashMap<String, u64>,
+    keys: std::collections::HashSet<String>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -75,8 +79,21 @@ fn json_body(h: &HeaderMap, body: &[u8]) -> Result<Json, Refusal> {
     serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))
 }
 
-fn salesforce(h: &HeaderMap, body: &[u8]) -> Result<Response, Refusal> {
+/// `POST …/sobjects/Case` creates; `PATCH …/sobjects/Case/<External ID field>/<value>` is an
+/// upsert: 201 when it creates, 200 when the record exists (the field must not be in the body).
+fn salesforce(h: &HeaderMap, body: &[u8], seen: &Shared, path: &str) -> Result<Response, Refusal> {
     let b = json_body(h, body)?;
+    let key = match path.strip_prefix(SALESFORCE) {
+        Some("") => "",
+        Some(k) => k
+            .strip_prefix("/Earshot_Mention_Id__c/")
+            .filter(|k| !k.is_empty() && !k.contains('/'))
+            .ok_or("NOT_FOUND: upsert by Earshot_Mention_Id__c/<value>")?,
+        None => return Err("not a Case path".into()),
+    };
+    if !key.is_empty() && b.get("Earshot_Mention_Id__c").is_some() {
+        return Err("INVALID_FIELD: the external ID field is in the URL, not the body".into());
+    }
     text(&b, "/Subject", 255)?;
     if b.get("Description").is_some() {
         text(&b, "/Description", 32_000)?;
@@ -85,9 +102,20 @@ fn salesforce(h: &HeaderMap, body: &[u8]) -> Result<Response, Refusal> {
         text(&b, "/SuppliedName", 80)?;
     }
     one_of(&b, "/Priority", &["High", "Medium", "Low"])?;
-    text(&b, "/Earshot_Mention_Id__c", 255)?;
-    let created = json!({ "id": "5003000000D8cuIQAA", "success": true, "errors": [] });
-    Ok((StatusCode::CREATED, created.to_string()).into_response())
+    let new = key.is_empty()
+        || seen
+            .lock()
+            .unwrap()
+            .keys
+            .insert(format!("salesforce {key}"));
+    let created =
+        json!({ "id": "5003000000D8cuIQAA", "success": true, "errors": [], "created": new });
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, created.to_string()).into_response())
 }
 
 fn zendesk(h: &HeaderMap, body: &[u8], seen: &Shared) -> Result<Response, Refusal> {
@@ -127,7 +155,9 @@ fn zendesk(h: &HeaderMap, body: &[u8], seen: &Shared) -> Result<Response, Refusa
         .into_response())
 }
 
-fn hubspot(h: &HeaderMap, body: &[u8]) -> Result<Response, Refusal> {
+/// A ticket create; `earshot_mention_id` has unique values, so a second ticket with the same
+/// value is refused with 409.
+fn hubspot(h: &HeaderMap, body: &[u8], seen: &Shared) -> Result<Response, Refusal> {
     let b = json_body(h, body)?;
     let props = b
         .get("properties")
@@ -143,11 +173,33 @@ fn hubspot(h: &HeaderMap, body: &[u8]) -> Result<Response, Refusal> {
     if let Some((k, _)) = props.iter().find(|(_, v)| !v.is_string()) {
         return Err(format!("property {k} must be a string"));
     }
+    if let Some(id) = props.get("earshot_mention_id").and_then(Json::as_str) {
+        if !seen.lock().unwrap().keys.insert(format!("hubspot {id}")) {
+            let conflict = json!({ "status": "error", "category": "CONFLICT",
+                "message": format!("A ticket with earshot_mention_id {id} already exists") });
+            return Ok((StatusCode::CONFLICT, conflict.to_string()).into_response());
+        }
+    }
     let created = json!({ "id": "512", "properties": props });
     Ok((StatusCode::CREATED, created.to_string()).into_response())
 }
 
-fn dynamics(h: &HeaderMap, body: &[u8]) -> Result<Response, Refusal> {
+/// `PATCH …/incidents(earshot_mentionid='<id>')` with `If-None-Match: *`: creates (204), or
+/// 412 when a case with that key exists; a plain `POST …/incidents` creates.
+fn dynamics(h: &HeaderMap, body: &[u8], seen: &Shared, path: &str) -> Result<Response, Refusal> {
+    let key = match path.strip_prefix(DYNAMICS) {
+        Some("") => None,
+        Some(k) => Some(
+            k.strip_prefix("(earshot_mentionid='")
+                .and_then(|k| k.strip_suffix("')"))
+                .filter(|k| !k.is_empty() && !k.contains('\''))
+                .ok_or(format!("{k}: not an alternate key"))?,
+        ),
+        None => return Err("not an incidents path".into()),
+    };
+    if key.is_some() && header(h, "if-none-match")? != "*" {
+        return Err("an upsert without If-None-Match: * would update an existing case".into());
+    }
     if header(h, "odata-version")? != "4.0" {
         return Err("OData-Version must be 4.0".into());
     }
@@ -176,6 +228,12 @@ fn dynamics(h: &HeaderMap, body: &[u8]) -> Result<Response, Refusal> {
         return Err(format!(
             "{bind} is not /accounts(<key>) or /contacts(<key>)"
         ));
+    }
+    if let Some(key) = key {
+        if !seen.lock().unwrap().keys.insert(format!("dynamics {key}")) {
+            let failed = json!({ "error": { "code": "0x80060882", "message": "A record with matching key values already exists." } });
+            return Ok((StatusCode::PRECONDITION_FAILED, failed.to_string()).into_response());
+        }
     }
     let location =
         "https://org.example/api/data/v9.2/incidents(8f1a7d3c-5b2e-4c1d-9e8f-7a6b5c4d3e2f)";
@@ -247,16 +305,20 @@ fn slack(h: &HeaderMap, body: &[u8]) -> Result<Response, Refusal> {
     Ok((StatusCode::OK, "ok").into_response())
 }
 
+/// What one route checks: the headers, the body, what was seen, and the request's path.
+type Check = fn(&HeaderMap, &[u8], &Shared, &str) -> Result<Response, Refusal>;
+
 /// One route: counts what it accepts; a refusal is a 400 naming what is wrong.
-fn route(
-    path: &'static str,
-    check: fn(&HeaderMap, &[u8], &Shared) -> Result<Response, Refusal>,
-) -> Router<Shared> {
+fn route(path: &'static str, method: axum::routing::MethodFilter, check: Check) -> Router<Shared> {
     Router::new().route(
         path,
-        post(
-            move |State(seen): State<Shared>, headers: HeaderMap, body: Bytes| async move {
-                match check(&headers, &body, &seen) {
+        axum::routing::on(
+            method,
+            move |State(seen): State<Shared>,
+                  uri: axum::http::Uri,
+                  headers: HeaderMap,
+                  body: Bytes| async move {
+                match check(&headers, &body, &seen, uri.path()) {
                     Ok(response) => {
                         *seen.lock().unwrap().created.entry(path).or_default() += 1;
                         response
@@ -273,12 +335,18 @@ fn route(
 async fn receiver() -> (std::net::SocketAddr, Shared) {
     let seen = Shared::default();
     let app = Router::new()
-        .merge(route(SALESFORCE, |h, b, _| salesforce(h, b)))
-        .merge(route(ZENDESK, zendesk))
-        .merge(route(HUBSPOT, |h, b, _| hubspot(h, b)))
-        .merge(route(DYNAMICS, |h, b, _| dynamics(h, b)))
-        .merge(route(ZOHO, |h, b, _| zoho(h, b)))
-        .merge(route(SLACK, |h, b, _| slack(h, b)))
+        .merge(route(SALESFORCE_UPSERT, MethodFilter::PATCH, salesforce))
+        .merge(route(SALESFORCE, MethodFilter::POST, salesforce))
+        .merge(route(ZENDESK, MethodFilter::POST, |h, b, s, _| {
+            zendesk(h, b, s)
+        }))
+        .merge(route(HUBSPOT, MethodFilter::POST, |h, b, s, _| {
+            hubspot(h, b, s)
+        }))
+        .merge(route(DYNAMICS, MethodFilter::POST, dynamics))
+        .merge(route(DYNAMICS_KEYED, MethodFilter::PATCH, dynamics))
+        .merge(route(ZOHO, MethodFilter::POST, |h, b, _, _| zoho(h, b)))
+        .merge(route(SLACK, MethodFilter::POST, |h, b, _, _| slack(h, b)))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -293,11 +361,11 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().build().unwrap()
 }
 
-/// POSTs a rendered request the way the webhook sink does: content type, the format's
-/// headers, the body.
+/// Sends a rendered request the way the webhook sink does: its method, the queue's URL with
+/// its path, content type, the format's headers, the body.
 async fn send(client: &reqwest::Client, url: &str, r: &Rendered) -> (u16, String) {
     let mut req = client
-        .post(url)
+        .request(r.method.clone(), format!("{url}{}", r.path))
         .header(http::header::CONTENT_TYPE, r.content_type.clone())
         .body(r.body.clone());
     for (name, value) in &r.headers {
@@ -308,13 +376,16 @@ async fn send(client: &reqwest::Client, url: &str, r: &Rendered) -> (u16, String
     (status, resp.text().await.unwrap())
 }
 
-const ROUTES: [(PayloadFormat, &str, u16); 6] = [
-    (PayloadFormat::Salesforce, SALESFORCE, 201),
-    (PayloadFormat::Zendesk, ZENDESK, 201),
-    (PayloadFormat::Hubspot, HUBSPOT, 201),
-    (PayloadFormat::Dynamics, DYNAMICS, 204),
-    (PayloadFormat::Zoho, ZOHO, 200),
-    (PayloadFormat::Slack, SLACK, 200),
+/// Each format's path, the status of a first attempt and of a repeat of it: an upsert
+/// answers 200, a unique property 409, an alternate key with `If-None-Match` 412, Zendesk's
+/// idempotency key the first answer again.
+const ROUTES: [(PayloadFormat, &str, u16, u16); 6] = [
+    (PayloadFormat::Salesforce, SALESFORCE, 201, 200),
+    (PayloadFormat::Zendesk, ZENDESK, 201, 201),
+    (PayloadFormat::Hubspot, HUBSPOT, 201, 409),
+    (PayloadFormat::Dynamics, DYNAMICS, 204, 412),
+    (PayloadFormat::Zoho, ZOHO, 200, 200),
+    (PayloadFormat::Slack, SLACK, 200, 200),
 ];
 
 #[tokio::test]
@@ -322,7 +393,7 @@ async fn every_crm_accepts_what_its_template_renders() {
     let (addr, seen) = receiver().await;
     let client = client();
     let mut sent = 0;
-    for (format, path, want) in ROUTES {
+    for (format, path, first, repeat) in ROUTES {
         let payload = builtin(format);
         let url = format!("http://{addr}{path}");
         for (i, (name, event, data, latency)) in messages().into_iter().enumerate() {
@@ -333,7 +404,14 @@ async fn every_crm_accepts_what_its_template_renders() {
                 out.attempt = attempt;
                 let r = payload.render(&out).unwrap();
                 let (status, reply) = send(&client, &url, &r).await;
-                assert_eq!(status, want, "{format} / {name}: {reply}");
+                let want = if attempt == 1 { first } else { repeat };
+                assert_eq!(status, want, "{format} / {name} attempt {attempt}: {reply}");
+                if attempt == 2 && status != first {
+                    assert!(
+                        r.exists.contains(&status) || status == 200,
+                        "{format}: {status} is not taken as delivered"
+                    );
+                }
                 sent += 1;
             }
         }

@@ -128,6 +128,14 @@ pub enum RenderError {
         /// minijinja's message.
         message: String,
     },
+    /// `[request]` rendered a method or path that cannot be sent.
+    #[error("{file}: request: {message}")]
+    Request {
+        /// The template file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A header template produced a value HTTP cannot carry (a newline, a control character).
     #[error("{file}: headers.{name}: the value is not a valid HTTP header value")]
     Header {
@@ -148,6 +156,7 @@ impl RenderError {
             RenderError::NoSpike { .. } => "no_spike",
             RenderError::Template { .. } => "template",
             RenderError::Header { .. } => "header",
+            RenderError::Request { .. } => "request",
         }
     }
 }

@@ -53,5 +53,8 @@ pub(super) fn render(out: &Outgoing<'_>) -> Rendered {
         content_type: HeaderValue::from_static("application/json"),
         headers: Vec::new(),
         body: Bytes::from(body),
+        method: http::Method::POST,
+        path: String::new(),
+        exists: Vec::new(),
     }
 }

@@ -238,6 +238,15 @@ pub struct Rendered {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The request body.
     pub body: Bytes,
+    /// The HTTP method: `POST` unless the template's `[request]` says `PATCH` or `PUT` (an
+    /// upsert keyed by the message id).
+    pub method: http::Method,
+    /// Appended to the queue's URL (`/Earshot_Mention_Id__c/m_…`, `(earshot_mentionid='m_…')`);
+    /// empty for most formats.
+    pub path: String,
+    /// Statuses that mean the record for this message exists already (a retry after the
+    /// create went through): the delivery is done. Empty for most formats.
+    pub exists: Vec<u16>,
 }
 
 /// A compiled payload format: `Send + Sync`, built once per queue at startup and shared

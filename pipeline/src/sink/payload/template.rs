@@ -90,7 +90,20 @@ pub(super) struct Compiled {
     mention: Part,
     digest: Option<Part>,
     spike: Option<Part>,
+    request: Request,
 }
+
+/// How mentions and digests are sent (`[request]`); spike events always go as a `POST` to
+/// the queue's URL (they have no record of their own to be keyed by).
+#[derive(Clone, Default)]
+struct Request {
+    method: Option<Header>,
+    path: Option<Header>,
+    exists: Vec<u16>,
+}
+
+/// The longest `[request] path` rendered: ids and a field name, never post text.
+const MAX_PATH: usize = 512;
 
 /// Header names with their constant values or templates.
 type Headers = Vec<(HeaderName, Header)>;
@@ -172,6 +185,7 @@ impl Compiled {
             mention,
             digest,
             spike,
+            request,
         }) = file_parts.filter(|_| b.issues.is_empty())
         else {
             return Err(invalid(b.issues));
@@ -192,6 +206,7 @@ impl Compiled {
             mention,
             digest,
             spike,
+            request,
         };
         let checks = Checks {
             compiled: &compiled,
@@ -260,11 +275,58 @@ impl Compiled {
             };
             headers.push((name.clone(), value));
         }
+        let (method, path, exists) = match out.event {
+            EventType::MentionCreated | EventType::MentionDigest => self.request(&ctx)?,
+            _ => (http::Method::POST, String::new(), Vec::new()),
+        };
         Ok(Rendered {
             content_type: self.content_type.clone(),
             headers,
             body: Bytes::from(body),
+            method,
+            path,
+            exists,
         })
+    }
+
+    /// The method, path and "exists" statuses of `[request]` for one message.
+    fn request(&self, ctx: &Value) -> Result<(http::Method, String, Vec<u16>), RenderError> {
+        let text = |h: &Option<Header>| -> Result<String, RenderError> {
+            Ok(match h {
+                None => String::new(),
+                Some(Header::Const(v)) => v.to_str().unwrap_or_default().to_string(),
+                Some(Header::Text(leaf)) => {
+                    let t = self.text(leaf, ctx)?;
+                    if t == OMIT {
+                        String::new()
+                    } else {
+                        t
+                    }
+                }
+            })
+        };
+        let method = match text(&self.request.method)?.as_str() {
+            "" | "POST" => http::Method::POST,
+            "PATCH" => http::Method::PATCH,
+            "PUT" => http::Method::PUT,
+            other => {
+                return Err(RenderError::Request {
+                    file: self.file.clone(),
+                    message: format!("method `{other}` is not POST, PATCH or PUT"),
+                })
+            }
+        };
+        let path = text(&self.request.path)?;
+        if path.len() > MAX_PATH || !path.bytes().all(path_byte) {
+            return Err(RenderError::Request {
+                file: self.file.clone(),
+                message: format!(
+                    "path: {} bytes, or a character a URL path cannot carry as it is (letters, digits and -._~/()'=:@,!$*+;%)",
+                    path.len()
+                ),
+            });
+        }
+        Ok((method, path, self.request.exists.clone()))
     }
 
     /// The value of a node, `None` when it is left out (`omit`).
@@ -424,6 +486,13 @@ struct FileParts {
     mention: Part,
     digest: Option<Part>,
     spike: Option<Part>,
+    request: Request,
+}
+
+/// The bytes a rendered `[request] path` may hold: unreserved and sub-delimiter characters of
+/// a URL path, so a value can neither leave the path (`?`, `#`) nor need escaping.
+fn path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~/()'=:@,!$*+;%".contains(&b)
 }
 
 /// An optional per-event section (`[digest]`, `[spike]`) as found: its body and headers,
@@ -440,7 +509,7 @@ struct Builder<'a> {
     sites: BTreeMap<String, Site>,
 }
 
-const TOP_KEYS: &str = "content_type, [vars], [headers], [body], [digest] and [spike]";
+const TOP_KEYS: &str = "content_type, [vars], [headers], [body], [digest], [spike] and [request]";
 
 impl Builder<'_> {
     fn issue(&mut self, span: Range<usize>, field: &str, message: String) {
@@ -460,6 +529,7 @@ impl Builder<'_> {
         let mut body = None;
         let mut digest: Option<Section> = None;
         let mut spike: Option<Section> = None;
+        let mut request = Some(Request::default());
         for (key, value) in root.iter() {
             let name = key.get_ref().as_ref();
             match name {
@@ -498,6 +568,7 @@ impl Builder<'_> {
                 "body" => body = self.body("body", value),
                 "digest" => digest = self.section("digest", key.span(), value),
                 "spike" => spike = self.section("spike", key.span(), value),
+                "request" => request = self.request(value),
                 other => self.issue(
                     key.span(),
                     other,
@@ -531,7 +602,79 @@ impl Builder<'_> {
             mention,
             digest,
             spike,
+            request: request?,
         })
+    }
+
+    /// `[request]`: `method` and `path` (constants or templates), `exists` (statuses).
+    fn request(&mut self, value: &Spanned<DeValue<'_>>) -> Option<Request> {
+        let Some(t) = value.get_ref().as_table() else {
+            self.issue(
+                value.span(),
+                "request",
+                "must be a table ([request])".into(),
+            );
+            return None;
+        };
+        let mut r = Request::default();
+        for (k, v) in t.iter() {
+            let key = k.get_ref().as_ref();
+            let field = format!("request.{key}");
+            match (key, v.get_ref()) {
+                ("method" | "path", DeValue::String(s)) => {
+                    let part = if has_syntax(s) {
+                        Header::Text(self.template(&field, v.span(), s, false))
+                    } else if key == "method" && !["POST", "PATCH", "PUT"].contains(&s.as_ref()) {
+                        self.issue(v.span(), &field, "POST, PATCH or PUT".into());
+                        continue;
+                    } else if key == "path" && !s.bytes().all(path_byte) {
+                        self.issue(
+                            v.span(),
+                            &field,
+                            "a character a URL path cannot carry as it is".into(),
+                        );
+                        continue;
+                    } else {
+                        match HeaderValue::from_str(s) {
+                            Ok(h) => Header::Const(h),
+                            Err(_) => {
+                                self.issue(v.span(), &field, "not valid here".into());
+                                continue;
+                            }
+                        }
+                    };
+                    if key == "method" {
+                        r.method = Some(part);
+                    } else {
+                        r.path = Some(part);
+                    }
+                }
+                ("exists", DeValue::Array(items)) => {
+                    for item in items {
+                        match item
+                            .get_ref()
+                            .as_integer()
+                            .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok())
+                        {
+                            Some(n @ 200..=599) => r.exists.push(n as u16),
+                            _ => {
+                                self.issue(item.span(), &field, "an HTTP status, 200 to 599".into())
+                            }
+                        }
+                    }
+                }
+                ("method" | "path", _) => {
+                    self.issue(v.span(), &field, "a string".into());
+                }
+                ("exists", _) => self.issue(v.span(), &field, "a list of statuses".into()),
+                (other, _) => self.issue(
+                    k.span(),
+                    &format!("request.{other}"),
+                    "unknown key: [request] has method, path and exists".into(),
+                ),
+            }
+        }
+        Some(r)
     }
 
     /// An optional per-event section, `[name.body]` (required in it) and `[name.headers]`.
@@ -828,6 +971,31 @@ impl Checks<'_> {
                         format!("with {}: {message}{hint}", sample.name),
                     ));
                     failed.insert(leaf.name.clone());
+                }
+            }
+            // What `[request]` renders must make a method and a URL path.
+            if matches!(
+                sample.event,
+                EventType::MentionCreated | EventType::MentionDigest
+            ) {
+                if let Err(RenderError::Request { message, .. }) = c.request(&ctx) {
+                    let leaf =
+                        [&c.request.path, &c.request.method]
+                            .into_iter()
+                            .find_map(|h| match h {
+                                Some(Header::Text(leaf)) if !failed.contains(&leaf.name) => {
+                                    Some(leaf.name.clone())
+                                }
+                                _ => None,
+                            });
+                    if let Some(name) = leaf {
+                        issues.push(self.issue(
+                            &name,
+                            0,
+                            format!("with {}: request: {message}", sample.name),
+                        ));
+                        failed.insert(name);
+                    }
                 }
             }
         }

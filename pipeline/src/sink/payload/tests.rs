@@ -109,13 +109,21 @@ fn text_field(v: &Json, name: &str, max: usize) {
 /// What one CRM requires of a rendered request, checked on a mention and on a digest.
 type Check = fn(&Rendered, &Json, &Outgoing<'_>);
 
-fn salesforce(_: &Rendered, b: &Json, out: &Outgoing<'_>) {
+fn salesforce(r: &Rendered, b: &Json, out: &Outgoing<'_>) {
+    // An upsert keyed by the message id in the External ID field.
+    assert_eq!(r.method, http::Method::PATCH);
+    assert_eq!(r.path, format!("/Earshot_Mention_Id__c/{}", out.id));
+    assert!(r.exists.is_empty());
     text_field(&b["Subject"], "Subject", 255);
     text_field(&b["Description"], "Description", 32_000);
     assert!(["High", "Medium", "Low"].contains(&b["Priority"].as_str().unwrap()));
     assert_eq!(b["Origin"], "Social");
     assert_eq!(b["Status"], "New");
-    assert_eq!(b["Earshot_Mention_Id__c"], out.id);
+    assert_eq!(
+        b.get("Earshot_Mention_Id__c"),
+        None,
+        "the key is in the URL only"
+    );
     text_field(&b["SuppliedName"], "SuppliedName", 80);
 }
 
@@ -135,8 +143,12 @@ fn zendesk(r: &Rendered, b: &Json, out: &Outgoing<'_>) {
     assert_eq!(t["external_id"], out.id);
 }
 
-fn hubspot(_: &Rendered, b: &Json, _: &Outgoing<'_>) {
+fn hubspot(r: &Rendered, b: &Json, out: &Outgoing<'_>) {
+    // A create carrying the id in a unique property: a repeat is refused with 409.
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", ""));
+    assert_eq!(r.exists, [409]);
     let p = b["properties"].as_object().expect("properties");
+    assert_eq!(p["earshot_mention_id"], out.id);
     text_field(&p["subject"], "subject", 255);
     text_field(&p["content"], "content", 65_000);
     assert_eq!(p["hs_pipeline"], "0");
@@ -149,6 +161,11 @@ fn hubspot(_: &Rendered, b: &Json, _: &Outgoing<'_>) {
 }
 
 fn dynamics(r: &Rendered, b: &Json, out: &Outgoing<'_>) {
+    // Create-only through the alternate key: a repeat is answered 412.
+    assert_eq!(r.method, http::Method::PATCH);
+    assert_eq!(r.path, format!("(earshot_mentionid='{}')", out.id));
+    assert_eq!(header(r, "If-None-Match"), Some("*"));
+    assert_eq!(r.exists, [412]);
     assert_eq!(header(r, "OData-Version"), Some("4.0"));
     assert_eq!(r.content_type, "application/json; charset=utf-8");
     text_field(&b["title"], "title", 200);
@@ -1026,7 +1043,7 @@ fn broken_templates_fail_at_load_naming_file_and_place() {
             "unknown top-level key",
             "content_typ = \"text/plain\"\n[body]\nx = 1\n",
             ":1:1: content_typ: unknown key",
-            &["content_type, [vars], [headers], [body], [digest] and [spike]"],
+            &["content_type, [vars], [headers], [body], [digest], [spike] and [request]"],
         ),
         (
             "no body",
@@ -1178,4 +1195,51 @@ fn a_template_that_never_ends_is_refused_after_its_limit() {
     // A device reports no size and never ends: the read stops at the limit.
     let err = super::template::read(Path::new("/dev/zero")).unwrap_err();
     assert!(err.to_string().contains("a template may have"), "{err}");
+}
+
+#[test]
+fn a_request_section_is_checked_at_load_and_sets_method_path_and_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |name: &str, text: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        Payload::load(PayloadFormat::Salesforce, Some(&file), &BTreeMap::new())
+    };
+    let Err(e) = load(
+        "bad.toml",
+        "[request]\nmethod = \"DELETE\"\nexists = [99, 409]\nretry = 1\n[body]\nSubject = \"s\"\n",
+    ) else {
+        panic!("loaded")
+    };
+    let e = e.to_string();
+    for want in [
+        "bad.toml:2:10: request.method: POST, PATCH or PUT",
+        "bad.toml:3:11: request.exists: an HTTP status, 200 to 599",
+        "bad.toml:4:1: request.retry: unknown key: [request] has method, path and exists",
+    ] {
+        assert!(e.contains(want), "{want}\nin\n{e}");
+    }
+    // A path made of post text could leave the path (`?`, `#`, spaces): the sample
+    // mentions rendered at load catch it.
+    let Err(e) = load(
+        "text.toml",
+        "[request]\npath = \"/{{ text }}\"\n[body]\nSubject = \"s\"\n",
+    ) else {
+        panic!("loaded")
+    };
+    let e = e.to_string();
+    assert!(e.contains("request: path:"), "{e}");
+    let payload = load(
+        "put.toml",
+        "[request]\nmethod = \"PUT\"\npath = \"/Key__c/{{ id }}\"\nexists = [409]\n[body]\nSubject = \"s\"\n",
+    )
+    .unwrap();
+    let data = raw(CUSTOMER_COMPLAINT);
+    let r = payload
+        .render(&outgoing("m_1", EventType::MentionCreated, &data, ON_TIME))
+        .unwrap();
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str(), r.exists.as_slice()),
+        ("PUT", "/Key__c/m_1", &[409][..])
+    );
 }
