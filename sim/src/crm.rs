@@ -396,6 +396,15 @@ impl Form {
     fn has(&self, name: &str, value: &str) -> bool {
         self.fields.get(name).is_some_and(|v| v == value)
     }
+
+    /// A refresh-token grant with the client's refresh token, id and secret.
+    fn refresh_grant(&self) -> bool {
+        self.form_type
+            && self.has("grant_type", "refresh_token")
+            && self.has("refresh_token", REFRESH_TOKEN)
+            && self.has("client_id", CLIENT_ID)
+            && self.has("client_secret", CLIENT_SECRET)
+    }
 }
 
 fn json(status: StatusCode, body: Value) -> Response {
@@ -515,12 +524,7 @@ async fn zoho_token(
     body: Bytes,
 ) -> Response {
     let f = crm.form(&headers, query(&uri).as_deref(), &body);
-    let ok = f.form_type
-        && f.has("grant_type", "refresh_token")
-        && f.has("refresh_token", REFRESH_TOKEN)
-        && f.has("client_id", CLIENT_ID)
-        && f.has("client_secret", CLIENT_SECRET);
-    if crm.refusing() || !ok {
+    if crm.refusing() || !f.refresh_grant() {
         crm.count(CrmKind::Zoho, |c| c.token_refusals += 1);
         return json(StatusCode::OK, json!({"error": "invalid_code"}));
     }
@@ -539,12 +543,7 @@ async fn hubspot_token(
     body: Bytes,
 ) -> Response {
     let f = crm.form(&headers, query(&uri).as_deref(), &body);
-    let ok = f.form_type
-        && f.has("grant_type", "refresh_token")
-        && f.has("refresh_token", REFRESH_TOKEN)
-        && f.has("client_id", CLIENT_ID)
-        && f.has("client_secret", CLIENT_SECRET);
-    if crm.refusing() || !ok {
+    if crm.refusing() || !f.refresh_grant() {
         crm.count(CrmKind::Hubspot, |c| c.token_refusals += 1);
         return json(
             StatusCode::BAD_REQUEST,

@@ -141,6 +141,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The value of series `series` (`name{labels}`) at the admin server at `admin`, read with the
+/// tests' token; `None` when it is absent or the server does not answer.
+pub async fn metric(admin: &str, series: &str) -> Option<f64> {
+    let text = reqwest::Client::new()
+        .get(format!("http://{admin}/metrics"))
+        .bearer_auth("test-token")
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 /// `GET /readyz` of the admin server at `admin` with the tests' token: its status (0 when it
 /// does not answer) and body.
 pub async fn readyz(admin: &str) -> (u16, String) {

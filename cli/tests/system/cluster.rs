@@ -711,19 +711,8 @@ fn admin_of(nodes: &Nodes, i: usize) -> String {
 }
 
 /// A value of node `i`'s `/metrics`, if it answers.
-async fn metric(client: &reqwest::Client, nodes: &Nodes, i: usize, name: &str) -> Option<f64> {
-    let text = client
-        .get(format!("http://{}/metrics", admin_of(nodes, i)))
-        .bearer_auth("test-token")
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+async fn metric(nodes: &Nodes, i: usize, name: &str) -> Option<f64> {
+    crate::support::metric(&admin_of(nodes, i), name).await
 }
 
 /// Waits until every node answers `/readyz` with 200 (within 120 s).
@@ -766,11 +755,9 @@ async fn a_reload_on_one_node_reaches_every_node_with_one_generation() {
     nodes.start(0);
     nodes.start(1);
     earshot::tls::ensure_crypto_provider();
-    let client = reqwest::Client::new();
     let generation = |i: usize| {
-        let client = client.clone();
         let nodes = &nodes;
-        async move { metric(&client, nodes, i, "earshot_rules_cluster_generation").await }
+        async move { metric(nodes, i, "earshot_rules_cluster_generation").await }
     };
     let both_at = |want: f64| async move {
         let deadline = Instant::now() + Duration::from_secs(120);

@@ -158,18 +158,7 @@ impl Run {
 
     /// The value of series `series` (`name{labels}`).
     pub(crate) async fn metric(&self, series: &str) -> Option<f64> {
-        let text = reqwest::Client::new()
-            .get(format!("http://{}/metrics", self.admin))
-            .bearer_auth("test-token")
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        text.lines()
-            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        support::metric(&self.admin, series).await
     }
 
     /// Dead letters of every queue, from the metrics.
