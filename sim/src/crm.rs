@@ -24,7 +24,9 @@
 //! …/Case/Earshot_Mention_Id__c/<id>`: 201 created, 200 when it exists), Dynamics creates
 //! through the alternate key `earshot_mentionid` with `If-None-Match: *` (412 when it exists),
 //! HubSpot refuses a second ticket with the same unique `earshot_mention_id` (409). Zoho Desk
-//! has no such mechanism here: each create is a ticket. Records are counted by the
+//! has no such mechanism: each create is a ticket, and its ticket search
+//! (`GET /api/v1/tickets/search?customField1=cf_earshot_mention_id:<id>`, 200 with `data` or
+//! 204) finds the tickets whose custom field holds a value. Records are counted by the
 //! delivery's `webhook-id` (the mention's id): a test sees every ticket created twice.
 //! [`CrmSettings::delay`] holds every create's answer, so a process killed while delivering
 //! leaves requests whose answer it never read.
@@ -44,6 +46,16 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use earshot::shutdown::Shutdown;
+
+/// How a create's record is keyed.
+enum Key {
+    /// No key: every create is a record.
+    None,
+    /// The CRM refuses a second record with this key.
+    Unique(String),
+    /// Every create is a record; the key is found by the CRM's search.
+    Searchable(String),
+}
 
 /// The CRMs the stand-in serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -151,8 +163,10 @@ pub struct CrmCounts {
     /// Tickets created, by mention id, with how many times each was created.
     pub tickets: BTreeMap<String, u64>,
     /// Requests for a record that existed already (an upsert that updated, a 409, a 412):
-    /// retries the CRM's uniqueness kept from becoming second tickets.
+    /// retries the CRM's uniqueness (or a search) kept from becoming second tickets.
     pub repeats: u64,
+    /// Searches for a record (Zoho).
+    pub searches: u64,
 }
 
 impl CrmCounts {
@@ -242,6 +256,7 @@ impl Crm {
                 axum::routing::patch(salesforce_upsert),
             )
             .route(CrmKind::Zoho.create_path(), post(zoho_create))
+            .route("/api/v1/tickets/search", axum::routing::get(zoho_search))
             .route(CrmKind::Hubspot.create_path(), post(hubspot_create))
             .with_state(self.clone());
         tokio::spawn(async move {
@@ -333,7 +348,7 @@ impl Crm {
         headers: &HeaderMap,
         body: &[u8],
         required: &str,
-        key: Option<String>,
+        key: Key,
         unauthorized: impl FnOnce() -> Response,
         exists: impl FnOnce() -> Response,
         created: impl FnOnce(u64) -> Response,
@@ -368,8 +383,12 @@ impl Crm {
                 .into_response();
         }
         let fresh = match key {
-            Some(k) => lock(&self.inner.keys).insert((crm, k)),
-            None => true,
+            Key::Unique(k) => lock(&self.inner.keys).insert((crm, k)),
+            Key::Searchable(k) => {
+                lock(&self.inner.keys).insert((crm, k));
+                true
+            }
+            Key::None => true,
         };
         let n = self.inner.serial.fetch_add(1, Ordering::SeqCst);
         if fresh {
@@ -585,7 +604,7 @@ async fn dynamics_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes
         &headers,
         &body,
         "/title",
-        None,
+        Key::None,
         dynamics_unauthorized,
         || StatusCode::NO_CONTENT.into_response(),
         dynamics_created,
@@ -620,7 +639,7 @@ async fn dynamics_upsert(
         &headers,
         &body,
         "/title",
-        Some(key.to_string()),
+        Key::Unique(key.to_string()),
         dynamics_unauthorized,
         || {
             json(
@@ -646,7 +665,7 @@ async fn salesforce_create(State(crm): State<Crm>, headers: HeaderMap, body: Byt
         &headers,
         &body,
         "/Subject",
-        None,
+        Key::None,
         salesforce_unauthorized,
         || StatusCode::OK.into_response(),
         |n| {
@@ -679,7 +698,7 @@ async fn salesforce_upsert(
         &headers,
         &body,
         "/Subject",
-        Some(key),
+        Key::Unique(key),
         salesforce_unauthorized,
         || {
             json(
@@ -697,23 +716,76 @@ async fn salesforce_upsert(
     .await
 }
 
+fn zoho_unauthorized() -> Response {
+    json(
+        StatusCode::UNAUTHORIZED,
+        json!({"errorCode": "INVALID_OAUTH", "message": "The OAuth Token you provided is invalid."}),
+    )
+}
+
+/// A ticket create; the custom field `cf_earshot_mention_id`, when sent, is searchable.
 async fn zoho_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
+    if headers.get("orgId").is_none() {
+        crm.count(CrmKind::Zoho, |c| c.bad_requests += 1);
+        return json(
+            StatusCode::BAD_REQUEST,
+            json!({"errorCode": "INVALID_DATA", "message": "orgId header is required"}),
+        );
+    }
+    let key = serde_json::from_slice::<Value>(&body).ok().and_then(|b| {
+        b.pointer("/cf/cf_earshot_mention_id")?
+            .as_str()
+            .map(str::to_string)
+    });
     crm.create(
         CrmKind::Zoho,
         &headers,
         &body,
         "/subject",
-        None,
-        || {
+        key.map_or(Key::None, Key::Searchable),
+        zoho_unauthorized,
+        || StatusCode::OK.into_response(),
+        |n| {
             json(
-                StatusCode::UNAUTHORIZED,
-                json!({"errorCode": "INVALID_OAUTH", "message": "The OAuth Token you provided is invalid."}),
+                StatusCode::OK,
+                json!({"id": n.to_string(), "ticketNumber": n.to_string()}),
             )
         },
-        || StatusCode::OK.into_response(),
-        |n| json(StatusCode::OK, json!({"id": n.to_string(), "ticketNumber": n.to_string()})),
     )
     .await
+}
+
+/// `GET /api/v1/tickets/search?customField1=<api name>:<value>`: 200 with the tickets found
+/// in `data`, 204 when there are none.
+async fn zoho_search(State(crm): State<Crm>, uri: axum::http::Uri, headers: HeaderMap) -> Response {
+    if !crm.authorized(CrmKind::Zoho, &headers) {
+        crm.count(CrmKind::Zoho, |c| c.unauthorized += 1);
+        return zoho_unauthorized();
+    }
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let Some(value) = query
+        .get("customField1")
+        .and_then(|f| f.strip_prefix("cf_earshot_mention_id:"))
+    else {
+        crm.count(CrmKind::Zoho, |c| c.bad_requests += 1);
+        return json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"errorCode": "UNPROCESSABLE_ENTITY", "message": "customField1 is apiName:value of a ticket custom field"}),
+        );
+    };
+    crm.count(CrmKind::Zoho, |c| c.searches += 1);
+    if lock(&crm.inner.keys).contains(&(CrmKind::Zoho, value.to_string())) {
+        crm.count(CrmKind::Zoho, |c| c.repeats += 1);
+        json(
+            StatusCode::OK,
+            json!({"data": [{"id": "1892000000093003", "cf": {"cf_earshot_mention_id": value}}], "count": 1}),
+        )
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    }
 }
 
 /// A ticket create; the `earshot_mention_id` property has unique values: a second ticket with
@@ -729,7 +801,7 @@ async fn hubspot_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes)
         &headers,
         &body,
         "/properties/subject",
-        key,
+        key.map_or(Key::None, Key::Unique),
         || {
             json(
                 StatusCode::UNAUTHORIZED,

@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::HeaderValue;
 
 use super::credentials::{Credentials, Issued};
-use super::payload::{EventType, Latency, Outgoing, Payload, Rendered};
+use super::payload::{EventType, Latency, Lookup, Outgoing, Payload, Rendered};
 use super::signature::SigningKey;
 use crate::metrics::PAYLOAD_RENDER_ERRORS;
 use crate::outbox::entry::{Entry, Event};
@@ -259,6 +259,13 @@ async fn send(
             }
         }
     };
+    if let Some(lookup) = &rendered.lookup {
+        match look_up(t, rendered, lookup, auth).await {
+            Found::No => {}
+            Found::Yes(detail) => return Attempt::new(Outcome::Delivered, detail),
+            Found::Failed(attempt) => return attempt,
+        }
+    }
     let mut req = t
         .client
         .request(rendered.method.clone(), url)
@@ -316,6 +323,96 @@ async fn send(
             }
         }
         Err(e) => Attempt::new(Outcome::Retry(None), error_chain(&e.without_url())),
+    }
+}
+
+/// What a lookup before a create found.
+enum Found {
+    /// No record: create it.
+    No,
+    /// The record exists (an earlier attempt created it): delivered, as this says.
+    Yes(String),
+    /// The lookup failed: the attempt ends as this says.
+    Failed(Attempt),
+}
+
+/// Sends the lookup of a CRM whose create cannot carry a key (Zoho Desk's ticket search) with
+/// the format's headers and the credentials: 200 with a non-empty list at `found` means the
+/// record exists; 204, or an empty list, that it does not.
+async fn look_up(
+    t: &WebhookTarget,
+    rendered: &Rendered,
+    lookup: &Lookup,
+    auth: Option<&Issued>,
+) -> Found {
+    let url = match url::Url::parse(&format!("{}{}", t.url.as_str(), lookup.path)) {
+        Ok(u) => u,
+        Err(e) => {
+            return Found::Failed(Attempt::new(
+                Outcome::Rejected,
+                format!("the template's lookup makes no URL: {e}"),
+            ))
+        }
+    };
+    let mut req = t
+        .client
+        .get(url)
+        .header(http::header::ACCEPT, "application/json");
+    for (name, value) in &rendered.headers {
+        req = req.header(name.clone(), value.clone());
+    }
+    if let Some(auth) = auth {
+        req = req.header(http::header::AUTHORIZATION, auth.header.clone());
+    }
+    let mut resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return Found::Failed(Attempt::new(
+                Outcome::Retry(None),
+                format!("lookup: {}", error_chain(&e.without_url())),
+            ))
+        }
+    };
+    let status = resp.status().as_u16();
+    let mut body = Vec::new();
+    while body.len() <= MAX_RESPONSE_BODY {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    match status {
+        204 => Found::No,
+        200 => {
+            let listed = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v.pointer(&lookup.found)
+                        .and_then(|l| l.as_array())
+                        .map(|l| !l.is_empty())
+                });
+            match listed {
+                Some(true) => {
+                    Found::Yes("HTTP 200 to the lookup: created by an earlier attempt".into())
+                }
+                Some(false) => Found::No,
+                None => Found::Failed(Attempt::new(
+                    Outcome::Retry(None),
+                    format!("lookup: HTTP 200 without a list at {}", lookup.found),
+                )),
+            }
+        }
+        401 => Found::Failed(Attempt::new(
+            Outcome::Unauthorized,
+            "HTTP 401 to the lookup".into(),
+        )),
+        _ => {
+            let outcome = match Outcome::from_status(status, None) {
+                Outcome::Delivered => Outcome::Retry(None),
+                other => other,
+            };
+            Found::Failed(Attempt::new(outcome, format!("lookup: HTTP {status}")))
+        }
     }
 }
 

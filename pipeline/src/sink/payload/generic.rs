@@ -56,5 +56,6 @@ pub(super) fn render(out: &Outgoing<'_>) -> Rendered {
         method: http::Method::POST,
         path: String::new(),
         exists: Vec::new(),
+        lookup: None,
     }
 }

@@ -247,6 +247,19 @@ pub struct Rendered {
     /// Statuses that mean the record for this message exists already (a retry after the
     /// create went through): the delivery is done. Empty for most formats.
     pub exists: Vec<u16>,
+    /// A search to send before the create (Zoho Desk), for a CRM whose create cannot carry a
+    /// key: when it finds the record, the delivery is done.
+    pub lookup: Option<Lookup>,
+}
+
+/// A search sent before a create: `GET <queue url><path>`; the record exists when the answer
+/// is 200 and `found` points at a non-empty list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// Appended to the queue's URL, query included.
+    pub path: String,
+    /// The JSON pointer of the list of records found.
+    pub found: String,
 }
 
 /// A compiled payload format: `Send + Sync`, built once per queue at startup and shared

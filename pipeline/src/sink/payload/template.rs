@@ -43,7 +43,7 @@ use toml::Spanned;
 
 use super::error::{PayloadError, RenderError, TemplateIssue};
 use super::functions::{self, NATIVE_PREFIX, OMIT, REQUIRED_PREFIX};
-use super::{context, samples, EventType, Outgoing, PayloadFormat, Rendered};
+use super::{context, samples, EventType, Lookup, Outgoing, PayloadFormat, Rendered};
 use crate::diagnostic::line_col;
 
 /// Largest template file read: templates are a few kilobytes, and a bigger file is a
@@ -100,6 +100,10 @@ struct Request {
     method: Option<Header>,
     path: Option<Header>,
     exists: Vec<u16>,
+    /// A search sent before the create, for CRMs with no key a create can carry: its path
+    /// (with a query), and the JSON pointer of the list that is non-empty when the record
+    /// exists.
+    lookup: Option<(Header, String)>,
 }
 
 /// The longest `[request] path` rendered: ids and a field name, never post text.
@@ -275,9 +279,9 @@ impl Compiled {
             };
             headers.push((name.clone(), value));
         }
-        let (method, path, exists) = match out.event {
+        let (method, path, exists, lookup) = match out.event {
             EventType::MentionCreated | EventType::MentionDigest => self.request(&ctx)?,
-            _ => (http::Method::POST, String::new(), Vec::new()),
+            _ => (http::Method::POST, String::new(), Vec::new(), None),
         };
         Ok(Rendered {
             content_type: self.content_type.clone(),
@@ -286,11 +290,16 @@ impl Compiled {
             method,
             path,
             exists,
+            lookup,
         })
     }
 
     /// The method, path and "exists" statuses of `[request]` for one message.
-    fn request(&self, ctx: &Value) -> Result<(http::Method, String, Vec<u16>), RenderError> {
+    #[allow(clippy::type_complexity)]
+    fn request(
+        &self,
+        ctx: &Value,
+    ) -> Result<(http::Method, String, Vec<u16>, Option<Lookup>), RenderError> {
         let text = |h: &Option<Header>| -> Result<String, RenderError> {
             Ok(match h {
                 None => String::new(),
@@ -317,6 +326,7 @@ impl Compiled {
             }
         };
         let path = text(&self.request.path)?;
+        let path_of_create = path.clone();
         if path.len() > MAX_PATH || !path.bytes().all(path_byte) {
             return Err(RenderError::Request {
                 file: self.file.clone(),
@@ -326,7 +336,30 @@ impl Compiled {
                 ),
             });
         }
-        Ok((method, path, self.request.exists.clone()))
+        let lookup = match &self.request.lookup {
+            None => None,
+            Some((h, found)) => {
+                let path = text(&Some(h.clone()))?;
+                if path.is_empty() {
+                    // The template turned the lookup off for this queue.
+                    return Ok((method, path_of_create, self.request.exists.clone(), None));
+                }
+                if path.len() > MAX_PATH || !path.bytes().all(query_byte) {
+                    return Err(RenderError::Request {
+                        file: self.file.clone(),
+                        message: format!(
+                            "lookup: {} bytes, or a character a URL cannot carry as it is",
+                            path.len()
+                        ),
+                    });
+                }
+                Some(Lookup {
+                    path,
+                    found: found.clone(),
+                })
+            }
+        };
+        Ok((method, path_of_create, self.request.exists.clone(), lookup))
     }
 
     /// The value of a node, `None` when it is left out (`omit`).
@@ -495,6 +528,11 @@ fn path_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~/()'=:@,!$*+;%".contains(&b)
 }
 
+/// [`path_byte`] and a query's `?` and `&`, for a lookup.
+fn query_byte(b: u8) -> bool {
+    path_byte(b) || b == b'?' || b == b'&'
+}
+
 /// An optional per-event section (`[digest]`, `[spike]`) as found: its body and headers,
 /// each `None` when absent or broken.
 type Section = (Option<Node>, Option<Headers>);
@@ -617,6 +655,7 @@ impl Builder<'_> {
             return None;
         };
         let mut r = Request::default();
+        let (mut lookup, mut found) = (None, None);
         for (k, v) in t.iter() {
             let key = k.get_ref().as_ref();
             let field = format!("request.{key}");
@@ -663,16 +702,45 @@ impl Builder<'_> {
                         }
                     }
                 }
-                ("method" | "path", _) => {
+                ("lookup", DeValue::String(s)) => {
+                    let part = if has_syntax(s) {
+                        Header::Text(self.template(&field, v.span(), s, false))
+                    } else if let (true, Ok(h)) =
+                        (s.bytes().all(query_byte), HeaderValue::from_str(s))
+                    {
+                        Header::Const(h)
+                    } else {
+                        self.issue(
+                            v.span(),
+                            &field,
+                            "a character a URL cannot carry as it is".into(),
+                        );
+                        continue;
+                    };
+                    lookup = Some((part, k.span()));
+                }
+                ("found", DeValue::String(s)) if s.starts_with('/') => found = Some(s.to_string()),
+                ("found", _) => {
+                    self.issue(v.span(), &field, "a JSON pointer (`/data`)".into());
+                }
+                ("method" | "path" | "lookup", _) => {
                     self.issue(v.span(), &field, "a string".into());
                 }
                 ("exists", _) => self.issue(v.span(), &field, "a list of statuses".into()),
                 (other, _) => self.issue(
                     k.span(),
                     &format!("request.{other}"),
-                    "unknown key: [request] has method, path and exists".into(),
+                    "unknown key: [request] has method, path, exists, lookup and found".into(),
                 ),
             }
+        }
+        match (lookup, found) {
+            (Some((path, _)), Some(found)) => r.lookup = Some((path, found)),
+            (None, None) => {}
+            (Some((_, span)), None) => {
+                self.issue(span, "request.lookup", "needs `found`, the JSON pointer of the list that is non-empty when the record exists".into())
+            }
+            (None, Some(_)) => self.issue(value.span(), "request.found", "applies only with `lookup`".into()),
         }
         Some(r)
     }

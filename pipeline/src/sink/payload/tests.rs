@@ -1212,10 +1212,21 @@ fn a_request_section_is_checked_at_load_and_sets_method_path_and_statuses() {
         panic!("loaded")
     };
     let e = e.to_string();
+    let Err(e2) = load(
+        "half.toml",
+        "[request]\nlookup = \"/search?k={{ id }}\"\n[body]\nSubject = \"s\"\n",
+    ) else {
+        panic!("loaded")
+    };
+    assert!(
+        e2.to_string()
+            .contains("half.toml:2:1: request.lookup: needs `found`"),
+        "{e2}"
+    );
     for want in [
         "bad.toml:2:10: request.method: POST, PATCH or PUT",
         "bad.toml:3:11: request.exists: an HTTP status, 200 to 599",
-        "bad.toml:4:1: request.retry: unknown key: [request] has method, path and exists",
+        "bad.toml:4:1: request.retry: unknown key: [request] has method, path, exists, lookup and found",
     ] {
         assert!(e.contains(want), "{want}\nin\n{e}");
     }
@@ -1231,7 +1242,7 @@ fn a_request_section_is_checked_at_load_and_sets_method_path_and_statuses() {
     assert!(e.contains("request: path:"), "{e}");
     let payload = load(
         "put.toml",
-        "[request]\nmethod = \"PUT\"\npath = \"/Key__c/{{ id }}\"\nexists = [409]\n[body]\nSubject = \"s\"\n",
+        "[request]\nmethod = \"PUT\"\npath = \"/Key__c/{{ id }}\"\nexists = [409]\nlookup = \"/search?key={{ id }}&limit=1\"\nfound = \"/data\"\n[body]\nSubject = \"s\"\n",
     )
     .unwrap();
     let data = raw(CUSTOMER_COMPLAINT);
@@ -1241,5 +1252,12 @@ fn a_request_section_is_checked_at_load_and_sets_method_path_and_statuses() {
     assert_eq!(
         (r.method.as_str(), r.path.as_str(), r.exists.as_slice()),
         ("PUT", "/Key__c/m_1", &[409][..])
+    );
+    assert_eq!(
+        r.lookup,
+        Some(Lookup {
+            path: "/search?key=m_1&limit=1".into(),
+            found: "/data".into()
+        })
     );
 }
