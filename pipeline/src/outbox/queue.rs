@@ -32,7 +32,8 @@ pub struct QueueShared {
     /// 1 while disabled (for `/readyz` and the admin API).
     pub disabled: AtomicBool,
     /// The endpoint or its token endpoint refuses the queue's credentials: its entries wait
-    /// (for `/readyz`).
+    /// (for `/readyz`). A flag beside [`QueueShared::refusal`] so that every delivery can
+    /// check it without taking a lock.
     pub credentials_refused: AtomicBool,
     /// How they were last refused (a status and an OAuth error code, never a secret).
     pub refusal: std::sync::Mutex<String>,

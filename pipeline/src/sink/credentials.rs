@@ -421,8 +421,9 @@ impl Grant {
         })
     }
 
-    /// The form fields of one token request at `now`.
-    fn form(&self, now: SystemTime) -> Result<String, Failure> {
+    /// The form fields of one token request at `now`; `rotated` replaces the configured
+    /// refresh token when the endpoint handed back a new one.
+    fn form(&self, now: SystemTime, rotated: Option<&Secret>) -> Result<String, Failure> {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         match self {
             Grant::ClientCredentials {
@@ -443,7 +444,7 @@ impl Grant {
                 refresh_token,
             } => {
                 form.append_pair("grant_type", "refresh_token")
-                    .append_pair("refresh_token", &refresh_token.0)
+                    .append_pair("refresh_token", &rotated.unwrap_or(refresh_token).0)
                     .append_pair("client_id", &client_id.0)
                     .append_pair("client_secret", &client_secret.0);
             }
@@ -692,29 +693,12 @@ impl Renewer {
     /// One request to the token endpoint.
     async fn renew(&self) -> Result<Token, Failure> {
         let started = (self.clock)();
-        let body = {
-            let rotated = self
-                .rotated
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            match (&self.grant, rotated) {
-                (
-                    Grant::RefreshToken {
-                        client_id,
-                        client_secret,
-                        ..
-                    },
-                    Some(refresh_token),
-                ) => Grant::RefreshToken {
-                    client_id: client_id.clone(),
-                    client_secret: client_secret.clone(),
-                    refresh_token,
-                }
-                .form(SystemTime::now())?,
-                _ => self.grant.form(SystemTime::now())?,
-            }
-        };
+        let rotated = self
+            .rotated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let body = self.grant.form(SystemTime::now(), rotated.as_ref())?;
         let answer = self
             .client
             .post(self.token_url.clone())

@@ -533,4 +533,128 @@ mod tests {
         assert!(auth_header(Bearer, "a\nb").is_err());
         assert!(auth_header(Bearer, "x").unwrap().is_sensitive());
     }
+
+    /// A Zoho-style lookup before the create, against a loopback API answering the search
+    /// as told: a record found ends the delivery without a create; none found (204 or an
+    /// empty list) creates; an answer without the list is retried; a refused search is
+    /// rejected; a 401 to the search is the credentials'.
+    #[tokio::test]
+    async fn a_lookup_before_the_create_ends_the_delivery_when_it_finds_the_record() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+        use axum::routing::{get, post};
+
+        #[derive(Default)]
+        struct Api {
+            search: Mutex<(u16, &'static str)>,
+            creates: AtomicUsize,
+        }
+        let api = Arc::new(Api::default());
+        let app = axum::Router::new()
+            .route(
+                "/api/v1/tickets/search",
+                get(
+                    |axum::extract::State(a): axum::extract::State<Arc<Api>>| async move {
+                        let (status, body) = *a.search.lock().unwrap();
+                        (StatusCode::from_u16(status).unwrap(), body).into_response()
+                    },
+                ),
+            )
+            .route(
+                "/api/v1/tickets",
+                post(
+                    |axum::extract::State(a): axum::extract::State<Arc<Api>>| async move {
+                        a.creates.fetch_add(1, Ordering::SeqCst);
+                        (StatusCode::OK, "{\"id\":\"1\"}").into_response()
+                    },
+                ),
+            )
+            .with_state(api.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        crate::tls::ensure_crypto_provider();
+        let vars = [("org_id", "7"), ("department_id", "4")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        let payload =
+            Payload::load(super::super::payload::PayloadFormat::Zoho, None, &vars).unwrap();
+        let target = WebhookTarget {
+            queue: "zoho".into(),
+            url: url::Url::parse(&format!("http://{addr}/api/v1/tickets")).unwrap(),
+            key: None,
+            auth: None,
+            payload: std::sync::Arc::new(payload),
+            client: client(Duration::from_secs(5)).unwrap(),
+        };
+        let data = serde_json::value::RawValue::from_string(
+            include_str!("../../../rules/payloads/samples/mention.json").to_string(),
+        )
+        .unwrap();
+        let entry = Entry::new("m_1".into(), Event::MentionCreated, data, 0);
+        let latency = Latency {
+            elapsed_ms: 0,
+            budget_ms: None,
+            over_budget: false,
+        };
+        let cases: [((u16, &'static str), Outcome, usize, &str); 6] = [
+            (
+                (200, r#"{"data":[{"id":"9"}],"count":1}"#),
+                Outcome::Delivered,
+                0,
+                "HTTP 200 to the lookup: created by an earlier attempt",
+            ),
+            ((204, ""), Outcome::Delivered, 1, "HTTP 200"),
+            (
+                (200, r#"{"data":[],"count":0}"#),
+                Outcome::Delivered,
+                1,
+                "HTTP 200",
+            ),
+            (
+                (200, r#"{"error":"x"}"#),
+                Outcome::Retry(None),
+                0,
+                "lookup: HTTP 200 without a list at /data",
+            ),
+            ((422, "{}"), Outcome::Rejected, 0, "lookup: HTTP 422"),
+            (
+                (401, "{}"),
+                Outcome::Unauthorized,
+                0,
+                "HTTP 401 to the lookup",
+            ),
+        ];
+        for (search, outcome, creates, detail) in cases {
+            *api.search.lock().unwrap() = search;
+            api.creates.store(0, Ordering::SeqCst);
+            let a = send(
+                &target,
+                &entry,
+                &target
+                    .payload
+                    .render(&Outgoing {
+                        id: &entry.id,
+                        event: EventType::MentionCreated,
+                        data: &entry.data,
+                        queue: "zoho",
+                        attempt: 1,
+                        timestamp: SystemTime::now(),
+                        latency,
+                    })
+                    .unwrap(),
+                None,
+            )
+            .await;
+            assert_eq!(
+                (a.outcome, a.detail.as_str()),
+                (outcome, detail),
+                "{search:?}"
+            );
+            assert_eq!(api.creates.load(Ordering::SeqCst), creates, "{search:?}");
+        }
+    }
 }
