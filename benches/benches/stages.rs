@@ -57,6 +57,7 @@ fn owned(p: &Post<'_>) -> Post<'static> {
         flags: p.flags,
         links: p.links.iter().map(own).collect(),
         original: p.original.as_ref().map(own),
+        thread: Default::default(),
     }
 }
 

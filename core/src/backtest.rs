@@ -561,6 +561,7 @@ mod tests {
             flags: PostFlags::default(),
             links: Vec::new(),
             original: None,
+            thread: Default::default(),
         }
     }
 

@@ -99,5 +99,6 @@ fn post_of(example: &Example) -> Post<'_> {
             .map(|l| Cow::Borrowed(l.as_str()))
             .collect(),
         original: None,
+        thread: Default::default(),
     }
 }

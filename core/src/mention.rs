@@ -80,6 +80,24 @@ pub struct MentionPost {
     /// [`Post::original`]); left out when the post is neither or the format does not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original: Option<String>,
+    /// The post's place in its conversation: what delivery joins a reply or an author's next
+    /// post to an earlier mention's CRM case by (see [`MentionThread`]).
+    pub thread: MentionThread,
+}
+
+/// The conversation part of the contract. `key` is the name replies give this post, and
+/// `parent` / `root` name other posts the same way (see [`Post::thread_key`]): not always the
+/// post's `id` form (a Mastodon reply names its parent by the server's status id).
+#[derive(Debug, Clone, Serialize)]
+pub struct MentionThread {
+    /// The name replies give this post.
+    pub key: String,
+    /// The post this one answers, when it is a reply and the format names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The post that started the conversation, when the format says and it is not `parent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
 }
 
 /// The author part of the contract.
@@ -127,6 +145,11 @@ impl MentionPost {
             created_at: post.created_at.as_deref().map(str::to_string),
             links: post.links.iter().map(|l| l.to_string()).collect(),
             original: post.original.as_deref().map(str::to_string),
+            thread: MentionThread {
+                key: post.thread_key(),
+                parent: post.thread.parent.as_deref().map(str::to_string),
+                root: post.thread.root.as_deref().map(str::to_string),
+            },
         }
     }
 }
@@ -157,7 +180,7 @@ pub fn mention_id(platform: Platform, canonical_id: &str) -> String {
 pub mod testing {
     use std::time::Instant;
 
-    use super::{mention_id, MatchOut, Mention, MentionAuthor, MentionPost};
+    use super::{mention_id, MatchOut, Mention, MentionAuthor, MentionPost, MentionThread};
     use crate::post::Platform;
     use crate::rules::BrandKind;
     use crate::stage::score::author::AuthorClass;
@@ -235,6 +258,11 @@ pub mod testing {
                     created_at: None,
                     links: Vec::new(),
                     original: self.original.clone(),
+                    thread: MentionThread {
+                        key: self.id.clone(),
+                        parent: None,
+                        root: None,
+                    },
                 },
                 matches: vec![MatchOut {
                     rule: "acme-support".to_owned(),
@@ -302,6 +330,7 @@ mod tests {
             flags: PostFlags::default(),
             links: Vec::new(),
             original: None,
+            thread: Default::default(),
         }
     }
 

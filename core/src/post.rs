@@ -141,9 +141,45 @@ pub struct Post<'a> {
     /// without it (a Mastodon quote that gives only a local id).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original: Option<Cow<'a, str>>,
+    /// The conversation a reply belongs to, as far as the format says.
+    #[serde(skip_serializing_if = "Thread::is_empty")]
+    pub thread: Thread<'a>,
+}
+
+/// Where a reply sits in its conversation: the post it answers and the post that started the
+/// conversation, each in the form [`Post::thread_key`] gives a post, so that a reply can be
+/// joined to an earlier mention of the same conversation (a CRM case that gets the reply as a
+/// comment instead of a second ticket). Empty for a post that answers nothing, and where the
+/// format does not name the posts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Thread<'a> {
+    /// The post this one answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Cow<'a, str>>,
+    /// The post that started the conversation, when the format says and it is not `parent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<Cow<'a, str>>,
+}
+
+impl Thread<'_> {
+    /// Neither a parent nor a root.
+    pub fn is_empty(&self) -> bool {
+        self.parent.is_none() && self.root.is_none()
+    }
 }
 
 impl Post<'_> {
+    /// The name replies give this post: the `at://` URI on Bluesky (what `reply.parent.uri`
+    /// holds), `x:<id>` on X, `mastodon:<id>` on Mastodon (a status's `in_reply_to_id` is
+    /// the id on the server it was read from, not its URI), `reddit:<fullname>` on Reddit
+    /// (a comment's `parent_id` and `link_id`), `generic:<id>` otherwise.
+    pub fn thread_key(&self) -> String {
+        match self.platform {
+            Platform::Bluesky => self.canonical_id(),
+            platform => format!("{}:{}", platform.as_str(), self.id),
+        }
+    }
+
     /// A globally unique id: `at://did/app.bsky.feed.post/rkey` on Bluesky, the URI the frame
     /// carries where there is one, otherwise `platform:id`.
     pub fn canonical_id(&self) -> String {

@@ -141,6 +141,7 @@ pub fn post_with_text(text: &str) -> Post<'_> {
         flags: Default::default(),
         links: Vec::new(),
         original: None,
+        thread: Default::default(),
     }
 }
 

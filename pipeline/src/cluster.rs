@@ -59,6 +59,9 @@ pub const LEASES_BUCKET: &str = "earshot_leases";
 pub const POSITIONS_BUCKET: &str = "earshot_positions";
 /// The bucket of state a role's next holder starts from (the spike detector's baselines).
 pub const STATE_BUCKET: &str = "earshot_state";
+/// The bucket of the cases queues have opened, by queue and a digest of the case key. Keys
+/// older than [`crate::sink::cases::MAX_KEEP`] are forgotten by the servers.
+pub const CASES_BUCKET: &str = "earshot_cases";
 
 /// The subject of a queue's entries.
 pub fn queue_subject(queue: &str) -> String {
@@ -122,6 +125,8 @@ pub struct Cluster {
     pub positions: kv::Store,
     /// State handed from a role's holder to the next.
     pub state: kv::Store,
+    /// The cases each queue has opened ([`crate::sink::cases`]).
+    pub cases: kv::Store,
 }
 
 impl Cluster {
@@ -231,9 +236,23 @@ pub async fn join(
             ..Default::default()
         })
     });
-    let (_, leases, positions, state) =
-        futures_util::future::try_join4(made_streams, made_leases, made_positions, made_state)
-            .await?;
+    let cases_name = format!("bucket {CASES_BUCKET}");
+    let made_cases = patiently(deadline, &cases_name, || {
+        js.create_or_update_key_value(kv::Config {
+            bucket: CASES_BUCKET.into(),
+            description: "earshot: the cases each queue has opened".into(),
+            history: 1,
+            max_age: crate::sink::cases::MAX_KEEP,
+            num_replicas: replicas,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+    });
+    let ((_, leases, positions, state), cases) = futures_util::future::try_join(
+        futures_util::future::try_join4(made_streams, made_leases, made_positions, made_state),
+        made_cases,
+    )
+    .await?;
     js.set_timeout(settings.timeout);
     Ok(Cluster {
         settings: settings.clone(),
@@ -242,6 +261,7 @@ pub async fn join(
         leases,
         positions,
         state,
+        cases,
     })
 }
 

@@ -69,6 +69,16 @@ pub enum CompileError {
         /// The template file (`(built in)` for a built-in format).
         template: String,
     },
+    /// A queue set to send follow-ups has a template without a `[followup]` section.
+    #[error(
+        "queue `{queue}`: cases.follow_ups = true but its payload template {template} has no [followup] section: add one, or leave follow_ups out"
+    )]
+    NoFollowupSection {
+        /// Queue id.
+        queue: String,
+        /// The template file (`(built in)` for a built-in format).
+        template: String,
+    },
 }
 
 /// One error per line.
@@ -151,6 +161,12 @@ pub fn compile(config: &Config) -> Result<Compiled, CompileError> {
                     source,
                 }
             })?;
+        if q.cases.follow_ups == Some(true) && !payload.handles(EventType::MentionFollowup) {
+            return Err(CompileError::NoFollowupSection {
+                queue: q.id.clone(),
+                template: payload.template_file().unwrap_or("(built in)").to_string(),
+            });
+        }
         if config.spikes.queues.contains(&q.id) && !payload.handles(EventType::SpikeStarted) {
             return Err(CompileError::NoSpikeSection {
                 queue: q.id.clone(),

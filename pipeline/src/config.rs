@@ -922,6 +922,15 @@ fn validate_queues(report: &mut Report<'_>, queues: &[QueueConfig], spans: &[Ran
                 report.at(here.clone(), format!("{field}: noise: {e}"));
             }
         }
+        if let Some(m) = q.cases.problem() {
+            report.at(here.clone(), format!("{field}: {m}"));
+        }
+        if q.sink != SinkKind::Webhook && q.cases.follow_ups == Some(true) {
+            report.at(
+                here.clone(),
+                format!("{field}: cases.follow_ups applies to webhook queues only"),
+            );
+        }
         if let Some(auth) = &q.auth {
             let mut problems = auth.problems();
             if problems.is_empty() && report.secrets == Secrets::Required {

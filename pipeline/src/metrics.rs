@@ -74,6 +74,9 @@ pub const QUEUE_CREDENTIALS_REFUSED: &str = "earshot_queue_credentials_refused";
 /// Access-token requests to a queue's token endpoint. Labels: `queue`, `outcome` (`renewed`,
 /// `refused`, `failed`).
 pub const TOKEN_RENEWALS: &str = "earshot_token_renewals_total";
+/// Mentions delivered as the first of a case (`opened`) or as a follow-up of one
+/// (`followup`). Labels: `queue`, `kind`.
+pub const CASE_MENTIONS: &str = "earshot_case_mentions_total";
 /// `Retry-After` answers longer than the cap that were cut to it. Labels: `queue`.
 pub const WEBHOOK_RETRY_AFTER_CAPPED: &str = "earshot_webhook_retry_after_capped_total";
 /// Mentions written by a file or stdout sink. Labels: `queue`.
@@ -332,6 +335,11 @@ fn describe_all() {
         WEBHOOK_RETRY_AFTER_CAPPED,
         Unit::Count,
         "Retry-After answers cut to the cap."
+    );
+    describe_counter!(
+        CASE_MENTIONS,
+        Unit::Count,
+        "Mentions delivered as the first of a case or as a follow-up of one."
     );
     describe_counter!(PANICS, Unit::Count, "Panics, by thread.");
     describe_counter!(
@@ -607,6 +615,9 @@ pub fn register_queue(queue: &str) {
             .increment(0);
     }
     metrics::counter!(WEBHOOK_RETRY_AFTER_CAPPED, "queue" => q.clone()).increment(0);
+    for kind in ["opened", "followup"] {
+        metrics::counter!(CASE_MENTIONS, "queue" => q.clone(), "kind" => kind).increment(0);
+    }
     metrics::counter!(DEAD_LETTERS_EXPIRED, "queue" => q.clone()).increment(0);
     metrics::counter!(QUEUE_OVER_BUDGET, "queue" => q.clone()).increment(0);
     // A file or stdout queue has no breaker and is never disabled: 0 is the truth for it too.

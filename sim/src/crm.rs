@@ -30,6 +30,14 @@
 //! delivery's `webhook-id` (the mention's id): a test sees every ticket created twice.
 //! [`CrmSettings::delay`] holds every create's answer, so a process killed while delivering
 //! leaves requests whose answer it never read.
+//!
+//! Each record has the id the CRM would give it (a Dataverse GUID, an 18-character Salesforce
+//! id, a number), in the create's answer as the API writes it (Dynamics only with `Prefer:
+//! return=representation`) and in the answers that find it again (an upsert that updated, a
+//! Zoho search). Follow-ups are checked against those ids: a Salesforce `CaseComment` whose
+//! `ParentId` is a case, a Dynamics `annotation` bound to `/incidents(<id>)`, a HubSpot note
+//! associated with a ticket (type 228), a Zoho comment on `/tickets/<id>/comments`; one naming
+//! no record gets the API's own error.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -167,6 +175,12 @@ pub struct CrmCounts {
     pub repeats: u64,
     /// Searches for a record (Zoho).
     pub searches: u64,
+    /// Follow-ups (comments, notes) by mention id, with the ticket each was added to.
+    pub followups: BTreeMap<String, Vec<String>>,
+    /// The ticket id of each mention that created one.
+    pub ticket_ids: BTreeMap<String, String>,
+    /// Follow-ups refused because they named no ticket.
+    pub orphans: u64,
 }
 
 impl CrmCounts {
@@ -175,9 +189,40 @@ impl CrmCounts {
         self.tickets.values().map(|n| n - 1).sum()
     }
 
-    /// The mention ids created.
+    /// The mention ids delivered: as tickets or as follow-ups.
     pub fn ids(&self) -> BTreeSet<String> {
-        self.tickets.keys().cloned().collect()
+        self.tickets
+            .keys()
+            .chain(self.followups.keys())
+            .cloned()
+            .collect()
+    }
+
+    /// Follow-ups added more than once.
+    pub fn followup_duplicates(&self) -> u64 {
+        self.followups.values().map(|t| t.len() as u64 - 1).sum()
+    }
+
+    /// The mentions each ticket holds (its own first, then its follow-ups), by the mention
+    /// that opened it.
+    pub fn cases(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let opener: HashMap<&String, &String> =
+            self.ticket_ids.iter().map(|(m, t)| (t, m)).collect();
+        let mut out: BTreeMap<String, BTreeSet<String>> = self
+            .ticket_ids
+            .keys()
+            .map(|m| (m.clone(), BTreeSet::from([m.clone()])))
+            .collect();
+        for (mention, tickets) in &self.followups {
+            for t in tickets {
+                if let Some(first) = opener.get(t) {
+                    out.entry((*first).clone())
+                        .or_default()
+                        .insert(mention.clone());
+                }
+            }
+        }
+        out
     }
 }
 
@@ -188,8 +233,10 @@ struct Inner {
     serial: AtomicU64,
     refusing: AtomicBool,
     /// The unique keys of records made (Salesforce's External ID, Dynamics' alternate key,
-    /// HubSpot's unique property).
-    keys: Mutex<std::collections::HashSet<(CrmKind, String)>>,
+    /// HubSpot's unique property, Zoho's searchable field), with the record's id.
+    keys: Mutex<HashMap<(CrmKind, String), String>>,
+    /// The record ids made.
+    records: Mutex<std::collections::HashSet<(CrmKind, String)>>,
     /// Secrets seen in a place they must not be (a URL query).
     leaks: AtomicU64,
 }
@@ -210,7 +257,8 @@ impl Crm {
                 counts: Mutex::new(BTreeMap::new()),
                 serial: AtomicU64::new(0),
                 refusing: AtomicBool::new(false),
-                keys: Mutex::new(std::collections::HashSet::new()),
+                keys: Mutex::new(HashMap::new()),
+                records: Mutex::new(std::collections::HashSet::new()),
                 leaks: AtomicU64::new(0),
             }),
         }
@@ -258,6 +306,13 @@ impl Crm {
             .route(CrmKind::Zoho.create_path(), post(zoho_create))
             .route("/api/v1/tickets/search", axum::routing::get(zoho_search))
             .route(CrmKind::Hubspot.create_path(), post(hubspot_create))
+            .route("/api/data/v9.2/annotations", post(dynamics_note))
+            .route(
+                "/services/data/v61.0/sobjects/CaseComment",
+                post(salesforce_comment),
+            )
+            .route("/api/v1/tickets/{ticket}/comments", post(zoho_comment))
+            .route("/crm/v3/objects/notes", post(hubspot_note))
             .with_state(self.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -340,7 +395,8 @@ impl Crm {
 
     /// The create every CRM shares: a live token, a JSON body with `required`; a record
     /// keyed by `key` (when the CRM keeps one unique) is made once, a repeat answered by
-    /// `exists`; each record made is counted by `webhook-id`.
+    /// `exists` with the record's id; each record made is counted by `webhook-id`, and
+    /// answered by `created` with its id.
     #[allow(clippy::too_many_arguments)]
     async fn create(
         &self,
@@ -350,12 +406,63 @@ impl Crm {
         required: &str,
         key: Key,
         unauthorized: impl FnOnce() -> Response,
-        exists: impl FnOnce() -> Response,
-        created: impl FnOnce(u64) -> Response,
+        exists: impl FnOnce(&str) -> Response,
+        created: impl FnOnce(&str) -> Response,
     ) -> Response {
+        let (_, id) = match self.checked(crm, headers, body, &[required], unauthorized) {
+            Ok(ok) => ok,
+            Err(refused) => return *refused,
+        };
+        let n = self.inner.serial.fetch_add(1, Ordering::SeqCst);
+        let record = crm.record_id(n);
+        let existing = match key {
+            Key::Unique(k) => {
+                let mut keys = lock(&self.inner.keys);
+                match keys.get(&(crm, k.clone())) {
+                    Some(r) => Some(r.clone()),
+                    None => {
+                        keys.insert((crm, k), record.clone());
+                        None
+                    }
+                }
+            }
+            Key::Searchable(k) => {
+                lock(&self.inner.keys).insert((crm, k), record.clone());
+                None
+            }
+            Key::None => None,
+        };
+        match &existing {
+            None => {
+                lock(&self.inner.records).insert((crm, record.clone()));
+                self.count(crm, |c| {
+                    *c.tickets.entry(id.clone()).or_default() += 1;
+                    c.ticket_ids.insert(id, record.clone());
+                });
+            }
+            Some(_) => self.count(crm, |c| c.repeats += 1),
+        }
+        // The record is made; the answer takes a while, as a CRM's does.
+        tokio::time::sleep(self.inner.settings.delay).await;
+        match existing {
+            None => created(&record),
+            Some(r) => exists(&r),
+        }
+    }
+
+    /// What every write checks: a live token (else `unauthorized`), a JSON content type and
+    /// body, a `webhook-id`, and non-empty strings at `required`. The body and the id.
+    fn checked(
+        &self,
+        crm: CrmKind,
+        headers: &HeaderMap,
+        body: &[u8],
+        required: &[&str],
+        unauthorized: impl FnOnce() -> Response,
+    ) -> Result<(Value, String), Box<Response>> {
         if !self.authorized(crm, headers) {
             self.count(crm, |c| c.unauthorized += 1);
-            return unauthorized();
+            return Err(Box::new(unauthorized()));
         }
         let json_type = headers
             .get(header::CONTENT_TYPE)
@@ -368,40 +475,60 @@ impl Crm {
             .map(str::to_string);
         let (Some(doc), Some(id), true) = (parsed, id, json_type) else {
             self.count(crm, |c| c.bad_requests += 1);
-            return (StatusCode::BAD_REQUEST, "malformed request").into_response();
+            return Err(Box::new(
+                (StatusCode::BAD_REQUEST, "malformed request").into_response(),
+            ));
         };
-        if doc
-            .pointer(required)
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            self.count(crm, |c| c.bad_requests += 1);
-            return (
-                StatusCode::BAD_REQUEST,
-                format!("required field missing: {required}"),
-            )
-                .into_response();
-        }
-        let fresh = match key {
-            Key::Unique(k) => lock(&self.inner.keys).insert((crm, k)),
-            Key::Searchable(k) => {
-                lock(&self.inner.keys).insert((crm, k));
-                true
+        for field in required {
+            if doc
+                .pointer(field)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                self.count(crm, |c| c.bad_requests += 1);
+                return Err(Box::new(
+                    (
+                        StatusCode::BAD_REQUEST,
+                        format!("required field missing: {field}"),
+                    )
+                        .into_response(),
+                ));
             }
-            Key::None => true,
-        };
-        let n = self.inner.serial.fetch_add(1, Ordering::SeqCst);
-        if fresh {
-            self.count(crm, |c| *c.tickets.entry(id).or_default() += 1);
-        } else {
-            self.count(crm, |c| c.repeats += 1);
         }
-        // The record is made; the answer takes a while, as a CRM's does.
+        Ok((doc, id))
+    }
+
+    /// A follow-up of the mention `id` on record `ticket`: counted when the record exists
+    /// (then `added`), else `orphan`.
+    async fn follow_up(
+        &self,
+        crm: CrmKind,
+        id: String,
+        ticket: &str,
+        orphan: impl FnOnce() -> Response,
+        added: impl FnOnce(&str) -> Response,
+    ) -> Response {
+        if !lock(&self.inner.records).contains(&(crm, ticket.to_string())) {
+            self.count(crm, |c| c.orphans += 1);
+            return orphan();
+        }
+        let n = self.inner.serial.fetch_add(1, Ordering::SeqCst);
+        self.count(crm, |c| {
+            c.followups.entry(id).or_default().push(ticket.to_string())
+        });
         tokio::time::sleep(self.inner.settings.delay).await;
-        if fresh {
-            created(n)
-        } else {
-            exists()
+        added(&format!("{n}"))
+    }
+}
+
+impl CrmKind {
+    /// The id the CRM gives its `n`-th record.
+    fn record_id(self, n: u64) -> String {
+        match self {
+            CrmKind::Dynamics => format!("{n:08x}-0000-4000-8000-00000000e5e0"),
+            CrmKind::Salesforce => format!("500{n:015}"),
+            CrmKind::Zoho => format!("1892{n:012}"),
+            CrmKind::Hubspot => format!("{}", 9_000_000 + n),
         }
     }
 }
@@ -587,15 +714,27 @@ fn dynamics_unauthorized() -> Response {
         .into_response()
 }
 
-fn dynamics_created(n: u64) -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        [(
-            "OData-EntityId",
-            format!("https://contoso.crm.dynamics.com/api/data/v9.2/incidents({n:08x}-0000-0000-0000-000000000000)"),
-        )],
-    )
-        .into_response()
+/// A created record: 204 with its `OData-EntityId`, or 201 with the record when the request
+/// said `Prefer: return=representation`.
+fn dynamics_created(id: &str, headers: &HeaderMap) -> Response {
+    let entity = format!("https://contoso.crm.dynamics.com/api/data/v9.2/incidents({id})");
+    let represent = headers
+        .get("Prefer")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("return=representation"));
+    if represent {
+        (
+            StatusCode::CREATED,
+            [
+                ("OData-EntityId", entity),
+                (header::CONTENT_TYPE.as_str(), "application/json; odata.metadata=minimal".into()),
+            ],
+            json!({"@odata.context": "https://contoso.crm.dynamics.com/api/data/v9.2/$metadata#incidents/$entity", "incidentid": id, "statecode": 0}).to_string(),
+        )
+            .into_response()
+    } else {
+        (StatusCode::NO_CONTENT, [("OData-EntityId", entity)]).into_response()
+    }
 }
 
 async fn dynamics_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
@@ -606,8 +745,50 @@ async fn dynamics_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes
         "/title",
         Key::None,
         dynamics_unauthorized,
-        || StatusCode::NO_CONTENT.into_response(),
-        dynamics_created,
+        |_| StatusCode::NO_CONTENT.into_response(),
+        |id| dynamics_created(id, &headers),
+    )
+    .await
+}
+
+/// `POST annotations`: a note bound to a case by `objectid_incident@odata.bind`
+/// (`/incidents(<id>)`); 404 when the case does not exist.
+async fn dynamics_note(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
+    let (doc, id) = match crm.checked(
+        CrmKind::Dynamics,
+        &headers,
+        &body,
+        &["/notetext", "/subject", "/objectid_incident@odata.bind"],
+        dynamics_unauthorized,
+    ) {
+        Ok(ok) => ok,
+        Err(refused) => return *refused,
+    };
+    let bind = doc["objectid_incident@odata.bind"].as_str().unwrap_or("");
+    let ticket = bind
+        .strip_prefix("/incidents(")
+        .and_then(|b| b.strip_suffix(')'))
+        .unwrap_or("");
+    crm.follow_up(
+        CrmKind::Dynamics,
+        id,
+        ticket,
+        || {
+            json(
+                StatusCode::NOT_FOUND,
+                json!({"error": {"code": "0x80040217", "message": format!("incident With Id = {ticket} Does Not Exist")}}),
+            )
+        },
+        |n| {
+            (
+                StatusCode::NO_CONTENT,
+                [(
+                    "OData-EntityId",
+                    format!("https://contoso.crm.dynamics.com/api/data/v9.2/annotations({n})"),
+                )],
+            )
+                .into_response()
+        },
     )
     .await
 }
@@ -641,13 +822,13 @@ async fn dynamics_upsert(
         "/title",
         Key::Unique(key.to_string()),
         dynamics_unauthorized,
-        || {
+        |_| {
             json(
                 StatusCode::PRECONDITION_FAILED,
                 json!({"error": {"code": "0x80060882", "message": "A record with matching key values already exists."}}),
             )
         },
-        dynamics_created,
+        |id| dynamics_created(id, &headers),
     )
     .await
 }
@@ -667,13 +848,42 @@ async fn salesforce_create(State(crm): State<Crm>, headers: HeaderMap, body: Byt
         "/Subject",
         Key::None,
         salesforce_unauthorized,
-        || StatusCode::OK.into_response(),
-        |n| {
+        |_| StatusCode::OK.into_response(),
+        |id| {
             json(
                 StatusCode::CREATED,
-                json!({"id": format!("500{n:015}"), "success": true, "errors": []}),
+                json!({"id": id, "success": true, "errors": []}),
             )
         },
+    )
+    .await
+}
+
+/// `POST sobjects/CaseComment`: `ParentId` must be a case; 400
+/// `INVALID_CROSS_REFERENCE_KEY` otherwise.
+async fn salesforce_comment(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
+    let (doc, id) = match crm.checked(
+        CrmKind::Salesforce,
+        &headers,
+        &body,
+        &["/ParentId", "/CommentBody"],
+        salesforce_unauthorized,
+    ) {
+        Ok(ok) => ok,
+        Err(refused) => return *refused,
+    };
+    let ticket = doc["ParentId"].as_str().unwrap_or("").to_string();
+    crm.follow_up(
+        CrmKind::Salesforce,
+        id,
+        &ticket,
+        || {
+            json(
+                StatusCode::BAD_REQUEST,
+                json!([{"message": "invalid cross reference id", "errorCode": "INVALID_CROSS_REFERENCE_KEY", "fields": ["ParentId"]}]),
+            )
+        },
+        |n| json(StatusCode::CREATED, json!({"id": format!("00a{n:015}"), "success": true, "errors": []})),
     )
     .await
 }
@@ -700,16 +910,16 @@ async fn salesforce_upsert(
         "/Subject",
         Key::Unique(key),
         salesforce_unauthorized,
-        || {
+        |id| {
             json(
                 StatusCode::OK,
-                json!({"id": "500000000000000001", "success": true, "errors": [], "created": false}),
+                json!({"id": id, "success": true, "errors": [], "created": false}),
             )
         },
-        |n| {
+        |id| {
             json(
                 StatusCode::CREATED,
-                json!({"id": format!("500{n:015}"), "success": true, "errors": [], "created": true}),
+                json!({"id": id, "success": true, "errors": [], "created": true}),
             )
         },
     )
@@ -744,13 +954,52 @@ async fn zoho_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) ->
         "/subject",
         key.map_or(Key::None, Key::Searchable),
         zoho_unauthorized,
-        || StatusCode::OK.into_response(),
-        |n| {
+        |_| StatusCode::OK.into_response(),
+        |id| {
             json(
                 StatusCode::OK,
-                json!({"id": n.to_string(), "ticketNumber": n.to_string()}),
+                json!({"id": id, "ticketNumber": id.trim_start_matches("1892").trim_start_matches('0')}),
             )
         },
+    )
+    .await
+}
+
+/// `POST /api/v1/tickets/<id>/comments`: `orgId`, `content`; 404 for an unknown ticket.
+async fn zoho_comment(
+    State(crm): State<Crm>,
+    Path(ticket): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if headers.get("orgId").is_none() {
+        crm.count(CrmKind::Zoho, |c| c.bad_requests += 1);
+        return json(
+            StatusCode::BAD_REQUEST,
+            json!({"errorCode": "INVALID_DATA", "message": "orgId header is required"}),
+        );
+    }
+    let (_, id) = match crm.checked(
+        CrmKind::Zoho,
+        &headers,
+        &body,
+        &["/content"],
+        zoho_unauthorized,
+    ) {
+        Ok(ok) => ok,
+        Err(refused) => return *refused,
+    };
+    crm.follow_up(
+        CrmKind::Zoho,
+        id,
+        &ticket,
+        || {
+            json(
+                StatusCode::NOT_FOUND,
+                json!({"errorCode": "URL_NOT_FOUND", "message": "The URL you requested could not be found"}),
+            )
+        },
+        |n| json(StatusCode::OK, json!({"id": n, "isPublic": false, "contentType": "plainText"})),
     )
     .await
 }
@@ -777,11 +1026,14 @@ async fn zoho_search(State(crm): State<Crm>, uri: axum::http::Uri, headers: Head
         );
     };
     crm.count(CrmKind::Zoho, |c| c.searches += 1);
-    if lock(&crm.inner.keys).contains(&(CrmKind::Zoho, value.to_string())) {
+    let found = lock(&crm.inner.keys)
+        .get(&(CrmKind::Zoho, value.to_string()))
+        .cloned();
+    if let Some(ticket) = found {
         crm.count(CrmKind::Zoho, |c| c.repeats += 1);
         json(
             StatusCode::OK,
-            json!({"data": [{"id": "1892000000093003", "cf": {"cf_earshot_mention_id": value}}], "count": 1}),
+            json!({"data": [{"id": ticket, "cf": {"cf_earshot_mention_id": value}}], "count": 1}),
         )
     } else {
         StatusCode::NO_CONTENT.into_response()
@@ -802,19 +1054,68 @@ async fn hubspot_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes)
         &body,
         "/properties/subject",
         key.map_or(Key::None, Key::Unique),
-        || {
-            json(
-                StatusCode::UNAUTHORIZED,
-                json!({"status": "error", "message": "Authentication credentials not found.", "category": "INVALID_AUTHENTICATION"}),
-            )
-        },
-        || {
+        hubspot_unauthorized,
+        |_| {
             json(
                 StatusCode::CONFLICT,
                 json!({"status": "error", "message": "A ticket with this earshot_mention_id already exists", "category": "CONFLICT"}),
             )
         },
-        |n| json(StatusCode::CREATED, json!({"id": n.to_string(), "properties": {}})),
+        |id| json(StatusCode::CREATED, json!({"id": id, "properties": {}})),
+    )
+    .await
+}
+
+fn hubspot_unauthorized() -> Response {
+    json(
+        StatusCode::UNAUTHORIZED,
+        json!({"status": "error", "message": "Authentication credentials not found.", "category": "INVALID_AUTHENTICATION"}),
+    )
+}
+
+/// `POST /crm/v3/objects/notes`: `hs_timestamp`, `hs_note_body`, and one association of type
+/// 228 (note to ticket) to a ticket that exists; 400 otherwise.
+async fn hubspot_note(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
+    let (doc, id) = match crm.checked(
+        CrmKind::Hubspot,
+        &headers,
+        &body,
+        &[
+            "/properties/hs_timestamp",
+            "/properties/hs_note_body",
+            "/associations/0/to/id",
+        ],
+        hubspot_unauthorized,
+    ) {
+        Ok(ok) => ok,
+        Err(refused) => return *refused,
+    };
+    let typed = doc.pointer("/associations/0/types/0").is_some_and(|t| {
+        t["associationCategory"] == "HUBSPOT_DEFINED" && t["associationTypeId"] == 228
+    });
+    let ticket = doc
+        .pointer("/associations/0/to/id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if !typed {
+        crm.count(CrmKind::Hubspot, |c| c.bad_requests += 1);
+        return json(
+            StatusCode::BAD_REQUEST,
+            json!({"status": "error", "message": "association type 228 (note to ticket) is required", "category": "VALIDATION_ERROR"}),
+        );
+    }
+    crm.follow_up(
+        CrmKind::Hubspot,
+        id,
+        &ticket,
+        || {
+            json(
+                StatusCode::BAD_REQUEST,
+                json!({"status": "error", "message": format!("One or more associations are invalid: ticket {ticket} not found"), "category": "VALIDATION_ERROR"}),
+            )
+        },
+        |n| json(StatusCode::CREATED, json!({"id": n, "properties": {}})),
     )
     .await
 }

@@ -36,6 +36,9 @@ pub struct Received {
     /// Spike events (`spike.started`, `spike.updated`, `spike.ended`) accepted, in arrival
     /// order: (webhook-id, event type, document).
     pub spikes: Vec<(String, String, serde_json::Value)>,
+    /// Mentions that came as `mention.followup`, by webhook-id: the first mention of their
+    /// case (they are in `by_id` too).
+    pub followups: HashMap<String, String>,
 }
 
 /// Receiver state shared with the handler.
@@ -151,7 +154,17 @@ pub fn verify(
         }
         return Ok((id, envelope));
     }
-    if envelope["type"] != "mention.created" || data["mention_id"].as_str() != Some(id.as_str()) {
+    let followup = envelope["type"] == "mention.followup";
+    if followup
+        && envelope["case"]["mention_id"]
+            .as_str()
+            .is_none_or(|first| first.is_empty() || first == id)
+    {
+        return Err("a mention.followup names no other mention as its case".into());
+    }
+    if !(followup || envelope["type"] == "mention.created")
+        || data["mention_id"].as_str() != Some(id.as_str())
+    {
         return Err("envelope type or mention_id does not match webhook-id".into());
     }
     for field in [
@@ -224,6 +237,9 @@ async fn handle(
             if !rec.deliveries.insert((uri.path().to_string(), id.clone())) {
                 r.duplicates.fetch_add(1, Ordering::Relaxed);
             } else if !rec.by_id.contains_key(&id) {
+                if let Some(first) = envelope["case"]["mention_id"].as_str() {
+                    rec.followups.insert(id.clone(), first.to_string());
+                }
                 rec.order.push(id.clone());
                 rec.recent.push_back(envelope["data"].clone());
                 if rec.recent.len() > 100 {

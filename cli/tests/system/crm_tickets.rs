@@ -7,7 +7,8 @@
 //! Salesforce (upsert by External ID), Dynamics (alternate key, create-only), HubSpot
 //! (unique property) and Zoho Desk (a search for the custom field before each create) end
 //! with exactly one ticket per mention: the retries of requests whose answer was lost find the
-//! record (counted as repeats).
+//! record (counted as repeats). Mentions that continue a case (the same author again, a
+//! reply) go as follow-ups, which are delivered at least once.
 
 use std::time::Duration;
 
@@ -63,15 +64,17 @@ async fn kills_in_the_middle_of_creating_tickets_open_no_second_one() {
         "kill -9 run: {} mentions to each of 4 CRMs, {kills} kills while delivering",
         expected.len()
     );
-    eprintln!("crm | tickets | duplicates | repeats kept from duplicating | missing");
+    eprintln!("crm | tickets | duplicates | repeats kept from duplicating | follow-ups | follow-ups added twice | missing");
     for k in CrmKind::ALL {
         let c = crm.counts(k);
         eprintln!(
-            "{} | {} | {} | {} | {}",
+            "{} | {} | {} | {} | {} | {} | {}",
             k.name(),
             c.tickets.len(),
             c.duplicates(),
             c.repeats,
+            c.followups.len(),
+            c.followup_duplicates(),
             expected.difference(&c.ids()).count()
         );
     }
@@ -85,6 +88,7 @@ async fn kills_in_the_middle_of_creating_tickets_open_no_second_one() {
             k.name()
         );
         assert_eq!(c.bad_requests, 0, "{}: bad requests", k.name());
+        assert_eq!(c.orphans, 0, "{}: follow-ups of no ticket", k.name());
     }
     assert_eq!(dead, 0.0, "dead letters:\n{}", run.tail());
 }

@@ -9,6 +9,7 @@ mod cluster;
 mod cluster_dlq;
 mod cluster_lease;
 mod crm_auth;
+mod crm_threads;
 mod crm_tickets;
 mod delivery;
 mod deploy;

@@ -123,6 +123,7 @@ async fn attempt(host: &str, port: u16, roots: &[CertificateDer<'static>]) -> we
             budget_ms: None,
             over_budget: false,
         },
+        None,
     )
     .await
 }

@@ -14,7 +14,7 @@ use earshot::metrics::Latencies;
 use earshot::outbox::entry::{now_us, Entry, Event};
 use earshot::outbox::queue::QueueShared;
 use earshot::outbox::store::{Commit, Selection, Store, Table};
-use earshot::post::{Author, Platform, Post, PostFlags};
+use earshot::post::{Author, Platform, Post, PostFlags, Thread};
 use earshot::rules::BrandKind;
 use earshot::shutdown;
 use earshot::sink::breaker::BreakerSettings;
@@ -34,6 +34,11 @@ use serde_json::value::RawValue;
 use crate::support;
 
 fn mention(n: u32) -> Arc<Mention> {
+    by(n, "did:plc:webhooktest", None)
+}
+
+/// Mention `n` by `author`, replying to `parent` (an `at://` URI) when given.
+fn by(n: u32, author: &'static str, parent: Option<String>) -> Arc<Mention> {
     let rkey = format!("3l3qo2v6sho{n:02}");
     let post = Post {
         platform: Platform::Bluesky,
@@ -41,7 +46,7 @@ fn mention(n: u32) -> Arc<Mention> {
         uri: None,
         url: None,
         author: Author {
-            id: Cow::Borrowed("did:plc:webhooktest"),
+            id: Cow::Borrowed(author),
             ..Author::default()
         },
         text: Cow::Borrowed("acme support is not answering"),
@@ -52,6 +57,10 @@ fn mention(n: u32) -> Arc<Mention> {
         flags: PostFlags::default(),
         links: Vec::new(),
         original: None,
+        thread: Thread {
+            parent: parent.map(Cow::Owned),
+            root: None,
+        },
     };
     let mpost = MentionPost::from_post(&post);
     Arc::new(Mention {
@@ -117,6 +126,7 @@ pub(crate) fn settings(max_attempts: u32) -> DispatchSettings {
             max_cooldown: Duration::from_millis(200),
         },
         disable_after: None,
+        cases: None,
     }
 }
 
@@ -218,6 +228,70 @@ async fn server_errors_are_retried_until_every_mention_is_delivered_once() {
         );
     }
     trigger.trigger();
+}
+
+/// A generic queue with follow-ups on: the author's later mentions and a reply to the first
+/// arrive as `mention.followup` naming the first; another author's mention opens its own
+/// case. The cases are kept in the outbox file.
+#[tokio::test]
+async fn a_generic_queue_with_follow_ups_names_the_case_of_each_mention() {
+    let (trigger, _) = shutdown::channel();
+    let receiver = Receiver::new(SigningKey::from_secret(support::SECRET).unwrap());
+    let hook = receiver.start(0, trigger.subscribe()).await.unwrap();
+    let first = by(1, "did:plc:alice", None);
+    let again = by(2, "did:plc:alice", None);
+    let reply = by(3, "did:plc:bob", Some(first.post.id.clone()));
+    let other = by(4, "did:plc:carol", None);
+    let mut s = settings(3);
+    s.cases = Some(earshot::sink::cases::CaseSettings {
+        author_window: Duration::from_secs(3600),
+        keep: Duration::from_secs(86_400),
+    });
+    let mentions = vec![first.clone(), again.clone(), reply.clone(), other.clone()];
+    let (_, outbox) = deliver(hook, s, mentions).await;
+    let rec = receiver.received.lock().unwrap();
+    assert_eq!(rec.by_id.len(), 4);
+    let followups: BTreeMap<&str, &str> = rec
+        .followups
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        followups,
+        BTreeMap::from([
+            (again.mention_id.as_str(), first.mention_id.as_str()),
+            (reply.mention_id.as_str(), first.mention_id.as_str()),
+        ])
+    );
+    let kept = outbox
+        .store
+        .cases(
+            "support",
+            &[
+                &format!("post:{}", reply.post.id),
+                "author:bluesky:did:plc:carol",
+            ],
+        )
+        .unwrap();
+    let case = |v: &Option<Vec<u8>>| {
+        earshot::sink::cases::Case::from_bytes(v.as_deref().unwrap())
+            .unwrap()
+            .mention_id
+    };
+    assert_eq!(
+        case(&kept[0]),
+        first.mention_id,
+        "a follow-up extends its case"
+    );
+    assert_eq!(case(&kept[1]), other.mention_id);
+    // Past `keep`, the cases are pruned.
+    let gone = outbox
+        .store
+        .prune_cases("support", &|v| {
+            earshot::sink::cases::stale(v, now_us() + 90_000_000_000, Duration::from_secs(86_400))
+        })
+        .unwrap();
+    assert_eq!(gone, 7, "each mention's post key and each author's key");
 }
 
 #[tokio::test]

@@ -1127,6 +1127,7 @@ mod tests {
             flags: PostFlags::default(),
             links: Vec::new(),
             original: None,
+            thread: Default::default(),
         }
     }
 

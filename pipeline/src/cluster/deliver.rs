@@ -238,6 +238,8 @@ pub struct StreamQueue {
     draining: AtomicBool,
     /// The queue's noise control.
     noise: tokio::sync::Mutex<QueueNoise>,
+    /// The cluster's cases.
+    cases: async_nats::jetstream::kv::Store,
 }
 
 impl StreamQueue {
@@ -250,6 +252,7 @@ impl StreamQueue {
             held: Mutex::default(),
             draining: AtomicBool::new(false),
             noise: tokio::sync::Mutex::new(noise),
+            cases: cluster.cases.clone(),
         }
     }
 
@@ -459,6 +462,69 @@ impl QueueBacking for StreamQueue {
         // Attempt counts stay in the holder's memory (see the module docs).
         Box::pin(async { Ok(()) })
     }
+
+    fn cases<'a>(
+        &'a self,
+        queue: &'a str,
+        keys: &'a [&'a str],
+    ) -> BackingFuture<'a, Vec<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let got = tokio::time::timeout(self.timeout, self.cases.get(case_key(queue, key)))
+                    .await
+                    .map_err(|_| BackingError::Stream("case lookup: timed out".into()))?
+                    .map_err(|e| BackingError::Stream(format!("case lookup: {e}")))?;
+                out.push(got.map(|b| b.to_vec()));
+            }
+            Ok(out)
+        })
+    }
+
+    fn record_case<'a>(
+        &'a self,
+        queue: &'a str,
+        keys: &'a [&'a str],
+        case: &'a [u8],
+    ) -> BackingFuture<'a, ()> {
+        Box::pin(async move {
+            for key in keys {
+                let put = self
+                    .cases
+                    .put(case_key(queue, key), Bytes::copy_from_slice(case));
+                tokio::time::timeout(self.timeout, put)
+                    .await
+                    .map_err(|_| BackingError::Stream("case record: timed out".into()))?
+                    .map_err(|e| BackingError::Stream(format!("case record: {e}")))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn prune_cases<'a>(
+        &'a self,
+        _queue: &'a str,
+        _now_us: u64,
+        _keep: Duration,
+    ) -> BackingFuture<'a, u64> {
+        // The bucket forgets keys past its age ([`crate::cluster::CASES_BUCKET`]); a case
+        // older than the queue's `keep` is not continued ([`crate::sink::cases::choose`]).
+        Box::pin(async { Ok(0) })
+    }
+}
+
+/// The bucket key of a case key of `queue`: the queue and a digest of the key, since a key
+/// (a URI) holds characters bucket keys cannot.
+fn case_key(queue: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    let mut out = String::with_capacity(queue.len() + 1 + 40);
+    out.push_str(queue);
+    out.push('.');
+    for b in &digest[..20] {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -43,6 +43,9 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// State other parts of the process keep across restarts (the spike detector's baselines),
 /// by name: opaque bytes.
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+/// The cases each queue has opened ([`crate::sink::cases`]): by queue and case key (a post's
+/// thread key, an author), the case as JSON.
+const CASES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("cases");
 
 const NEXT_SEQ: &str = "next_seq";
 
@@ -218,6 +221,7 @@ impl Store {
             txn.open_table(POSITIONS)?;
             txn.open_table(META)?;
             txn.open_table(STATE)?;
+            txn.open_table(CASES)?;
             Ok(())
         })?;
         Ok(store)
@@ -661,6 +665,53 @@ impl Store {
         let t = txn.open_table(STATE).map_err(|e| self.err(e))?;
         let value = t.get(name).map_err(|e| self.err(e))?;
         Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    /// What `queue` keeps under each of `keys` in the case table (opaque JSON), in the order
+    /// of `keys`.
+    pub fn cases(&self, queue: &str, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let guard = self.db()?;
+        let txn = self.opened(&guard)?.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(CASES).map_err(|e| self.err(e))?;
+        keys.iter()
+            .map(|&k| {
+                let v = t.get((queue, k)).map_err(|e| self.err(e))?;
+                Ok(v.map(|v| v.value().to_vec()))
+            })
+            .collect()
+    }
+
+    /// Keeps `value` under each of `keys` of `queue` in the case table. Not synced on its own,
+    /// like an ack: a crash that loses it only makes the next mention of the thread a new
+    /// ticket.
+    pub fn record_case(&self, queue: &str, keys: &[&str], value: &[u8]) -> Result<(), StoreError> {
+        self.write(Durability::None, |txn| {
+            let mut t = txn.open_table(CASES)?;
+            for &k in keys {
+                t.insert((queue, k), value)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes the case keys of `queue` for which `stale` says so (given the stored value);
+    /// returns how many went.
+    pub fn prune_cases(
+        &self,
+        queue: &str,
+        stale: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<u64, StoreError> {
+        self.write(Durability::None, |txn| {
+            let mut t = txn.open_table(CASES)?;
+            let mut gone = 0u64;
+            // Keys are ASCII (`post:…`, `author:…`): the range holds all of this queue's.
+            t.retain_in((queue, "")..(queue, "\u{10FFFF}"), |_, v| {
+                let old = stale(v);
+                gone += u64::from(old);
+                !old
+            })?;
+            Ok(gone)
+        })
     }
 
     /// The held mentions of `queue` (opaque JSON), in key order.

@@ -45,6 +45,27 @@ pub trait QueueBacking: Send + Sync {
     ) -> BackingFuture<'a, ()>;
     /// Records an attempt on an entry that stays (its count and last error).
     fn update<'a>(&'a self, queue: &'a str, seq: u64, entry: &'a Entry) -> BackingFuture<'a, ()>;
+    /// The cases ([`super::cases`]) stored under `keys` of `queue` (their stored form), in
+    /// the order of `keys`.
+    fn cases<'a>(
+        &'a self,
+        queue: &'a str,
+        keys: &'a [&'a str],
+    ) -> BackingFuture<'a, Vec<Option<Vec<u8>>>>;
+    /// Keeps a case (its stored form) under each of `keys` of `queue`.
+    fn record_case<'a>(
+        &'a self,
+        queue: &'a str,
+        keys: &'a [&'a str],
+        case: &'a [u8],
+    ) -> BackingFuture<'a, ()>;
+    /// Forgets the cases of `queue` older than `keep` at `now_us`; how many went.
+    fn prune_cases<'a>(
+        &'a self,
+        queue: &'a str,
+        now_us: u64,
+        keep: std::time::Duration,
+    ) -> BackingFuture<'a, u64>;
 }
 
 /// The local outbox of a single node.
@@ -69,5 +90,35 @@ impl QueueBacking for Local {
 
     fn update<'a>(&'a self, queue: &'a str, seq: u64, entry: &'a Entry) -> BackingFuture<'a, ()> {
         Box::pin(async move { Ok(self.0.update(queue, seq, entry)?) })
+    }
+
+    fn cases<'a>(
+        &'a self,
+        queue: &'a str,
+        keys: &'a [&'a str],
+    ) -> BackingFuture<'a, Vec<Option<Vec<u8>>>> {
+        Box::pin(async move { Ok(self.0.cases(queue, keys)?) })
+    }
+
+    fn record_case<'a>(
+        &'a self,
+        queue: &'a str,
+        keys: &'a [&'a str],
+        case: &'a [u8],
+    ) -> BackingFuture<'a, ()> {
+        Box::pin(async move { Ok(self.0.record_case(queue, keys, case)?) })
+    }
+
+    fn prune_cases<'a>(
+        &'a self,
+        queue: &'a str,
+        now_us: u64,
+        keep: std::time::Duration,
+    ) -> BackingFuture<'a, u64> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .prune_cases(queue, &|v| super::cases::stale(v, now_us, keep))?)
+        })
     }
 }

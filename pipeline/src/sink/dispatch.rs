@@ -15,7 +15,7 @@
 //! Why entries are read back from the store instead of handed over in memory: after a restart
 //! the store is the only copy, so reading from it is the one path that is always exercised.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,15 +25,16 @@ use tracing::{debug, error, info, warn};
 
 use super::backing::{Local, QueueBacking};
 use super::breaker::{Breaker, BreakerSettings, BreakerState};
+use super::cases::{self, Case, CaseSettings, Keys};
 use super::file::LineWriter;
 use super::nats::{self, NatsTarget};
-use super::payload::Latency;
+use super::payload::{EventType, Latency, PayloadFormat};
 use super::webhook::{self, Outcome, WebhookTarget};
 use crate::metrics::{
-    Latencies, QUEUE_BREAKER_OPEN, QUEUE_CREDENTIALS_REFUSED, QUEUE_DISABLED, QUEUE_OVER_BUDGET,
-    WEBHOOK_DELIVERIES, WEBHOOK_RETRY_AFTER_CAPPED,
+    Latencies, CASE_MENTIONS, QUEUE_BREAKER_OPEN, QUEUE_CREDENTIALS_REFUSED, QUEUE_DISABLED,
+    QUEUE_OVER_BUDGET, WEBHOOK_DELIVERIES, WEBHOOK_RETRY_AFTER_CAPPED,
 };
-use crate::outbox::entry::{now_us, Entry};
+use crate::outbox::entry::{now_us, Entry, Event};
 use crate::outbox::queue::QueueShared;
 use crate::outbox::store::Store;
 
@@ -54,6 +55,9 @@ pub struct DispatchSettings {
     pub breaker: BreakerSettings,
     /// Failing this long without a success disables the queue.
     pub disable_after: Option<Duration>,
+    /// Mentions continuing a case go as follow-ups ([`super::cases`]); `None`: every mention
+    /// opens its own ticket. Applies to webhook queues whose template has a `[followup]`.
+    pub cases: Option<CaseSettings>,
 }
 
 impl DispatchSettings {
@@ -81,6 +85,9 @@ pub enum Deliverer {
 /// How long a dispatcher sleeps when nothing wakes it, to pick up entries that reached the
 /// store by another path (a replay through the admin server) even without a notification.
 const POLL: Duration = Duration::from_secs(1);
+
+/// How often a dispatcher forgets its queue's cases past `keep`.
+const PRUNE_CASES_EVERY: Duration = Duration::from_secs(600);
 
 /// Runs the dispatcher of one queue over the local outbox until it is closed and empty, or
 /// stopped.
@@ -208,6 +215,8 @@ struct Slot {
     entry: Entry,
     due: Instant,
     running: bool,
+    /// The mention's case keys, when the queue sends follow-ups.
+    keys: Option<Arc<Keys>>,
 }
 
 /// What a [`Remote`] queue delivers to, one attempt at a time.
@@ -218,11 +227,69 @@ enum Target {
 }
 
 impl Target {
-    async fn attempt(&self, entry: &Entry, n: u32, latency: Latency) -> webhook::Attempt {
+    async fn attempt(
+        &self,
+        entry: &Entry,
+        n: u32,
+        latency: Latency,
+        case: Option<&Case>,
+    ) -> webhook::Attempt {
         match self {
-            Target::Webhook(t) => webhook::attempt(t, entry, n, latency).await,
+            Target::Webhook(t) => webhook::attempt(t, entry, n, latency, case).await,
             Target::Nats(t) => nats::attempt(t, entry).await,
         }
+    }
+
+    /// Whether mentions can go as follow-ups: a webhook whose format has them.
+    fn follows_up(&self) -> bool {
+        match self {
+            Target::Webhook(t) => t.payload.handles(EventType::MentionFollowup),
+            Target::Nats(_) => false,
+        }
+    }
+
+    /// Whether a delivered create opened a case that follow-ups can address: the generic
+    /// envelope names the first mention; a CRM needs the ticket id from its answer.
+    fn opened(&self, ticket_id: Option<&str>) -> bool {
+        match self {
+            Target::Webhook(t) => {
+                t.payload.format() == PayloadFormat::Generic || ticket_id.is_some()
+            }
+            Target::Nats(_) => false,
+        }
+    }
+}
+
+/// The case `entry` continues, looked up in `store` (a failed lookup is logged and makes a
+/// ticket of its own: a second ticket is better than a mention held back).
+async fn find_case(
+    store: &dyn QueueBacking,
+    queue: &str,
+    keys: &Keys,
+    entry: &Entry,
+    s: &CaseSettings,
+) -> Option<Case> {
+    let lookups = keys.lookups();
+    match store.cases(queue, &lookups).await {
+        Ok(found) => {
+            let found: Vec<Option<Case>> = found
+                .iter()
+                .map(|v| v.as_deref().and_then(Case::from_bytes))
+                .collect();
+            cases::choose(keys, &found, &entry.id, now_us(), s)
+        }
+        Err(e) => {
+            warn!(queue = %queue, error = %e, "cannot look the mention's case up; it opens a ticket of its own");
+            None
+        }
+    }
+}
+
+/// Keeps the case a delivered mention opened or continued, under its own keys.
+async fn keep_case(store: &dyn QueueBacking, queue: &str, keys: &Keys, case: &Case) {
+    let records = keys.records();
+    if let Err(e) = store.record_case(queue, &records, &case.to_bytes()).await {
+        warn!(queue = %queue, error = %e, "cannot keep the mention's case; the next mention of its thread opens a ticket of its own");
     }
 }
 
@@ -247,6 +314,9 @@ struct Remote {
     disabled: bool,
     rng: fastrand::Rng,
     acks: Vec<u64>,
+    /// Follow-ups: the settings, when the queue and its target send them.
+    cases: Option<CaseSettings>,
+    next_prune: Instant,
 }
 
 impl Remote {
@@ -257,7 +327,10 @@ impl Remote {
         s: DispatchSettings,
         lat: Latencies,
     ) -> Self {
+        let cases = s.cases.filter(|_| target.follows_up());
         Self {
+            cases,
+            next_prune: Instant::now(),
             breaker: Breaker::new(s.breaker),
             store,
             shared,
@@ -301,6 +374,7 @@ impl Remote {
                 _ => 1.0,
             });
             let read_nothing = self.refill(now).await;
+            self.prune_cases(now).await;
             self.start_due(now);
             self.flush_acks().await;
             if self.shared.closed.load(Ordering::Relaxed)
@@ -468,16 +542,41 @@ impl Remote {
         }
         for s in batch {
             self.read_after = s.seq;
+            let keys = match (&self.cases, s.entry.event) {
+                (Some(_), Event::MentionCreated) => Keys::of(&s.entry.data).map(Arc::new),
+                _ => None,
+            };
             self.slots.insert(
                 s.seq,
                 Slot {
                     entry: s.entry,
                     due: now,
                     running: false,
+                    keys,
                 },
             );
         }
         nothing
+    }
+
+    /// Forgets the queue's cases past `keep`, every [`PRUNE_CASES_EVERY`].
+    async fn prune_cases(&mut self, now: Instant) {
+        let Some(s) = self.cases else {
+            return;
+        };
+        if now < self.next_prune {
+            return;
+        }
+        self.next_prune = now + PRUNE_CASES_EVERY;
+        match self
+            .store
+            .prune_cases(&self.shared.id, now_us(), s.keep)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => debug!(queue = %self.shared.id, cases = n, "forgot cases past keep"),
+            Err(e) => warn!(queue = %self.shared.id, error = %e, "cannot prune the queue's cases"),
+        }
     }
 
     fn start_due(&mut self, now: Instant) {
@@ -489,6 +588,15 @@ impl Remote {
         } else {
             self.s.concurrency.max(1)
         };
+        // Mentions that may open a case, attempted now: one of the same author or thread
+        // waits for it, so that it goes as a follow-up of the ticket it opens.
+        let mut opening: HashSet<String> = self
+            .slots
+            .values()
+            .filter(|s| s.running)
+            .filter_map(|s| s.keys.as_ref())
+            .flat_map(|k| k.records().map(str::to_string))
+            .collect();
         let candidates: Vec<u64> = if self.s.ordered {
             self.slots.keys().next().copied().into_iter().collect()
         } else {
@@ -508,6 +616,12 @@ impl Remote {
             if slot.running || slot.due > now {
                 continue;
             }
+            if let Some(keys) = &slot.keys {
+                if keys.waits_for(&opening) {
+                    continue;
+                }
+                opening.extend(keys.records().map(str::to_string));
+            }
             slot.running = true;
             let probe = self.breaker.state(now) == BreakerState::HalfOpen;
             self.breaker.started(now);
@@ -520,10 +634,47 @@ impl Remote {
                 over_budget: self.s.latency_budget.is_some_and(|b| elapsed > b),
             };
             let n = entry.attempts + 1;
+            let follow_up = self.cases.zip(slot.keys.clone());
+            let store = self.store.clone();
+            let queue = self.shared.id.clone();
             let handle = self.tasks.spawn(async move {
                 #[cfg(feature = "fault-injection")]
                 crate::fault::delivery(&entry.id);
-                let a = target.attempt(&entry, n, latency).await;
+                let Some((settings, keys)) = follow_up else {
+                    let a = target.attempt(&entry, n, latency, None).await;
+                    return (seq, a, probe);
+                };
+                let mut case = find_case(&*store, &queue, &keys, &entry, &settings).await;
+                let mut a = target.attempt(&entry, n, latency, case.as_ref()).await;
+                if case.is_some()
+                    && a.outcome == Outcome::Rejected
+                    && matches!(a.status, Some(404 | 410))
+                {
+                    // The case's ticket is gone from the CRM (deleted, merged away): the
+                    // mention opens a ticket of its own, which the thread goes on with.
+                    debug!(queue = %queue, id = %entry.id, "the case's ticket is gone; opening a new one");
+                    case = None;
+                    a = target.attempt(&entry, n, latency, None).await;
+                }
+                if a.outcome == Outcome::Delivered {
+                    let (kept, kind) = match case {
+                        // The case goes on: its last mention is this one.
+                        Some(c) => (Some(Case { at_us: now_us(), ..c }), "followup"),
+                        None if target.opened(a.ticket_id.as_deref()) => (
+                            Some(Case {
+                                mention_id: entry.id.clone(),
+                                ticket_id: a.ticket_id.clone(),
+                                at_us: now_us(),
+                            }),
+                            "opened",
+                        ),
+                        None => (None, "opened"),
+                    };
+                    if let Some(c) = &kept {
+                        keep_case(&*store, &queue, &keys, c).await;
+                    }
+                    metrics::counter!(CASE_MENTIONS, "queue" => queue, "kind" => kind).increment(1);
+                }
                 (seq, a, probe)
             });
             self.in_flight.insert(handle.id(), (seq, probe));

@@ -9,6 +9,7 @@
 
 pub mod backing;
 pub mod breaker;
+pub mod cases;
 pub mod credentials;
 pub mod dispatch;
 pub mod file;
@@ -146,6 +147,9 @@ pub struct QueueConfig {
     /// Noise control: reposts, storms, cooldown, rate limit, digests.
     #[serde(default)]
     pub noise: NoiseConfig,
+    /// How mentions of one conversation become one case ([`cases`]).
+    #[serde(default)]
+    pub cases: cases::CasesConfig,
 }
 
 fn default_format() -> payload::PayloadFormat {
@@ -220,6 +224,7 @@ impl QueueConfig {
             breaker_max_cooldown: default_breaker_max_cooldown(),
             disable_after: default_disable_after(),
             noise: NoiseConfig::default(),
+            cases: cases::CasesConfig::default(),
         }
     }
 }

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use super::breaker::BreakerSettings;
+use super::cases::CaseSettings;
 use super::credentials::Credentials;
 use super::dispatch::{Deliverer, DispatchSettings};
 use super::file::{LineWriter, Target};
 use super::nats::{NatsConnect, NatsTarget};
-use super::payload::Payload;
+use super::payload::{Payload, PayloadFormat};
 use super::signature::SigningKey;
 use super::webhook::{self, WebhookTarget};
 use super::{QueueConfig, SinkKind};
@@ -63,6 +64,15 @@ pub fn dispatch_settings(q: &QueueConfig) -> DispatchSettings {
             max_cooldown: q.breaker_max_cooldown.max(q.breaker_cooldown),
         },
         disable_after: (!q.disable_after.is_zero()).then_some(q.disable_after),
+        cases: (q.sink == SinkKind::Webhook
+            && q.cases.follow_ups.unwrap_or(!matches!(
+                q.format,
+                PayloadFormat::Generic | PayloadFormat::Slack
+            )))
+        .then_some(CaseSettings {
+            author_window: q.cases.author_window,
+            keep: q.cases.keep,
+        }),
     }
 }
 

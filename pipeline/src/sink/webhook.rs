@@ -31,8 +31,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
+use super::cases::{self, Case};
 use super::credentials::{Credentials, Issued};
-use super::payload::{EventType, Latency, Lookup, Outgoing, Payload, Rendered};
+use super::payload::{CaseRef, EventType, Latency, Lookup, Outgoing, Payload, Rendered};
 use super::signature::SigningKey;
 use crate::metrics::PAYLOAD_RENDER_ERRORS;
 use crate::outbox::entry::{Entry, Event};
@@ -139,6 +140,11 @@ pub struct Attempt {
     pub detail: String,
     /// The endpoint's `Retry-After` was longer than [`MAX_RETRY_AFTER`] and was cut.
     pub retry_after_capped: bool,
+    /// The id of the ticket a delivered create opened (or an earlier attempt had), read from
+    /// the CRM's answer where the template says it is.
+    pub ticket_id: Option<String>,
+    /// The HTTP status the endpoint answered, when it answered.
+    pub status: Option<u16>,
 }
 
 impl Attempt {
@@ -148,6 +154,8 @@ impl Attempt {
             outcome,
             detail,
             retry_after_capped: false,
+            ticket_id: None,
+            status: None,
         }
     }
 }
@@ -169,12 +177,21 @@ pub fn client_with(
         .build()
 }
 
-/// Makes attempt number `attempt` (1-based) to deliver `entry`.
-pub async fn attempt(t: &WebhookTarget, entry: &Entry, attempt: u32, latency: Latency) -> Attempt {
+/// Makes attempt number `attempt` (1-based) to deliver `entry`: a follow-up of `case` when
+/// the mention continues one.
+pub async fn attempt(
+    t: &WebhookTarget,
+    entry: &Entry,
+    attempt: u32,
+    latency: Latency,
+    case: Option<&Case>,
+) -> Attempt {
     let now = SystemTime::now();
+    let case = case.filter(|_| entry.event == Event::MentionCreated);
     let out = Outgoing {
         id: &entry.id,
         event: match entry.event {
+            Event::MentionCreated if case.is_some() => EventType::MentionFollowup,
             Event::MentionCreated => EventType::MentionCreated,
             Event::MentionDigest => EventType::MentionDigest,
             Event::SpikeStarted => EventType::SpikeStarted,
@@ -186,6 +203,10 @@ pub async fn attempt(t: &WebhookTarget, entry: &Entry, attempt: u32, latency: La
         attempt,
         timestamp: now,
         latency,
+        case: case.map(|c| CaseRef {
+            mention_id: &c.mention_id,
+            ticket_id: c.ticket_id.as_deref(),
+        }),
     };
     let rendered = match t.payload.render(&out) {
         Ok(r) => r,
@@ -245,7 +266,25 @@ async fn send(
 ) -> Attempt {
     let now = SystemTime::now();
     let ts = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let url = if rendered.path.is_empty() {
+    let url = if !rendered.join.is_empty() {
+        // A follow-up's address beside the queue's: it must stay on the queue's origin, so a
+        // ticket id or a template can never send the request (and its credentials) elsewhere.
+        match t.url.join(&rendered.join) {
+            Ok(u) if u.origin() == t.url.origin() => u,
+            Ok(_) => {
+                return Attempt::new(
+                    Outcome::Rejected,
+                    "the template's followup url leaves the queue's origin".into(),
+                )
+            }
+            Err(e) => {
+                return Attempt::new(
+                    Outcome::Rejected,
+                    format!("the template's followup url makes no URL: {e}"),
+                )
+            }
+        }
+    } else if rendered.path.is_empty() {
         t.url.clone()
     } else {
         // The path was checked to hold only URL path characters when it was rendered.
@@ -262,7 +301,12 @@ async fn send(
     if let Some(lookup) = &rendered.lookup {
         match look_up(t, rendered, lookup, auth).await {
             Found::No => {}
-            Found::Yes(detail) => return Attempt::new(Outcome::Delivered, detail),
+            Found::Yes(detail, ticket_id) => {
+                return Attempt {
+                    ticket_id,
+                    ..Attempt::new(Outcome::Delivered, detail)
+                }
+            }
             Found::Failed(attempt) => return attempt,
         }
     }
@@ -299,15 +343,28 @@ async fn send(
             } else {
                 Outcome::from_status(status, retry_after)
             };
-            // Read (and discard) a bounded part of the body, so a small answer lets the
-            // connection go back to the pool; a larger one is dropped with its connection.
+            // Read a bounded part of the body, so a small answer lets the connection go back
+            // to the pool (a larger one is dropped with its connection); kept only when the
+            // ticket id is to be read from it.
+            let keep = rendered.ticket_id.is_some() && outcome == Outcome::Delivered;
+            let mut body = Vec::new();
             let mut read = 0usize;
             while read <= MAX_RESPONSE_BODY {
                 match resp.chunk().await {
-                    Ok(Some(chunk)) => read += chunk.len(),
+                    Ok(Some(chunk)) => {
+                        read += chunk.len();
+                        if keep && body.len() + chunk.len() <= MAX_RESPONSE_BODY {
+                            body.extend_from_slice(&chunk);
+                        }
+                    }
                     Ok(None) | Err(_) => break,
                 }
             }
+            let ticket_id = rendered
+                .ticket_id
+                .as_deref()
+                .filter(|_| keep)
+                .and_then(|pointer| cases::ticket_id(&body, pointer));
             let detail = match outcome {
                 _ if exists => format!("HTTP {status}: created by an earlier attempt"),
                 Outcome::Redirected => format!(
@@ -320,6 +377,8 @@ async fn send(
                 detail,
                 retry_after_capped: matches!(outcome, Outcome::Retry(Some(_)))
                     && retry_after.is_some_and(|r| r.capped),
+                ticket_id,
+                status: Some(status),
             }
         }
         Err(e) => Attempt::new(Outcome::Retry(None), error_chain(&e.without_url())),
@@ -330,8 +389,9 @@ async fn send(
 enum Found {
     /// No record: create it.
     No,
-    /// The record exists (an earlier attempt created it): delivered, as this says.
-    Yes(String),
+    /// The record exists (an earlier attempt created it): delivered, as this says, with the
+    /// record's ticket id when the template names where it is.
+    Yes(String, Option<String>),
     /// The lookup failed: the attempt ends as this says.
     Failed(Attempt),
 }
@@ -392,9 +452,13 @@ async fn look_up(
                         .map(|l| !l.is_empty())
                 });
             match listed {
-                Some(true) => {
-                    Found::Yes("HTTP 200 to the lookup: created by an earlier attempt".into())
-                }
+                Some(true) => Found::Yes(
+                    "HTTP 200 to the lookup: created by an earlier attempt".into(),
+                    lookup
+                        .ticket_id
+                        .as_deref()
+                        .and_then(|p| cases::ticket_id(&body, p)),
+                ),
                 Some(false) => Found::No,
                 None => Found::Failed(Attempt::new(
                     Outcome::Retry(None),
@@ -644,6 +708,7 @@ mod tests {
                         attempt: 1,
                         timestamp: SystemTime::now(),
                         latency,
+                        case: None,
                     })
                     .unwrap(),
                 None,

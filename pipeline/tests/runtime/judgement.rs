@@ -165,6 +165,7 @@ fn evaluate(table: &'static str) -> (Confusion, Confusion, String) {
             flags: PostFlags::default(),
             links: Vec::new(),
             original: None,
+            thread: Default::default(),
         };
         normalize(row.text, &mut norm);
         matcher.match_post(&post, &norm, &mut ms, &mut hits);

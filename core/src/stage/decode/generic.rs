@@ -129,6 +129,7 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
         flags: PostFlags::default(),
         links: Vec::new(),
         original: None,
+        thread: Default::default(),
     });
     Ok(1)
 }

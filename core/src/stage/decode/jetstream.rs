@@ -38,7 +38,7 @@ use std::borrow::Cow;
 use super::push_link;
 use super::scan::{unescape_in_place, Cursor, RawStr, Scan, Unsure};
 use super::tape::Val;
-use crate::post::{Author, Platform, Post, PostFlags, MAX_LINKS};
+use crate::post::{Author, Platform, Post, PostFlags, Thread, MAX_LINKS};
 use crate::skip::SkipReason;
 
 const POST: &[u8] = b"app.bsky.feed.post";
@@ -134,6 +134,9 @@ struct Fields<'a, S> {
     flags: PostFlags,
     links: Vec<Cow<'a, str>>,
     original: Option<S>,
+    /// `reply.parent.uri` and `reply.root.uri`.
+    parent: Option<S>,
+    root: Option<S>,
 }
 
 impl<'a> Fields<'a, &'a str> {
@@ -155,6 +158,7 @@ impl<'a> Fields<'a, &'a str> {
             flags: self.flags,
             links: self.links,
             original: self.original.and_then(quoted_post).map(Cow::Borrowed),
+            thread: thread(self.parent, self.root),
         }
     }
 }
@@ -180,6 +184,9 @@ struct Event {
     flags: PostFlags,
     /// The URI the first quoting embed names (not yet checked to be a post).
     original: Option<RawStr>,
+    /// `reply.parent.uri`, `reply.root.uri` (not yet checked to be posts).
+    parent: Option<RawStr>,
+    root: Option<RawStr>,
 }
 
 /// Reads one Jetstream event from `frame` without a tape: `Some` with the same result
@@ -217,6 +224,8 @@ pub(super) fn read<F: FnMut(Post<'_>)>(
         event.created_at,
         event.lang,
         event.original,
+        event.parent,
+        event.root,
     ];
     for span in spans.iter_mut().flatten() {
         if span.escaped {
@@ -235,7 +244,7 @@ pub(super) fn read<F: FnMut(Post<'_>)>(
         read_links(frame, link_spans)
     };
     let value = |s: Option<RawStr>| s.and_then(|s| simdutf8::basic::from_utf8(s.raw(frame)).ok());
-    let [did, rkey, text, created_at, lang, original] = spans.map(value);
+    let [did, rkey, text, created_at, lang, original, parent, root] = spans.map(value);
     let (Some(did), Some(rkey), Some(text)) = (did, rkey, text) else {
         // Unreachable: the reader checked these strings' UTF-8 and escapes.
         return Some(Err(SkipReason::InvalidUtf8));
@@ -251,6 +260,8 @@ pub(super) fn read<F: FnMut(Post<'_>)>(
             flags: event.flags,
             links,
             original,
+            parent,
+            root,
         }
         .into_post(),
     );
@@ -333,13 +344,40 @@ fn scan_record(c: &mut Cursor<'_>, event: &mut Event, links: &mut Vec<RawStr>) -
             b"text" => event.text = c.string_or_skip()?,
             b"createdAt" => event.created_at = c.string_or_skip()?,
             b"langs" => event.lang = first_string(c)?,
-            b"reply" => event.flags.reply = !c.is_null()?,
+            b"reply" => {
+                // Last one wins, as on the tape.
+                (event.parent, event.root) = (None, None);
+                event.flags.reply = c.peek()? != b'n';
+                if event.flags.reply {
+                    scan_reply(c, event)?;
+                } else {
+                    c.skip()?;
+                }
+            }
             b"embed" => scan_embed(c, &mut event.flags, &mut event.original, links)?,
             b"facets" => event.flags.link |= scan_facets(c, links)?,
             _ => c.skip()?,
         }
         Ok(())
     })
+}
+
+/// `reply.parent.uri` and `reply.root.uri` (the first of each); the value consumed.
+fn scan_reply(c: &mut Cursor<'_>, event: &mut Event) -> Scan<()> {
+    let (mut parent, mut root) = (None, None);
+    c.object_or_skip(|c, key| match key {
+        b"parent" if parent.is_none() => {
+            parent = Some(scan_uri(c)?);
+            Ok(())
+        }
+        b"root" if root.is_none() => {
+            root = Some(scan_uri(c)?);
+            Ok(())
+        }
+        _ => c.skip(),
+    })?;
+    (event.parent, event.root) = (parent.flatten(), root.flatten());
+    Ok(())
 }
 
 /// The first element of an array if it is a string; the value consumed.
@@ -565,12 +603,17 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
     let mut flags = PostFlags::default();
     let mut links = Vec::new();
     let mut original = None;
+    let (mut parent, mut root) = (None, None);
     for (key, value) in record.entries() {
         match key {
             "text" => text = value.str(),
             "createdAt" => created_at = value.str(),
             "langs" => lang = value.items().next().and_then(Val::str),
-            "reply" => flags.reply = !value.is_null(),
+            "reply" => {
+                flags.reply = !value.is_null();
+                parent = uri_of(value.get("parent"));
+                root = uri_of(value.get("root"));
+            }
             "embed" => {
                 let media = value.get("media");
                 let embed_type = type_of(Some(value));
@@ -608,6 +651,8 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
             flags,
             links,
             original,
+            parent,
+            root,
         }
         .into_post(),
     );
@@ -625,6 +670,17 @@ fn quoted_post(uri: &str) -> Option<&str> {
         && !rkey.is_empty()
         && parts.next().is_none();
     post.then_some(uri)
+}
+
+/// The thread of a reply from its `reply.parent.uri` and `reply.root.uri`: each kept when it
+/// names a post, the root left out when it is the parent.
+fn thread<'a>(parent: Option<&'a str>, root: Option<&'a str>) -> Thread<'a> {
+    let parent = parent.and_then(quoted_post);
+    let root = root.and_then(quoted_post).filter(|r| Some(*r) != parent);
+    Thread {
+        parent: parent.map(Cow::Borrowed),
+        root: root.map(Cow::Borrowed),
+    }
 }
 
 /// The first `$type` of an object, if it is a string.

@@ -29,7 +29,7 @@ use simd_json::Buffers;
 
 use super::tape::Val;
 use super::{html, push_link, sum_counts, with_inner_document, Scratch};
-use crate::post::{Author, Platform, Post, PostFlags};
+use crate::post::{Author, Platform, Post, PostFlags, Thread};
 use crate::skip::SkipReason;
 
 /// Decodes one status or streaming envelope.
@@ -88,6 +88,7 @@ fn status<F: FnMut(Post<'_>)>(
     let mut created_at = None;
     let mut reblog = None;
     let mut quote = None;
+    let mut reply_to = None;
     let mut card = None;
     let mut media = false;
     let mut counts = [None; 3];
@@ -102,7 +103,10 @@ fn status<F: FnMut(Post<'_>)>(
             "spoiler_text" => spoiler = value.str(),
             "language" => lang = value.str(),
             "created_at" => created_at = value.str(),
-            "in_reply_to_id" => flags.reply = !value.is_null(),
+            "in_reply_to_id" => {
+                flags.reply = !value.is_null();
+                reply_to = value.str();
+            }
             "reblog" => reblog = value.non_null(),
             "quote" => {
                 flags.quote = !value.is_null();
@@ -174,6 +178,10 @@ fn status<F: FnMut(Post<'_>)>(
         flags,
         links,
         original: original.map(Cow::Borrowed),
+        thread: Thread {
+            parent: reply_to.and_then(|id| super::thread_ref(Platform::Mastodon, id)),
+            root: None,
+        },
     });
     Ok(1)
 }

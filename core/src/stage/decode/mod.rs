@@ -601,6 +601,18 @@ fn with_inner_document<R>(
 /// with something after it) of at most [`MAX_LINK_BYTES`], not already there, and fewer than
 /// [`MAX_LINKS`] are kept. Every decoder goes through here, in the format's order, so the two
 /// Jetstream readers (which call it with the same URIs in the same order) agree.
+/// The name a reply gives the post it answers, `<platform>:<id>` (the form
+/// [`Post::thread_key`] gives that post), when `id` looks like an id of the platform (1 to 64
+/// letters, digits, `_`, `-`, `.`): a frame cannot make an arbitrary string a thread key.
+fn thread_ref(platform: crate::post::Platform, id: &str) -> Option<Cow<'static, str>> {
+    let fits = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    fits.then(|| Cow::Owned(format!("{}:{id}", platform.as_str())))
+}
+
 fn push_link<'a>(links: &mut Vec<Cow<'a, str>>, url: Cow<'a, str>) {
     if links.len() < MAX_LINKS && is_web_link(&url) && !links.contains(&url) {
         links.push(url);

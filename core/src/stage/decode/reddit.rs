@@ -29,7 +29,7 @@ use std::fmt::Write as _;
 
 use super::tape::Val;
 use super::{html, push_link, Emitted, Scratch};
-use crate::post::{Author, Platform, Post, PostFlags};
+use crate::post::{Author, Platform, Post, PostFlags, Thread};
 use crate::skip::SkipReason;
 use crate::timestamp::write_rfc3339;
 
@@ -104,6 +104,7 @@ fn thing<F: FnMut(Post<'_>)>(
     let mut name = None;
     let mut id = None;
     let mut link_id = None;
+    let mut parent_id = None;
     let mut author = None;
     let mut author_fullname = None;
     let mut body = None;
@@ -124,6 +125,7 @@ fn thing<F: FnMut(Post<'_>)>(
             "name" => name = value.str(),
             "id" => id = value.str(),
             "link_id" => link_id = value.str(),
+            "parent_id" if comment => parent_id = value.str(),
             "author" => author = value.str(),
             "author_fullname" => author_fullname = value.str(),
             "body" => body = value.str(),
@@ -229,8 +231,20 @@ fn thing<F: FnMut(Post<'_>)>(
         flags,
         links,
         original,
+        thread: thread(parent_id, link_id.filter(|_| comment)),
     });
     Thing::Post
+}
+
+/// The thread of a comment: the thing it answers (`parent_id`, a comment or the submission)
+/// and its submission (`link_id`), as `reddit:<fullname>`, the root left out when it is the
+/// parent.
+fn thread<'a>(parent: Option<&str>, root: Option<&str>) -> Thread<'a> {
+    let parent = parent.and_then(|p| super::thread_ref(Platform::Reddit, p));
+    let root = root
+        .and_then(|r| super::thread_ref(Platform::Reddit, r))
+        .filter(|r| Some(r) != parent.as_ref());
+    Thread { parent, root }
 }
 
 /// Whether `url` is the page of the submission whose permalink is `permalink`

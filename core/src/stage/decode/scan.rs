@@ -252,16 +252,6 @@ impl<'d> Cursor<'d> {
         }
     }
 
-    /// Whether the value at the cursor is `null`; consumes it either way.
-    #[inline]
-    pub(super) fn is_null(&mut self) -> Scan<bool> {
-        if self.peek()? == b'n' {
-            self.literal(b"null").map(|()| true)
-        } else {
-            self.skip().map(|()| false)
-        }
-    }
-
     /// Checks and consumes the value at the cursor.
     pub(super) fn skip(&mut self) -> Scan<()> {
         match self.peek()? {

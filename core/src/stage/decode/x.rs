@@ -57,7 +57,7 @@ use std::borrow::Cow;
 
 use super::tape::Val;
 use super::{html, push_link, sum_counts, Emitted, Scratch};
-use crate::post::{Author, Platform, Post, PostFlags};
+use crate::post::{Author, Platform, Post, PostFlags, Thread};
 use crate::skip::SkipReason;
 
 /// Decodes one X API v2 line or page.
@@ -126,12 +126,15 @@ fn v2_tweet<'s, 'f: 's>(
     let mut entities = None;
     let mut retweeted = None;
     let mut quoted = None;
+    let mut replied_to = None;
+    let mut conversation = None;
     for (key, value) in tweet.entries() {
         match key {
             "id" => id = value.str(),
             "text" => text = value.str(),
             "note_tweet" => note = value.get("text").and_then(Val::str),
             "author_id" => author_id = value.str(),
+            "conversation_id" => conversation = value.str(),
             "lang" => lang = value.str(),
             "created_at" => created_at = value.str(),
             "public_metrics" => {
@@ -147,7 +150,10 @@ fn v2_tweet<'s, 'f: 's>(
                 for referenced in value.items() {
                     let id = || referenced.get("id").and_then(Val::str);
                     match referenced.get("type").and_then(Val::str) {
-                        Some("replied_to") => flags.reply = true,
+                        Some("replied_to") => {
+                            flags.reply = true;
+                            replied_to = replied_to.or_else(id);
+                        }
                         Some("quoted") => {
                             flags.quote = true;
                             quoted = quoted.or_else(id);
@@ -208,7 +214,22 @@ fn v2_tweet<'s, 'f: 's>(
         flags,
         links: entity_links(entities, id),
         original: canonical(retweeted.or(quoted), original),
+        thread: thread(replied_to, conversation.filter(|c| *c != id)),
     })
+}
+
+/// The thread of a reply: `x:<id>` of the tweet it answers and of the conversation's first
+/// tweet, each kept only when it is a tweet id (digits), the root left out when it is the
+/// parent.
+fn thread(parent: Option<&str>, root: Option<&str>) -> Thread<'static> {
+    let key = |id: &str| {
+        (id.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| super::thread_ref(Platform::X, id))
+            .flatten()
+    };
+    let parent = parent.and_then(key);
+    let root = root.and_then(key).filter(|r| Some(r) != parent.as_ref());
+    Thread { parent, root }
 }
 
 /// Decodes one v1.1 status, `search/tweets` response or stream control message.
@@ -279,6 +300,7 @@ fn v1_status<'s, 'f: 's>(
     let mut retweeted = None;
     let mut quoted = None;
     let mut quoted_id = None;
+    let mut replied_to = None;
     for (key, value) in status.entries() {
         match key {
             "id_str" => id = value.str(),
@@ -297,8 +319,10 @@ fn v1_status<'s, 'f: 's>(
             "retweet_count" => counts[1] = value.u64(),
             "reply_count" => counts[2] = value.u64(),
             "quote_count" => counts[3] = value.u64(),
-            "in_reply_to_status_id" | "in_reply_to_status_id_str" => {
+            "in_reply_to_status_id" => flags.reply |= !value.is_null(),
+            "in_reply_to_status_id_str" => {
                 flags.reply |= !value.is_null();
+                replied_to = value.str();
             }
             "retweeted_status" => {
                 flags.repost |= !value.is_null();
@@ -352,6 +376,7 @@ fn v1_status<'s, 'f: 's>(
         flags,
         links: entity_links(extended_entities.or(entities), id),
         original: canonical(retweeted.or(quoted).or(quoted_id), original),
+        thread: thread(replied_to, None),
     })
 }
 
@@ -510,6 +535,7 @@ pub(super) fn decode_activity<F: FnMut(Post<'_>)>(
         flags,
         links: entity_links(long_entities.or(entities), id),
         original,
+        thread: Default::default(),
     });
     Ok(1)
 }

@@ -29,6 +29,7 @@ pub(super) const NAMES: &[&str] = &[
     "subject",
     "customer",
     "examples",
+    "case",
 ];
 
 /// The context of one message. Fails only when `data` is not JSON minijinja can hold.
@@ -46,7 +47,7 @@ pub(super) fn build(out: &Outgoing<'_>, vars: &Value) -> Result<Value, serde_jso
         ("over_budget", Value::from(l.over_budget)),
     ]);
     let derived = match out.event {
-        EventType::MentionCreated => Derived::of_mention(&data),
+        EventType::MentionCreated | EventType::MentionFollowup => Derived::of_mention(&data),
         EventType::MentionDigest => Derived::of_digest(&data, out.queue),
         EventType::SpikeStarted | EventType::SpikeUpdated | EventType::SpikeEnded => {
             Derived::of_spike(&data, out.event)
@@ -71,6 +72,18 @@ pub(super) fn build(out: &Outgoing<'_>, vars: &Value) -> Result<Value, serde_jso
         ("subject", Value::from(derived.subject)),
         ("customer", derived.customer),
         ("examples", Value::from(derived.examples)),
+        (
+            "case",
+            out.case.map_or(Value::from(()), |c| {
+                Value::from_pairs([
+                    ("mention_id", Value::from(c.mention_id)),
+                    (
+                        "ticket_id",
+                        c.ticket_id.map_or(Value::from(()), Value::from),
+                    ),
+                ])
+            }),
+        ),
     ]))
 }
 

@@ -118,6 +118,14 @@ pub enum RenderError {
         /// The template file.
         file: String,
     },
+    /// A follow-up was about to be sent with a template that has no `[followup]` body. The
+    /// dispatcher sends follow-ups only to queues whose template has one, so this is reached
+    /// only when the template changed between the lookup and the render.
+    #[error("{file}: a mention.followup was sent, but the template has no [followup] body")]
+    NoFollowup {
+        /// The template file.
+        file: String,
+    },
     /// A template failed on this message (most often a `required(…)` value it lacks).
     #[error("{file}: {field}: {message}")]
     Template {
@@ -154,6 +162,7 @@ impl RenderError {
             RenderError::Data { .. } => "data",
             RenderError::NoDigest { .. } => "no_digest",
             RenderError::NoSpike { .. } => "no_spike",
+            RenderError::NoFollowup { .. } => "no_followup",
             RenderError::Template { .. } => "template",
             RenderError::Header { .. } => "header",
             RenderError::Request { .. } => "request",

@@ -15,8 +15,8 @@ use http::HeaderValue;
 use super::{Outgoing, Rendered};
 use crate::timestamp::rfc3339_millis;
 
-/// Bytes of the envelope around `data` apart from the queue name: keys, timestamp and numbers
-/// (about 150), rounded up so the buffer never grows.
+/// Bytes of the envelope around `data` apart from the queue name and a follow-up's case: keys,
+/// timestamp and numbers (about 150), rounded up so the buffer never grows.
 const ENVELOPE_BYTES: usize = 192;
 
 /// Writes the envelope. Infallible: every part is either valid JSON already or written here.
@@ -45,10 +45,21 @@ pub(super) fn render(out: &Outgoing<'_>) -> Rendered {
         None => body.extend_from_slice(b"null"),
     }
     body.extend_from_slice(if l.over_budget {
-        b",\"over_budget\":true}}"
+        b",\"over_budget\":true}"
     } else {
-        b",\"over_budget\":false}}"
+        b",\"over_budget\":false}"
     });
+    if let Some(case) = out.case {
+        // The case of a follow-up: ids earshot wrote or the CRM answered, escaped as strings.
+        body.extend_from_slice(b",\"case\":{\"mention_id\":");
+        serde_json::to_writer(&mut body, case.mention_id).expect("a string serializes");
+        if let Some(ticket) = case.ticket_id {
+            body.extend_from_slice(b",\"ticket_id\":");
+            serde_json::to_writer(&mut body, ticket).expect("a string serializes");
+        }
+        body.push(b'}');
+    }
+    body.push(b'}');
     Rendered {
         content_type: HeaderValue::from_static("application/json"),
         headers: Vec::new(),
@@ -57,5 +68,7 @@ pub(super) fn render(out: &Outgoing<'_>) -> Rendered {
         path: String::new(),
         exists: Vec::new(),
         lookup: None,
+        join: String::new(),
+        ticket_id: None,
     }
 }

@@ -160,12 +160,18 @@ pub enum EventType {
     SpikeUpdated,
     /// A spike that is over: the document with `ended_at` set.
     SpikeEnded,
+    /// A mention that continues a case opened by an earlier one (a reply in the same thread,
+    /// or the same author again within the queue's window): `data` is the mention contract,
+    /// and the message names the case ([`CaseRef`]). A CRM gets it as a comment or note on
+    /// the ticket; the generic envelope as `mention.followup`.
+    MentionFollowup,
 }
 
 impl EventType {
     /// Every event type, in documentation order.
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 6] = [
         EventType::MentionCreated,
+        EventType::MentionFollowup,
         EventType::MentionDigest,
         EventType::SpikeStarted,
         EventType::SpikeUpdated,
@@ -181,6 +187,7 @@ impl EventType {
             EventType::SpikeStarted => "spike.started",
             EventType::SpikeUpdated => "spike.updated",
             EventType::SpikeEnded => "spike.ended",
+            EventType::MentionFollowup => "mention.followup",
         }
     }
 
@@ -214,6 +221,19 @@ pub struct Outgoing<'a> {
     pub timestamp: SystemTime,
     /// How long the message has taken so far against the queue's budget.
     pub latency: Latency,
+    /// The case a [`EventType::MentionFollowup`] continues; `None` for every other event.
+    pub case: Option<CaseRef<'a>>,
+}
+
+/// The case a follow-up continues: the mention that opened it and, when the CRM said, the id
+/// of the ticket (`case.mention_id`, `case.ticket_id` in templates; `case` in the generic
+/// envelope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseRef<'a> {
+    /// The message id of the mention that opened the case.
+    pub mention_id: &'a str,
+    /// The CRM's id of the ticket that mention created.
+    pub ticket_id: Option<&'a str>,
 }
 
 /// How late a delivery is: a late ticket is flagged so an agent knows the post is older than
@@ -250,6 +270,12 @@ pub struct Rendered {
     /// A search to send before the create (Zoho Desk), for a CRM whose create cannot carry a
     /// key: when it finds the record, the delivery is done.
     pub lookup: Option<Lookup>,
+    /// A follow-up's address, resolved against the queue's URL as a link is
+    /// (`tickets/123.json` beside `…/api/v2/tickets.json`); empty for everything else.
+    pub join: String,
+    /// The JSON pointer of the ticket id in the create's answer (`/ticket/id`), kept to
+    /// address the case's follow-ups; `None` when the format has no follow-ups.
+    pub ticket_id: Option<String>,
 }
 
 /// A search sent before a create: `GET <queue url><path>`; the record exists when the answer
@@ -260,6 +286,9 @@ pub struct Lookup {
     pub path: String,
     /// The JSON pointer of the list of records found.
     pub found: String,
+    /// The JSON pointer of the found record's ticket id (`/data/0/id`), when the format has
+    /// follow-ups.
+    pub ticket_id: Option<String>,
 }
 
 /// A compiled payload format: `Send + Sync`, built once per queue at startup and shared

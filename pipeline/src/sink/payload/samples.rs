@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
-use super::{EventType, Latency, Outgoing};
+use super::{CaseRef, EventType, Latency, Outgoing};
 
 const MENTION: &str = include_str!("../../../../rules/payloads/samples/mention.json");
 const DIGEST: &str = include_str!("../../../../rules/payloads/samples/digest.json");
@@ -26,6 +26,8 @@ pub(super) struct Sample {
     pub event: EventType,
     pub data: Box<RawValue>,
     pub latency: Latency,
+    /// The case of a follow-up sample.
+    pub case: Option<(&'static str, Option<&'static str>)>,
 }
 
 impl Sample {
@@ -39,6 +41,10 @@ impl Sample {
             attempt: 1,
             timestamp: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000),
             latency: self.latency,
+            case: self.case.map(|(mention_id, ticket_id)| CaseRef {
+                mention_id,
+                ticket_id,
+            }),
         }
     }
 }
@@ -107,8 +113,25 @@ pub(super) fn all() -> Vec<Sample> {
         event,
         data: RawValue::from_string(data.to_string()).expect("a JSON value is JSON"),
         latency,
+        case: None,
+    };
+    let follow_up = |name, data: &Json, latency, case| Sample {
+        case: Some(case),
+        ..sample(name, EventType::MentionFollowup, data, latency)
     };
     vec![
+        follow_up(
+            "the sample mention as a follow-up of ticket 4711",
+            &full,
+            late,
+            ("m_00000000000000000000cafe", Some("4711")),
+        ),
+        follow_up(
+            "a sample mention without the optional fields as a follow-up of ticket 4711",
+            &bare,
+            on_time,
+            ("m_00000000000000000000cafe", Some("4711")),
+        ),
         sample(
             "the sample mention (rules/payloads/samples/mention.json)",
             EventType::MentionCreated,
@@ -174,6 +197,10 @@ fn strip_optional(m: &mut Json) {
     }
     if let Some(p) = post.as_object_mut() {
         p.remove("links");
+    }
+    if let Some(t) = post["thread"].as_object_mut() {
+        t.remove("parent");
+        t.remove("root");
     }
     post["author"]["handle"] = Json::Null;
     if let Some(a) = post["author"].as_object_mut() {

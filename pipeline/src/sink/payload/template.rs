@@ -15,6 +15,9 @@
 //! [digest.headers]                       # optional: else [headers]
 //! [spike.body]                           # optional: the body of a spike.* event
 //! [spike.headers]                        # optional: else [headers]
+//! [followup.request]                     # a mention continuing a case: method, url, exists
+//! [followup.body]                        # optional: the body of a mention.followup
+//! [followup.headers]                     # optional: else [headers]
 //! ```
 //! A string leaf without `{{`/`{%`/`{#` is a constant. A string that is exactly one
 //! `{{ expression }}` keeps the expression's type (number, bool, list, object, none); its
@@ -90,16 +93,26 @@ pub(super) struct Compiled {
     mention: Part,
     digest: Option<Part>,
     spike: Option<Part>,
+    followup: Option<Part>,
     request: Request,
+    /// `[followup.request]`.
+    followup_request: Request,
 }
 
-/// How mentions and digests are sent (`[request]`); spike events always go as a `POST` to
-/// the queue's URL (they have no record of their own to be keyed by).
+/// How mentions and digests are sent (`[request]`), and follow-ups (`[followup.request]`);
+/// spike events always go as a `POST` to the queue's URL (they have no record of their own
+/// to be keyed by).
 #[derive(Clone, Default)]
 struct Request {
     method: Option<Header>,
     path: Option<Header>,
+    /// A follow-up's address relative to the queue's URL.
+    join: Option<Header>,
     exists: Vec<u16>,
+    /// The JSON pointer of the ticket id in a create's answer.
+    ticket_id: Option<String>,
+    /// The JSON pointer of the ticket id in a lookup's answer.
+    found_ticket_id: Option<String>,
     /// A search sent before the create, for CRMs with no key a create can carry: its path
     /// (with a query), and the JSON pointer of the list that is non-empty when the record
     /// exists.
@@ -189,7 +202,9 @@ impl Compiled {
             mention,
             digest,
             spike,
+            followup,
             request,
+            followup_request,
         }) = file_parts.filter(|_| b.issues.is_empty())
         else {
             return Err(invalid(b.issues));
@@ -210,7 +225,9 @@ impl Compiled {
             mention,
             digest,
             spike,
+            followup,
             request,
+            followup_request,
         };
         let checks = Checks {
             compiled: &compiled,
@@ -236,6 +253,7 @@ impl Compiled {
             EventType::SpikeStarted | EventType::SpikeUpdated | EventType::SpikeEnded => {
                 self.spike.as_ref()
             }
+            EventType::MentionFollowup => self.followup.as_ref(),
         }
     }
 
@@ -249,6 +267,7 @@ impl Compiled {
         let file = || self.file.clone();
         let part = self.part(out.event).ok_or_else(|| match out.event {
             EventType::MentionDigest => RenderError::NoDigest { file: file() },
+            EventType::MentionFollowup => RenderError::NoFollowup { file: file() },
             _ => RenderError::NoSpike { file: file() },
         })?;
         let ctx = context::build(out, &self.vars).map_err(|e| RenderError::Data {
@@ -279,19 +298,79 @@ impl Compiled {
             };
             headers.push((name.clone(), value));
         }
-        let (method, path, exists, lookup) = match out.event {
-            EventType::MentionCreated | EventType::MentionDigest => self.request(&ctx)?,
-            _ => (http::Method::POST, String::new(), Vec::new(), None),
-        };
-        Ok(Rendered {
+        let mut rendered = Rendered {
             content_type: self.content_type.clone(),
             headers,
             body: Bytes::from(body),
-            method,
-            path,
-            exists,
-            lookup,
+            method: http::Method::POST,
+            path: String::new(),
+            exists: Vec::new(),
+            lookup: None,
+            join: String::new(),
+            ticket_id: None,
+        };
+        match out.event {
+            EventType::MentionCreated | EventType::MentionDigest => {
+                let (method, path, exists, lookup) = self.request(&ctx)?;
+                rendered.method = method;
+                rendered.path = path;
+                rendered.exists = exists;
+                rendered.lookup = lookup;
+                // Digests open no case: only a mention's ticket is followed up.
+                if out.event == EventType::MentionCreated && self.followup.is_some() {
+                    rendered.ticket_id = self.request.ticket_id.clone();
+                }
+            }
+            EventType::MentionFollowup => {
+                let r = &self.followup_request;
+                rendered.method = self.method(&r.method, &ctx)?;
+                rendered.join = self.value(&r.join, &ctx)?;
+                if rendered.join.is_empty()
+                    || rendered.join.len() > MAX_PATH
+                    || !rendered.join.bytes().all(path_byte)
+                {
+                    return Err(RenderError::Request {
+                        file: self.file.clone(),
+                        message: format!(
+                            "followup url: {} bytes, or a character a URL path cannot carry as it is",
+                            rendered.join.len()
+                        ),
+                    });
+                }
+                rendered.exists = r.exists.clone();
+            }
+            _ => {}
+        }
+        Ok(rendered)
+    }
+
+    /// The text of a `[request]` value (empty when absent or `omit`).
+    fn value(&self, h: &Option<Header>, ctx: &Value) -> Result<String, RenderError> {
+        Ok(match h {
+            None => String::new(),
+            Some(Header::Const(v)) => v.to_str().unwrap_or_default().to_string(),
+            Some(Header::Text(leaf)) => {
+                let t = self.text(leaf, ctx)?;
+                if t == OMIT {
+                    String::new()
+                } else {
+                    t
+                }
+            }
         })
+    }
+
+    /// The method a `[request]` names: POST unless it says PATCH or PUT.
+    fn method(&self, h: &Option<Header>, ctx: &Value) -> Result<http::Method, RenderError> {
+        match self.value(h, ctx)?.as_str() {
+            "" | "POST" => Ok(http::Method::POST),
+            "PATCH" => Ok(http::Method::PATCH),
+            "PUT" => Ok(http::Method::PUT),
+            other => Err(RenderError::Request {
+                file: self.file.clone(),
+                message: format!("method `{other}` is not POST, PATCH or PUT"),
+            }),
+        }
     }
 
     /// The method, path and "exists" statuses of `[request]` for one message.
@@ -300,31 +379,8 @@ impl Compiled {
         &self,
         ctx: &Value,
     ) -> Result<(http::Method, String, Vec<u16>, Option<Lookup>), RenderError> {
-        let text = |h: &Option<Header>| -> Result<String, RenderError> {
-            Ok(match h {
-                None => String::new(),
-                Some(Header::Const(v)) => v.to_str().unwrap_or_default().to_string(),
-                Some(Header::Text(leaf)) => {
-                    let t = self.text(leaf, ctx)?;
-                    if t == OMIT {
-                        String::new()
-                    } else {
-                        t
-                    }
-                }
-            })
-        };
-        let method = match text(&self.request.method)?.as_str() {
-            "" | "POST" => http::Method::POST,
-            "PATCH" => http::Method::PATCH,
-            "PUT" => http::Method::PUT,
-            other => {
-                return Err(RenderError::Request {
-                    file: self.file.clone(),
-                    message: format!("method `{other}` is not POST, PATCH or PUT"),
-                })
-            }
-        };
+        let text = |h: &Option<Header>| self.value(h, ctx);
+        let method = self.method(&self.request.method, ctx)?;
         let path = text(&self.request.path)?;
         let path_of_create = path.clone();
         if path.len() > MAX_PATH || !path.bytes().all(path_byte) {
@@ -356,6 +412,11 @@ impl Compiled {
                 Some(Lookup {
                     path,
                     found: found.clone(),
+                    ticket_id: self
+                        .request
+                        .found_ticket_id
+                        .clone()
+                        .filter(|_| self.followup.is_some()),
                 })
             }
         };
@@ -519,7 +580,9 @@ struct FileParts {
     mention: Part,
     digest: Option<Part>,
     spike: Option<Part>,
+    followup: Option<Part>,
     request: Request,
+    followup_request: Request,
 }
 
 /// The bytes a rendered `[request] path` may hold: unreserved and sub-delimiter characters of
@@ -533,9 +596,9 @@ fn query_byte(b: u8) -> bool {
     path_byte(b) || b == b'?' || b == b'&'
 }
 
-/// An optional per-event section (`[digest]`, `[spike]`) as found: its body and headers,
-/// each `None` when absent or broken.
-type Section = (Option<Node>, Option<Headers>);
+/// An optional per-event section (`[digest]`, `[spike]`, `[followup]`) as found: its body,
+/// headers and (`[followup]` only) request, each `None` when absent or broken.
+type Section = (Option<Node>, Option<Headers>, Option<Option<Request>>);
 
 /// Walks the TOML document, compiling templates and collecting every mistake.
 struct Builder<'a> {
@@ -547,7 +610,8 @@ struct Builder<'a> {
     sites: BTreeMap<String, Site>,
 }
 
-const TOP_KEYS: &str = "content_type, [vars], [headers], [body], [digest], [spike] and [request]";
+const TOP_KEYS: &str =
+    "content_type, [vars], [headers], [body], [digest], [spike], [followup] and [request]";
 
 impl Builder<'_> {
     fn issue(&mut self, span: Range<usize>, field: &str, message: String) {
@@ -567,6 +631,7 @@ impl Builder<'_> {
         let mut body = None;
         let mut digest: Option<Section> = None;
         let mut spike: Option<Section> = None;
+        let mut followup: Option<Section> = None;
         let mut request = Some(Request::default());
         for (key, value) in root.iter() {
             let name = key.get_ref().as_ref();
@@ -606,7 +671,8 @@ impl Builder<'_> {
                 "body" => body = self.body("body", value),
                 "digest" => digest = self.section("digest", key.span(), value),
                 "spike" => spike = self.section("spike", key.span(), value),
-                "request" => request = self.request(value),
+                "followup" => followup = self.section("followup", key.span(), value),
+                "request" => request = self.request("request", value),
                 other => self.issue(
                     key.span(),
                     other,
@@ -623,43 +689,106 @@ impl Builder<'_> {
             body: body?,
         };
         // A section without headers of its own sends the file's [headers].
-        let part = |section: Option<Section>| -> Option<Option<Part>> {
+        let part = |section: &Option<Section>| -> Option<Option<Part>> {
             match section {
                 None => Some(None),
-                Some((body, own)) => Some(Some(Part {
-                    headers: own.unwrap_or_else(|| headers.clone()),
-                    body: body?,
+                Some((body, own, _)) => Some(Some(Part {
+                    headers: own.clone().unwrap_or_else(|| headers.clone()),
+                    body: body.clone()?,
                 })),
             }
         };
-        let digest = part(digest)?;
-        let spike = part(spike)?;
+        let request = request?;
+        if followup.is_some() && request.ticket_id.is_none() {
+            self.issue(
+                0..0,
+                "request.ticket_id",
+                "a template with [followup] needs [request] ticket_id, the JSON pointer of the ticket id in the create's answer".into(),
+            );
+        }
+        if followup.is_some() && request.lookup.is_some() && request.found_ticket_id.is_none() {
+            self.issue(
+                0..0,
+                "request.found_ticket_id",
+                "a template with [followup] and a lookup needs [request] found_ticket_id, the JSON pointer of the ticket id in the lookup's answer".into(),
+            );
+        }
+        let followup_request = match &followup {
+            None => Request::default(),
+            Some((_, _, r)) => r.clone().flatten()?,
+        };
         Some(FileParts {
             content_type: content_type?,
             defaults,
             mention,
-            digest,
-            spike,
-            request: request?,
+            digest: part(&digest)?,
+            spike: part(&spike)?,
+            followup: part(&followup)?,
+            request,
+            followup_request,
         })
     }
 
-    /// `[request]`: `method` and `path` (constants or templates), `exists` (statuses).
-    fn request(&mut self, value: &Spanned<DeValue<'_>>) -> Option<Request> {
+    /// `[request]`: `method` and `path` (constants or templates), `exists` (statuses), a
+    /// `lookup` with `found`, and the pointers `ticket_id` / `found_ticket_id`.
+    /// `[followup.request]` (`name`): `method`, `url` and `exists`.
+    fn request(&mut self, name: &str, value: &Spanned<DeValue<'_>>) -> Option<Request> {
         let Some(t) = value.get_ref().as_table() else {
-            self.issue(
-                value.span(),
-                "request",
-                "must be a table ([request])".into(),
-            );
+            self.issue(value.span(), name, format!("must be a table ([{name}])"));
             return None;
+        };
+        let followup = name != "request";
+        let keys = if followup {
+            "method, url and exists"
+        } else {
+            "method, path, exists, lookup, found, ticket_id and found_ticket_id"
         };
         let mut r = Request::default();
         let (mut lookup, mut found) = (None, None);
         for (k, v) in t.iter() {
             let key = k.get_ref().as_ref();
-            let field = format!("request.{key}");
+            let field = format!("{name}.{key}");
+            let allowed = match key {
+                "method" | "exists" => true,
+                "url" => followup,
+                "path" | "lookup" | "found" | "ticket_id" | "found_ticket_id" => !followup,
+                _ => false,
+            };
+            if !allowed {
+                self.issue(
+                    k.span(),
+                    &field,
+                    format!("unknown key: [{name}] has {keys}"),
+                );
+                continue;
+            }
             match (key, v.get_ref()) {
+                ("ticket_id" | "found_ticket_id", DeValue::String(s)) if s.starts_with('/') => {
+                    if key == "ticket_id" {
+                        r.ticket_id = Some(s.to_string());
+                    } else {
+                        r.found_ticket_id = Some(s.to_string());
+                    }
+                }
+                ("ticket_id" | "found_ticket_id", _) => {
+                    self.issue(v.span(), &field, "a JSON pointer (`/id`)".into());
+                }
+                ("url", DeValue::String(s)) => {
+                    r.join = Some(if has_syntax(s) {
+                        Header::Text(self.template(&field, v.span(), s, false))
+                    } else if let (true, Ok(h)) =
+                        (s.bytes().all(path_byte), HeaderValue::from_str(s))
+                    {
+                        Header::Const(h)
+                    } else {
+                        self.issue(
+                            v.span(),
+                            &field,
+                            "a character a URL path cannot carry as it is".into(),
+                        );
+                        continue;
+                    });
+                }
                 ("method" | "path", DeValue::String(s)) => {
                     let part = if has_syntax(s) {
                         Header::Text(self.template(&field, v.span(), s, false))
@@ -723,16 +852,16 @@ impl Builder<'_> {
                 ("found", _) => {
                     self.issue(v.span(), &field, "a JSON pointer (`/data`)".into());
                 }
-                ("method" | "path" | "lookup", _) => {
-                    self.issue(v.span(), &field, "a string".into());
-                }
                 ("exists", _) => self.issue(v.span(), &field, "a list of statuses".into()),
-                (other, _) => self.issue(
-                    k.span(),
-                    &format!("request.{other}"),
-                    "unknown key: [request] has method, path, exists, lookup and found".into(),
-                ),
+                _ => self.issue(v.span(), &field, "a string".into()),
             }
+        }
+        if followup && r.join.is_none() {
+            self.issue(
+                value.span(),
+                &format!("{name}.url"),
+                "a follow-up needs `url`, its address relative to the queue's url (`tickets/{{ case.ticket_id }}/comments`)".into(),
+            );
         }
         match (lookup, found) {
             (Some((path, _)), Some(found)) => r.lookup = Some((path, found)),
@@ -757,8 +886,9 @@ impl Builder<'_> {
             self.issue(value.span(), name, format!("must be a table ([{name}])"));
             return None;
         };
-        let (mut body, mut headers) = (None, None);
+        let (mut body, mut headers, mut request) = (None, None, None);
         let mut has_body = false;
+        let followup = name == "followup";
         for (k, v) in t.iter() {
             match k.get_ref().as_ref() {
                 "body" => {
@@ -766,21 +896,39 @@ impl Builder<'_> {
                     body = self.body(&format!("{name}.body"), v);
                 }
                 "headers" => headers = self.headers(&format!("{name}.headers"), v),
-                other => self.issue(
-                    k.span(),
-                    &format!("{name}.{other}"),
-                    format!("unknown key: [{name}] has [{name}.body] and [{name}.headers]"),
-                ),
+                "request" if followup => {
+                    request = Some(self.request(&format!("{name}.request"), v));
+                }
+                other => {
+                    let has = if followup {
+                        format!("[{name}.request], [{name}.body] and [{name}.headers]")
+                    } else {
+                        format!("[{name}.body] and [{name}.headers]")
+                    };
+                    self.issue(
+                        k.span(),
+                        &format!("{name}.{other}"),
+                        format!("unknown key: [{name}] has {has}"),
+                    )
+                }
             }
         }
         if !has_body {
             self.issue(
-                key_span,
+                key_span.clone(),
                 name,
                 format!("[{name}] needs a [{name}.body] table"),
             );
         }
-        Some((body, headers))
+        if followup && request.is_none() {
+            self.issue(
+                key_span,
+                name,
+                "[followup] needs a [followup.request] table with its url".into(),
+            );
+            request = Some(None);
+        }
+        Some((body, headers, request))
     }
 
     fn body(&mut self, field: &str, value: &Spanned<DeValue<'_>>) -> Option<Node> {
@@ -1042,20 +1190,25 @@ impl Checks<'_> {
                 }
             }
             // What `[request]` renders must make a method and a URL path.
-            if matches!(
-                sample.event,
-                EventType::MentionCreated | EventType::MentionDigest
-            ) {
-                if let Err(RenderError::Request { message, .. }) = c.request(&ctx) {
-                    let leaf =
-                        [&c.request.path, &c.request.method]
-                            .into_iter()
-                            .find_map(|h| match h {
-                                Some(Header::Text(leaf)) if !failed.contains(&leaf.name) => {
-                                    Some(leaf.name.clone())
-                                }
-                                _ => None,
-                            });
+            let request = match sample.event {
+                EventType::MentionCreated | EventType::MentionDigest => {
+                    Some((c.request(&ctx).err(), &c.request))
+                }
+                EventType::MentionFollowup => {
+                    Some((c.render(&sample.outgoing()).err(), &c.followup_request))
+                }
+                _ => None,
+            };
+            if let Some((Some(RenderError::Request { message, .. }), r)) = request {
+                {
+                    let leaf = [&r.path, &r.method, &r.join]
+                        .into_iter()
+                        .find_map(|h| match h {
+                            Some(Header::Text(leaf)) if !failed.contains(&leaf.name) => {
+                                Some(leaf.name.clone())
+                            }
+                            _ => None,
+                        });
                     if let Some(name) = leaf {
                         issues.push(self.issue(
                             &name,

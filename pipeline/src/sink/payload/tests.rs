@@ -43,6 +43,7 @@ pub(super) fn outgoing<'a>(
         attempt: 2,
         timestamp: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_778_930_123),
         latency,
+        case: None,
     }
 }
 
@@ -1043,7 +1044,7 @@ fn broken_templates_fail_at_load_naming_file_and_place() {
             "unknown top-level key",
             "content_typ = \"text/plain\"\n[body]\nx = 1\n",
             ":1:1: content_typ: unknown key",
-            &["content_type, [vars], [headers], [body], [digest], [spike] and [request]"],
+            &["content_type, [vars], [headers], [body], [digest], [spike], [followup] and [request]"],
         ),
         (
             "no body",
@@ -1226,7 +1227,7 @@ fn a_request_section_is_checked_at_load_and_sets_method_path_and_statuses() {
     for want in [
         "bad.toml:2:10: request.method: POST, PATCH or PUT",
         "bad.toml:3:11: request.exists: an HTTP status, 200 to 599",
-        "bad.toml:4:1: request.retry: unknown key: [request] has method, path, exists, lookup and found",
+        "bad.toml:4:1: request.retry: unknown key: [request] has method, path, exists, lookup, found, ticket_id and found_ticket_id",
     ] {
         assert!(e.contains(want), "{want}\nin\n{e}");
     }
@@ -1257,7 +1258,134 @@ fn a_request_section_is_checked_at_load_and_sets_method_path_and_statuses() {
         r.lookup,
         Some(Lookup {
             path: "/search?key=m_1&limit=1".into(),
-            found: "/data".into()
+            found: "/data".into(),
+            ticket_id: None,
         })
     );
+}
+
+/// Every CRM template renders a follow-up as its API's comment or note on the case's ticket,
+/// at an address beside the create's; the generic envelope says `mention.followup` and names
+/// the case; Slack has none.
+#[test]
+fn follow_ups_render_as_each_crm_comment_or_note() {
+    let data = raw(CUSTOMER_COMPLAINT);
+    let case = CaseRef {
+        mention_id: "m_first",
+        ticket_id: Some("4711"),
+    };
+    let follow = |format: PayloadFormat| {
+        let mut out = outgoing("m_2", EventType::MentionFollowup, &data, ON_TIME);
+        out.case = Some(case);
+        builtin(format).render(&out).unwrap()
+    };
+    let cases: [(PayloadFormat, &str, &str, &str, &str); 5] = [
+        (
+            PayloadFormat::Salesforce,
+            "https://acme.my.salesforce.com/services/data/v61.0/sobjects/Case",
+            "POST",
+            "https://acme.my.salesforce.com/services/data/v61.0/sobjects/CaseComment",
+            "/ParentId",
+        ),
+        (
+            PayloadFormat::Zendesk,
+            "https://acme.zendesk.com/api/v2/tickets.json",
+            "PUT",
+            "https://acme.zendesk.com/api/v2/tickets/4711.json",
+            "/ticket/comment/body",
+        ),
+        (
+            PayloadFormat::Hubspot,
+            "https://api.hubapi.com/crm/v3/objects/tickets",
+            "POST",
+            "https://api.hubapi.com/crm/v3/objects/notes",
+            "/associations/0/to/id",
+        ),
+        (
+            PayloadFormat::Dynamics,
+            "https://contoso.crm.dynamics.com/api/data/v9.2/incidents",
+            "POST",
+            "https://contoso.crm.dynamics.com/api/data/v9.2/annotations",
+            "/objectid_incident@odata.bind",
+        ),
+        (
+            PayloadFormat::Zoho,
+            "https://desk.zoho.com/api/v1/tickets",
+            "POST",
+            "https://desk.zoho.com/api/v1/tickets/4711/comments",
+            "/content",
+        ),
+    ];
+    for (format, create, method, url, field) in cases {
+        let r = follow(format);
+        let joined = url::Url::parse(create).unwrap().join(&r.join).unwrap();
+        assert_eq!(
+            (r.method.as_str(), joined.as_str()),
+            (method, url),
+            "{format}"
+        );
+        let b = body(&r);
+        let value = b
+            .pointer(field)
+            .unwrap_or_else(|| panic!("{format}: {field} in {b}"));
+        let text = value.as_str().unwrap_or_default();
+        assert!(
+            text.contains("4711") || text.contains("m_first"),
+            "{format}: {field} = {value}"
+        );
+        assert!(r.ticket_id.is_none() && r.lookup.is_none(), "{format}");
+        // The create says where its answer holds the ticket id.
+        let created = builtin(format)
+            .render(&outgoing("m_1", EventType::MentionCreated, &data, ON_TIME))
+            .unwrap();
+        assert!(created.ticket_id.is_some(), "{format}");
+    }
+    assert_eq!(
+        body(&follow(PayloadFormat::Zendesk))["ticket"]["comment"]["public"],
+        false
+    );
+    assert!(!builtin(PayloadFormat::Slack).handles(EventType::MentionFollowup));
+    let generic = Payload::load(PayloadFormat::Generic, None, &BTreeMap::new()).unwrap();
+    let mut out = outgoing("m_2", EventType::MentionFollowup, &data, ON_TIME);
+    out.case = Some(case);
+    let envelope = body(&generic.render(&out).unwrap());
+    assert_eq!(envelope["type"], "mention.followup");
+    assert_eq!(
+        envelope["case"],
+        serde_json::json!({"mention_id": "m_first", "ticket_id": "4711"})
+    );
+    assert_eq!(
+        envelope["data"]["mention_id"],
+        body(
+            &generic
+                .render(&outgoing("m_2", EventType::MentionCreated, &data, ON_TIME))
+                .unwrap()
+        )["data"]["mention_id"]
+    );
+}
+
+/// A `[followup]` needs its url and the create's ticket id pointer; its url must stay a path.
+#[test]
+fn a_followup_section_is_checked_at_load() {
+    let load = |text: &str| Payload::parse(PayloadFormat::Zoho, "f.toml", text, &BTreeMap::new());
+    let base = "[body]\nsubject = \"s\"\n";
+    let err = load(&format!("{base}[followup.body]\ncontent = \"c\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[followup] needs a [followup.request]"),
+        "{err}"
+    );
+    assert!(err.contains("needs [request] ticket_id"), "{err}");
+    let err = load(&format!(
+        "[request]\nticket_id = \"/id\"\n{base}[followup.request]\npath = \"x\"\n[followup.body]\ncontent = \"c\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("followup.request.path: unknown key"), "{err}");
+    assert!(err.contains("a follow-up needs `url`"), "{err}");
+    let ok = load(&format!(
+        "[request]\nticket_id = \"/id\"\n{base}[followup.request]\nurl = \"tickets/{{{{ case.ticket_id }}}}/comments\"\n[followup.body]\ncontent = \"{{{{ case.mention_id }}}}: {{{{ text }}}}\"\n"
+    ));
+    assert!(ok.is_ok(), "{:?}", ok.err());
 }
