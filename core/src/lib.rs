@@ -33,6 +33,7 @@ pub mod diagnostic;
 pub mod duration;
 pub mod examples;
 pub mod generator;
+pub mod language;
 pub mod mention;
 pub mod noise;
 pub mod normalize;

@@ -67,8 +67,12 @@ pub struct MentionPost {
     pub author: MentionAuthor,
     /// Plain text.
     pub text: String,
-    /// Declared language, when any.
+    /// The post's language: declared by it, else detected in its text where a rule or a
+    /// route needed one (see `lang_source`).
     pub lang: Option<String>,
+    /// Whether `lang` was declared by the post or detected; left out when there is no `lang`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lang_source: Option<LangSource>,
     /// Creation time as the platform gave it.
     pub created_at: Option<String>,
     /// Full URLs of the links the post carries, in the format's order (see
@@ -83,6 +87,16 @@ pub struct MentionPost {
     /// The post's place in its conversation: what delivery joins a reply or an author's next
     /// post to an earlier mention's CRM case by (see [`MentionThread`]).
     pub thread: MentionThread,
+}
+
+/// Where a mention's language came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LangSource {
+    /// The post declared it (Bluesky `langs`, X `lang`, Mastodon `language`).
+    Declared,
+    /// earshot detected it in the text ([`crate::language`]).
+    Detected,
 }
 
 /// The conversation part of the contract. `key` is the name replies give this post, and
@@ -142,6 +156,7 @@ impl MentionPost {
             },
             text: post.text.to_string(),
             lang: post.lang.as_deref().map(str::to_string),
+            lang_source: post.lang.is_some().then_some(LangSource::Declared),
             created_at: post.created_at.as_deref().map(str::to_string),
             links: post.links.iter().map(|l| l.to_string()).collect(),
             original: post.original.as_deref().map(str::to_string),
@@ -180,7 +195,9 @@ pub fn mention_id(platform: Platform, canonical_id: &str) -> String {
 pub mod testing {
     use std::time::Instant;
 
-    use super::{mention_id, MatchOut, Mention, MentionAuthor, MentionPost, MentionThread};
+    use super::{
+        mention_id, LangSource, MatchOut, Mention, MentionAuthor, MentionPost, MentionThread,
+    };
     use crate::post::Platform;
     use crate::rules::BrandKind;
     use crate::stage::score::author::AuthorClass;
@@ -255,6 +272,7 @@ pub mod testing {
                     },
                     text: self.text.clone(),
                     lang: Some("en".to_owned()),
+                    lang_source: Some(LangSource::Declared),
                     created_at: None,
                     links: Vec::new(),
                     original: self.original.clone(),

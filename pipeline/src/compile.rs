@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::{Config, ConfigErrors, Routing};
 use crate::metrics::RULES_GENERATION;
@@ -175,6 +175,19 @@ pub fn compile(config: &Config) -> Result<Compiled, CompileError> {
         }
     }
     let router = Router::build(&routes, &queue_ids, &rules).map_err(CompileError::Routes)?;
+    let undetectable: Vec<&str> = matcher
+        .langs()
+        .into_iter()
+        .chain(router.langs())
+        .filter(|l| !crate::language::detectable(l))
+        .collect();
+    if !undetectable.is_empty() {
+        warn!(
+            langs = %undetectable.join(", "),
+            detected = %crate::language::DETECTED.join(", "),
+            "rules or routes name languages detection cannot tell: they match posts that declare them, never posts without a declared language"
+        );
+    }
     info!(
         brands = rules.brands().len(),
         rules = rules.rules().len(),

@@ -31,8 +31,8 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub use earshot_core::{
-    customers, diagnostic, duration, examples, mention, noise, normalize, post, rules, skip, spike,
-    stage, timestamp,
+    customers, diagnostic, duration, examples, language, mention, noise, normalize, post, rules,
+    skip, spike, stage, timestamp,
 };
 
 pub mod admin;

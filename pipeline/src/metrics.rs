@@ -57,6 +57,8 @@ pub const STAGE_POSTS_DROPPED: &str = "earshot_stage_posts_dropped_total";
 pub const STAGE_DURATION: &str = "earshot_stage_duration_seconds";
 /// Posts that matched at least one rule. Labels: none.
 pub const MATCH_POSTS_MATCHED: &str = "earshot_match_posts_matched_total";
+/// Matched posts without a declared language whose language was detected in their text.
+pub const LANG_DETECTED: &str = "earshot_lang_detected_total";
 /// Mentions per brand. Labels: `brand`, `kind`.
 pub const BRAND_MENTIONS: &str = "earshot_brand_mentions_total";
 /// Mentions routed to a queue. Labels: `queue`.
@@ -253,6 +255,11 @@ fn describe_all() {
         MATCH_POSTS_MATCHED,
         Unit::Count,
         "Posts matching at least one rule."
+    );
+    describe_counter!(
+        LANG_DETECTED,
+        Unit::Count,
+        "Matched posts without a declared language whose language was detected."
     );
     describe_counter!(BRAND_MENTIONS, Unit::Count, "Mentions per brand.");
     describe_counter!(

@@ -19,10 +19,11 @@ use tracing::{debug, error};
 
 use crate::compile::{Compiled, Shared};
 use crate::config::FormatChoice;
-use crate::mention::{mention_id, MatchOut, Mention, MentionPost};
+use crate::mention::{mention_id, LangSource, MatchOut, Mention, MentionPost};
 use crate::metrics::{
     DropCounters, Latencies, LatencySet, Stage, BRAND_MENTIONS, BRAND_NEGATIVE_MENTIONS,
-    MATCH_POSTS_MATCHED, ROUTE_MENTIONS_ROUTED, STAGE_POSTS_DECODED, WORKER_FRAMES_PROCESSED,
+    LANG_DETECTED, MATCH_POSTS_MATCHED, ROUTE_MENTIONS_ROUTED, STAGE_POSTS_DECODED,
+    WORKER_FRAMES_PROCESSED,
 };
 use crate::monitor::SpikeFlags;
 use crate::normalize::{normalize, Normalized};
@@ -99,6 +100,7 @@ struct Handles {
     frames: Counter,
     posts: Counter,
     matched: Counter,
+    lang_detected: Counter,
     drops: DropCounters,
     brands: Vec<Counter>,
     negative: Vec<Counter>,
@@ -112,6 +114,7 @@ impl Handles {
             frames: metrics::counter!(WORKER_FRAMES_PROCESSED),
             posts: metrics::counter!(STAGE_POSTS_DECODED),
             matched: metrics::counter!(MATCH_POSTS_MATCHED),
+            lang_detected: metrics::counter!(LANG_DETECTED),
             drops: DropCounters::register("decode"),
             brands: compiled
                 .rules
@@ -146,6 +149,7 @@ struct Counts {
     bytes: u64,
     posts: u64,
     matched: u64,
+    lang_detected: u64,
     routed: u64,
     skipped: SkipCounts,
     per_queue: Vec<u64>,
@@ -441,6 +445,7 @@ impl Worker {
         h.frames.increment(c.frames);
         h.posts.increment(c.posts);
         h.matched.increment(c.matched);
+        h.lang_detected.increment(c.lang_detected);
         t.frames.fetch_add(c.frames, Ordering::Relaxed);
         t.bytes.fetch_add(c.bytes, Ordering::Relaxed);
         t.posts.fetch_add(c.posts, Ordering::Relaxed);
@@ -473,6 +478,7 @@ impl Worker {
         c.bytes = 0;
         c.posts = 0;
         c.matched = 0;
+        c.lang_detected = 0;
         c.routed = 0;
         c.skipped = SkipCounts::default();
     }
@@ -552,6 +558,26 @@ impl Stages {
         if self.hits.is_empty() {
             return;
         }
+        // A post without a declared language gets one detected where a rule's `lang:`
+        // condition needed it (the matcher did it then) or a route filters on language.
+        let detected = match (&post.lang, self.match_scratch.detected_lang()) {
+            (Some(_), _) => None,
+            (None, Some(said)) => said,
+            (None, None) if compiled.router.needs_lang() => crate::language::detect(&post.text),
+            (None, None) => None,
+        };
+        let with_lang;
+        let post = match detected {
+            Some(code) => {
+                counts.lang_detected += 1;
+                with_lang = Post {
+                    lang: Some(std::borrow::Cow::Borrowed(code)),
+                    ..post.clone()
+                };
+                &with_lang
+            }
+            None => post,
+        };
         // Matched posts are timed every time: they are rare and their latency is the product.
         lap.start();
         counts.matched += 1;
@@ -628,7 +654,10 @@ impl Stages {
                 }
             })
             .collect();
-        let mpost = MentionPost::from_post(post);
+        let mut mpost = MentionPost::from_post(post);
+        if detected.is_some() {
+            mpost.lang_source = Some(LangSource::Detected);
+        }
         let mention = Mention {
             mention_id: mention_id(post.platform, &mpost.id),
             post: mpost,

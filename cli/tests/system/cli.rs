@@ -794,3 +794,54 @@ fn replay_judges_who_is_speaking_and_attaches_the_customer_record() {
     assert!(m["customer"].is_null(), "{m}");
     assert_eq!(m["recommendation"]["team"], "sales", "{m}");
 }
+
+/// A post that declares no language gets one detected where a rule's `lang:` needs it: the
+/// Spanish complaint matches the Spanish support rule, and the mention says the language was
+/// detected; a declared one is said to be declared.
+#[test]
+fn replay_detects_the_language_a_rule_needs_and_says_so() {
+    let post = |rkey: &str, langs: &str, text: &str| {
+        format!(
+            r#"{{"did":"did:plc:aaa","time_us":1725911162330509,"kind":"commit","commit":{{"rev":"3l3qo2vpcwufs","operation":"create","collection":"app.bsky.feed.post","rkey":"{rkey}","record":{{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:03.190Z",{langs}"text":"{text}"}},"cid":"bafy"}}}}"#
+        )
+    };
+    let input = [
+        post(
+            "3l3qo2v6sho01",
+            "",
+            "@acmehq mis patines llegaron rotos y nadie del soporte contesta, quiero un reembolso",
+        ),
+        post(
+            "3l3qo2v6sho02",
+            r#""langs":["en"],"#,
+            "@acmehq my rocket skates arrived broken, I need help",
+        ),
+    ]
+    .join("\n")
+        + "\n";
+    let (lines, stdout) = replay_stdin(&[], &input);
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let by_key = |rkey: &str| {
+        lines
+            .iter()
+            .find(|m| m["post"]["id"].as_str().unwrap().ends_with(rkey))
+            .unwrap_or_else(|| panic!("{rkey} in {stdout}"))
+    };
+    let es = by_key("sho01");
+    assert_eq!(
+        (&es["post"]["lang"], &es["post"]["lang_source"]),
+        (&"es".into(), &"detected".into())
+    );
+    let rules: Vec<&str> = es["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"acme-support-es"), "{rules:?}");
+    let en = by_key("sho02");
+    assert_eq!(
+        (&en["post"]["lang"], &en["post"]["lang_source"]),
+        (&"en".into(), &"declared".into())
+    );
+}

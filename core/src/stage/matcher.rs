@@ -112,6 +112,17 @@ pub struct MatchScratch {
     /// The text with accents removed, for rules with `accents=ignore` (refilled in place: a
     /// fresh `Normalized` per post would rebuild its URL searcher every time).
     folded: Normalized,
+    /// The language detected for the last post, when a `lang:` condition needed one.
+    detected: Option<Option<&'static str>>,
+}
+
+impl MatchScratch {
+    /// What language detection said of the last post matched, when a `lang:` condition of a
+    /// candidate rule asked for a post without a declared language: `Some(None)` when the
+    /// text was too short to tell. `None` when nothing asked.
+    pub fn detected_lang(&self) -> Option<Option<&'static str>> {
+        self.detected
+    }
 }
 
 /// What the searches of one post found.
@@ -316,6 +327,19 @@ struct Facts<'s, 'p> {
     norm: &'s Normalized,
     folded: &'s Normalized,
     lang: Option<&'s str>,
+    /// The detected language of a post that declares none, worked out on first need.
+    detected: std::cell::OnceCell<Option<&'static str>>,
+}
+
+impl Facts<'_, '_> {
+    /// The post's declared language, else the one detected in its text.
+    fn language(&self) -> Option<&str> {
+        self.lang.or_else(|| {
+            *self
+                .detected
+                .get_or_init(|| crate::language::detect(&self.post.text))
+        })
+    }
 }
 
 impl Matcher {
@@ -617,7 +641,9 @@ impl Matcher {
             seen,
             stack,
             folded,
+            detected,
         } = scratch;
+        *detected = None;
         seen.found.clear();
         seen.candidates.clear();
         seen.occurrences.clear();
@@ -629,7 +655,7 @@ impl Matcher {
             self.scan(post, folded, Pass::Folded, seen);
         }
         if !seen.candidates.is_empty() {
-            self.evaluate(post, norm, folded, seen, stack, out);
+            *detected = self.evaluate(post, norm, folded, seen, stack, out);
         }
     }
 
@@ -691,7 +717,7 @@ impl Matcher {
         seen: &mut Seen,
         stack: &mut Vec<bool>,
         out: &mut Vec<Hit>,
-    ) {
+    ) -> Option<Option<&'static str>> {
         seen.found.sort_unstable();
         seen.found.dedup();
         seen.candidates.sort_unstable();
@@ -703,6 +729,7 @@ impl Matcher {
             norm,
             folded,
             lang: post.lang.as_deref().map(primary_subtag),
+            detected: std::cell::OnceCell::new(),
         };
         for &r in &seen.candidates {
             let Some(rule) = self.rules.get(r as usize) else {
@@ -722,6 +749,7 @@ impl Matcher {
                 terms,
             });
         }
+        facts.detected.get().copied()
     }
 
     fn eval(&self, program: &[Op], facts: &Facts<'_, '_>, stack: &mut Vec<bool>) -> bool {
@@ -814,6 +842,22 @@ impl Matcher {
             Some(Boundary::Prefix) => text.strip_suffix('*').unwrap_or(text),
             _ => text,
         }
+    }
+
+    /// The languages `lang:` conditions name, each once.
+    pub fn langs(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .fields
+            .iter()
+            .filter_map(|f| match f {
+                FieldTest::Lang(primaries) => Some(primaries.iter().map(|p| p.as_ref())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// How many terms (over all rules) the matcher indexes.
@@ -964,7 +1008,7 @@ fn field_holds(field: &FieldTest, facts: &Facts<'_, '_>) -> bool {
     let post = facts.post;
     match field {
         FieldTest::Lang(primaries) => facts
-            .lang
+            .language()
             .is_some_and(|l| primaries.iter().any(|p| l.eq_ignore_ascii_case(p))),
         FieldTest::From(who) => who.iter().any(|w| {
             post.author.id.eq_ignore_ascii_case(w)
@@ -1296,8 +1340,24 @@ competitor globex "Globex"
                 ],
             ),
             (
-                "support needs lang",
-                "Acme help please",
+                "support needs a language: too short to detect one",
+                "Acme help",
+                None,
+                &[("joke", &["acme"]), ("cartoon", &["acme"])],
+            ),
+            (
+                "support needs a language: detected in a post that declares none",
+                "Acme help please, my order arrived broken",
+                None,
+                &[
+                    ("support", &["acme", "help"]),
+                    ("joke", &["acme"]),
+                    ("cartoon", &["acme"]),
+                ],
+            ),
+            (
+                "a detected language that is not the rule's",
+                "Acme help por favor, mi pedido llegó roto y nadie contesta",
                 None,
                 &[("joke", &["acme"]), ("cartoon", &["acme"])],
             ),
@@ -1667,9 +1727,15 @@ brand acme "Acme"
             ),
             ("the coyote ordered from acme again", Some("en"), &[]),
             (
+                // No declared language: English is detected for acme-support's `lang:en`.
                 "#acmefail the acme cloud is down",
                 None,
-                &["acme-terms", "acme-mentions", "acme-cloud-outage"],
+                &[
+                    "acme-terms",
+                    "acme-mentions",
+                    "acme-support",
+                    "acme-cloud-outage",
+                ],
             ),
             (
                 "Acme Cloud 障害 発生中",
@@ -1897,6 +1963,7 @@ brand acme "Acme"
             Query::Field(Field::Lang(tags)) => post
                 .lang
                 .as_deref()
+                .or_else(|| crate::language::detect(&post.text))
                 .and_then(|l| l.split(['-', '_']).next())
                 .is_some_and(|l| {
                     tags.iter()

@@ -151,6 +151,24 @@ impl Router {
         &self.queues
     }
 
+    /// Whether some route filters on language: a matched post that declares none then gets
+    /// one detected before it is routed.
+    pub fn needs_lang(&self) -> bool {
+        self.routes.iter().any(|r| !r.langs.is_empty())
+    }
+
+    /// The languages routes filter on, each once.
+    pub fn langs(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .routes
+            .iter()
+            .flat_map(|r| r.langs.iter().map(String::as_str))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Writes into `out` the indices of the queues the mention goes to, each once, in queue
     /// order.
     pub fn route(
