@@ -52,11 +52,14 @@ pub enum SkipReason {
     /// position was never checkpointed, so a source that resumes (a Jetstream cursor, a file
     /// offset) reads it again at the next start.
     Shutdown,
+    /// A compressed message that does not decompress (damaged, or compressed with another
+    /// dictionary), or whose content is larger than the frame limit says.
+    Compression,
 }
 
 impl SkipReason {
     /// Every reason, for registering metrics and printing summaries in a fixed order.
-    pub const ALL: [SkipReason; 18] = [
+    pub const ALL: [SkipReason; 19] = [
         SkipReason::InvalidJson,
         SkipReason::InvalidUtf8,
         SkipReason::Oversize,
@@ -75,6 +78,7 @@ impl SkipReason {
         SkipReason::Account,
         SkipReason::OtherEvent,
         SkipReason::Shutdown,
+        SkipReason::Compression,
     ];
 
     /// The metric label and summary name.
@@ -98,6 +102,7 @@ impl SkipReason {
             SkipReason::Account => "account",
             SkipReason::OtherEvent => "other_event",
             SkipReason::Shutdown => "shutdown",
+            SkipReason::Compression => "compression",
         }
     }
 
@@ -110,6 +115,7 @@ impl SkipReason {
                 | SkipReason::Oversize
                 | SkipReason::TooDeep
                 | SkipReason::WrongShape
+                | SkipReason::Compression
         )
     }
 

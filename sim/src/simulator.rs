@@ -2,7 +2,8 @@
 //!
 //! Speaks the subset of the Jetstream protocol earshot's client uses: `GET /subscribe` with
 //! `wantedCollections` (repeated; commit events of other collections are not sent) and
-//! `cursor` (replay from the first retained event at or after that `time_us`). Events come
+//! `cursor` (replay from the first retained event at or after that `time_us`) and `compress=true`
+//! (each event one zstd frame made with Jetstream's dictionary, as a binary message). Events come
 //! from an [`EventLog`]: either generated live at a target rate ([`EventLog::generate`]) or a
 //! fixed script of frames, bad ones included ([`EventLog::from_frames`]). The log is bounded
 //! (oldest events fall out), like Jetstream's own replay window. A script can ask the server
@@ -332,6 +333,16 @@ async fn connection(
         .iter()
         .find(|(k, _)| k == "cursor")
         .and_then(|(_, v)| v.parse().ok());
+    // `compress=true`: each event one zstd frame with Jetstream's dictionary, as a binary
+    // message (level 3, the Go encoder's default that Jetstream uses).
+    let mut compressor = pairs
+        .iter()
+        .any(|(k, v)| k == "compress" && v == "true")
+        .then(|| {
+            zstd::bulk::Compressor::with_dictionary(3, earshot::source::jetstream::ZSTD_DICTIONARY)
+        })
+        .transpose()
+        .map_err(tokio_tungstenite::tungstenite::Error::Io)?;
     let (mut tx, mut rx) = ws.split();
     let mut seq = log.seq_for_cursor(cursor);
     let drop_after = log.drop_after.load(Ordering::Relaxed);
@@ -348,9 +359,13 @@ async fn connection(
                         }
                     }
                 }
-                let msg = match std::str::from_utf8(&entry.frame) {
-                    Ok(s) => Message::text(s),
-                    Err(_) => Message::binary(entry.frame.to_vec()),
+                let msg = match (&mut compressor, std::str::from_utf8(&entry.frame)) {
+                    (Some(c), _) => Message::binary(
+                        c.compress(&entry.frame)
+                            .map_err(tokio_tungstenite::tungstenite::Error::Io)?,
+                    ),
+                    (None, Ok(s)) => Message::text(s),
+                    (None, Err(_)) => Message::binary(entry.frame.to_vec()),
                 };
                 tx.send(msg).await?;
                 log.sent.fetch_add(1, Ordering::Relaxed);

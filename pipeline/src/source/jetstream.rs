@@ -4,9 +4,25 @@
 //! [`Position::Cursor`]: the newest `time_us` handed on so far, for checkpoints.
 //!
 //! Connection: `ws://` or `wss://` (rustls, the process's one trust store: [`crate::tls`]), query parameters
-//! `wantedCollections` (repeated) and `cursor` built with the `url` crate. We never ask for
-//! `compress=true`, so a binary message is a malformed frame: it is handed on like any other
-//! and decode names what is wrong with it (invalid UTF-8, invalid JSON). A ping is sent every `ping_interval`; a connection that delivers
+//! `wantedCollections` (repeated), `cursor` and `compress` built with the `url` crate.
+//!
+//! Compression: with `compress = true` (the default) the source asks for `compress=true`, and
+//! a Jetstream that supports it sends each event as a binary message, one zstd frame made with
+//! Jetstream's published dictionary (dictionary id 1612007021, built in here): about half the
+//! bytes of the JSON (`benches/NOTES.md`). Each is decompressed into one reused buffer of
+//! `max_frame_bytes`: a frame whose header declares more is counted Oversize without being
+//! decompressed, and one that does not decompress within the buffer (damaged, made with another
+//! dictionary, larger than it said) is counted [`SkipReason::Compression`]. A server that does
+//! not compress sends text, which is read as always. Without `compress`, a binary message is
+//! handed on like any other frame and decode names what is wrong with it.
+//!
+//! Instances: `url` and `fallback_urls` list Jetstream instances to use in turn. A connection
+//! that fails or is lost goes on at the next instance (after the usual backoff), from the same
+//! cursor: `time_us` cursors are relay timestamps that every instance of one relay shares, and
+//! the overlap and the recent-frame set absorb the small differences between instances. With
+//! the default `url` the public instances are the fallbacks.
+//!
+//! A ping is sent every `ping_interval`; a connection that delivers
 //! nothing at all (no message, no pong) for two intervals is dropped. Pongs to the server's
 //! pings are queued by tungstenite when it reads the ping and flushed at once here. Every
 //! failure reconnects, forever until shutdown, after capped exponential backoff with full
@@ -68,6 +84,11 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct JetstreamOptions {
     /// The subscribe endpoint.
     pub url: String,
+    /// Instances to go on at when `url`'s connection fails or is lost, in order (then `url`
+    /// again). Unset: the other public instances when `url` is the default one, else none.
+    pub fallback_urls: Option<Vec<String>>,
+    /// Ask for zstd-compressed events (`compress=true`).
+    pub compress: bool,
     /// Collections to receive (`wantedCollections`); empty means all.
     pub wanted_collections: Vec<String>,
     /// Where the first connection starts (`time_us`); none means live.
@@ -93,7 +114,9 @@ pub struct JetstreamOptions {
 impl Default for JetstreamOptions {
     fn default() -> Self {
         Self {
-            url: "wss://jetstream2.us-east.bsky.network/subscribe".into(),
+            url: DEFAULT_URL.into(),
+            fallback_urls: None,
+            compress: true,
             wanted_collections: vec!["app.bsky.feed.post".into()],
             cursor: None,
             max_frame_bytes: 1 << 20,
@@ -105,6 +128,20 @@ impl Default for JetstreamOptions {
         }
     }
 }
+
+/// The default instance.
+pub const DEFAULT_URL: &str = "wss://jetstream2.us-east.bsky.network/subscribe";
+
+/// The public instances besides [`DEFAULT_URL`]: the fallbacks of a source left at the default.
+pub const PUBLIC_FALLBACKS: [&str; 3] = [
+    "wss://jetstream1.us-east.bsky.network/subscribe",
+    "wss://jetstream1.us-west.bsky.network/subscribe",
+    "wss://jetstream2.us-west.bsky.network/subscribe",
+];
+
+/// Jetstream's zstd dictionary for `compress=true` (the `/subscribe` endpoint's), as the
+/// Jetstream repository publishes it.
+pub const ZSTD_DICTIONARY: &[u8] = include_bytes!("jetstream-zstd.zdict");
 
 /// The `time_us` of a Jetstream event, read from its text: the first `"time_us":` followed by
 /// optional spaces and digits. Jetstream writes it at the top level before the record, so the
@@ -122,17 +159,27 @@ pub fn time_us(finder: &memmem::Finder<'_>, frame: &[u8]) -> Option<u64> {
 }
 
 impl JetstreamOptions {
-    /// The URL of a connection starting at `cursor` (none: live). Parameters already in the
-    /// configured URL are kept, except `wantedCollections` and `cursor`, which the options own.
+    /// The URL of a connection to `url` starting at `cursor` (none: live). Parameters already
+    /// in the configured URL are kept, except `wantedCollections`, `cursor` and `compress`,
+    /// which the options own.
     pub fn connect_url(&self, cursor: Option<u64>) -> Result<Url, SourceError> {
-        let mut url = parse_url(&self.url, &["ws", "wss"])?;
+        self.connect_url_at(&self.url, cursor)
+    }
+
+    /// [`JetstreamOptions::connect_url`] for instance `base`.
+    pub fn connect_url_at(&self, base: &str, cursor: Option<u64>) -> Result<Url, SourceError> {
+        let mut url = parse_url(base, &["ws", "wss"])?;
         let kept: Vec<(String, String)> = url
             .query_pairs()
-            .filter(|(k, _)| k != "wantedCollections" && k != "cursor")
+            .filter(|(k, _)| k != "wantedCollections" && k != "cursor" && k != "compress")
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         url.set_query(None);
-        if !kept.is_empty() || !self.wanted_collections.is_empty() || cursor.is_some() {
+        let any = !kept.is_empty()
+            || !self.wanted_collections.is_empty()
+            || cursor.is_some()
+            || self.compress;
+        if any {
             let mut query = url.query_pairs_mut();
             query.extend_pairs(kept);
             for c in &self.wanted_collections {
@@ -141,8 +188,22 @@ impl JetstreamOptions {
             if let Some(cursor) = cursor {
                 query.append_pair("cursor", &cursor.to_string());
             }
+            if self.compress {
+                query.append_pair("compress", "true");
+            }
         }
         Ok(url)
+    }
+
+    /// The instances, in the order they are tried: `url`, then its fallbacks.
+    pub fn instances(&self) -> Vec<&str> {
+        let mut out = vec![self.url.as_str()];
+        match &self.fallback_urls {
+            Some(list) => out.extend(list.iter().map(String::as_str)),
+            None if self.url == DEFAULT_URL => out.extend(PUBLIC_FALLBACKS),
+            None => {}
+        }
+        out
     }
 
     fn validate(&self) -> Result<(), SourceError> {
@@ -150,10 +211,12 @@ impl JetstreamOptions {
         nonzero("ping_interval", self.ping_interval.as_nanos())?;
         nonzero("connect_timeout", self.connect_timeout.as_nanos())?;
         nonzero("dedup_capacity", self.dedup_capacity as u128)?;
-        let url = self.connect_url(self.cursor)?;
-        url.as_str()
-            .into_client_request()
-            .map_err(|e| SourceError::bad_url(&self.url, e.to_string()))?;
+        for base in self.instances() {
+            let url = self.connect_url_at(base, self.cursor)?;
+            url.as_str()
+                .into_client_request()
+                .map_err(|e| SourceError::bad_url(base, e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -177,7 +240,18 @@ impl JetstreamOptions {
             newest_us: None,
             refusals_without_progress: 0,
             max_frame_bytes: self.max_frame_bytes,
+            decompressor: if self.compress {
+                Some(
+                    zstd::bulk::Decompressor::with_dictionary(ZSTD_DICTIONARY)
+                        .map_err(|e| SourceError::bad_url(&self.url, format!("zstd: {e}")))?,
+                )
+            } else {
+                None
+            },
+            inflated: Vec::new(),
         };
+        let instances = self.instances();
+        let mut at = 0usize;
         let mut backoff = JitteredBackoff::new(self.backoff, fastrand::Rng::new());
         let source = emitter.source();
         loop {
@@ -185,7 +259,7 @@ impl JetstreamOptions {
                 break;
             }
             let cursor = state.cursor(self.cursor);
-            let url = self.connect_url(cursor)?;
+            let url = self.connect_url_at(instances[at % instances.len()], cursor)?;
             let mut request = url
                 .as_str()
                 .into_client_request()
@@ -233,6 +307,10 @@ impl JetstreamOptions {
             emitter.flush().await?;
             if delivered {
                 backoff.reset();
+            }
+            if instances.len() > 1 {
+                at = (at + 1) % instances.len();
+                tracing::info!(source, next = %crate::redact::text(instances[at]), "jetstream going on at the next instance");
             }
             if state.refusals_without_progress == 2 {
                 tracing::warn!(
@@ -292,10 +370,9 @@ impl JetstreamOptions {
                         }
                         Some(Ok(Message::Binary(bytes))) => {
                             // Jetstream sends binary (zstd) only when asked with
-                            // `compress=true`, which this client never asks: a binary message
-                            // is a malformed frame, and decode names what is wrong with it
-                            // (invalid UTF-8, invalid JSON) like any other.
-                            state.on_text(&bytes, emitter)?;
+                            // `compress=true`; without it a binary message is a malformed
+                            // frame, and decode names what is wrong with it like any other.
+                            state.on_binary(&bytes, emitter)?;
                             delivered = true;
                         }
                         Some(Ok(Message::Ping(_))) => {
@@ -363,6 +440,10 @@ struct Resume {
     /// Library refusals since the last new frame.
     refusals_without_progress: u32,
     max_frame_bytes: usize,
+    /// Jetstream's dictionary, ready, when compression was asked for.
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
+    /// Where each compressed message is decompressed (capacity `max_frame_bytes`, reused).
+    inflated: Vec<u8>,
 }
 
 impl Resume {
@@ -379,6 +460,20 @@ impl Resume {
 
     fn on_text(&mut self, frame: &[u8], emitter: &mut Emitter) -> Result<(), SourceError> {
         let time = time_us(&self.finder, frame);
+        if self.replayed(frame, time) {
+            emitter.skip_len(SkipReason::Duplicate, frame.len());
+            return Ok(());
+        }
+        if frame.len() > self.max_frame_bytes {
+            emitter.skip_len(SkipReason::Oversize, frame.len());
+            return Ok(());
+        }
+        emitter.push(frame, self.newest_us.map(Position::Cursor))
+    }
+
+    /// Whether `frame` (with its `time_us`, when known) was handed on already: a replay after
+    /// a reconnect. A new one moves the resume point and ends a refusal streak.
+    fn replayed(&mut self, frame: &[u8], time: Option<u64>) -> bool {
         let newest = match (self.newest_us, time) {
             (Some(n), Some(t)) => Some(n.max(t)),
             (n, t) => n.or(t),
@@ -386,16 +481,45 @@ impl Resume {
         let hash = self.recent.hash(frame);
         let stamp = time.or(newest).unwrap_or(0);
         if !self.recent.insert(hash, stamp, newest.unwrap_or(0)) {
-            emitter.skip_len(SkipReason::Duplicate, frame.len());
-            return Ok(());
+            return true;
         }
         self.newest_us = newest;
         self.refusals_without_progress = 0;
-        if frame.len() > self.max_frame_bytes {
-            emitter.skip_len(SkipReason::Oversize, frame.len());
+        false
+    }
+
+    /// A binary message: a zstd frame to decompress when compression was asked for (see the
+    /// module docs), else a frame as it is.
+    fn on_binary(&mut self, bytes: &[u8], emitter: &mut Emitter) -> Result<(), SourceError> {
+        let Some(decompressor) = self.decompressor.as_mut() else {
+            return self.on_text(bytes, emitter);
+        };
+        let declared = zstd::zstd_safe::get_frame_content_size(bytes)
+            .ok()
+            .flatten();
+        if declared.is_some_and(|n| n > self.max_frame_bytes as u64) {
+            // Not decompressed; a replay of it is known by its compressed bytes, which the
+            // same server makes the same.
+            let skip = if self.replayed(bytes, None) {
+                SkipReason::Duplicate
+            } else {
+                SkipReason::Oversize
+            };
+            emitter.skip_len(skip, bytes.len());
             return Ok(());
         }
-        emitter.push(frame, newest.map(Position::Cursor))
+        let mut inflated = std::mem::take(&mut self.inflated);
+        inflated.clear();
+        inflated.reserve_exact(self.max_frame_bytes);
+        let result = match decompressor.decompress_to_buffer(bytes, &mut inflated) {
+            Ok(_) => self.on_text(&inflated, emitter),
+            Err(_) => {
+                emitter.skip_len(SkipReason::Compression, bytes.len());
+                Ok(())
+            }
+        };
+        self.inflated = inflated;
+        result
     }
 
     fn on_refused(&mut self, emitter: &mut Emitter) {
@@ -456,13 +580,13 @@ mod tests {
         let cases: &[(Option<u64>, &str)] = &[
             (
                 Some(17),
-                "wss://js.example/subscribe?compress=false&wantedCollections=app.bsky.feed.post\
-                 &wantedCollections=app.bsky.feed.like&cursor=17",
+                "wss://js.example/subscribe?wantedCollections=app.bsky.feed.post\
+                 &wantedCollections=app.bsky.feed.like&cursor=17&compress=true",
             ),
             (
                 None,
-                "wss://js.example/subscribe?compress=false&wantedCollections=app.bsky.feed.post\
-                 &wantedCollections=app.bsky.feed.like",
+                "wss://js.example/subscribe?wantedCollections=app.bsky.feed.post\
+                 &wantedCollections=app.bsky.feed.like&compress=true",
             ),
         ];
         for (cursor, want) in cases {
@@ -470,6 +594,7 @@ mod tests {
         }
         o.url = "ws://127.0.0.1:1/subscribe".into();
         o.wanted_collections.clear();
+        o.compress = false;
         assert_eq!(
             o.connect_url(None).expect("url").as_str(),
             "ws://127.0.0.1:1/subscribe"
@@ -486,6 +611,16 @@ mod tests {
         assert_eq!(o.resume_overlap, Duration::from_secs(2));
         assert_eq!(o.wanted_collections, vec!["app.bsky.feed.post".to_owned()]);
         assert_eq!(o.url, "wss://jetstream2.us-east.bsky.network/subscribe");
+        assert!(o.compress, "compression is asked for by default");
+        assert_eq!(o.instances().len(), 4, "the public instances");
+        let own: JetstreamOptions = toml::from_str("url = \"wss://js.example/subscribe\"\nfallback_urls = [\"wss://js2.example/subscribe\"]").expect("ok");
+        assert_eq!(
+            own.instances(),
+            ["wss://js.example/subscribe", "wss://js2.example/subscribe"]
+        );
+        let alone: JetstreamOptions =
+            toml::from_str("url = \"wss://js.example/subscribe\"").expect("ok");
+        assert_eq!(alone.instances(), ["wss://js.example/subscribe"]);
         assert_eq!(o.ping_interval, Duration::from_secs(30));
         assert!(toml::from_str::<JetstreamOptions>("wanted = []").is_err());
         let zero = JetstreamOptions {
@@ -544,6 +679,17 @@ mod tests {
             self.ws.flush().await.expect("flush");
         }
 
+        /// `lines` as Jetstream sends them with `compress=true`: each one zstd frame made with
+        /// the published dictionary.
+        async fn send_compressed(&mut self, lines: &[Vec<u8>]) {
+            let mut c = zstd::bulk::Compressor::with_dictionary(3, ZSTD_DICTIONARY).expect("dict");
+            for line in lines {
+                let z = c.compress(line).expect("compress");
+                self.ws.feed(Message::Binary(z.into())).await.expect("send");
+            }
+            self.ws.flush().await.expect("flush");
+        }
+
         /// Lines of `lines[..cut]` a Jetstream replay from `cursor` repeats, then the rest.
         async fn replay(&mut self, lines: &[Vec<u8>], cut: usize, cursor: u64, end: usize) {
             let finder = memmem::Finder::new(b"\"time_us\":");
@@ -577,6 +723,7 @@ mod tests {
     fn options(addr: std::net::SocketAddr) -> JetstreamOptions {
         JetstreamOptions {
             url: format!("ws://{addr}/subscribe"),
+            compress: false,
             wanted_collections: vec!["app.bsky.feed.post".into(), "app.bsky.feed.like".into()],
             cursor: Some(1_783_175_888_000_000),
             max_frame_bytes: 2048,
@@ -790,6 +937,98 @@ mod tests {
         let (frames, _) = testutil::recv_frames(&rx, 6).await;
         assert_eq!(frames, lines[..6].to_vec());
         assert!(ping_rx.await.expect("ping report"), "the client pings");
+        stop(trigger, source).await;
+        server.abort();
+        assert_eq!(stats.connects.load(Ordering::Relaxed), 2);
+    }
+
+    /// With `compress` (the default) the source asks for `compress=true` and decompresses each
+    /// binary message with Jetstream's dictionary: the frames handed on are the original JSON.
+    /// A damaged frame is counted `compression`, one declaring more than the limit `oversize`,
+    /// and a text message from a server that does not compress is read as it is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compressed_events_are_decompressed_with_the_published_dictionary() {
+        let lines = testutil::fixture_lines("jetstream-sample.ndjson");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let o = JetstreamOptions {
+            compress: true,
+            ..options(addr)
+        };
+        let (query_tx, query_rx) = tokio::sync::oneshot::channel();
+        let server = {
+            let lines = lines.clone();
+            tokio::spawn(async move {
+                let mut conn = accept(&listener).await;
+                query_tx.send(conn.query.clone()).expect("report");
+                conn.send_compressed(&lines[..100]).await;
+                let damaged = b"\x28\xb5\x2f\xfd\x20\x05garbage".to_vec();
+                conn.ws
+                    .send(Message::Binary(damaged.into()))
+                    .await
+                    .expect("send");
+                let big = format!("{{\"time_us\":1,\"pad\":\"{}\"}}", "x".repeat(5000));
+                conn.send_compressed(&[big.into_bytes()]).await;
+                conn.send_text(&lines[100..]).await;
+                std::future::pending::<()>().await;
+            })
+        };
+        let (emitter, rx, stats) = testutil::emitter(256, 32);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let source = tokio::spawn(o.run(emitter, shutdown));
+        let (frames, _) = testutil::recv_frames(&rx, lines.len()).await;
+        assert_eq!(frames, lines, "the original JSON, in order");
+        let query = query_rx.await.expect("query");
+        assert_eq!(query.get("compress"), Some(&vec!["true".to_owned()]));
+        testutil::wait_until("skips counted", || {
+            stats.skipped(SkipReason::Compression) == 1 && stats.skipped(SkipReason::Oversize) == 1
+        })
+        .await;
+        stop(trigger, source).await;
+        server.abort();
+    }
+
+    /// Two instances: the first is lost midway; the source goes on at the second from its
+    /// cursor, and the frames handed on are the original sequence once each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_instance_fails_over_to_the_next_from_the_cursor() {
+        const CUT: usize = 70;
+        let lines = testutil::fixture_lines("jetstream-sample.ndjson");
+        let first = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let second = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let o = JetstreamOptions {
+            fallback_urls: Some(vec![format!(
+                "ws://{}/subscribe",
+                second.local_addr().expect("addr")
+            )]),
+            ..options(first.local_addr().expect("addr"))
+        };
+        let overlap_us = o.resume_overlap.as_micros() as u64;
+        let (cursor_tx, cursor_rx) = tokio::sync::oneshot::channel();
+        let server = {
+            let lines = lines.clone();
+            tokio::spawn(async move {
+                let mut a = accept(&first).await;
+                a.send_text(&lines[..CUT]).await;
+                drop(a);
+                drop(first); // the instance is gone: connecting to it is refused
+                let mut b = accept(&second).await;
+                let cursor = b.cursor().expect("resumed with a cursor");
+                cursor_tx.send(cursor).expect("report");
+                b.replay(&lines, CUT, cursor, lines.len()).await;
+                std::future::pending::<()>().await;
+            })
+        };
+        let (emitter, rx, stats) = testutil::emitter(256, 32);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let source = tokio::spawn(o.run(emitter, shutdown));
+        let (frames, _) = testutil::recv_frames(&rx, lines.len()).await;
+        assert_eq!(
+            frames, lines,
+            "once each, in order, across the two instances"
+        );
+        let cursor = cursor_rx.await.expect("cursor");
+        assert_eq!(cursor, newest(&lines[..CUT]) - overlap_us);
         stop(trigger, source).await;
         server.abort();
         assert_eq!(stats.connects.load(Ordering::Relaxed), 2);
