@@ -268,6 +268,7 @@ pub async fn start(
             tap: options.tap.clone(),
             spikes: spikes_tx,
             recycle: Vec::new(),
+            routed_posts: delivery.as_ref().map(|d| d.routed_posts.clone()),
         },
         spike_flags,
         &latencies,
@@ -362,6 +363,8 @@ pub async fn start(
 pub struct Delivery {
     /// The store (also read by the admin server's dead-letter endpoints).
     pub store: Arc<Store>,
+    /// Posts routed lately, for deletes (shared by the writer and the workers).
+    pub routed_posts: Arc<crate::outbox::deletes::RoutedIndex>,
     /// Each queue's shared state, in router order.
     pub queues: Vec<Arc<QueueShared>>,
     writer: Option<std::thread::JoinHandle<()>>,
@@ -693,12 +696,16 @@ async fn start_delivery(
         });
         shared_queues.push(shared);
     }
+    let routed_posts = Arc::new(crate::outbox::deletes::RoutedIndex::new(
+        store.routed_keys()?,
+    ));
     let writer = Writer::new(
         store.clone(),
         writer_queues,
         config.sources.iter().map(|s| s.id.clone()).collect(),
         config.outbox.max_entries,
-    );
+    )
+    .with_deletes(routed_posts.clone(), config.outbox.deletes_keep);
     // Room for every worker's batch and as many again: the writer takes them all in one
     // commit, so a deeper channel would only add latency.
     let (tx, rx) = crossbeam_channel::bounded(config.pipeline.worker_count() * 2 + 2);
@@ -715,6 +722,7 @@ async fn start_delivery(
         })?;
     let delivery = Delivery {
         store,
+        routed_posts,
         queues: shared_queues,
         writer: Some(thread),
         writer_stop: stop,

@@ -57,6 +57,13 @@ pub const STAGE_POSTS_DROPPED: &str = "earshot_stage_posts_dropped_total";
 pub const STAGE_DURATION: &str = "earshot_stage_duration_seconds";
 /// Posts that matched at least one rule. Labels: none.
 pub const MATCH_POSTS_MATCHED: &str = "earshot_match_posts_matched_total";
+/// Routed posts their authors deleted (their mentions retracted). Labels: none.
+pub const DELETED_POSTS: &str = "earshot_deleted_posts_total";
+/// What became of a queue's retracted mentions: `dropped` (deleted before it was sent: never
+/// sent), `notified` (`mention.deleted` sent after it), `not_sent` (sent, but the queue's
+/// format or sink cannot say so: a file, a template without `[deleted]`, no ticket id).
+/// Labels: `queue`, `outcome`.
+pub const QUEUE_DELETES: &str = "earshot_queue_deletes_total";
 /// Matched posts without a declared language whose language was detected in their text.
 pub const LANG_DETECTED: &str = "earshot_lang_detected_total";
 /// Mentions per brand. Labels: `brand`, `kind`.
@@ -255,6 +262,16 @@ fn describe_all() {
         MATCH_POSTS_MATCHED,
         Unit::Count,
         "Posts matching at least one rule."
+    );
+    describe_counter!(
+        DELETED_POSTS,
+        Unit::Count,
+        "Routed posts their authors deleted."
+    );
+    describe_counter!(
+        QUEUE_DELETES,
+        Unit::Count,
+        "Retracted mentions of the queue, by what became of them."
     );
     describe_counter!(
         LANG_DETECTED,
@@ -622,6 +639,9 @@ pub fn register_queue(queue: &str) {
             .increment(0);
     }
     metrics::counter!(WEBHOOK_RETRY_AFTER_CAPPED, "queue" => q.clone()).increment(0);
+    for outcome in ["dropped", "notified", "not_sent"] {
+        metrics::counter!(QUEUE_DELETES, "queue" => q.clone(), "outcome" => outcome).increment(0);
+    }
     for kind in ["opened", "followup"] {
         metrics::counter!(CASE_MENTIONS, "queue" => q.clone(), "kind" => kind).increment(0);
     }

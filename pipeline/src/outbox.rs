@@ -19,6 +19,7 @@
 //!   workers wait behind it, and the sources stop reading. Nothing is dropped.
 
 pub mod checkpoint;
+pub mod deletes;
 pub mod entry;
 pub mod queue;
 pub mod store;
@@ -44,6 +45,10 @@ pub struct OutboxSettings {
     /// `"0"`: keep them until `earshot dlq purge`.
     #[serde(with = "crate::duration")]
     pub dead_letter_ttl: std::time::Duration,
+    /// How long a routed mention is remembered for deletes of its post ([`deletes`]): a
+    /// delete that comes later finds nothing to retract.
+    #[serde(with = "crate::duration")]
+    pub deletes_keep: std::time::Duration,
 }
 
 impl Default for OutboxSettings {
@@ -52,6 +57,7 @@ impl Default for OutboxSettings {
             path: PathBuf::from("earshot-state/outbox.redb"),
             max_entries: 1_000_000,
             dead_letter_ttl: std::time::Duration::from_secs(30 * 24 * 3600),
+            deletes_keep: std::time::Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

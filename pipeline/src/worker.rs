@@ -27,6 +27,7 @@ use crate::metrics::{
 };
 use crate::monitor::SpikeFlags;
 use crate::normalize::{normalize, Normalized};
+use crate::outbox::deletes::RoutedIndex;
 use crate::outbox::writer::Routed;
 use crate::post::Post;
 use crate::reload::customers::Customers;
@@ -55,6 +56,9 @@ pub struct Outputs {
     /// Per source index: where emptied batches go back for reuse, so sources fill the same
     /// buffers again instead of allocating (and page-faulting) a fresh one per batch.
     pub recycle: Vec<crossbeam_channel::Sender<Batch>>,
+    /// The posts routed lately, for deletes ([`crate::outbox::deletes`]): a delete event of
+    /// one of them goes to the outbox writer. `None` where nothing is delivered.
+    pub routed_posts: Option<Arc<RoutedIndex>>,
 }
 
 /// Totals across all workers, for summaries (`earshot replay`, the demo's status line).
@@ -173,6 +177,8 @@ pub struct Worker {
     handles: Handles,
     counts: Counts,
     pending: Vec<Arc<Mention>>,
+    /// Thread keys of routed posts deleted in the batches since the last send.
+    deleted: Vec<String>,
     frame_seq: u64,
 }
 
@@ -245,6 +251,7 @@ impl Worker {
             handles,
             counts,
             pending: Vec::with_capacity(64),
+            deleted: Vec::new(),
             frame_seq: 0,
         }
     }
@@ -328,9 +335,12 @@ impl Worker {
             stages,
             counts,
             pending,
+            deleted,
             frame_seq,
+            outputs,
             ..
         } = self;
+        let routed_posts = outputs.routed_posts.as_deref();
         let Some(slot) = decoders.get_mut(source) else {
             error!(source, "batch from an unknown source index; skipped");
             counts.frames += batch.len() as u64;
@@ -382,7 +392,21 @@ impl Worker {
                         counts.skipped.add(SkipReason::WrongShape);
                     }
                 }
-                Err(reason) => counts.skipped.add(reason),
+                Err(reason) => {
+                    if let (SkipReason::Delete, Some(index), Some(key)) =
+                        (reason, routed_posts, decoder.deleted())
+                    {
+                        // Routed before, or earlier in this very batch.
+                        let routed = index.contains(key)
+                            || pending
+                                .iter()
+                                .any(|m| !m.queues.is_empty() && m.post.thread.key == key);
+                        if routed {
+                            deleted.push(key.to_string());
+                        }
+                    }
+                    counts.skipped.add(reason);
+                }
             }
         });
     }
@@ -426,7 +450,15 @@ impl Worker {
         }
         if let Some(tx) = &self.outputs.routed {
             mentions.retain(|m| !m.queues.is_empty());
-            let routed = Routed::batch(source, seq, position, mentions);
+            if let Some(index) = &self.outputs.routed_posts {
+                // Known before the writer commits them, so a delete read by another worker
+                // meanwhile is not missed.
+                for m in &mentions {
+                    index.insert(&m.post.thread.key);
+                }
+            }
+            let mut routed = Routed::batch(source, seq, position, mentions);
+            routed.deleted = std::mem::take(&mut self.deleted);
             if tx.send(routed).is_err() {
                 error!(
                     worker = self.index,

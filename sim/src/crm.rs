@@ -181,6 +181,9 @@ pub struct CrmCounts {
     pub ticket_ids: BTreeMap<String, String>,
     /// Follow-ups refused because they named no ticket.
     pub orphans: u64,
+    /// Notes that a mention's post was deleted (`webhook-id` `<mention id>.deleted`), by
+    /// mention id, with the ticket each was added to.
+    pub deletions: BTreeMap<String, String>,
 }
 
 impl CrmCounts {
@@ -513,8 +516,11 @@ impl Crm {
             return orphan();
         }
         let n = self.inner.serial.fetch_add(1, Ordering::SeqCst);
-        self.count(crm, |c| {
-            c.followups.entry(id).or_default().push(ticket.to_string())
+        self.count(crm, |c| match id.strip_suffix(".deleted") {
+            Some(mention) => {
+                c.deletions.insert(mention.to_string(), ticket.to_string());
+            }
+            None => c.followups.entry(id).or_default().push(ticket.to_string()),
         });
         tokio::time::sleep(self.inner.settings.delay).await;
         added(&format!("{n}"))

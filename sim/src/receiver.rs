@@ -39,6 +39,8 @@ pub struct Received {
     /// Mentions that came as `mention.followup`, by webhook-id: the first mention of their
     /// case (they are in `by_id` too).
     pub followups: HashMap<String, String>,
+    /// The mentions a `mention.deleted` retracted, in arrival order.
+    pub deletions: Vec<String>,
 }
 
 /// Receiver state shared with the handler.
@@ -135,6 +137,17 @@ pub fn verify(
     let envelope: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
     let data = &envelope["data"];
+    if envelope["type"] == "mention.deleted" {
+        let mid = data["mention_id"].as_str().unwrap_or_default();
+        if mid.is_empty() || id != format!("{mid}.deleted") || data["post"]["id"].as_str().is_none()
+        {
+            return Err(
+                "a mention.deleted's webhook-id is not <mention_id>.deleted, or it names no post"
+                    .into(),
+            );
+        }
+        return Ok((id, envelope));
+    }
     if envelope["type"] == "mention.digest" {
         if data["digest_id"].as_str() != Some(id.as_str()) || data.get("total").is_none() {
             return Err("digest_id does not match webhook-id, or the digest lacks `total`".into());
@@ -215,6 +228,14 @@ async fn handle(
         }
         Ok((id, envelope)) => {
             let mut rec = r.received.lock().unwrap_or_else(|e| e.into_inner());
+            if envelope["type"] == "mention.deleted" {
+                if !rec.deliveries.insert((uri.path().to_string(), id.clone())) {
+                    r.duplicates.fetch_add(1, Ordering::Relaxed);
+                } else if let Some(mid) = envelope["data"]["mention_id"].as_str() {
+                    rec.deletions.push(mid.to_string());
+                }
+                return (StatusCode::NO_CONTENT, HeaderMap::new(), String::new());
+            }
             if envelope["type"] == "mention.digest" {
                 if !rec.deliveries.insert((uri.path().to_string(), id.clone())) {
                     r.duplicates.fetch_add(1, Ordering::Relaxed);

@@ -5,7 +5,8 @@
 //! A reply to a mention, a reply deeper in its conversation (naming it as the root), and the
 //! same author's next post within the queue's window become comments or notes on the first
 //! mention's ticket; an unrelated post opens a ticket of its own. All posts arrive at once,
-//! so the ones continuing a case wait for the create that opens it.
+//! so the ones continuing a case wait for the create that opens it. A post deleted afterwards
+//! becomes a note on its ticket.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -38,6 +39,15 @@ fn post(did: &str, rkey: &str, text: &str, reply: Option<(&str, &str)>) -> Strin
         "kind": "commit",
         "commit": {"rev": "r", "operation": "create", "collection": "app.bsky.feed.post",
             "rkey": rkey, "cid": "c", "record": record},
+    })
+    .to_string()
+}
+
+/// A Jetstream delete of `did`'s post `rkey`.
+fn deleted(did: &str, rkey: &str) -> String {
+    serde_json::json!({
+        "did": did, "time_us": 1_765_000_000_000_001u64, "kind": "commit",
+        "commit": {"rev": "r2", "operation": "delete", "collection": "app.bsky.feed.post", "rkey": rkey},
     })
     .to_string()
 }
@@ -132,6 +142,16 @@ async fn replies_and_an_authors_next_post_become_follow_ups_of_one_ticket() {
         CrmKind::ALL.iter().all(|k| crm.counts(*k).ids() == all)
     })
     .await;
+    // Alice deletes her first post: each CRM gets a note on its ticket.
+    append(&run.files.input, &[deleted(alice, "3a1")]);
+    let noted = wait_for(Duration::from_secs(30), || {
+        CrmKind::ALL.iter().all(|k| {
+            let c = crm.counts(*k);
+            c.deletions.get(&id(alice, "3a1")) == c.ticket_ids.get(&id(alice, "3a1"))
+                && c.deletions.len() == 1
+        })
+    })
+    .await;
     let opened = run
         .metric("earshot_case_mentions_total{queue=\"zoho\",kind=\"opened\"}")
         .await;
@@ -143,6 +163,11 @@ async fn replies_and_an_authors_next_post_become_follow_ups_of_one_ticket() {
         .await;
     terminate(child);
     assert!(done, "not every mention reached every CRM:\n{}", run.tail());
+    assert!(
+        noted,
+        "a note of the deletion on each CRM's ticket:\n{}",
+        run.tail()
+    );
     eprintln!("crm | tickets | follow-ups | cases as expected");
     for k in CrmKind::ALL {
         let c = crm.counts(k);

@@ -485,3 +485,89 @@ async fn a_copy_paste_storm_arrives_as_one_mention_and_a_digest() {
     assert_eq!(d["storms"][0]["count"], 19, "{d}");
     assert!(!d["storms"][0]["examples"].as_array().unwrap().is_empty());
 }
+
+/// A Jetstream delete of `did`'s post `rkey`.
+fn delete_frame(did: &str, rkey: &str) -> String {
+    serde_json::json!({
+        "did": did, "time_us": 1_765_000_000_000_001u64, "kind": "commit",
+        "commit": {"rev": "r2", "operation": "delete", "collection": "app.bsky.feed.post", "rkey": rkey},
+    })
+    .to_string()
+}
+
+/// Deletes: a post deleted after its mention was delivered is followed by `mention.deleted`;
+/// one deleted while its mention waits (the endpoint down) is never sent at all, and neither
+/// is its deletion. Counted by outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_post_is_retracted_or_never_sent() {
+    earshot::tls::ensure_crypto_provider();
+    let setup = Setup::timed(TIMING_FAST, "[queue.noise]\nreposts = false\nstorm = false");
+    let mut endpoint = Endpoint::new(setup.hook_port);
+    endpoint.up().await;
+    let frames = storm_frames(2);
+    let (first, second) = (frames[0].clone(), frames[1].clone());
+    let id = |n: u64| {
+        earshot::mention::mention_id(
+            earshot::post::Platform::Bluesky,
+            &format!("at://did:plc:storm{n:03}/app.bsky.feed.post/3storm{n:06}"),
+        )
+    };
+    let child = setup.start(1);
+    append(&setup.input, &[first]);
+    assert!(
+        wait_for(Duration::from_secs(30), || endpoint.ids().contains(&id(0))).await,
+        "the first mention arrives:\n{}",
+        log_tail(&setup, 1)
+    );
+    append(
+        &setup.input,
+        &[delete_frame("did:plc:storm000", "3storm000000")],
+    );
+    let retracted = |e: &Endpoint| e.receiver.received.lock().unwrap().deletions.clone();
+    assert!(
+        wait_for(Duration::from_secs(30), || retracted(&endpoint) == [id(0)]).await,
+        "a mention.deleted follows it:\n{}",
+        log_tail(&setup, 1)
+    );
+    // The endpoint goes down: the second mention waits, and its post is deleted meanwhile.
+    endpoint.down();
+    append(&setup.input, &[second]);
+    append(
+        &setup.input,
+        &[delete_frame("did:plc:storm001", "3storm000001")],
+    );
+    let admin = format!("127.0.0.1:{}", setup.admin_port);
+    let dropped = "earshot_queue_deletes_total{queue=\"all\",outcome=\"dropped\"}";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while support::metric(&admin, dropped).await != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the waiting mention is dropped:\n{}",
+            log_tail(&setup, 1)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    endpoint.up().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let notified = support::metric(
+        &admin,
+        "earshot_queue_deletes_total{queue=\"all\",outcome=\"notified\"}",
+    )
+    .await;
+    let deleted = support::metric(&admin, "earshot_deleted_posts_total").await;
+    let depth = support::metric(&admin, "earshot_queue_depth{queue=\"all\"}").await;
+    terminate(child);
+    assert!(
+        !endpoint.ids().contains(&id(1)),
+        "the deleted post's mention was never sent"
+    );
+    assert_eq!(
+        retracted(&endpoint),
+        [id(0)],
+        "no deletion for a mention never sent"
+    );
+    assert_eq!(
+        (notified, deleted, depth),
+        (Some(1.0), Some(2.0), Some(0.0))
+    );
+}

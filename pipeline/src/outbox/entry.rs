@@ -25,6 +25,10 @@ pub enum Event {
     /// A spike's rate came back near its baseline and stayed there.
     #[serde(rename = "spike.ended")]
     SpikeEnded,
+    /// The author deleted a post whose mention the queue was sent: `data` is the deletion
+    /// ([`Deletion`]); the entry's id is `{mention_id}.deleted`.
+    #[serde(rename = "mention.deleted")]
+    MentionDeleted,
 }
 
 impl Event {
@@ -36,8 +40,45 @@ impl Event {
             Event::SpikeStarted => "spike.started",
             Event::SpikeUpdated => "spike.updated",
             Event::SpikeEnded => "spike.ended",
+            Event::MentionDeleted => "mention.deleted",
         }
     }
+}
+
+/// What a `mention.deleted` says: which mention's post was deleted, and where that post was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    /// The mention whose post was deleted.
+    pub mention_id: String,
+    /// The post, as the mention named it.
+    pub post: DeletedPost,
+    /// When earshot learnt of the deletion, RFC 3339 UTC with milliseconds.
+    pub deleted_at: String,
+}
+
+/// The deleted post, as the mention named it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedPost {
+    /// `post.id` of the mention.
+    pub id: String,
+    /// `post.platform`.
+    pub platform: String,
+    /// `post.url`, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `post.thread.key`: where the mention's case is kept.
+    pub thread_key: String,
+}
+
+/// The mention a `mention.deleted` entry's data retracts, when it is one.
+pub fn retracted_mention(data: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        mention_id: String,
+    }
+    serde_json::from_str::<Id>(data.get())
+        .ok()
+        .map(|d| d.mention_id)
 }
 
 /// One message for one queue.
@@ -132,6 +173,7 @@ mod tests {
             Event::SpikeStarted,
             Event::SpikeUpdated,
             Event::SpikeEnded,
+            Event::MentionDeleted,
         ] {
             let stored = serde_json::to_value(event).unwrap();
             assert_eq!(stored, event.as_str());

@@ -37,6 +37,9 @@ pub struct QueueShared {
     pub credentials_refused: AtomicBool,
     /// How they were last refused (a status and an OAuth error code, never a secret).
     pub refusal: std::sync::Mutex<String>,
+    /// Mentions whose post was deleted, told by the writer as it writes their
+    /// `mention.deleted` entries: the dispatcher drops them if they are still waiting.
+    pub retracted: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl QueueShared {
@@ -71,6 +74,30 @@ impl QueueShared {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone()
         })
+    }
+
+    /// Says that `mention_id`'s post was deleted.
+    pub fn retract(&self, mention_id: &str) {
+        self.retracted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(mention_id.to_string());
+    }
+
+    /// Whether `mention_id`'s post was deleted.
+    pub fn is_retracted(&self, mention_id: &str) -> bool {
+        self.retracted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(mention_id)
+    }
+
+    /// Forgets a retraction once its `mention.deleted` entry is done.
+    pub fn forget_retraction(&self, mention_id: &str) {
+        self.retracted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(mention_id);
     }
 
     /// Publishes the depth and dead-letter gauges.

@@ -46,6 +46,9 @@ const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 /// The cases each queue has opened ([`crate::sink::cases`]): by queue and case key (a post's
 /// thread key, an author), the case as JSON.
 const CASES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("cases");
+/// Routed mentions by their post's thread key, for deletes: the mention, where its post was
+/// and the queues it went to, as JSON ([`RoutedPost`]).
+const ROUTED: TableDefinition<&str, &[u8]> = TableDefinition::new("routed");
 
 const NEXT_SEQ: &str = "next_seq";
 
@@ -148,6 +151,35 @@ pub struct Commit<'a> {
     pub release: Vec<(&'a str, u64)>,
     /// Source positions made safe by this commit.
     pub positions: Vec<(&'a str, Position)>,
+    /// Routed mentions to remember for deletes, by their post's thread key.
+    pub routed: Vec<(&'a str, RoutedPost)>,
+    /// Thread keys of deleted posts: each one routed gets a `mention.deleted` entry in every
+    /// queue it went to, and is forgotten.
+    pub deletes: Vec<&'a str>,
+}
+
+/// A routed mention as kept for deletes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RoutedPost {
+    /// The mention id.
+    pub mention_id: String,
+    /// The post, as the mention names it.
+    pub post: super::entry::DeletedPost,
+    /// The queues it was routed to.
+    pub queues: Vec<String>,
+    /// When it was routed (µs since the epoch).
+    pub at_us: u64,
+}
+
+/// A `mention.deleted` entry a commit wrote: its queue and the mention it retracts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retracted {
+    /// The deleted post's thread key.
+    pub key: String,
+    /// The queue.
+    pub queue: String,
+    /// The mention whose post was deleted.
+    pub mention_id: String,
 }
 
 impl Commit<'_> {
@@ -157,6 +189,8 @@ impl Commit<'_> {
             && self.held.is_empty()
             && self.release.is_empty()
             && self.positions.is_empty()
+            && self.routed.is_empty()
+            && self.deletes.is_empty()
     }
 }
 
@@ -222,6 +256,7 @@ impl Store {
             txn.open_table(META)?;
             txn.open_table(STATE)?;
             txn.open_table(CASES)?;
+            txn.open_table(ROUTED)?;
             Ok(())
         })?;
         Ok(store)
@@ -321,6 +356,16 @@ impl Store {
     /// Writes `commit` in one durable transaction. Returns the keys given to its entries, in
     /// order, then those given to its held mentions.
     pub fn commit(&self, commit: &Commit<'_>) -> Result<(Vec<u64>, Vec<u64>), StoreError> {
+        self.commit_with_deletes(commit)
+            .map(|(keys, held, _)| (keys, held))
+    }
+
+    /// [`Store::commit`], also returning the `mention.deleted` entries its deletes wrote.
+    #[allow(clippy::type_complexity)]
+    pub fn commit_with_deletes(
+        &self,
+        commit: &Commit<'_>,
+    ) -> Result<(Vec<u64>, Vec<u64>, Vec<Retracted>), StoreError> {
         self.write(Durability::Immediate, |txn| {
             let mut meta = txn.open_table(META)?;
             let mut seq = meta.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
@@ -351,8 +396,80 @@ impl Store {
                     positions.insert(*source, encode_position(*position))?;
                 }
             }
+            let mut retracted = Vec::new();
+            {
+                let mut routed = txn.open_table(ROUTED)?;
+                for (key, r) in &commit.routed {
+                    let bytes = serde_json::to_vec(r).expect("a routed post serializes");
+                    routed.insert(*key, bytes.as_slice())?;
+                }
+                let mut outbox = txn.open_table(OUTBOX)?;
+                for key in &commit.deletes {
+                    let Some(r) = routed.remove(*key)? else {
+                        continue;
+                    };
+                    let Ok(r) = serde_json::from_slice::<RoutedPost>(r.value()) else {
+                        continue;
+                    };
+                    let deletion = super::entry::Deletion {
+                        mention_id: r.mention_id.clone(),
+                        post: r.post.clone(),
+                        deleted_at: crate::timestamp::rfc3339_millis(std::time::SystemTime::now()),
+                    };
+                    let data = serde_json::value::RawValue::from_string(
+                        serde_json::to_string(&deletion).expect("a deletion serializes"),
+                    )
+                    .expect("JSON is JSON");
+                    for queue in &r.queues {
+                        let entry = Entry::new(
+                            format!("{}.deleted", r.mention_id),
+                            super::entry::Event::MentionDeleted,
+                            data.clone(),
+                            now_us(),
+                        );
+                        outbox.insert((queue.as_str(), seq), entry.to_bytes().as_slice())?;
+                        seq += 1;
+                        retracted.push(Retracted {
+                            key: key.to_string(),
+                            queue: queue.clone(),
+                            mention_id: r.mention_id.clone(),
+                        });
+                    }
+                }
+            }
             meta.insert(NEXT_SEQ, seq)?;
-            Ok((keys, held_keys))
+            Ok((keys, held_keys, retracted))
+        })
+    }
+
+    /// The thread keys of the routed mentions kept for deletes.
+    pub fn routed_keys(&self) -> Result<Vec<String>, StoreError> {
+        let guard = self.db()?;
+        let txn = self.opened(&guard)?.begin_read().map_err(|e| self.err(e))?;
+        let t = txn.open_table(ROUTED).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| self.err(e))? {
+            let (k, _) = row.map_err(|e| self.err(e))?;
+            out.push(k.value().to_string());
+        }
+        Ok(out)
+    }
+
+    /// Forgets routed mentions kept for deletes longer than `keep` before `now_us`; their keys.
+    pub fn prune_routed(&self, now_us: u64, keep: Duration) -> Result<Vec<String>, StoreError> {
+        self.write(Durability::None, |txn| {
+            let mut t = txn.open_table(ROUTED)?;
+            let mut gone = Vec::new();
+            let keep_us = keep.as_micros() as u64;
+            t.retain(|k, v| {
+                let old = serde_json::from_slice::<RoutedPost>(v)
+                    .map_or(true, |r| now_us.saturating_sub(r.at_us) > keep_us);
+                if old {
+                    gone.push(k.to_string());
+                }
+                !old
+            })?;
+            Ok(gone)
         })
     }
 

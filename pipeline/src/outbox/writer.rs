@@ -31,11 +31,15 @@ use serde_json::value::RawValue;
 use tracing::{debug, error, info, warn};
 
 use super::checkpoint::Checkpoints;
+use super::deletes::RoutedIndex;
+use super::entry::DeletedPost;
 use super::entry::{now_us, Entry, Event};
-use super::store::{Commit, Store};
+use super::store::{Commit, Retracted, RoutedPost, Store};
 use crate::health::Handle;
 use crate::mention::Mention;
-use crate::metrics::{NOISE_DIGESTS, NOISE_HELD, OUTBOX_COMMITS, OUTBOX_ERRORS, OUTBOX_WRITABLE};
+use crate::metrics::{
+    DELETED_POSTS, NOISE_DIGESTS, NOISE_HELD, OUTBOX_COMMITS, OUTBOX_ERRORS, OUTBOX_WRITABLE,
+};
 use crate::noise::{Digest, Held, NoiseConfig, NoiseGate, Verdict};
 use crate::outbox::queue::QueueShared;
 use crate::shutdown::Shutdown;
@@ -55,6 +59,8 @@ pub struct Routed {
     pub mentions: Vec<Arc<Mention>>,
     /// Spike events for their queues (sent by the spike monitor, with `seq` 0).
     pub spikes: Vec<SpikeOut>,
+    /// Thread keys of routed posts whose authors deleted them ([`super::deletes`]).
+    pub deleted: Vec<String>,
 }
 
 impl Routed {
@@ -71,6 +77,7 @@ impl Routed {
             position,
             mentions,
             spikes: Vec::new(),
+            deleted: Vec::new(),
         }
     }
 }
@@ -115,7 +122,23 @@ pub struct Writer {
     max_entries: u64,
     /// Since when the outbox has been full, while it is.
     full_since: Option<Instant>,
+    /// Posts routed lately, shared with the workers (`None`: deletes are not followed).
+    routed_posts: Option<Arc<RoutedIndex>>,
+    /// How long routed posts are kept for deletes.
+    deletes_keep: Duration,
+    /// Deletes whose mention was not in the store yet (its commit may come after the
+    /// delete's, from another worker): tried again with each commit for a minute.
+    waiting_deletes: Vec<(String, Instant)>,
+    /// When routed posts past `deletes_keep` were last forgotten.
+    last_prune: Instant,
 }
+
+/// How long a delete waits for the commit of the mention it deletes.
+const DELETE_WAIT: Duration = Duration::from_secs(60);
+/// Most deletes waiting at once; past it the oldest are given up (counted).
+const MAX_WAITING_DELETES: usize = 10_000;
+/// How often routed posts past `deletes_keep` are forgotten.
+const PRUNE_ROUTED_EVERY: Duration = Duration::from_secs(3600);
 
 /// How long the writer waits for work before it looks at digests and flushes acks.
 const TICK: Duration = Duration::from_millis(100);
@@ -170,7 +193,19 @@ impl Writer {
             sources,
             max_entries,
             full_since: None,
+            routed_posts: None,
+            deletes_keep: Duration::from_secs(30 * 24 * 3600),
+            waiting_deletes: Vec::new(),
+            last_prune: Instant::now(),
         }
+    }
+
+    /// Follows deletes: remembers routed posts for `keep` in the store and in `index` (shared
+    /// with the workers), and retracts them when their authors delete them.
+    pub fn with_deletes(mut self, index: Arc<RoutedIndex>, keep: Duration) -> Self {
+        self.routed_posts = Some(index);
+        self.deletes_keep = keep;
+        self
     }
 
     /// Runs until the channel closes and everything received is committed, or `stop` is set
@@ -253,10 +288,29 @@ impl Writer {
         let mut entries: Vec<(usize, Entry)> = Vec::new();
         let mut held: Vec<(usize, Held)> = Vec::new();
         let mut positions: HashMap<usize, Position> = HashMap::new();
+        let mut routed: Vec<(String, RoutedPost)> = Vec::new();
+        let mut deletes: Vec<String> = Vec::new();
         for r in batches {
             for m in &r.mentions {
                 self.admit(m, now_ms, &mut entries, &mut held);
+                if self.routed_posts.is_some() {
+                    routed.push((
+                        m.post.thread.key.clone(),
+                        RoutedPost {
+                            mention_id: m.mention_id.clone(),
+                            post: DeletedPost {
+                                id: m.post.id.clone(),
+                                platform: m.post.platform.as_str().to_string(),
+                                url: m.post.url.clone(),
+                                thread_key: m.post.thread.key.clone(),
+                            },
+                            queues: m.queues.clone(),
+                            at_us: now_ms * 1000,
+                        },
+                    ));
+                }
             }
+            deletes.extend(r.deleted);
             for s in r.spikes {
                 for q in &s.queues {
                     if let Some(&qi) = self.index.get(q) {
@@ -295,7 +349,15 @@ impl Writer {
                 None => error!(queue = %q.shared.id, "cannot serialize a digest"),
             }
         }
-        if entries.is_empty() && held.is_empty() && positions.is_empty() && release.is_empty() {
+        let waiting_before = self.waiting_deletes.len();
+        deletes.extend(self.waiting_deletes.iter().map(|(k, _)| k.clone()));
+        if entries.is_empty()
+            && held.is_empty()
+            && positions.is_empty()
+            && release.is_empty()
+            && routed.is_empty()
+            && deletes.is_empty()
+        {
             return true;
         }
         let held_bytes: Vec<(usize, Vec<u8>)> = held
@@ -320,18 +382,23 @@ impl Writer {
                 .iter()
                 .map(|(s, p)| (self.sources[*s].as_str(), *p))
                 .collect(),
+            routed: routed
+                .iter()
+                .map(|(k, r)| (k.as_str(), r.clone()))
+                .collect(),
+            deletes: deletes.iter().map(String::as_str).collect(),
         };
         let mut delay = Duration::from_millis(100);
         let mut failed = false;
-        let held_keys = loop {
-            match self.store.commit(&commit) {
-                Ok((_, held_keys)) => {
+        let (held_keys, retracted) = loop {
+            match self.store.commit_with_deletes(&commit) {
+                Ok((_, held_keys, retracted)) => {
                     if failed {
                         warn!("the outbox takes writes again");
                         health.recovered();
                         metrics::gauge!(OUTBOX_WRITABLE).set(1.0);
                     }
-                    break held_keys;
+                    break (held_keys, retracted);
                 }
                 Err(e) => {
                     metrics::counter!(OUTBOX_ERRORS).increment(1);
@@ -370,6 +437,7 @@ impl Writer {
                 .fetch_add(1, Ordering::Relaxed);
             woken[*qi] = true;
         }
+        self.settle_deletes(&deletes, waiting_before, &retracted, &mut woken);
         for (qi, q) in self.queues.iter().enumerate() {
             if woken[qi] {
                 q.shared.export();
@@ -377,6 +445,59 @@ impl Writer {
             }
         }
         true
+    }
+
+    /// After a commit: tells each queue which mentions it retracts, keeps the deletes that
+    /// found nothing yet waiting for a minute, and forgets routed posts past `deletes_keep`.
+    fn settle_deletes(
+        &mut self,
+        deletes: &[String],
+        waiting_before: usize,
+        retracted: &[Retracted],
+        woken: &mut [bool],
+    ) {
+        let Some(index) = self.routed_posts.clone() else {
+            return;
+        };
+        let mut found: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for r in retracted {
+            found.insert(r.key.as_str());
+            if let Some(&qi) = self.index.get(&r.queue) {
+                let q = &self.queues[qi].shared;
+                q.retract(&r.mention_id);
+                q.depth.fetch_add(1, Ordering::Relaxed);
+                woken[qi] = true;
+            }
+        }
+        if !found.is_empty() {
+            metrics::counter!(DELETED_POSTS).increment(found.len() as u64);
+            index.remove(found.iter().copied());
+        }
+        // The new deletes come first in `deletes`, the waiting ones after.
+        let fresh = deletes.len() - waiting_before;
+        let now = Instant::now();
+        let mut waiting: Vec<(String, Instant)> = Vec::new();
+        for (i, key) in deletes.iter().enumerate() {
+            if found.contains(key.as_str()) {
+                continue;
+            }
+            let since = if i < fresh {
+                now
+            } else {
+                self.waiting_deletes[i - fresh].1
+            };
+            if now.duration_since(since) < DELETE_WAIT && waiting.len() < MAX_WAITING_DELETES {
+                waiting.push((key.clone(), since));
+            }
+        }
+        self.waiting_deletes = waiting;
+        if self.last_prune.elapsed() >= PRUNE_ROUTED_EVERY {
+            self.last_prune = Instant::now();
+            match self.store.prune_routed(now_us(), self.deletes_keep) {
+                Ok(gone) => index.remove(gone.iter().map(String::as_str)),
+                Err(e) => warn!(error = %e, "cannot forget old routed posts; trying again later"),
+            }
+        }
     }
 
     fn admit(

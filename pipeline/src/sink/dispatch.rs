@@ -31,10 +31,10 @@ use super::nats::{self, NatsTarget};
 use super::payload::{EventType, Latency, PayloadFormat};
 use super::webhook::{self, Outcome, WebhookTarget};
 use crate::metrics::{
-    Latencies, CASE_MENTIONS, QUEUE_BREAKER_OPEN, QUEUE_CREDENTIALS_REFUSED, QUEUE_DISABLED,
-    QUEUE_OVER_BUDGET, WEBHOOK_DELIVERIES, WEBHOOK_RETRY_AFTER_CAPPED,
+    Latencies, CASE_MENTIONS, QUEUE_BREAKER_OPEN, QUEUE_CREDENTIALS_REFUSED, QUEUE_DELETES,
+    QUEUE_DISABLED, QUEUE_OVER_BUDGET, WEBHOOK_DELIVERIES, WEBHOOK_RETRY_AFTER_CAPPED,
 };
-use crate::outbox::entry::{now_us, Entry, Event};
+use crate::outbox::entry::{now_us, retracted_mention, Deletion, Entry, Event};
 use crate::outbox::queue::QueueShared;
 use crate::outbox::store::Store;
 
@@ -131,6 +131,54 @@ pub async fn run_on(
     }
 }
 
+/// Sends a `mention.deleted`: to a CRM as a note on the ticket of the mention's case (found
+/// by its post's thread key), to the generic envelope or a NATS subject as it is. A queue
+/// that cannot say it (a template without `[deleted]`, no ticket known) counts it `not_sent`
+/// and is done with it.
+async fn deletion(
+    target: &Target,
+    store: &dyn QueueBacking,
+    queue: &str,
+    entry: &Entry,
+    n: u32,
+    latency: Latency,
+    cases_on: bool,
+) -> webhook::Attempt {
+    let not_sent = |why: &str| {
+        metrics::counter!(QUEUE_DELETES, "queue" => queue.to_string(), "outcome" => "not_sent")
+            .increment(1);
+        webhook::Attempt::new(Outcome::Delivered, format!("deletion not sent: {why}"))
+    };
+    let case = match target {
+        Target::Webhook(t) if t.payload.format() != PayloadFormat::Generic => {
+            if !t.payload.handles(EventType::MentionDeleted) || !cases_on {
+                return not_sent("the queue's template has no [deleted] section");
+            }
+            let key = serde_json::from_str::<Deletion>(entry.data.get())
+                .map(|d| format!("post:{}", d.post.thread_key));
+            let found = match &key {
+                Ok(k) => store.cases(queue, &[k.as_str()]).await.ok(),
+                Err(_) => None,
+            };
+            match found
+                .and_then(|v| v.into_iter().next().flatten())
+                .and_then(|b| Case::from_bytes(&b))
+                .filter(|c| c.ticket_id.is_some())
+            {
+                Some(c) => Some(c),
+                None => return not_sent("no ticket is known for the mention"),
+            }
+        }
+        _ => None,
+    };
+    let a = target.attempt(entry, n, latency, case.as_ref()).await;
+    if a.outcome == Outcome::Delivered {
+        metrics::counter!(QUEUE_DELETES, "queue" => queue.to_string(), "outcome" => "notified")
+            .increment(1);
+    }
+    a
+}
+
 fn count(queue: &str, outcome: &'static str, n: u64) {
     metrics::counter!(WEBHOOK_DELIVERIES, "queue" => queue.to_string(), "outcome" => outcome)
         .increment(n);
@@ -170,7 +218,28 @@ async fn lines(
             let _ = tokio::time::timeout(POLL, shared.notify.notified()).await;
             continue;
         }
-        match writer.write(batch.iter().map(|s| s.entry.data.get())).await {
+        // A file or stdout queue keeps its lines: a deletion is counted, not written (the
+        // lines are the mention contract only).
+        let deletions = batch
+            .iter()
+            .filter(|s| s.entry.event == Event::MentionDeleted)
+            .count() as u64;
+        if deletions > 0 {
+            metrics::counter!(QUEUE_DELETES, "queue" => q.clone(), "outcome" => "not_sent")
+                .increment(deletions);
+            for s in &batch {
+                if s.entry.event == Event::MentionDeleted {
+                    if let Some(mid) = retracted_mention(&s.entry.data) {
+                        shared.forget_retraction(&mid);
+                    }
+                }
+            }
+        }
+        let lines = batch
+            .iter()
+            .filter(|s| s.entry.event != Event::MentionDeleted)
+            .map(|s| s.entry.data.get());
+        match writer.write(lines).await {
             Ok(()) => {
                 let seqs: Vec<u64> = batch.iter().map(|s| s.seq).collect();
                 after = *seqs.last().unwrap_or(&after);
@@ -217,6 +286,8 @@ struct Slot {
     running: bool,
     /// The mention's case keys, when the queue sends follow-ups.
     keys: Option<Arc<Keys>>,
+    /// For a `mention.deleted` entry: the mention it retracts.
+    retracts: Option<String>,
 }
 
 /// What a [`Remote`] queue delivers to, one attempt at a time.
@@ -317,6 +388,9 @@ struct Remote {
     /// Follow-ups: the settings, when the queue and its target send them.
     cases: Option<CaseSettings>,
     next_prune: Instant,
+    /// Retracted mentions dropped before they were sent: their `mention.deleted` is dropped
+    /// too.
+    dropped: std::collections::HashSet<String>,
 }
 
 impl Remote {
@@ -331,6 +405,7 @@ impl Remote {
         Self {
             cases,
             next_prune: Instant::now(),
+            dropped: std::collections::HashSet::new(),
             breaker: Breaker::new(s.breaker),
             store,
             shared,
@@ -546,6 +621,13 @@ impl Remote {
                 (Some(_), Event::MentionCreated) => Keys::of(&s.entry.data).map(Arc::new),
                 _ => None,
             };
+            let retracts = (s.entry.event == Event::MentionDeleted)
+                .then(|| retracted_mention(&s.entry.data))
+                .flatten();
+            if let Some(mid) = &retracts {
+                // Known again after a restart: the entry itself is the lasting record.
+                self.shared.retract(mid);
+            }
             self.slots.insert(
                 s.seq,
                 Slot {
@@ -553,6 +635,7 @@ impl Remote {
                     due: now,
                     running: false,
                     keys,
+                    retracts,
                 },
             );
         }
@@ -579,10 +662,54 @@ impl Remote {
         }
     }
 
+    /// Drops waiting mentions whose posts were deleted (never sent), and the deletions of
+    /// mentions dropped so.
+    fn drop_retracted(&mut self) {
+        let mut gone: Vec<u64> = Vec::new();
+        for (seq, slot) in &self.slots {
+            if slot.running {
+                continue;
+            }
+            match (&slot.retracts, slot.entry.event) {
+                (None, Event::MentionCreated) if self.shared.is_retracted(&slot.entry.id) => {
+                    gone.push(*seq);
+                }
+                (Some(mid), _) if self.dropped.contains(mid) => gone.push(*seq),
+                _ => {}
+            }
+        }
+        for seq in gone {
+            let Some(slot) = self.slots.remove(&seq) else {
+                continue;
+            };
+            match slot.retracts {
+                None => {
+                    metrics::counter!(QUEUE_DELETES, "queue" => self.shared.id.clone(), "outcome" => "dropped")
+                        .increment(1);
+                    debug!(queue = %self.shared.id, id = %slot.entry.id, "the post was deleted before its mention was sent; dropped");
+                    self.dropped.insert(slot.entry.id);
+                }
+                Some(mid) => {
+                    self.dropped.remove(&mid);
+                    self.shared.forget_retraction(&mid);
+                }
+            }
+            self.acks.push(seq);
+        }
+    }
+
     fn start_due(&mut self, now: Instant) {
         if self.disabled {
             return;
         }
+        self.drop_retracted();
+        // A deletion waits while its mention is still here (being sent, or waiting to be).
+        let present: HashSet<String> = self
+            .slots
+            .values()
+            .filter(|s| s.entry.event == Event::MentionCreated)
+            .map(|s| s.entry.id.clone())
+            .collect();
         let concurrency = if self.s.ordered {
             1
         } else {
@@ -616,6 +743,9 @@ impl Remote {
             if slot.running || slot.due > now {
                 continue;
             }
+            if slot.retracts.as_ref().is_some_and(|m| present.contains(m)) {
+                continue;
+            }
             if let Some(keys) = &slot.keys {
                 if keys.waits_for(&opening) {
                     continue;
@@ -637,9 +767,14 @@ impl Remote {
             let follow_up = self.cases.zip(slot.keys.clone());
             let store = self.store.clone();
             let queue = self.shared.id.clone();
+            let cases_on = self.cases.is_some();
             let handle = self.tasks.spawn(async move {
                 #[cfg(feature = "fault-injection")]
                 crate::fault::delivery(&entry.id);
+                if entry.event == Event::MentionDeleted {
+                    let a = deletion(&target, &*store, &queue, &entry, n, latency, cases_on).await;
+                    return (seq, a, probe);
+                }
                 let Some((settings, keys)) = follow_up else {
                     let a = target.attempt(&entry, n, latency, None).await;
                     return (seq, a, probe);
@@ -683,11 +818,24 @@ impl Remote {
 
     async fn finished(&mut self, seq: u64, attempt: webhook::Attempt, probe: bool) {
         let now = Instant::now();
-        let q = self.shared.id.clone();
         let Some(mut slot) = self.slots.remove(&seq) else {
             return;
         };
         slot.running = false;
+        let retracts = slot.retracts.clone();
+        self.finished_slot(seq, slot, attempt, probe, now).await;
+        self.settle_retraction(seq, retracts.as_deref());
+    }
+
+    async fn finished_slot(
+        &mut self,
+        seq: u64,
+        mut slot: Slot,
+        attempt: webhook::Attempt,
+        probe: bool,
+        now: Instant,
+    ) {
+        let q = self.shared.id.clone();
         // A failed probe says the endpoint is still down, nothing about this entry: it does
         // not use up one of the entry's attempts, so an outage of any length dead-letters
         // nothing (past `disable_after`, the queue is disabled instead).
@@ -800,6 +948,15 @@ impl Remote {
                 }
                 self.slots.insert(seq, slot);
             }
+        }
+    }
+
+    /// Forgets the retraction of a `mention.deleted` entry that is done (delivered, or given
+    /// up).
+    fn settle_retraction(&mut self, seq: u64, retracts: Option<&str>) {
+        if let (Some(mid), false) = (retracts, self.slots.contains_key(&seq)) {
+            self.dropped.remove(mid);
+            self.shared.forget_retraction(mid);
         }
     }
 

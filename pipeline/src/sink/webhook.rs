@@ -187,7 +187,8 @@ pub async fn attempt(
     case: Option<&Case>,
 ) -> Attempt {
     let now = SystemTime::now();
-    let case = case.filter(|_| entry.event == Event::MentionCreated);
+    let case =
+        case.filter(|_| matches!(entry.event, Event::MentionCreated | Event::MentionDeleted));
     let out = Outgoing {
         id: &entry.id,
         event: match entry.event {
@@ -197,6 +198,7 @@ pub async fn attempt(
             Event::SpikeStarted => EventType::SpikeStarted,
             Event::SpikeUpdated => EventType::SpikeUpdated,
             Event::SpikeEnded => EventType::SpikeEnded,
+            Event::MentionDeleted => EventType::MentionDeleted,
         },
         data: &entry.data,
         queue: &t.queue,

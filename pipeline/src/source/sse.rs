@@ -2,9 +2,11 @@
 //! source built on it.
 //!
 //! Input → output: an HTTP `text/event-stream` body, cut anywhere → events (`event` type,
-//! `data`, last event id) → an `update` event's data (one status JSON) becomes a frame; every
-//! other event is counted at the source: `delete` → [`SkipReason::Delete`], `status.update` →
-//! [`SkipReason::Update`], `filters_changed` → [`SkipReason::StreamError`], anything else
+//! `data`, last event id) → an `update` event's data (one status JSON) becomes a frame; a
+//! `delete` (a status id) becomes the frame `{"event":"delete","payload":"<id>"}` of the
+//! streaming API's websocket form, which the decoder counts [`SkipReason::Delete`] and follows
+//! (a routed status deleted is retracted); every other event is counted at the source:
+//! `status.update` → [`SkipReason::Update`], `filters_changed` → [`SkipReason::StreamError`], anything else
 //! (`notification`, `announcement*`, `conversation`, unnamed `message`s) →
 //! [`SkipReason::OtherEvent`].
 //!
@@ -377,9 +379,23 @@ impl BodyParser for SseBody {
             match item {
                 SseItem::Event(ev) => {
                     frames += 1;
-                    match mastodon_event_skip(ev.event) {
-                        None => emitter.push(ev.data, None)?,
-                        Some(reason) => emitter.skip_len(reason, ev.data.len()),
+                    let deleted_id = (ev.event == b"delete")
+                        .then(|| ev.data.trim_ascii())
+                        .filter(|id| {
+                            !id.is_empty() && id.len() <= 64 && id.iter().all(u8::is_ascii_digit)
+                        });
+                    match (mastodon_event_skip(ev.event), deleted_id) {
+                        (None, _) => emitter.push(ev.data, None)?,
+                        // A delete goes on to the decoder in the streaming API's websocket
+                        // form, so a routed status that was deleted can be retracted.
+                        (Some(_), Some(id)) => {
+                            let mut frame = Vec::with_capacity(id.len() + 40);
+                            frame.extend_from_slice(br#"{"event":"delete","payload":""#);
+                            frame.extend_from_slice(id);
+                            frame.extend_from_slice(br#""}"#);
+                            emitter.push(&frame, None)?;
+                        }
+                        (Some(reason), None) => emitter.skip_len(reason, ev.data.len()),
                     }
                 }
                 SseItem::Oversize { .. } => {
@@ -786,11 +802,19 @@ mod tests {
         let (trigger, shutdown) = crate::shutdown::channel();
         let source = tokio::spawn(options.run(emitter, shutdown));
 
-        let (frames, _) = testutil::recv_frames(&rx, 4).await;
+        // Four statuses, and the three deletes in the websocket form the decoder reads.
+        let (frames, _) = testutil::recv_frames(&rx, 7).await;
+        let mut deletes = 0;
         for f in &frames {
-            let v: serde_json::Value = serde_json::from_slice(f).expect("status JSON");
-            assert!(v.get("content").is_some());
+            let v: serde_json::Value = serde_json::from_slice(f).expect("JSON");
+            if v["event"] == "delete" {
+                deletes += 1;
+                assert!(v["payload"].as_str().is_some_and(|id| !id.is_empty()));
+            } else {
+                assert!(v.get("content").is_some());
+            }
         }
+        assert_eq!(deletes, 3);
         testutil::wait_until("all 17 events counted", || stats.frames() == 17).await;
         trigger.trigger();
         let result = tokio::time::timeout(testutil::TEST_TIMEOUT, source).await;
@@ -801,7 +825,7 @@ mod tests {
         server.abort();
 
         let want = [
-            (SkipReason::Delete, 3),
+            (SkipReason::Delete, 0),
             (SkipReason::Update, 4),
             (SkipReason::StreamError, 1),
             (SkipReason::OtherEvent, 5),
@@ -809,7 +833,7 @@ mod tests {
         for (reason, n) in want {
             assert_eq!(stats.skipped(reason), n, "{}", reason.as_str());
         }
-        assert_eq!(stats.skip_counts().total(), 13);
+        assert_eq!(stats.skip_counts().total(), 10);
         assert_eq!(
             stats.connects.load(Ordering::Relaxed),
             1,

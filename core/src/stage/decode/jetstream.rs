@@ -198,6 +198,7 @@ pub(super) fn read<F: FnMut(Post<'_>)>(
     frame: &mut [u8],
     max_depth: usize,
     link_spans: &mut Vec<RawStr>,
+    deleted: &mut String,
     on_post: &mut F,
 ) -> Option<Result<usize, SkipReason>> {
     link_spans.clear();
@@ -209,6 +210,15 @@ pub(super) fn read<F: FnMut(Post<'_>)>(
         plain(event.collection).ok()?,
     );
     if let Err(skip) = decided {
+        if skip == SkipReason::Delete && plain(event.collection).ok()? == Some(POST) {
+            let did = plain(event.did)
+                .ok()?
+                .and_then(|d| std::str::from_utf8(d).ok());
+            let rkey = plain(event.rkey)
+                .ok()?
+                .and_then(|r| std::str::from_utf8(r).ok());
+            name_deleted(did, rkey, deleted);
+        }
         return Some(Err(skip));
     }
     let (Some(did), Some(rkey), true, Some(text)) =
@@ -559,6 +569,7 @@ fn scan_features(c: &mut Cursor<'_>, links: &mut Vec<RawStr>) -> Scan<bool> {
 /// Decodes one Jetstream event from simd-json's tape.
 pub(super) fn decode<F: FnMut(Post<'_>)>(
     root: Val<'_, '_>,
+    deleted: &mut String,
     on_post: &mut F,
 ) -> Result<usize, SkipReason> {
     let mut did = None;
@@ -588,11 +599,15 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
             _ => {}
         }
     }
-    classify(
+    let decided = classify(
         kind.map(str::as_bytes),
         operation.map(str::as_bytes),
         collection.map(str::as_bytes),
-    )?;
+    );
+    if decided == Err(SkipReason::Delete) && collection.map(str::as_bytes) == Some(POST) {
+        name_deleted(did, rkey, deleted);
+    }
+    decided?;
     let (Some(did), Some(rkey), Some(record)) = (did, rkey, record) else {
         return Err(SkipReason::WrongShape);
     };
@@ -657,6 +672,25 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
         .into_post(),
     );
     Ok(1)
+}
+
+/// The thread key of a deleted post (`at://<did>/app.bsky.feed.post/<rkey>`, as
+/// [`Post::thread_key`] gives it) into `out`, when both parts look like atproto identifiers.
+fn name_deleted(did: Option<&str>, rkey: Option<&str>, out: &mut String) {
+    let ok = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-' | b'~'))
+    };
+    if let (Some(did), Some(rkey)) = (did, rkey) {
+        if did.starts_with("did:") && ok(did, 2048) && ok(rkey, 512) {
+            out.push_str("at://");
+            out.push_str(did);
+            out.push_str("/app.bsky.feed.post/");
+            out.push_str(rkey);
+        }
+    }
 }
 
 /// `uri` if it names a Bluesky post (`at://<repo>/app.bsky.feed.post/<rkey>`), the form

@@ -65,7 +65,13 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
             })
         }
         Some("status.update") => Err(SkipReason::Update),
-        Some("delete") => Err(SkipReason::Delete),
+        Some("delete") => {
+            // The payload is the deleted status's id on this server.
+            if let Some(key) = payload.and_then(|id| super::thread_ref(Platform::Mastodon, id)) {
+                scratch.deleted.push_str(&key);
+            }
+            Err(SkipReason::Delete)
+        }
         Some("filters_changed") => Err(SkipReason::StreamError),
         Some(_) => Err(SkipReason::OtherEvent),
         None => Err(SkipReason::WrongShape),

@@ -317,6 +317,9 @@ struct Scratch {
     author_id: String,
     /// Link URIs the Jetstream fast reader found in an event, before they are unescaped.
     link_spans: Vec<RawStr>,
+    /// The thread key ([`Post::thread_key`]) of the post a delete event names, when the last
+    /// frame was one; empty otherwise.
+    deleted: String,
 }
 
 /// Counts of one multi-post frame while it is walked.
@@ -435,11 +438,19 @@ impl Decoder {
         on_post: impl FnMut(Post<'_>),
     ) -> Result<usize, SkipReason> {
         self.malformed = 0;
+        self.scratch.deleted.clear();
         let len = frame.len();
         if len > self.limits.max_frame_bytes {
             return Err(SkipReason::Oversize);
         }
         self.decode_tape(frame, len, on_post)
+    }
+
+    /// The post the last frame deleted, as its thread key (`at://…`, `x:<id>`,
+    /// `mastodon:<id>`), when that frame was a delete of a post ([`SkipReason::Delete`]) that
+    /// names it; `None` for every other frame.
+    pub fn deleted(&self) -> Option<&str> {
+        (!self.scratch.deleted.is_empty()).then_some(self.scratch.deleted.as_str())
     }
 
     /// Decodes `buf[..len]`; `buf` is either exactly the frame or the frame plus padding.
@@ -450,6 +461,7 @@ impl Decoder {
         mut on_post: impl FnMut(Post<'_>),
     ) -> Result<usize, SkipReason> {
         self.malformed = 0;
+        self.scratch.deleted.clear();
         if len > self.limits.max_frame_bytes {
             return Err(SkipReason::Oversize);
         }
@@ -458,6 +470,7 @@ impl Decoder {
                 &mut buf[..len],
                 self.limits.max_depth,
                 &mut self.scratch.link_spans,
+                &mut self.scratch.deleted,
                 &mut on_post,
             ) {
                 return result;
@@ -500,7 +513,7 @@ impl Decoder {
     ) -> Result<usize, SkipReason> {
         let mut emitted = Emitted::default();
         let result = match &self.format {
-            Format::Jetstream => jetstream::decode(root, on_post),
+            Format::Jetstream => jetstream::decode(root, &mut self.scratch.deleted, on_post),
             Format::XV2 => x::decode_v2(root, &mut self.scratch, &mut emitted, on_post),
             Format::XV1 => x::decode_v1(root, &mut self.scratch, &mut emitted, on_post),
             Format::XActivity => x::decode_activity(root, &mut self.scratch, on_post),

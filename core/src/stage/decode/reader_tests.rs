@@ -12,13 +12,16 @@ use super::tests::{check_links, fixture_frames, fixture_names};
 use super::*;
 use crate::generator::{GenSettings, Generator};
 
-type Outcome = Result<Vec<Value>, SkipReason>;
+/// The posts, or the skip with the post a delete names.
+type Outcome = Result<Vec<Value>, (SkipReason, Option<String>)>;
 
-fn collect(result: Result<usize, SkipReason>, posts: Vec<Value>) -> Outcome {
-    result.map(|n| {
-        assert_eq!(n, posts.len(), "returned count = posts emitted");
-        posts
-    })
+fn collect(result: Result<usize, SkipReason>, posts: Vec<Value>, deleted: Option<&str>) -> Outcome {
+    result
+        .map(|n| {
+            assert_eq!(n, posts.len(), "returned count = posts emitted");
+            posts
+        })
+        .map_err(|skip| (skip, deleted.map(str::to_string)))
 }
 
 /// The decoder's result: fast reader first, tape when it is unsure.
@@ -30,7 +33,7 @@ fn by_decoder(frame: &[u8], limits: DecodeLimits) -> Outcome {
         check_links(&p);
         posts.push(serde_json::to_value(&p).unwrap());
     });
-    collect(result, posts)
+    collect(result, posts, decoder.deleted())
 }
 
 /// The tape decoder's result alone.
@@ -43,7 +46,7 @@ fn by_tape(frame: &[u8], limits: DecodeLimits) -> Outcome {
         check_links(&p);
         posts.push(serde_json::to_value(&p).unwrap());
     });
-    collect(result, posts)
+    collect(result, posts, decoder.deleted())
 }
 
 /// The fast reader's result alone; `None` when it is unsure. Checks that an unsure reader
@@ -52,15 +55,20 @@ fn by_reader(frame: &[u8], limits: DecodeLimits) -> Option<Outcome> {
     let mut copy = frame.to_vec();
     let mut posts = Vec::new();
     let mut spans = Vec::new();
-    let result = jetstream::read(&mut copy, limits.max_depth, &mut spans, &mut |p: Post<
-        '_,
-    >| {
-        posts.push(serde_json::to_value(&p).unwrap());
-    });
+    let mut deleted = String::new();
+    let result = jetstream::read(
+        &mut copy,
+        limits.max_depth,
+        &mut spans,
+        &mut deleted,
+        &mut |p: Post<'_>| {
+            posts.push(serde_json::to_value(&p).unwrap());
+        },
+    );
     if result.is_none() {
         assert_eq!(copy, frame, "an unsure reader must not change the frame");
     }
-    result.map(|r| collect(r, posts))
+    result.map(|r| collect(r, posts, (!deleted.is_empty()).then_some(deleted.as_str())))
 }
 
 /// Asserts that the decoder (fast reader first) and the tape decoder give the same outcome.

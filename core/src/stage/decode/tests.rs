@@ -2425,3 +2425,44 @@ proptest! {
         decode_with_every_format(&frame);
     }
 }
+
+/// A delete of a post names the post by its thread key, through the fast reader and the
+/// tape alike, so the pipeline can drop or retract what it routed; every other frame names
+/// none.
+#[test]
+fn deletes_name_the_post_they_delete() {
+    let limits = DecodeLimits::default();
+    let jetstream = std::fs::read_to_string(fixtures_dir().join("jetstream-post-delete.json"))
+        .expect("fixture");
+    let want = "at://did:plc:4smmjsqf6l5jkzczvw6vsrqc/app.bsky.feed.post/3mpt73z3ejc2p";
+    let mut d = Decoder::new(Format::Jetstream, limits);
+    let mut frame = jetstream.trim().as_bytes().to_vec();
+    assert_eq!(d.decode(&mut frame, |_| {}), Err(SkipReason::Delete));
+    assert_eq!(d.deleted(), Some(want));
+    let mut frame = jetstream.trim().as_bytes().to_vec();
+    assert_eq!(
+        d.decode_without_fast_reader(&mut frame, |_| {}),
+        Err(SkipReason::Delete)
+    );
+    assert_eq!(d.deleted(), Some(want), "the tape path");
+    let like = r#"{"did":"did:plc:a","time_us":1,"kind":"commit","commit":{"operation":"delete","collection":"app.bsky.feed.like","rkey":"3x"}}"#;
+    let mut frame = like.as_bytes().to_vec();
+    assert_eq!(d.decode(&mut frame, |_| {}), Err(SkipReason::Delete));
+    assert_eq!(d.deleted(), None, "a like's delete names no post");
+
+    let mut x = Decoder::new(Format::XV1, limits);
+    let mut frame =
+        br#"{"delete":{"status":{"id":1234,"id_str":"1234","user_id":3,"user_id_str":"3"},"timestamp_ms":"1"}}"#
+            .to_vec();
+    assert_eq!(x.decode(&mut frame, |_| {}), Err(SkipReason::Delete));
+    assert_eq!(x.deleted(), Some("x:1234"));
+
+    let mut m = Decoder::new(Format::Mastodon, limits);
+    let mut frame =
+        br#"{"stream":["public"],"event":"delete","payload":"106692867363994015"}"#.to_vec();
+    assert_eq!(m.decode(&mut frame, |_| {}), Err(SkipReason::Delete));
+    assert_eq!(m.deleted(), Some("mastodon:106692867363994015"));
+    let mut frame = br#"{"stream":["public"],"event":"filters_changed"}"#.to_vec();
+    let _ = m.decode(&mut frame, |_| {});
+    assert_eq!(m.deleted(), None);
+}

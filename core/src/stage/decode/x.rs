@@ -261,7 +261,22 @@ pub(super) fn decode_v1<F: FnMut(Post<'_>)>(
         on_post(post);
         return Ok(1);
     }
-    Err(v1_control(root))
+    let skip = v1_control(root);
+    if skip == SkipReason::Delete {
+        // `{"delete":{"status":{"id_str":…,"user_id_str":…}}}`
+        let id = root
+            .get("delete")
+            .and_then(|d| d.get("status"))
+            .and_then(|s| s.get("id_str"))
+            .and_then(Val::str);
+        if let Some(key) = id
+            .filter(|i| i.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|i| super::thread_ref(Platform::X, i))
+        {
+            scratch.deleted.push_str(&key);
+        }
+    }
+    Err(skip)
 }
 
 /// Why a v1.1 object that is not a status is skipped.

@@ -48,6 +48,7 @@ pub(super) fn build(out: &Outgoing<'_>, vars: &Value) -> Result<Value, serde_jso
     ]);
     let derived = match out.event {
         EventType::MentionCreated | EventType::MentionFollowup => Derived::of_mention(&data),
+        EventType::MentionDeleted => Derived::of_deletion(&data),
         EventType::MentionDigest => Derived::of_digest(&data, out.queue),
         EventType::SpikeStarted | EventType::SpikeUpdated | EventType::SpikeEnded => {
             Derived::of_spike(&data, out.event)
@@ -142,6 +143,32 @@ impl Derived {
             text,
             brand,
             customer: customer(&get(data, "customer")),
+            examples: Vec::new(),
+        }
+    }
+
+    /// A deletion: `data` names the deleted post; the text is gone, and the note says so.
+    fn of_deletion(data: &Value) -> Derived {
+        let post = get(data, "post");
+        let url = string(&get(&post, "url"));
+        Derived {
+            brand: String::new(),
+            author: String::new(),
+            text: String::new(),
+            subject: format!(
+                "Post deleted by its author: {}",
+                if url.is_empty() {
+                    string(&get(&post, "id"))
+                } else {
+                    url.clone()
+                }
+            ),
+            url,
+            platform: platform_name(&string(&get(&post, "platform"))),
+            category: "deleted".to_string(),
+            urgency: 0,
+            priority: "low",
+            customer: Value::from(()),
             examples: Vec::new(),
         }
     }

@@ -165,13 +165,18 @@ pub enum EventType {
     /// and the message names the case ([`CaseRef`]). A CRM gets it as a comment or note on
     /// the ticket; the generic envelope as `mention.followup`.
     MentionFollowup,
+    /// The author deleted the post of a mention the queue was sent: `data` is the deletion
+    /// (`mention_id`, `post.id`, `post.url`, `deleted_at`). A CRM gets it as a note on the
+    /// case's ticket ([`CaseRef`]); the generic envelope as `mention.deleted`.
+    MentionDeleted,
 }
 
 impl EventType {
     /// Every event type, in documentation order.
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 7] = [
         EventType::MentionCreated,
         EventType::MentionFollowup,
+        EventType::MentionDeleted,
         EventType::MentionDigest,
         EventType::SpikeStarted,
         EventType::SpikeUpdated,
@@ -188,6 +193,7 @@ impl EventType {
             EventType::SpikeUpdated => "spike.updated",
             EventType::SpikeEnded => "spike.ended",
             EventType::MentionFollowup => "mention.followup",
+            EventType::MentionDeleted => "mention.deleted",
         }
     }
 
@@ -221,7 +227,8 @@ pub struct Outgoing<'a> {
     pub timestamp: SystemTime,
     /// How long the message has taken so far against the queue's budget.
     pub latency: Latency,
-    /// The case a [`EventType::MentionFollowup`] continues; `None` for every other event.
+    /// The case a [`EventType::MentionFollowup`] continues, or whose ticket a
+    /// [`EventType::MentionDeleted`] is noted on; `None` for every other event.
     pub case: Option<CaseRef<'a>>,
 }
 

@@ -119,6 +119,20 @@ pub(super) fn all() -> Vec<Sample> {
         case: Some(case),
         ..sample(name, EventType::MentionFollowup, data, latency)
     };
+    let deletion = serde_json::json!({
+        "mention_id": full["mention_id"],
+        "post": {
+            "id": full["post"]["id"],
+            "platform": full["post"]["platform"],
+            "url": full["post"]["url"],
+            "thread_key": full["post"]["thread"]["key"],
+        },
+        "deleted_at": "2026-11-24T11:02:13.000Z",
+    });
+    let mut deletion_bare = deletion.clone();
+    if let Some(p) = deletion_bare["post"].as_object_mut() {
+        p.remove("url");
+    }
     vec![
         follow_up(
             "the sample mention as a follow-up of ticket 4711",
@@ -186,6 +200,24 @@ pub(super) fn all() -> Vec<Sample> {
             &sparse,
             on_time,
         ),
+        Sample {
+            case: Some(("m_00000000000000000000cafe", Some("4711"))),
+            ..sample(
+                "a sample deletion of a mention of ticket 4711",
+                EventType::MentionDeleted,
+                &deletion,
+                on_time,
+            )
+        },
+        Sample {
+            case: Some(("m_00000000000000000000cafe", Some("4711"))),
+            ..sample(
+                "a sample deletion of a post without a url",
+                EventType::MentionDeleted,
+                &deletion_bare,
+                late,
+            )
+        },
     ]
 }
 

@@ -94,9 +94,12 @@ pub(super) struct Compiled {
     digest: Option<Part>,
     spike: Option<Part>,
     followup: Option<Part>,
+    deleted: Option<Part>,
     request: Request,
     /// `[followup.request]`.
     followup_request: Request,
+    /// `[deleted.request]`.
+    deleted_request: Request,
 }
 
 /// How mentions and digests are sent (`[request]`), and follow-ups (`[followup.request]`);
@@ -203,8 +206,10 @@ impl Compiled {
             digest,
             spike,
             followup,
+            deleted,
             request,
             followup_request,
+            deleted_request,
         }) = file_parts.filter(|_| b.issues.is_empty())
         else {
             return Err(invalid(b.issues));
@@ -226,8 +231,10 @@ impl Compiled {
             digest,
             spike,
             followup,
+            deleted,
             request,
             followup_request,
+            deleted_request,
         };
         let checks = Checks {
             compiled: &compiled,
@@ -254,6 +261,7 @@ impl Compiled {
                 self.spike.as_ref()
             }
             EventType::MentionFollowup => self.followup.as_ref(),
+            EventType::MentionDeleted => self.deleted.as_ref(),
         }
     }
 
@@ -267,7 +275,9 @@ impl Compiled {
         let file = || self.file.clone();
         let part = self.part(out.event).ok_or_else(|| match out.event {
             EventType::MentionDigest => RenderError::NoDigest { file: file() },
-            EventType::MentionFollowup => RenderError::NoFollowup { file: file() },
+            EventType::MentionFollowup | EventType::MentionDeleted => {
+                RenderError::NoFollowup { file: file() }
+            }
             _ => RenderError::NoSpike { file: file() },
         })?;
         let ctx = context::build(out, &self.vars).map_err(|e| RenderError::Data {
@@ -321,8 +331,12 @@ impl Compiled {
                     rendered.ticket_id = self.request.ticket_id.clone();
                 }
             }
-            EventType::MentionFollowup => {
-                let r = &self.followup_request;
+            EventType::MentionFollowup | EventType::MentionDeleted => {
+                let r = if out.event == EventType::MentionDeleted {
+                    &self.deleted_request
+                } else {
+                    &self.followup_request
+                };
                 rendered.method = self.method(&r.method, &ctx)?;
                 rendered.join = self.value(&r.join, &ctx)?;
                 if rendered.join.is_empty()
@@ -581,8 +595,10 @@ struct FileParts {
     digest: Option<Part>,
     spike: Option<Part>,
     followup: Option<Part>,
+    deleted: Option<Part>,
     request: Request,
     followup_request: Request,
+    deleted_request: Request,
 }
 
 /// The bytes a rendered `[request] path` may hold: unreserved and sub-delimiter characters of
@@ -610,8 +626,7 @@ struct Builder<'a> {
     sites: BTreeMap<String, Site>,
 }
 
-const TOP_KEYS: &str =
-    "content_type, [vars], [headers], [body], [digest], [spike], [followup] and [request]";
+const TOP_KEYS: &str = "content_type, [vars], [headers], [body], [digest], [spike], [followup], [deleted] and [request]";
 
 impl Builder<'_> {
     fn issue(&mut self, span: Range<usize>, field: &str, message: String) {
@@ -632,6 +647,7 @@ impl Builder<'_> {
         let mut digest: Option<Section> = None;
         let mut spike: Option<Section> = None;
         let mut followup: Option<Section> = None;
+        let mut deleted: Option<Section> = None;
         let mut request = Some(Request::default());
         for (key, value) in root.iter() {
             let name = key.get_ref().as_ref();
@@ -672,6 +688,7 @@ impl Builder<'_> {
                 "digest" => digest = self.section("digest", key.span(), value),
                 "spike" => spike = self.section("spike", key.span(), value),
                 "followup" => followup = self.section("followup", key.span(), value),
+                "deleted" => deleted = self.section("deleted", key.span(), value),
                 "request" => request = self.request("request", value),
                 other => self.issue(
                     key.span(),
@@ -699,11 +716,11 @@ impl Builder<'_> {
             }
         };
         let request = request?;
-        if followup.is_some() && request.ticket_id.is_none() {
+        if (followup.is_some() || deleted.is_some()) && request.ticket_id.is_none() {
             self.issue(
                 0..0,
                 "request.ticket_id",
-                "a template with [followup] needs [request] ticket_id, the JSON pointer of the ticket id in the create's answer".into(),
+                "a template with [followup] or [deleted] needs [request] ticket_id, the JSON pointer of the ticket id in the create's answer".into(),
             );
         }
         if followup.is_some() && request.lookup.is_some() && request.found_ticket_id.is_none() {
@@ -713,10 +730,12 @@ impl Builder<'_> {
                 "a template with [followup] and a lookup needs [request] found_ticket_id, the JSON pointer of the ticket id in the lookup's answer".into(),
             );
         }
-        let followup_request = match &followup {
-            None => Request::default(),
-            Some((_, _, r)) => r.clone().flatten()?,
+        let section_request = |s: &Option<Section>| match s {
+            None => Some(Request::default()),
+            Some((_, _, r)) => r.clone().flatten(),
         };
+        let followup_request = section_request(&followup)?;
+        let deleted_request = section_request(&deleted)?;
         Some(FileParts {
             content_type: content_type?,
             defaults,
@@ -724,8 +743,10 @@ impl Builder<'_> {
             digest: part(&digest)?,
             spike: part(&spike)?,
             followup: part(&followup)?,
+            deleted: part(&deleted)?,
             request,
             followup_request,
+            deleted_request,
         })
     }
 
@@ -888,7 +909,7 @@ impl Builder<'_> {
         };
         let (mut body, mut headers, mut request) = (None, None, None);
         let mut has_body = false;
-        let followup = name == "followup";
+        let followup = matches!(name, "followup" | "deleted");
         for (k, v) in t.iter() {
             match k.get_ref().as_ref() {
                 "body" => {
@@ -924,7 +945,7 @@ impl Builder<'_> {
             self.issue(
                 key_span,
                 name,
-                "[followup] needs a [followup.request] table with its url".into(),
+                format!("[{name}] needs a [{name}.request] table with its url"),
             );
             request = Some(None);
         }
@@ -1196,6 +1217,9 @@ impl Checks<'_> {
                 }
                 EventType::MentionFollowup => {
                     Some((c.render(&sample.outgoing()).err(), &c.followup_request))
+                }
+                EventType::MentionDeleted => {
+                    Some((c.render(&sample.outgoing()).err(), &c.deleted_request))
                 }
                 _ => None,
             };

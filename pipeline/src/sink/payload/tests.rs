@@ -1044,7 +1044,7 @@ fn broken_templates_fail_at_load_naming_file_and_place() {
             "unknown top-level key",
             "content_typ = \"text/plain\"\n[body]\nx = 1\n",
             ":1:1: content_typ: unknown key",
-            &["content_type, [vars], [headers], [body], [digest], [spike], [followup] and [request]"],
+            &["content_type, [vars], [headers], [body], [digest], [spike], [followup], [deleted] and [request]"],
         ),
         (
             "no body",
