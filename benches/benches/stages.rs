@@ -48,6 +48,7 @@ fn owned(p: &Post<'_>) -> Post<'static> {
             name: p.author.name.as_ref().map(own),
             followers: p.author.followers,
             verified: p.author.verified,
+            description: p.author.description.as_ref().map(own),
         },
         text: own(&p.text),
         lang: p.lang.as_ref().map(own),

@@ -86,6 +86,7 @@ fn post_of(example: &Example) -> Post<'_> {
             name: None,
             followers: example.followers,
             verified: None,
+            description: None,
         },
         text: Cow::Borrowed(&example.text),
         lang: example.lang.as_deref().map(Cow::Borrowed),

@@ -121,9 +121,15 @@ pub struct MentionAuthor {
     pub id: String,
     /// Handle without `@`, when known.
     pub handle: Option<String>,
-    /// Follower count, when the format carries it.
+    /// Follower count, when the format carries it or a profile lookup found it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub followers: Option<u64>,
+    /// Display name, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The profile's description, when a profile lookup found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// One matched rule.
@@ -153,6 +159,8 @@ impl MentionPost {
                 id: post.author.id.to_string(),
                 handle: post.author.handle.as_deref().map(str::to_string),
                 followers: post.author.followers,
+                name: post.author.name.as_deref().map(str::to_string),
+                description: post.author.description.as_deref().map(str::to_string),
             },
             text: post.text.to_string(),
             lang: post.lang.as_deref().map(str::to_string),
@@ -269,6 +277,8 @@ pub mod testing {
                         id: self.author.clone(),
                         handle: self.handle.clone(),
                         followers: Some(120),
+                        name: None,
+                        description: None,
                     },
                     text: self.text.clone(),
                     lang: Some("en".to_owned()),

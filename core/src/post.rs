@@ -76,6 +76,10 @@ pub struct Author<'a> {
     /// Whether the platform marks the account as verified, when it says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// The profile's description (bio), when known: from a profile lookup (Bluesky posts
+    /// carry none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<Cow<'a, str>>,
 }
 
 /// Structural facts about a post that rules and scores use.

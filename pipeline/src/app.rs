@@ -269,6 +269,19 @@ pub async fn start(
             spikes: spikes_tx,
             recycle: Vec::new(),
             routed_posts: delivery.as_ref().map(|d| d.routed_posts.clone()),
+            profiles: match (options.deliver, config.enrichment.enabled) {
+                (true, true) => Some(
+                    crate::enrich::Profiles::start(
+                        &config.enrichment,
+                        &tokio::runtime::Handle::current(),
+                    )
+                    .map_err(|e| AppError::Io {
+                        context: "building the profile lookup client".into(),
+                        source: std::io::Error::other(e),
+                    })?,
+                ),
+                _ => None,
+            },
         },
         spike_flags,
         &latencies,

@@ -281,6 +281,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// `[cluster]`: present when this node is one of a cluster on NATS JetStream.
     pub cluster: Option<cluster::ClusterSettings>,
+    /// `[enrichment]`: profile lookups for authors the posts do not describe (Bluesky).
+    pub enrichment: crate::enrich::EnrichSettings,
 }
 
 /// `[routing]`: where the queues and routes live. A brand team keeps them in `rules/`
@@ -361,6 +363,7 @@ const SECTIONS: &[&str] = &[
     "queue",
     "route",
     "cluster",
+    "enrichment",
 ];
 
 impl Config {
@@ -444,8 +447,10 @@ impl Config {
             queues: Vec::new(),
             routes: Vec::new(),
             cluster: None,
+            enrichment: crate::enrich::EnrichSettings::default(),
         };
         let mut cluster_value = None;
+        let mut enrichment_span = None;
         let mut source_spans = Vec::new();
         let mut queue_spans = Vec::new();
         let mut route_spans = Vec::new();
@@ -468,6 +473,10 @@ impl Config {
                 "scoring" => section(&mut report, name, value, &mut config.scoring),
                 "customers" => section(&mut report, name, value, &mut config.customers),
                 "outbox" => section(&mut report, name, value, &mut config.outbox),
+                "enrichment" => {
+                    enrichment_span = Some(key.span());
+                    section(&mut report, name, value, &mut config.enrichment)
+                }
                 "routing" => section(&mut report, name, value, &mut config.routing),
                 "spikes" => {
                     spikes_span = Some(key.span());
@@ -506,6 +515,9 @@ impl Config {
             }
         }
         config.validate(&mut report, &source_spans, limits_span);
+        if let Some(problem) = config.enrichment.problem() {
+            report.at(enrichment_span, problem);
+        }
         validate_queues(&mut report, &config.queues, &queue_spans);
         let inline_routes = route_spans.len();
         config.routing.inline_routes = inline_routes;

@@ -42,6 +42,7 @@ pub mod cluster;
 pub mod compile;
 pub mod config;
 pub mod dlq;
+pub mod enrich;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;
 pub mod health;

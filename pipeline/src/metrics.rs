@@ -57,6 +57,10 @@ pub const STAGE_POSTS_DROPPED: &str = "earshot_stage_posts_dropped_total";
 pub const STAGE_DURATION: &str = "earshot_stage_duration_seconds";
 /// Posts that matched at least one rule. Labels: none.
 pub const MATCH_POSTS_MATCHED: &str = "earshot_match_posts_matched_total";
+/// Profile lookups of matched posts' authors ([`crate::enrich`]), by outcome: `cached`,
+/// `fetched`, `missing` (no such profile), `late` (past the deadline), `busy` (too many
+/// waiting), `failed` (an API call that failed). Labels: `outcome`.
+pub const ENRICHMENT: &str = "earshot_enrichment_total";
 /// Routed posts their authors deleted (their mentions retracted). Labels: none.
 pub const DELETED_POSTS: &str = "earshot_deleted_posts_total";
 /// What became of a queue's retracted mentions: `dropped` (deleted before it was sent: never
@@ -262,6 +266,11 @@ fn describe_all() {
         MATCH_POSTS_MATCHED,
         Unit::Count,
         "Posts matching at least one rule."
+    );
+    describe_counter!(
+        ENRICHMENT,
+        Unit::Count,
+        "Profile lookups of matched posts' authors, by outcome."
     );
     describe_counter!(
         DELETED_POSTS,

@@ -19,6 +19,7 @@ use tracing::{debug, error};
 
 use crate::compile::{Compiled, Shared};
 use crate::config::FormatChoice;
+use crate::enrich::Profiles;
 use crate::mention::{mention_id, LangSource, MatchOut, Mention, MentionPost};
 use crate::metrics::{
     DropCounters, Latencies, LatencySet, Stage, BRAND_MENTIONS, BRAND_NEGATIVE_MENTIONS,
@@ -29,7 +30,7 @@ use crate::monitor::SpikeFlags;
 use crate::normalize::{normalize, Normalized};
 use crate::outbox::deletes::RoutedIndex;
 use crate::outbox::writer::Routed;
-use crate::post::Post;
+use crate::post::{Platform, Post};
 use crate::reload::customers::Customers;
 use crate::skip::{SkipCounts, SkipReason};
 use crate::source::batch::Batch;
@@ -59,6 +60,8 @@ pub struct Outputs {
     /// The posts routed lately, for deletes ([`crate::outbox::deletes`]): a delete event of
     /// one of them goes to the outbox writer. `None` where nothing is delivered.
     pub routed_posts: Option<Arc<RoutedIndex>>,
+    /// Profile lookups for matched Bluesky posts ([`crate::enrich`]); `None`: off.
+    pub profiles: Option<Arc<Profiles>>,
 }
 
 /// Totals across all workers, for summaries (`earshot replay`, the demo's status line).
@@ -196,6 +199,8 @@ struct Stages {
     queue_idx: Vec<u16>,
     local: LatencySet,
     inner_ns: u64,
+    /// Profile lookups for authors the post does not describe.
+    profiles: Option<Arc<Profiles>>,
 }
 
 impl Worker {
@@ -244,6 +249,7 @@ impl Worker {
                 queue_idx: Vec::with_capacity(8),
                 local: LatencySet::new(),
                 inner_ns: 0,
+                profiles: outputs.profiles.clone(),
             },
             outputs,
             totals,
@@ -598,17 +604,29 @@ impl Stages {
             (None, None) if compiled.router.needs_lang() => crate::language::detect(&post.text),
             (None, None) => None,
         };
-        let with_lang;
-        let post = match detected {
-            Some(code) => {
+        // A Bluesky author is a DID only: the profile gives the handle, name, followers and
+        // description author classes and influence read (within the lookup's deadline).
+        let profile = match (&self.profiles, post.platform, &post.author.handle) {
+            (Some(profiles), Platform::Bluesky, None) => profiles.lookup(&post.author.id),
+            _ => None,
+        };
+        let completed;
+        let post = if detected.is_some() || profile.is_some() {
+            let mut p = post.clone();
+            if let Some(code) = detected {
                 counts.lang_detected += 1;
-                with_lang = Post {
-                    lang: Some(std::borrow::Cow::Borrowed(code)),
-                    ..post.clone()
-                };
-                &with_lang
+                p.lang = Some(std::borrow::Cow::Borrowed(code));
             }
-            None => post,
+            if let Some(profile) = &profile {
+                p.author.handle = Some(std::borrow::Cow::Owned(profile.handle.clone()));
+                p.author.name = profile.name.clone().map(std::borrow::Cow::Owned);
+                p.author.followers = profile.followers;
+                p.author.description = profile.description.clone().map(std::borrow::Cow::Owned);
+            }
+            completed = p;
+            &completed
+        } else {
+            post
         };
         // Matched posts are timed every time: they are rare and their latency is the product.
         lap.start();

@@ -148,7 +148,8 @@ fn the_embedded_default_takes_its_scoring_and_routing_from_the_binary() {
 /// `config/default.toml` says "every key below shows its default value": each settings
 /// section it writes parses to exactly what earshot assumes when the section is left out.
 /// `[scoring]` and `[routing]` are the exception the file states: they name the shipped
-/// files, whose built-in copies the embedded default uses.
+/// files, whose built-in copies the embedded default uses; `[enrichment]` is written to turn
+/// it on (off when left out), every other key at its default.
 #[test]
 fn default_toml_states_exactly_the_built_in_defaults() {
     set_env();
@@ -183,11 +184,26 @@ fn default_toml_states_exactly_the_built_in_defaults() {
         shipped.routing.path.as_deref(),
         Some(repo().join("rules/routing.toml").as_path())
     );
+    assert_eq!(
+        shipped.enrichment,
+        earshot::enrich::EnrichSettings {
+            enabled: true,
+            ..Default::default()
+        },
+        "[enrichment]"
+    );
     // Nothing else is written but the sources.
     let mut rest: Vec<&str> = written.iter().map(String::as_str).collect();
     rest.retain(|k| {
         ![
-            "pipeline", "limits", "rules", "admin", "outbox", "scoring", "routing",
+            "pipeline",
+            "limits",
+            "rules",
+            "admin",
+            "outbox",
+            "scoring",
+            "routing",
+            "enrichment",
         ]
         .contains(k)
     });

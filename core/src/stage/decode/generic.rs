@@ -120,6 +120,7 @@ pub(super) fn decode<F: FnMut(Post<'_>)>(
             name: None,
             followers,
             verified: None,
+            description: None,
         },
         text: Cow::Borrowed(text),
         lang: string(&paths.lang).map(Cow::Borrowed),

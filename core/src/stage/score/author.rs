@@ -115,13 +115,20 @@ impl AuthorLists {
         let handle = handle.as_deref();
         let listed = |list: &[String]| list.iter().any(|e| is_account(e, handle, &author.id));
         let name = author.name.as_deref().map(str::to_lowercase);
+        let bio = author.description.as_deref().map(str::to_lowercase);
+        let has_word = |text: &Option<String>, w: &String| {
+            text.as_deref().is_some_and(|n| {
+                n.split(|c: char| !c.is_alphanumeric())
+                    .any(|part| part == w)
+                    || (!w.is_ascii() && n.contains(w.as_str()))
+            })
+        };
+        // A press word in the handle, the display name or the profile's description ("tech
+        // reporter at …").
         let press_word = |w: &String| {
             handle.is_some_and(|h| h.contains(w.as_str()))
-                || name.as_deref().is_some_and(|n| {
-                    n.split(|c: char| !c.is_alphanumeric())
-                        .any(|part| part == w)
-                        || (!w.is_ascii() && n.contains(w.as_str()))
-                })
+                || has_word(&name, w)
+                || has_word(&bio, w)
         };
         let bot = cx.spam
             || handle.is_some_and(|h| {
@@ -199,7 +206,26 @@ mod tests {
             name: name.map(|n| Cow::Owned(n.into())),
             followers,
             verified: None,
+            description: None,
         }
+    }
+
+    /// A press word in the profile's description (what a profile lookup fills in) makes the
+    /// author press, as one in the handle or the name does.
+    #[test]
+    fn a_press_word_in_the_description_is_press() {
+        let lists = lists();
+        let mut a = author(
+            "did:plc:x",
+            Some("dana.bsky.social"),
+            Some("Dana"),
+            Some(900),
+        );
+        let before = lists.classify(&a, Context::default()).classes;
+        a.description = Some(Cow::Borrowed("Tech desk at Planet News. Tips welcome"));
+        let after = lists.classify(&a, Context::default()).classes;
+        assert!(!before.contains(&AuthorClass::Press), "{before:?}");
+        assert!(after.contains(&AuthorClass::Press), "{after:?}");
     }
 
     #[test]
