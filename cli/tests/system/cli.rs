@@ -845,3 +845,123 @@ fn replay_detects_the_language_a_rule_needs_and_says_so() {
         (&"en".into(), &"declared".into())
     );
 }
+
+/// A loopback `app.bsky.actor.getProfiles` answering for one author: the profile the lexicon
+/// describes (`profiles` of `profileViewDetailed`), for every call; the calls are counted.
+async fn profile_api(
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> std::net::SocketAddr {
+    let app = axum::Router::new().route(
+        "/xrpc/app.bsky.actor.getProfiles",
+        axum::routing::get(move |uri: axum::http::Uri| {
+            let calls = calls.clone();
+            async move {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let asked = uri
+                    .query()
+                    .unwrap_or_default()
+                    .contains("did%3Aplc%3Areporter");
+                let profiles = if asked {
+                    serde_json::json!([{"did": "did:plc:reporter", "handle": "dana.bsky.social",
+                        "displayName": "Dana", "description": "Tech reporter at Planet News",
+                        "followersCount": 48200, "followsCount": 311, "postsCount": 5120,
+                        "indexedAt": "2026-11-30T08:12:44.123Z", "labels": []}])
+                } else {
+                    serde_json::json!([])
+                };
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    serde_json::json!({ "profiles": profiles }).to_string(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// `earshot run` with enrichment on: a Bluesky mention by a bare DID is scored and sent with
+/// the author's profile (handle, name, followers, description: press and influencer), one
+/// call for two mentions of the same author.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_enriches_bluesky_authors_from_the_profile_api() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let api = profile_api(calls.clone()).await;
+    let admin = format!("127.0.0.1:{}", support::free_port());
+    let run = support::FileRun::new(
+        &admin,
+        &format!(
+            "[enrichment]\nenabled = true\nurl = \"http://{api}/xrpc/app.bsky.actor.getProfiles\"\ndeadline = \"5s\"\n{}",
+            support::catch_all_queue("sink = \"file\"\npath = \"mentions.ndjson\"")
+        ),
+    );
+    let post = |rkey: &str, text: &str| {
+        format!(
+            r#"{{"did":"did:plc:reporter","time_us":1725911162330509,"kind":"commit","commit":{{"rev":"r","operation":"create","collection":"app.bsky.feed.post","rkey":"{rkey}","record":{{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:03.190Z","langs":["en"],"text":"{text}"}},"cid":"bafy"}}}}"#
+        )
+    };
+    std::fs::write(
+        &run.input,
+        format!(
+            "{}\n{}\n",
+            post(
+                "3l3qo2v6sho01",
+                "Acme support has not answered my refund request for a week"
+            ),
+            post(
+                "3l3qo2v6sho02",
+                "Writing a story on Acme rocket skates breaking: who else had this?"
+            )
+        ),
+    )
+    .unwrap();
+    let mut child = support::earshot()
+        .args(["run", "--config"])
+        .arg(&run.config)
+        .current_dir(&run.dir)
+        .env("EARSHOT_ADMIN_TOKEN", "test-token")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = run.dir.join("mentions.ndjson");
+    let read = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while read().len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mentions = read();
+    assert_eq!(mentions.len(), 2);
+    for m in &mentions {
+        let a = &m["post"]["author"];
+        assert_eq!(
+            (&a["handle"], &a["followers"], &a["name"]),
+            (&"dana.bsky.social".into(), &48200.into(), &"Dana".into())
+        );
+        let classes: Vec<&str> = m["author_classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        assert!(
+            classes.contains(&"press") && classes.contains(&"influencer"),
+            "{classes:?}"
+        );
+    }
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the second from the cache"
+    );
+}
