@@ -60,15 +60,9 @@ pub(super) fn render(out: &Outgoing<'_>) -> Rendered {
         body.push(b'}');
     }
     body.push(b'}');
-    Rendered {
-        content_type: HeaderValue::from_static("application/json"),
-        headers: Vec::new(),
-        body: Bytes::from(body),
-        method: http::Method::POST,
-        path: String::new(),
-        exists: Vec::new(),
-        lookup: None,
-        join: String::new(),
-        ticket_id: None,
-    }
+    Rendered::post(
+        HeaderValue::from_static("application/json"),
+        Vec::new(),
+        Bytes::from(body),
+    )
 }

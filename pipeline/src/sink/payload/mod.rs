@@ -285,6 +285,28 @@ pub struct Rendered {
     pub ticket_id: Option<String>,
 }
 
+impl Rendered {
+    /// A `POST` of `body` to the queue's URL, with nothing else to it: what every message is
+    /// until a `[request]` says otherwise.
+    pub fn post(
+        content_type: HeaderValue,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Bytes,
+    ) -> Rendered {
+        Rendered {
+            content_type,
+            headers,
+            body,
+            method: http::Method::POST,
+            path: String::new(),
+            exists: Vec::new(),
+            lookup: None,
+            join: String::new(),
+            ticket_id: None,
+        }
+    }
+}
+
 /// A search sent before a create: `GET <queue url><path>`; the record exists when the answer
 /// is 200 and `found` points at a non-empty list.
 #[derive(Debug, Clone, PartialEq, Eq)]

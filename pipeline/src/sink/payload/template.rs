@@ -308,17 +308,7 @@ impl Compiled {
             };
             headers.push((name.clone(), value));
         }
-        let mut rendered = Rendered {
-            content_type: self.content_type.clone(),
-            headers,
-            body: Bytes::from(body),
-            method: http::Method::POST,
-            path: String::new(),
-            exists: Vec::new(),
-            lookup: None,
-            join: String::new(),
-            ticket_id: None,
-        };
+        let mut rendered = Rendered::post(self.content_type.clone(), headers, Bytes::from(body));
         match out.event {
             EventType::MentionCreated | EventType::MentionDigest => {
                 let (method, path, exists, lookup) = self.request(&ctx)?;
