@@ -151,8 +151,13 @@ async fn deletion(
     };
     let case = match target {
         Target::Webhook(t) if t.payload.format() != PayloadFormat::Generic => {
-            if !t.payload.handles(EventType::MentionDeleted) || !cases_on {
+            if !t.payload.handles(EventType::MentionDeleted) {
                 return not_sent("the queue's template has no [deleted] section");
+            }
+            if !cases_on {
+                return not_sent(
+                    "the queue keeps no cases (cases.follow_ups is off), so no ticket is known",
+                );
             }
             let key = serde_json::from_str::<Deletion>(entry.data.get())
                 .map(|d| format!("post:{}", d.post.thread_key));
