@@ -3,9 +3,9 @@
 //! whose text is the rule file itself, so its own terms are there to be found.
 #![no_main]
 
+use earshot::normalize::{normalize, Normalized};
 use earshot::rules::RuleSet;
 use earshot::stage::matcher::{MatchScratch, Matcher};
-use earshot::normalize::{normalize, Normalized};
 use earshot_fuzz::{names_a_device, nowhere, post_with_text};
 use libfuzzer_sys::fuzz_target;
 

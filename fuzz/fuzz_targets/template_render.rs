@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use arbitrary::Arbitrary;
-use earshot::sink::payload::{EventType, Latency, Outgoing, Payload, PayloadFormat};
+use earshot::sink::payload::{CaseRef, EventType, Latency, Outgoing, Payload, PayloadFormat};
 use earshot_fuzz::{SAMPLE_DIGEST, SAMPLE_MENTION, SAMPLE_SPIKE};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -110,8 +110,9 @@ fn replace(value: &mut Value, leaves: &[Leaf], at: &mut usize) {
 }
 
 fuzz_target!(|m: Message| {
-    let (event, sample) = match m.event % 5 {
+    let (event, sample) = match m.event % 6 {
         0 => (EventType::MentionCreated, SAMPLE_MENTION),
+        5 => (EventType::MentionFollowup, SAMPLE_MENTION),
         1 => (EventType::MentionDigest, SAMPLE_DIGEST),
         2 => (EventType::SpikeStarted, SAMPLE_SPIKE),
         3 => (EventType::SpikeUpdated, SAMPLE_SPIKE),
@@ -134,6 +135,11 @@ fuzz_target!(|m: Message| {
             budget_ms: m.budget_ms,
             over_budget: m.over_budget,
         },
+        // A follow-up names its case: the fuzzed id stands in for the ticket id the CRM gave.
+        case: (event == EventType::MentionFollowup).then(|| CaseRef {
+            mention_id: "m_0000000000000000000000ff",
+            ticket_id: Some(&m.id),
+        }),
     };
     let payload = &payloads()[usize::from(m.format) % PayloadFormat::ALL.len()];
     if !payload.handles(event) {

@@ -163,5 +163,6 @@ pub fn sample_outgoing(data: &serde_json::value::RawValue) -> earshot::sink::pay
         timestamp: std::time::SystemTime::UNIX_EPOCH
             + std::time::Duration::from_secs(1_795_000_000),
         latency: Default::default(),
+        case: None,
     }
 }

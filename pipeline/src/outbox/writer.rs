@@ -135,7 +135,7 @@ pub struct Writer {
 
 /// How long a delete waits for the commit of the mention it deletes.
 const DELETE_WAIT: Duration = Duration::from_secs(60);
-/// Most deletes waiting at once; past it the oldest are given up (counted).
+/// Most deletes waiting at once; past it the newest are given up.
 const MAX_WAITING_DELETES: usize = 10_000;
 /// How often routed posts past `deletes_keep` are forgotten.
 const PRUNE_ROUTED_EVERY: Duration = Duration::from_secs(3600);
