@@ -670,6 +670,17 @@ impl Remote {
     /// Drops waiting mentions whose posts were deleted (never sent), and the deletions of
     /// mentions dropped so.
     fn drop_retracted(&mut self) {
+        // Nothing retracted (the usual case): no lock per entry on every turn of the loop.
+        let none = self.dropped.is_empty()
+            && self
+                .shared
+                .retracted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty();
+        if none {
+            return;
+        }
         let mut gone: Vec<u64> = Vec::new();
         for (seq, slot) in &self.slots {
             if slot.running {
@@ -708,12 +719,22 @@ impl Remote {
             return;
         }
         self.drop_retracted();
-        // A deletion waits while its mention is still here (being sent, or waiting to be).
-        let present: HashSet<String> = self
+        // A deletion waits while its mention is still here (being sent, or waiting to be);
+        // looked at only when the window holds a deletion.
+        let present: HashSet<&str> = if self.slots.values().any(|s| s.retracts.is_some()) {
+            self.slots
+                .values()
+                .filter(|s| s.entry.event == Event::MentionCreated)
+                .map(|s| s.entry.id.as_str())
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let waiting: HashSet<u64> = self
             .slots
-            .values()
-            .filter(|s| s.entry.event == Event::MentionCreated)
-            .map(|s| s.entry.id.clone())
+            .iter()
+            .filter(|(_, s)| s.retracts.as_deref().is_some_and(|m| present.contains(m)))
+            .map(|(seq, _)| *seq)
             .collect();
         let concurrency = if self.s.ordered {
             1
@@ -748,7 +769,7 @@ impl Remote {
             if slot.running || slot.due > now {
                 continue;
             }
-            if slot.retracts.as_ref().is_some_and(|m| present.contains(m)) {
+            if waiting.contains(&seq) {
                 continue;
             }
             if let Some(keys) = &slot.keys {
