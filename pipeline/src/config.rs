@@ -24,6 +24,7 @@ use crate::sink::{QueueConfig, SinkKind};
 use crate::source::file::FileOptions;
 use crate::source::http_stream::HttpStreamOptions;
 use crate::source::jetstream::JetstreamOptions;
+use crate::source::reddit::RedditOptions;
 use crate::source::sse::SseOptions;
 use crate::spike::SpikeSettings;
 use crate::stage::decode::{DecodeLimits, Format, GenericFields};
@@ -181,6 +182,8 @@ pub enum SourceKind {
     HttpNdjson(HttpStreamOptions),
     /// Server-sent events (Mastodon streaming style).
     Sse(SseOptions),
+    /// Reddit's API, polled.
+    Reddit(RedditOptions),
     /// NDJSON file or stdin.
     File(FileOptions),
 }
@@ -196,6 +199,7 @@ impl SourceKind {
             SourceKind::Jetstream(o) => o.run(emitter, shutdown).await,
             SourceKind::HttpNdjson(o) => o.run(emitter, shutdown).await,
             SourceKind::Sse(o) => o.run(emitter, shutdown).await,
+            SourceKind::Reddit(o) => o.run(emitter, shutdown).await,
             SourceKind::File(o) => o.run(emitter, shutdown).await,
         }
     }
@@ -206,6 +210,7 @@ impl SourceKind {
             SourceKind::Jetstream(_) => "jetstream",
             SourceKind::HttpNdjson(_) => "http_ndjson",
             SourceKind::Sse(_) => "sse",
+            SourceKind::Reddit(_) => "reddit",
             SourceKind::File(_) => "file",
         }
     }
@@ -234,6 +239,11 @@ impl SourceConfig {
                 let cursor = c.saturating_sub(o.resume_overlap.as_micros() as u64);
                 tracing::info!(source = %self.id, cursor, "resuming from the checkpoint");
                 o.cursor = Some(cursor);
+            }
+            (SourceKind::Reddit(o), Position::Cursor(c)) => {
+                let since = c.saturating_sub(o.resume_overlap.as_micros() as u64);
+                tracing::info!(source = %self.id, since_us = since, "resuming from the checkpoint");
+                o.since_us = Some(since);
             }
             (SourceKind::File(o), Position::Offset(off)) if o.path.as_os_str() != "-" => {
                 let len = std::fs::metadata(&o.path).map(|m| m.len()).unwrap_or(0);
@@ -626,17 +636,25 @@ impl Config {
             }
             seen.push(&s.id);
             // TLS for every remote connection; plain transports only to this machine.
-            let (url, secure, plain) = match &s.kind {
-                SourceKind::Jetstream(o) => (&o.url, "wss", "ws"),
-                SourceKind::HttpNdjson(o) => (&o.url, "https", "http"),
-                SourceKind::Sse(o) => (&o.url, "https", "http"),
+            let (urls, secure, plain) = match &s.kind {
+                SourceKind::Jetstream(o) => (vec![("url", o.url.as_str())], "wss", "ws"),
+                SourceKind::HttpNdjson(o) => (vec![("url", o.url.as_str())], "https", "http"),
+                SourceKind::Sse(o) => (vec![("url", o.url.as_str())], "https", "http"),
+                SourceKind::Reddit(o) => {
+                    for p in o.problems() {
+                        report.at(here.clone(), format!("source `{}`: {p}", s.id));
+                    }
+                    (o.urls().to_vec(), "https", "http")
+                }
                 SourceKind::File(_) => continue,
             };
-            match url::Url::parse(url) {
-                Err(e) => report.at(here, format!("source `{}`: url: {e}", s.id)),
-                Ok(u) => {
-                    if let Err(m) = crate::tls::check_remote_url(&u, &[secure], &[plain]) {
-                        report.at(here, format!("source `{}`: url: {m}", s.id));
+            for (field, url) in urls {
+                match url::Url::parse(url) {
+                    Err(e) => report.at(here.clone(), format!("source `{}`: {field}: {e}", s.id)),
+                    Ok(u) => {
+                        if let Err(m) = crate::tls::check_remote_url(&u, &[secure], &[plain]) {
+                            report.at(here.clone(), format!("source `{}`: {field}: {m}", s.id));
+                        }
                     }
                 }
             }
@@ -1157,7 +1175,7 @@ fn source(
     let Some(kind_name) = str_of(report, "type") else {
         report.at(
             Some(item.span()),
-            format!("{field} needs a `type`: jetstream, http_ndjson, sse or file"),
+            format!("{field} needs a `type`: jetstream, http_ndjson, sse, reddit or file"),
         );
         return None;
     };
@@ -1173,13 +1191,14 @@ fn source(
         "jetstream" => de(report, &field, &rest).map(SourceKind::Jetstream),
         "http_ndjson" => de(report, &field, &rest).map(SourceKind::HttpNdjson),
         "sse" => de(report, &field, &rest).map(SourceKind::Sse),
+        "reddit" => de(report, &field, &rest).map(SourceKind::Reddit),
         "file" => de(report, &field, &rest).map(SourceKind::File),
         other => {
             let span = get("type").map(|v| v.span());
             report.at(
                 span,
                 format!(
-                    "{field}: unknown type `{other}`, expected jetstream, http_ndjson, sse or file"
+                    "{field}: unknown type `{other}`, expected jetstream, http_ndjson, sse, reddit or file"
                 ),
             );
             None
@@ -1189,6 +1208,7 @@ fn source(
         None => match &kind {
             SourceKind::Jetstream(_) => FormatChoice::Fixed(Format::Jetstream),
             SourceKind::Sse(_) => FormatChoice::Fixed(Format::Mastodon),
+            SourceKind::Reddit(_) => FormatChoice::Fixed(Format::Reddit),
             SourceKind::HttpNdjson(_) => FormatChoice::Fixed(Format::XV2),
             SourceKind::File(_) => FormatChoice::Auto,
         },
@@ -1224,9 +1244,10 @@ fn source(
             format!("source id `{id}`: use lowercase letters, digits, `-` and `_`"),
         );
     }
-    Some(SourceConfig {
-        id: id?,
-        format,
-        kind,
-    })
+    let id = id?;
+    let mut kind = kind;
+    if let SourceKind::Reddit(o) = &mut kind {
+        o.id = id.clone();
+    }
+    Some(SourceConfig { id, format, kind })
 }

@@ -38,6 +38,9 @@ pub const SOURCE_FRAMES_RECEIVED: &str = "earshot_source_frames_received_total";
 pub const SOURCE_BYTES_RECEIVED: &str = "earshot_source_bytes_received_total";
 /// Reconnects of a source after a lost or failed connection. Labels: `source`.
 pub const SOURCE_RECONNECTS: &str = "earshot_source_reconnects_total";
+/// Waits of a polling source (Reddit) for its API's rate-limit window to reset. Labels:
+/// `source`.
+pub const SOURCE_RATE_LIMIT_WAITS: &str = "earshot_source_rate_limit_waits_total";
 /// 1 while a source is connected. Labels: `source`.
 pub const SOURCE_CONNECTED: &str = "earshot_source_connected";
 /// Sources that stopped on an error retrying cannot fix, by `source` and `reason` (the
@@ -84,8 +87,8 @@ pub const DELIVERY_LATENCY: &str = "earshot_delivery_latency_seconds";
 pub const WEBHOOK_DELIVERIES: &str = "earshot_webhook_deliveries_total";
 /// 1 while a queue's credentials are refused (its entries wait). Labels: `queue`.
 pub const QUEUE_CREDENTIALS_REFUSED: &str = "earshot_queue_credentials_refused";
-/// Access-token requests to a queue's token endpoint. Labels: `queue`, `outcome` (`renewed`,
-/// `refused`, `failed`).
+/// Access-token requests to a token endpoint. Labels: `queue` (or `source`, for a source that
+/// reads an OAuth API), `outcome` (`renewed`, `refused`, `failed`).
 pub const TOKEN_RENEWALS: &str = "earshot_token_renewals_total";
 /// Mentions delivered as the first of a case (`opened`) or as a follow-up of one
 /// (`followup`). Labels: `queue`, `kind`.
@@ -235,6 +238,11 @@ fn describe_all() {
         "Bytes received by a source."
     );
     describe_counter!(SOURCE_RECONNECTS, Unit::Count, "Reconnects of a source.");
+    describe_counter!(
+        SOURCE_RATE_LIMIT_WAITS,
+        Unit::Count,
+        "Waits of a polling source for its API's rate-limit window to reset."
+    );
     describe_gauge!(SOURCE_CONNECTED, "1 while the source is connected.");
     describe_counter!(
         PAYLOAD_RENDER_ERRORS,
@@ -771,6 +779,7 @@ mod tests {
             SOURCE_FRAMES_RECEIVED,
             SOURCE_BYTES_RECEIVED,
             SOURCE_RECONNECTS,
+            SOURCE_RATE_LIMIT_WAITS,
             WORKER_FRAMES_PROCESSED,
             STAGE_POSTS_DECODED,
             STAGE_POSTS_DROPPED,

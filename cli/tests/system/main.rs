@@ -18,6 +18,7 @@ mod e2e;
 mod faults;
 mod hostile;
 mod nats_sink;
+mod reddit;
 mod reload;
 mod spikes;
 #[path = "../support/mod.rs"]

@@ -1,4 +1,5 @@
-//! The credentials a webhook queue sends to a CRM API, and their renewal.
+//! The credentials a webhook queue sends to a CRM API (or a source to an OAuth API such as
+//! Reddit's), and their renewal.
 //!
 //! CRM APIs take short-lived OAuth 2.0 access tokens: Salesforce and Dynamics 365 hand out
 //! tokens that live one to two hours, Zoho Desk and HubSpot OAuth about one hour. A token read
@@ -62,6 +63,18 @@ impl AuthKind {
     }
 }
 
+/// How a token request proves the client's identity (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` as form fields of the request body (the Microsoft
+    /// identity platform, Salesforce, Zoho, HubSpot).
+    #[default]
+    Body,
+    /// HTTP Basic authentication with the client id and secret (Reddit accepts only this).
+    Basic,
+}
+
 /// A queue's `auth` table. Which fields apply depends on `kind`; [`AuthConfig::problems`]
 /// says which are missing or out of place.
 ///
@@ -113,6 +126,9 @@ pub struct AuthConfig {
     /// The scope asked for (Microsoft identity platform: `https://<org>.crm.dynamics.com/.default`).
     #[serde(default)]
     pub scope: Option<String>,
+    /// `client_credentials` and `refresh_token`: how the client id and secret are sent.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
     /// The word before the token in the header (default `Bearer`; Zoho Desk:
     /// `Zoho-oauthtoken`).
     #[serde(default)]
@@ -164,9 +180,30 @@ impl AuthConfig {
             subject: None,
             audience: None,
             scope: None,
+            client_auth: ClientAuth::Body,
             prefix: None,
             lifetime: default_lifetime(),
             renew_before: default_renew_before(),
+        }
+    }
+
+    /// The OAuth 2.0 client-credentials grant at `token_url`, the client id and secret from
+    /// the named variables, sent as `client_auth` says.
+    pub fn client_credentials(
+        token_url: &str,
+        client_id_env: &str,
+        client_secret_env: &str,
+        client_auth: ClientAuth,
+    ) -> Self {
+        Self {
+            kind: AuthKind::ClientCredentials,
+            scheme: None,
+            env: None,
+            token_url: Some(token_url.into()),
+            client_id_env: Some(client_id_env.into()),
+            client_secret_env: Some(client_secret_env.into()),
+            client_auth,
+            ..Self::fixed(AuthScheme::Bearer, "")
         }
     }
 
@@ -242,6 +279,11 @@ impl AuthConfig {
         );
         forbid(!jwt && self.subject.is_some(), "subject", &mut out);
         forbid(!jwt && self.audience.is_some(), "audience", &mut out);
+        forbid(
+            !secret && self.client_auth != ClientAuth::Body,
+            "client_auth",
+            &mut out,
+        );
         forbid(
             matches!(self.kind, AuthKind::Static | AuthKind::RefreshToken) && self.scope.is_some(),
             "scope",
@@ -369,11 +411,13 @@ enum Grant {
         client_id: Secret,
         client_secret: Secret,
         scope: Option<String>,
+        client_auth: ClientAuth,
     },
     RefreshToken {
         client_id: Secret,
         client_secret: Secret,
         refresh_token: Secret,
+        client_auth: ClientAuth,
     },
     JwtBearer {
         client_id: Secret,
@@ -397,11 +441,13 @@ impl Grant {
                 client_id: client_id()?,
                 client_secret: client_secret()?,
                 scope: c.scope.clone(),
+                client_auth: c.client_auth,
             },
             AuthKind::RefreshToken => Grant::RefreshToken {
                 client_id: client_id()?,
                 client_secret: client_secret()?,
                 refresh_token: read(field(&c.refresh_token_env, "refresh_token_env")?)?,
+                client_auth: c.client_auth,
             },
             AuthKind::JwtBearer => {
                 let var = field(&c.private_key_env, "private_key_env")?;
@@ -421,6 +467,37 @@ impl Grant {
         })
     }
 
+    /// The `Authorization: Basic` header of a grant whose client authenticates with HTTP
+    /// Basic: the id and secret form-urlencoded, joined by `:`, in base64 (RFC 6749 §2.3.1).
+    fn basic(&self) -> Option<HeaderValue> {
+        let (id, secret) = match self {
+            Grant::ClientCredentials {
+                client_id,
+                client_secret,
+                client_auth: ClientAuth::Basic,
+                ..
+            }
+            | Grant::RefreshToken {
+                client_id,
+                client_secret,
+                client_auth: ClientAuth::Basic,
+                ..
+            } => (client_id, client_secret),
+            _ => return None,
+        };
+        use base64::Engine as _;
+        let encode =
+            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let pair = format!("{}:{}", encode(&id.0), encode(&secret.0));
+        let mut value = HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        ))
+        .ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
+
     /// The form fields of one token request at `now`; `rotated` replaces the configured
     /// refresh token when the endpoint handed back a new one.
     fn form(&self, now: SystemTime, rotated: Option<&Secret>) -> Result<String, Failure> {
@@ -430,10 +507,13 @@ impl Grant {
                 client_id,
                 client_secret,
                 scope,
+                client_auth,
             } => {
-                form.append_pair("grant_type", "client_credentials")
-                    .append_pair("client_id", &client_id.0)
-                    .append_pair("client_secret", &client_secret.0);
+                form.append_pair("grant_type", "client_credentials");
+                if *client_auth == ClientAuth::Body {
+                    form.append_pair("client_id", &client_id.0)
+                        .append_pair("client_secret", &client_secret.0);
+                }
                 if let Some(scope) = scope {
                     form.append_pair("scope", scope);
                 }
@@ -442,11 +522,14 @@ impl Grant {
                 client_id,
                 client_secret,
                 refresh_token,
+                client_auth,
             } => {
                 form.append_pair("grant_type", "refresh_token")
-                    .append_pair("refresh_token", &rotated.unwrap_or(refresh_token).0)
-                    .append_pair("client_id", &client_id.0)
-                    .append_pair("client_secret", &client_secret.0);
+                    .append_pair("refresh_token", &rotated.unwrap_or(refresh_token).0);
+                if *client_auth == ClientAuth::Body {
+                    form.append_pair("client_id", &client_id.0)
+                        .append_pair("client_secret", &client_secret.0);
+                }
             }
             Grant::JwtBearer {
                 client_id,
@@ -522,7 +605,7 @@ struct Token {
 /// A renewing queue's token state. Renewal takes `renewing`, so one request at a time goes
 /// to the token endpoint; `current` is read without waiting.
 struct Renewer {
-    queue: String,
+    holder: Holder,
     token_url: url::Url,
     grant: Grant,
     prefix: String,
@@ -538,7 +621,36 @@ struct Renewer {
     generations: AtomicU64,
 }
 
-/// The `Authorization` header of one queue: fixed, or renewed from a token endpoint.
+/// Who holds a set of credentials: the label of its renewal metric and the field of its log
+/// lines (`queue = "x"` or `source = "x"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// A webhook queue.
+    Queue(String),
+    /// A source that reads an OAuth API (Reddit).
+    Source(String),
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Holder::Queue(q) => write!(f, "queue {q}"),
+            Holder::Source(s) => write!(f, "source {s}"),
+        }
+    }
+}
+
+impl Holder {
+    fn label(&self) -> (&'static str, String) {
+        match self {
+            Holder::Queue(q) => ("queue", q.clone()),
+            Holder::Source(s) => ("source", s.clone()),
+        }
+    }
+}
+
+/// The `Authorization` header of one queue or source: fixed, or renewed from a token
+/// endpoint.
 pub struct Credentials {
     inner: Inner,
 }
@@ -584,6 +696,17 @@ impl Credentials {
         client: reqwest::Client,
         clock: Clock,
     ) -> Result<Credentials, CredentialError> {
+        Credentials::held_by(Holder::Queue(queue.to_string()), c, client, clock)
+    }
+
+    /// The credentials `holder` sends, from `c` and the environment, with lifetimes measured
+    /// on `clock`.
+    pub fn held_by(
+        holder: Holder,
+        c: &AuthConfig,
+        client: reqwest::Client,
+        clock: Clock,
+    ) -> Result<Credentials, CredentialError> {
         if c.kind == AuthKind::Static {
             return Ok(Credentials {
                 inner: Inner::Fixed(fixed_header(c)?),
@@ -594,7 +717,7 @@ impl Credentials {
         let lifetime = c.lifetime.clamp(MIN_LIFETIME, MAX_LIFETIME);
         Ok(Credentials {
             inner: Inner::Renewing(Box::new(Renewer {
-                queue: queue.to_string(),
+                holder,
                 token_url,
                 grant: Grant::from_env(c)?,
                 prefix: c.prefix.clone().unwrap_or_else(|| "Bearer".into()),
@@ -672,17 +795,17 @@ impl Renewer {
         match self.renew().await {
             Ok(token) => {
                 *last_failure = None;
-                metrics::counter!(TOKEN_RENEWALS, "queue" => self.queue.clone(), "outcome" => "renewed")
-                    .increment(1);
-                tracing::debug!(queue = %self.queue, generation = token.generation, "access token renewed");
+                let (key, name) = self.holder.label();
+                metrics::counter!(TOKEN_RENEWALS, key => name, "outcome" => "renewed").increment(1);
+                tracing::debug!(holder = %self.holder, generation = token.generation, "access token renewed");
                 *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
                 Ok(issued(token))
             }
             Err(failure) => {
                 let outcome = if failure.refused { "refused" } else { "failed" };
-                metrics::counter!(TOKEN_RENEWALS, "queue" => self.queue.clone(), "outcome" => outcome)
-                    .increment(1);
-                tracing::warn!(queue = %self.queue, endpoint = %crate::redact::url(&self.token_url),
+                let (key, name) = self.holder.label();
+                metrics::counter!(TOKEN_RENEWALS, key => name, "outcome" => outcome).increment(1);
+                tracing::warn!(holder = %self.holder, endpoint = %crate::redact::url(&self.token_url),
                     detail = %failure.detail, "cannot renew the access token");
                 *last_failure = Some(((self.clock)(), failure.clone()));
                 usable.map(issued).ok_or(failure)
@@ -699,17 +822,18 @@ impl Renewer {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let body = self.grant.form(SystemTime::now(), rotated.as_ref())?;
-        let answer = self
+        let mut request = self
             .client
             .post(self.token_url.clone())
             .header(http::header::ACCEPT, "application/json")
             .header(
                 http::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
-            )
-            .body(body)
-            .send()
-            .await;
+            );
+        if let Some(basic) = self.grant.basic() {
+            request = request.header(http::header::AUTHORIZATION, basic);
+        }
+        let answer = request.body(body).send().await;
         let mut resp = match answer {
             Ok(r) => r,
             Err(e) => {

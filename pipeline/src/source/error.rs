@@ -58,6 +58,10 @@ pub enum SourceError {
         #[source]
         source: std::io::Error,
     },
+    /// The credentials of an OAuth API (Reddit) cannot be set up: a variable not set, a table
+    /// that is incomplete. Names variables, never their values.
+    #[error("credentials: {0}")]
+    Credentials(String),
     /// Every receiver of the batch channel is gone: the workers have stopped, so nothing can
     /// take frames any more.
     #[error("the batch channel is closed: the workers are gone")]
@@ -79,12 +83,13 @@ impl SourceError {
 
     /// Every value [`SourceError::reason`] can take: the `reason` label values of
     /// `earshot_source_errors_total`, registered at 0 for each source at start.
-    pub const REASONS: [&'static str; 8] = [
+    pub const REASONS: [&'static str; 9] = [
         "bad_url",
         "missing_token",
         "bad_header",
         "invalid_option",
         "http_client",
+        "credentials",
         "io",
         "channel_closed",
         "stopped_full",
@@ -98,6 +103,7 @@ impl SourceError {
             SourceError::BadHeader { .. } => "bad_header",
             SourceError::InvalidOption { .. } => "invalid_option",
             SourceError::HttpClient(_) => "http_client",
+            SourceError::Credentials(_) => "credentials",
             SourceError::Io { .. } => "io",
             SourceError::ChannelClosed => "channel_closed",
             SourceError::StoppedFull => "stopped_full",
@@ -162,6 +168,11 @@ mod tests {
                 },
                 "io",
                 "/nope",
+            ),
+            (
+                SourceError::Credentials("environment variable `REDDIT_ID` is not set".into()),
+                "credentials",
+                "REDDIT_ID",
             ),
             (SourceError::ChannelClosed, "channel_closed", "workers"),
         ];

@@ -15,6 +15,7 @@ pub mod http_client;
 pub mod http_stream;
 pub mod jetstream;
 pub mod lines;
+pub mod reddit;
 pub mod sse;
 #[cfg(test)]
 mod testutil;

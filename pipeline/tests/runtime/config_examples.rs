@@ -209,3 +209,37 @@ fn default_toml_states_exactly_the_built_in_defaults() {
     });
     assert_eq!(rest, ["source"]);
 }
+
+#[test]
+fn a_reddit_source_loads_with_its_defaults_and_its_mistakes_are_placed() {
+    use earshot::config::{FormatChoice, SourceKind};
+    let text = "[[source]]\nid = \"reddit\"\ntype = \"reddit\"\nsubreddits = [\"espresso\"]\n\
+                client_id_env = \"REDDIT_CLIENT_ID\"\nclient_secret_env = \"REDDIT_CLIENT_SECRET\"\n";
+    let parsed = Config::parse("r.toml", text, &repo()).unwrap_or_else(|e| panic!("{e}"));
+    let source = &parsed.sources[0];
+    assert!(matches!(
+        source.format,
+        FormatChoice::Fixed(earshot::stage::decode::Format::Reddit)
+    ));
+    let SourceKind::Reddit(o) = &source.kind else {
+        panic!("a reddit source: {:?}", source.kind);
+    };
+    assert_eq!(o.id, "reddit");
+    assert_eq!(o.api_url, "https://oauth.reddit.com");
+    assert_eq!(o.poll_interval, std::time::Duration::from_secs(5));
+    assert_eq!(o.listings.len(), 2);
+
+    let bad = "\n[[source]]\nid = \"reddit\"\ntype = \"reddit\"\nsubreddits = [\"r/espresso\"]\n\
+               client_id_env = \"A\"\nclient_secret_env = \"B\"\napi_url = \"http://reddit.example\"\n\
+               max_pages = 40\n";
+    let errors = Config::parse("r.toml", bad, &repo())
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "r.toml:2:1: source `reddit`: subreddits: `r/espresso` is not a subreddit name",
+        "r.toml:2:1: source `reddit`: max_pages must be 1 to 10",
+        "r.toml:2:1: source `reddit`: api_url:",
+    ] {
+        assert!(errors.contains(want), "{want} in {errors}");
+    }
+}
