@@ -7,6 +7,7 @@ mod demo;
 mod dlq;
 mod probe;
 mod receive;
+mod xrules;
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -93,6 +94,14 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         action: dlq::DlqAction,
+    },
+    /// X's filtered-stream rules in step with the loaded rules: `diff` shows the change,
+    /// `apply` validates it with X's dry run and makes it. The stream, its rules endpoint and
+    /// token are those of the config's http_ndjson source on X's filtered stream.
+    #[command(name = "x-rules")]
+    XRules {
+        #[command(subcommand)]
+        action: xrules::XRulesAction,
     },
     /// Ask a running earshot whether it is alive (/healthz) or, with --ready, ready
     /// (/readyz): exit 0 when it is, 1 otherwise. For container health checks and exec probes.
@@ -369,6 +378,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(exit_code(&report))
         }
         Command::Dlq { action } => dlq::run(action).await,
+        Command::XRules { action } => xrules::run(action).await,
         Command::Probe(args) => probe::run(args).await,
         Command::Receive(args) => receive::run(args).await,
         Command::Demo {

@@ -57,3 +57,4 @@ pub mod sink;
 pub mod source;
 pub mod tls;
 pub mod worker;
+pub mod xrules;

@@ -25,3 +25,4 @@ mod spikes;
 mod support;
 mod tls;
 mod webhook;
+mod x_rules;
