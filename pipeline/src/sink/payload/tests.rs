@@ -1389,3 +1389,103 @@ fn a_followup_section_is_checked_at_load() {
     ));
     assert!(ok.is_ok(), "{:?}", ok.err());
 }
+
+/// `rules/payloads/examples/<format>.http`: what each CRM format sends for the customer's
+/// complaint in `tests/data/payload/mention_customer_complaint.json`, as a ticket and as a
+/// follow-up of ticket 4711, rendered by the built-in template. The README points users at
+/// these files; this test keeps them what the templates render (`EARSHOT_UPDATE_EXAMPLES=1`
+/// rewrites them after a template change).
+#[test]
+fn the_rendered_examples_are_what_the_templates_send() {
+    let data = raw(CUSTOMER_COMPLAINT);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/payloads/examples");
+    let queues = [
+        (
+            PayloadFormat::Salesforce,
+            "https://acme.my.salesforce.com/services/data/v61.0/sobjects/Case",
+        ),
+        (
+            PayloadFormat::Dynamics,
+            "https://contoso.crm.dynamics.com/api/data/v9.2/incidents",
+        ),
+        (
+            PayloadFormat::Hubspot,
+            "https://api.hubapi.com/crm/v3/objects/tickets",
+        ),
+        (
+            PayloadFormat::Zendesk,
+            "https://acme.zendesk.com/api/v2/tickets.json",
+        ),
+        (PayloadFormat::Zoho, "https://desk.zoho.com/api/v1/tickets"),
+    ];
+    let request = |r: &Rendered, url: &url::Url| {
+        let mut s = format!("{} {}\n", r.method, url);
+        s += &format!("Content-Type: {}\n", r.content_type.to_str().unwrap());
+        for (n, v) in &r.headers {
+            s += &format!("{}: {}\n", n, v.to_str().unwrap());
+        }
+        let body: Json = serde_json::from_slice(&r.body).expect("JSON body");
+        s + "\n" + &serde_json::to_string_pretty(&body).unwrap() + "\n"
+    };
+    let mut stale = Vec::new();
+    for (format, queue_url) in queues {
+        let payload = builtin(format);
+        let base = url::Url::parse(queue_url).unwrap();
+        let ticket = payload
+            .render(&outgoing(
+                "m_5f1c0e2a9b7d4c3e8a6f0b1d",
+                EventType::MentionCreated,
+                &data,
+                ON_TIME,
+            ))
+            .unwrap();
+        let mut out = outgoing(
+            "m_9a8b7c6d5e4f3a2b1c0d9e8f",
+            EventType::MentionFollowup,
+            &data,
+            ON_TIME,
+        );
+        out.case = Some(CaseRef {
+            mention_id: "m_5f1c0e2a9b7d4c3e8a6f0b1d",
+            ticket_id: Some("4711"),
+        });
+        let follow = payload.render(&out).unwrap();
+        let mut text = format!(
+            "# {format}: what earshot sends for the mention in\n\
+             # pipeline/tests/data/payload/mention_customer_complaint.json, rendered by the built-in\n\
+             # template rules/payloads/{format}.toml with the queue URL {queue_url}\n\
+             # (written by the test the_rendered_examples_are_what_the_templates_send).\n\n"
+        );
+        if let Some(l) = &ticket.lookup {
+            text += &format!(
+                "## The search before the create (a ticket found ends the delivery)\n\nGET {}{}\n\n",
+                queue_url, l.path
+            );
+        }
+        let ticket_url = url::Url::parse(&format!("{queue_url}{}", ticket.path)).unwrap();
+        text += "## The ticket\n\n";
+        text += &request(&ticket, &ticket_url);
+        if !ticket.exists.is_empty() {
+            text += &format!(
+                "\n(answered {:?} when the ticket exists already: delivered)\n",
+                ticket.exists
+            );
+        }
+        if let Some(p) = &ticket.ticket_id {
+            text += &format!("\n(the ticket id is read from the answer at {p})\n");
+        }
+        text += "\n## A follow-up: the same customer again, on ticket 4711\n\n";
+        text += &request(&follow, &base.join(&follow.join).unwrap());
+        let path = dir.join(format!("{format}.http"));
+        if std::env::var_os("EARSHOT_UPDATE_EXAMPLES").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{stale:?} differ from what the templates render: run this test with EARSHOT_UPDATE_EXAMPLES=1 and review the diff"
+    );
+}
