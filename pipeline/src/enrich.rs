@@ -323,7 +323,7 @@ async fn call(
         .header(http::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| crate::sink::webhook::error_chain(&e.without_url()))?;
+        .map_err(|e| crate::tls::error_chain(&e.without_url()))?;
     let status = resp.status();
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {

@@ -6,9 +6,12 @@
 //! # Layout (dependencies run down this list, never up)
 //! - [`shutdown`], [`tls`], [`redact`], [`metrics`] (the catalogue), [`health`] (which parts
 //!   run, the panic policy): process plumbing every other module may use.
+//! - [`credentials`]: the `Authorization` a CRM queue or an OAuth API source sends, static or
+//!   renewed at a token endpoint.
 //! - [`cluster`]: what the nodes of a cluster on NATS JetStream share (leases).
 //! - [`source`]: transports (Jetstream websocket, X-style NDJSON over HTTP, Mastodon SSE,
-//!   files) that turn a stream into batches of raw frames on a bounded channel.
+//!   Reddit's API polled, files) that turn a stream into batches of raw frames on a bounded
+//!   channel.
 //! - [`outbox`]: the durable store of routed mentions, its writer (with the noise gate) and
 //!   each queue's shared state; [`sink`]: the dispatchers that empty it (signed webhooks,
 //!   NDJSON files and stdout, payload formats); [`dlq`]: the dead letters.
@@ -20,7 +23,8 @@
 //!   [`reload`]: rules and the customer table reloaded when their files change.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, the dead-letter API and the live page,
 //!   behind a token, login links, a Host allow-list, optional TLS and connection limits.
-//! - [`app`]: wiring it all together; [`backtest`]: a rule change replayed on recorded posts.
+//! - [`app`]: wiring it all together; [`backtest`]: a rule change replayed on recorded posts;
+//!   [`xrules`]: X's filtered-stream rules derived from the loaded rules.
 //!
 //! The `earshot` command is the `earshot-cli` package; the simulated firehose and webhook
 //! receiver of its demo, the load test and the tests are `earshot-sim`, which depends on
@@ -41,6 +45,7 @@ pub mod backtest;
 pub mod cluster;
 pub mod compile;
 pub mod config;
+pub mod credentials;
 pub mod dlq;
 pub mod enrich;
 #[cfg(any(test, feature = "fault-injection"))]

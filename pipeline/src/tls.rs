@@ -153,6 +153,19 @@ pub fn check_remote_url(u: &url::Url, secure: &[&str], plain: &[&str]) -> Result
     ))
 }
 
+/// An error and its causes on one line (`error sending request: connection refused`), for
+/// the messages of every HTTP client (webhooks, token endpoints, sources, X's rules API).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

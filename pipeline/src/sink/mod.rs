@@ -10,7 +10,6 @@
 pub mod backing;
 pub mod breaker;
 pub mod cases;
-pub mod credentials;
 pub mod dispatch;
 pub mod file;
 pub mod nats;
@@ -53,21 +52,7 @@ pub enum Ordering {
     Ordered,
 }
 
-/// How the `Authorization` header of a webhook queue is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthScheme {
-    /// `Authorization: Bearer <token>` (Salesforce, HubSpot, Dynamics, Zoho's `Zoho-oauthtoken`
-    /// is written out in full by `header`).
-    Bearer,
-    /// `Authorization: Basic base64(<value>)`, the variable holding `user:password` (Zendesk's
-    /// `email/token:api_token`).
-    Basic,
-    /// `Authorization: <value>` as it is.
-    Header,
-}
-
-pub use credentials::AuthConfig;
+pub use crate::credentials::{AuthConfig, AuthScheme};
 
 /// One `[[queue]]` table.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -94,7 +79,7 @@ pub struct QueueConfig {
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
     /// The `Authorization` header for CRM APIs: static, or renewed OAuth tokens
-    /// ([`credentials`]).
+    /// ([`crate::credentials`]).
     #[serde(default)]
     pub auth: Option<AuthConfig>,
     /// File path for the `file` sink.

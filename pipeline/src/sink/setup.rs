@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use super::breaker::BreakerSettings;
 use super::cases::CaseSettings;
-use super::credentials::Credentials;
 use super::dispatch::{Deliverer, DispatchSettings};
 use super::file::{LineWriter, Target};
 use super::nats::{NatsConnect, NatsTarget};
@@ -13,6 +12,7 @@ use super::payload::{Payload, PayloadFormat};
 use super::signature::SigningKey;
 use super::webhook::{self, WebhookTarget};
 use super::{QueueConfig, SinkKind};
+use crate::credentials::Credentials;
 
 /// Why a webhook queue cannot be set up at start. Secrets are named by their environment
 /// variable, never shown.
@@ -35,7 +35,7 @@ pub enum QueueSetupError {
     Secret(#[from] crate::sink::signature::SecretError),
     /// The queue's credentials cannot be set up.
     #[error("auth: {0}")]
-    Auth(#[from] crate::sink::credentials::CredentialError),
+    Auth(#[from] crate::credentials::CredentialError),
     /// The payload template does not load.
     #[error("{0}")]
     Payload(#[from] crate::sink::payload::PayloadError),

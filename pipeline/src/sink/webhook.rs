@@ -29,12 +29,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::HeaderValue;
-
 use super::cases::{self, Case};
-use super::credentials::{Credentials, Issued};
 use super::payload::{CaseRef, EventType, Latency, Lookup, Outgoing, Payload, Rendered};
 use super::signature::SigningKey;
+use crate::credentials::{Credentials, Issued};
 use crate::metrics::PAYLOAD_RENDER_ERRORS;
 use crate::outbox::entry::{Entry, Event};
 
@@ -482,42 +480,9 @@ async fn look_up(
     }
 }
 
-/// The error and its causes on one line (`error sending request: connection refused`).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
-}
+pub(crate) use crate::tls::error_chain;
 
-/// A credential that cannot be sent in an HTTP header (a control character, say). The value
-/// itself is never part of the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("not a valid header value")]
-pub struct InvalidAuthHeader;
-
-/// Builds the `Authorization` header value from a queue's `auth` and the variable's value.
-pub fn auth_header(
-    scheme: super::AuthScheme,
-    value: &str,
-) -> Result<HeaderValue, InvalidAuthHeader> {
-    use base64::Engine as _;
-    let text = match scheme {
-        super::AuthScheme::Bearer => format!("Bearer {}", value.trim()),
-        super::AuthScheme::Basic => format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(value.trim())
-        ),
-        super::AuthScheme::Header => value.trim().to_string(),
-    };
-    let mut v = HeaderValue::from_str(&text).map_err(|_| InvalidAuthHeader)?;
-    v.set_sensitive(true);
-    Ok(v)
-}
+pub use crate::credentials::{auth_header, InvalidAuthHeader};
 
 #[cfg(test)]
 mod tests {

@@ -191,6 +191,6 @@ mod tests {
         }
         reasons.sort();
         reasons.dedup();
-        assert_eq!(reasons.len(), 6);
+        assert_eq!(reasons.len(), 7);
     }
 }

@@ -47,9 +47,9 @@ use super::batch::Position;
 use super::emit::Emitter;
 use super::error::SourceError;
 use super::http_client::{nonzero, parse_url};
+use crate::credentials::{self, AuthConfig, ClientAuth, Credentials, Holder};
 use crate::metrics::SOURCE_RATE_LIMIT_WAITS;
 use crate::shutdown::Shutdown;
-use crate::sink::credentials::{self, AuthConfig, ClientAuth, Credentials, Holder};
 use crate::skip::SkipReason;
 
 /// The most subreddits one source lists: they go in one path (`r/a+b+…`), at most 21
@@ -638,7 +638,7 @@ impl Poller {
             Fail::new(
                 Failure::Network,
                 None,
-                crate::sink::webhook::error_chain(&e.without_url()),
+                crate::tls::error_chain(&e.without_url()),
             )
         };
         let mut resp = request.await.map_err(network)?;

@@ -197,7 +197,7 @@ impl RulesApi {
     async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, ApiError> {
         let unreachable = |e: reqwest::Error| ApiError::Unreachable {
             endpoint: self.endpoint(),
-            why: crate::sink::webhook::error_chain(&e.without_url()),
+            why: crate::tls::error_chain(&e.without_url()),
         };
         let mut resp = request
             .header(AUTHORIZATION, self.auth.clone())

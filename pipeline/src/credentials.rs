@@ -33,9 +33,44 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http::HeaderValue;
 use serde::Deserialize;
 
-use super::webhook::{self, InvalidAuthHeader};
-use super::AuthScheme;
 use crate::metrics::TOKEN_RENEWALS;
+use crate::tls::error_chain;
+
+/// How a static `Authorization` header is built from the variable's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthScheme {
+    /// `Authorization: Bearer <token>` (Salesforce, HubSpot, Dynamics, Zoho's `Zoho-oauthtoken`
+    /// is written out in full by `header`).
+    Bearer,
+    /// `Authorization: Basic base64(<value>)`, the variable holding `user:password` (Zendesk's
+    /// `email/token:api_token`).
+    Basic,
+    /// `Authorization: <value>` as it is.
+    Header,
+}
+
+/// A credential that cannot be sent in an HTTP header (a control character, say). The value
+/// itself is never part of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid header value")]
+pub struct InvalidAuthHeader;
+
+/// Builds the `Authorization` header value of static credentials from the variable's value.
+pub fn auth_header(scheme: AuthScheme, value: &str) -> Result<HeaderValue, InvalidAuthHeader> {
+    use base64::Engine as _;
+    let text = match scheme {
+        AuthScheme::Bearer => format!("Bearer {}", value.trim()),
+        AuthScheme::Basic => format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(value.trim())
+        ),
+        AuthScheme::Header => value.trim().to_string(),
+    };
+    let mut v = HeaderValue::from_str(&text).map_err(|_| InvalidAuthHeader)?;
+    v.set_sensitive(true);
+    Ok(v)
+}
 
 /// How a queue gets its `Authorization` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -399,7 +434,7 @@ fn fixed_header(c: &AuthConfig) -> Result<HeaderValue, CredentialError> {
     let scheme = c
         .scheme
         .ok_or_else(|| CredentialError::Config("auth needs `scheme`".into()))?;
-    webhook::auth_header(scheme, &read(var)?.0).map_err(|source| CredentialError::Header {
+    auth_header(scheme, &read(var)?.0).map_err(|source| CredentialError::Header {
         env: var.to_string(),
         source,
     })
@@ -839,7 +874,7 @@ impl Renewer {
             Err(e) => {
                 return Err(Failure::unavailable(format!(
                     "token endpoint: {}",
-                    webhook::error_chain(&e.without_url())
+                    error_chain(&e.without_url())
                 )))
             }
         };
@@ -859,7 +894,7 @@ impl Renewer {
                 Err(e) => {
                     return Err(Failure::unavailable(format!(
                         "token endpoint: HTTP {status}, answer cut: {}",
-                        webhook::error_chain(&e.without_url())
+                        error_chain(&e.without_url())
                     )))
                 }
             }

@@ -15,8 +15,8 @@ use serde_json::json;
 
 use super::*;
 
-const KEY: &str = include_str!("../../../tests/data/credentials/jwt-test-key.pem");
-const PUBLIC_KEY: &str = include_str!("../../../tests/data/credentials/jwt-test-key.pub.pem");
+const KEY: &str = include_str!("../../tests/data/credentials/jwt-test-key.pem");
+const PUBLIC_KEY: &str = include_str!("../../tests/data/credentials/jwt-test-key.pub.pem");
 
 /// A clock that moves only when told.
 #[derive(Clone)]
@@ -103,7 +103,7 @@ async fn endpoint(answer: Answer) -> (Arc<Endpoint>, String) {
 }
 
 fn client() -> reqwest::Client {
-    webhook::client(Duration::from_secs(10)).unwrap()
+    crate::sink::webhook::client(Duration::from_secs(10)).unwrap()
 }
 
 /// A table of `kind` for `url`, its variables named after `tag` and set.
