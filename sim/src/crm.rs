@@ -11,6 +11,7 @@
 //! | Salesforce | `/services/oauth2/token` | JWT bearer (RS256, checked against the connected app's public key); no `expires_in` in the answer | `/services/data/v61.0/sobjects/Case` | `Bearer` |
 //! | Zoho Desk | `/oauth/v2/token` (Zoho Accounts) | refresh token; errors answered 200 `{"error":…}` | `/api/v1/tickets` | `Zoho-oauthtoken` |
 //! | HubSpot | `/oauth/v1/token` | refresh token; errors `{"status":"BAD_REFRESH_TOKEN",…}` | `/crm/v3/objects/tickets` | `Bearer` |
+//! | Zendesk | none: an API token | `Basic` of `agent@…/token:<api token>` ([`ZENDESK_AUTH`]) | `/api/v2/tickets.json` | `Basic` |
 //!
 //! A refused token gets the CRM's own 401 answer (Salesforce `INVALID_SESSION_ID`, Zoho
 //! `INVALID_OAUTH`, HubSpot `INVALID_AUTHENTICATION`, Dynamics `WWW-Authenticate: Bearer
@@ -23,7 +24,10 @@
 //! says: Salesforce upserts by the External ID field `Earshot_Mention_Id__c` (`PATCH
 //! …/Case/Earshot_Mention_Id__c/<id>`: 201 created, 200 when it exists), Dynamics creates
 //! through the alternate key `earshot_mentionid` with `If-None-Match: *` (412 when it exists),
-//! HubSpot refuses a second ticket with the same unique `earshot_mention_id` (409). Zoho Desk
+//! HubSpot refuses a second ticket with the same unique `earshot_mention_id` (409), Zendesk
+//! answers a create whose `Idempotency-Key` it has seen with the first answer (header
+//! `x-idempotency-lookup: hit`) when the body is the same and with 400 `IdempotentRequestError`
+//! when it is not. Zoho Desk
 //! has no such mechanism: each create is a ticket, and its ticket search
 //! (`GET /api/v1/tickets/search?customField1=cf_earshot_mention_id:<id>`, 200 with `data` or
 //! 204) finds the tickets whose custom field holds a value. Records are counted by the
@@ -36,8 +40,8 @@
 //! return=representation`) and in the answers that find it again (an upsert that updated, a
 //! Zoho search). Follow-ups are checked against those ids: a Salesforce `CaseComment` whose
 //! `ParentId` is a case, a Dynamics `annotation` bound to `/incidents(<id>)`, a HubSpot note
-//! associated with a ticket (type 228), a Zoho comment on `/tickets/<id>/comments`; one naming
-//! no record gets the API's own error.
+//! associated with a ticket (type 228), a Zoho comment on `/tickets/<id>/comments`, a Zendesk
+//! comment by `PUT /api/v2/tickets/<id>.json`; one naming no record gets the API's own error.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -76,11 +80,22 @@ pub enum CrmKind {
     Zoho,
     /// HubSpot with an OAuth app's refresh token.
     Hubspot,
+    /// Zendesk Support with an API token.
+    Zendesk,
 }
 
 impl CrmKind {
     /// Every CRM served.
-    pub const ALL: [CrmKind; 4] = [
+    pub const ALL: [CrmKind; 5] = [
+        CrmKind::Dynamics,
+        CrmKind::Salesforce,
+        CrmKind::Zoho,
+        CrmKind::Hubspot,
+        CrmKind::Zendesk,
+    ];
+
+    /// The CRMs whose clients get OAuth tokens that expire.
+    pub const OAUTH: [CrmKind; 4] = [
         CrmKind::Dynamics,
         CrmKind::Salesforce,
         CrmKind::Zoho,
@@ -94,16 +109,18 @@ impl CrmKind {
             CrmKind::Salesforce => "salesforce",
             CrmKind::Zoho => "zoho",
             CrmKind::Hubspot => "hubspot",
+            CrmKind::Zendesk => "zendesk",
         }
     }
 
-    /// The token endpoint's path.
-    pub fn token_path(self) -> &'static str {
+    /// The token endpoint's path; `None` for Zendesk, whose API token is sent as it is.
+    pub fn token_path(self) -> Option<&'static str> {
         match self {
-            CrmKind::Dynamics => "/contoso-tenant/oauth2/v2.0/token",
-            CrmKind::Salesforce => "/services/oauth2/token",
-            CrmKind::Zoho => "/oauth/v2/token",
-            CrmKind::Hubspot => "/oauth/v1/token",
+            CrmKind::Dynamics => Some("/contoso-tenant/oauth2/v2.0/token"),
+            CrmKind::Salesforce => Some("/services/oauth2/token"),
+            CrmKind::Zoho => Some("/oauth/v2/token"),
+            CrmKind::Hubspot => Some("/oauth/v1/token"),
+            CrmKind::Zendesk => None,
         }
     }
 
@@ -114,12 +131,14 @@ impl CrmKind {
             CrmKind::Salesforce => "/services/data/v61.0/sobjects/Case",
             CrmKind::Zoho => "/api/v1/tickets",
             CrmKind::Hubspot => "/crm/v3/objects/tickets",
+            CrmKind::Zendesk => "/api/v2/tickets.json",
         }
     }
 
     fn prefix(self) -> &'static str {
         match self {
             CrmKind::Zoho => "Zoho-oauthtoken",
+            CrmKind::Zendesk => "Basic",
             _ => "Bearer",
         }
     }
@@ -137,6 +156,9 @@ pub const SUBJECT: &str = "integration@acme.example";
 pub const SCOPE: &str = "https://contoso.crm.dynamics.com/.default";
 /// The audience of a Salesforce JWT assertion.
 pub const AUDIENCE: &str = "https://login.salesforce.com";
+/// What a Zendesk queue's variable holds: the agent's address, `/token:` and an API token,
+/// sent in `Authorization: Basic`.
+pub const ZENDESK_AUTH: &str = "agent@acme.example/token:6wiIBWbGkBMo1mRDMuVwkw1EPsNkeUj95PIz2akv";
 
 /// How the stand-in behaves.
 #[derive(Debug, Clone)]
@@ -242,6 +264,8 @@ struct Inner {
     records: Mutex<std::collections::HashSet<(CrmKind, String)>>,
     /// Secrets seen in a place they must not be (a URL query).
     leaks: AtomicU64,
+    /// Zendesk's idempotency keys: the body first sent with each and the ticket it made.
+    idempotency: Mutex<HashMap<String, (Bytes, String)>>,
 }
 
 /// The stand-in: every CRM's token endpoint and create API on one loopback port.
@@ -263,6 +287,7 @@ impl Crm {
                 keys: Mutex::new(HashMap::new()),
                 records: Mutex::new(std::collections::HashSet::new()),
                 leaks: AtomicU64::new(0),
+                idempotency: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -293,9 +318,14 @@ impl Crm {
         let addr = listener.local_addr()?;
         let app = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(microsoft_token))
-            .route(CrmKind::Salesforce.token_path(), post(salesforce_token))
-            .route(CrmKind::Zoho.token_path(), post(zoho_token))
-            .route(CrmKind::Hubspot.token_path(), post(hubspot_token))
+            .route("/services/oauth2/token", post(salesforce_token))
+            .route("/oauth/v2/token", post(zoho_token))
+            .route("/oauth/v1/token", post(hubspot_token))
+            .route(CrmKind::Zendesk.create_path(), post(zendesk_create))
+            .route(
+                "/api/v2/tickets/{ticket}",
+                axum::routing::put(zendesk_comment),
+            )
             .route(CrmKind::Dynamics.create_path(), post(dynamics_create))
             .route(
                 "/api/data/v9.2/{keyed}",
@@ -362,6 +392,10 @@ impl Crm {
         else {
             return false;
         };
+        if crm == CrmKind::Zendesk {
+            use base64::Engine as _;
+            return token == base64::engine::general_purpose::STANDARD.encode(ZENDESK_AUTH);
+        }
         let issued = lock(&self.inner.issued);
         let Some(i) = issued.get(token) else {
             return false;
@@ -535,6 +569,7 @@ impl CrmKind {
             CrmKind::Salesforce => format!("500{n:015}"),
             CrmKind::Zoho => format!("1892{n:012}"),
             CrmKind::Hubspot => format!("{}", 9_000_000 + n),
+            CrmKind::Zendesk => format!("{}", 35_000 + n),
         }
     }
 }
@@ -1122,6 +1157,121 @@ async fn hubspot_note(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -
             )
         },
         |n| json(StatusCode::CREATED, json!({"id": n, "properties": {}})),
+    )
+    .await
+}
+
+fn zendesk_unauthorized() -> Response {
+    json(
+        StatusCode::UNAUTHORIZED,
+        json!({"error": "Couldn't authenticate you"}),
+    )
+}
+
+/// `POST /api/v2/tickets.json`: `ticket.comment.body` required. With an `Idempotency-Key`
+/// seen before (Zendesk keeps them two hours; this run is shorter): the same body gets the
+/// first answer again, with `x-idempotency-lookup: hit`; another body is refused with 400
+/// `IdempotentRequestError`, as Zendesk refuses a key reused with other parameters.
+async fn zendesk_create(State(crm): State<Crm>, headers: HeaderMap, body: Bytes) -> Response {
+    let (_, id) = match crm.checked(
+        CrmKind::Zendesk,
+        &headers,
+        &body,
+        &["/ticket/comment/body"],
+        zendesk_unauthorized,
+    ) {
+        Ok(ok) => ok,
+        Err(refused) => return *refused,
+    };
+    let answer = |ticket: &str, lookup: &str| {
+        let mut r = json(
+            StatusCode::CREATED,
+            json!({"ticket": {"id": ticket.parse::<u64>().unwrap_or(0), "status": "new"}}),
+        );
+        if let Ok(v) = header::HeaderValue::from_str(lookup) {
+            r.headers_mut().insert("x-idempotency-lookup", v);
+        }
+        r
+    };
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let n = crm.inner.serial.fetch_add(1, Ordering::SeqCst);
+    let record = CrmKind::Zendesk.record_id(n);
+    // What the key says, decided under the lock and acted on after it.
+    let seen: Option<Result<String, ()>> = key.as_ref().and_then(|key| {
+        let mut keys = lock(&crm.inner.idempotency);
+        match keys.get(key) {
+            Some((first, ticket)) if *first == body => Some(Ok(ticket.clone())),
+            Some(_) => Some(Err(())),
+            None => {
+                keys.insert(key.clone(), (body.clone(), record.clone()));
+                None
+            }
+        }
+    });
+    match seen {
+        Some(Ok(ticket)) => {
+            crm.count(CrmKind::Zendesk, |c| c.repeats += 1);
+            tokio::time::sleep(crm.inner.settings.delay).await;
+            return answer(&ticket, "hit");
+        }
+        Some(Err(())) => {
+            crm.count(CrmKind::Zendesk, |c| c.bad_requests += 1);
+            return json(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "IdempotentRequestError", "description": "Request parameters do not match the original request with this idempotency key"}),
+            );
+        }
+        None => {}
+    }
+    lock(&crm.inner.records).insert((CrmKind::Zendesk, record.clone()));
+    crm.count(CrmKind::Zendesk, |c| {
+        *c.tickets.entry(id.clone()).or_default() += 1;
+        c.ticket_ids.insert(id, record.clone());
+    });
+    tokio::time::sleep(crm.inner.settings.delay).await;
+    answer(&record, if key.is_some() { "miss" } else { "" })
+}
+
+/// `PUT /api/v2/tickets/<id>.json` with a comment: a follow-up (or a deletion note) on the
+/// ticket; 404 `RecordNotFound` when there is no such ticket.
+async fn zendesk_comment(
+    State(crm): State<Crm>,
+    Path(ticket): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(ticket) = ticket.strip_suffix(".json") else {
+        crm.count(CrmKind::Zendesk, |c| c.bad_requests += 1);
+        return json(
+            StatusCode::NOT_FOUND,
+            json!({"error": "InvalidEndpoint", "description": "Not found"}),
+        );
+    };
+    let (_, id) = match crm.checked(
+        CrmKind::Zendesk,
+        &headers,
+        &body,
+        &["/ticket/comment/body"],
+        zendesk_unauthorized,
+    ) {
+        Ok(ok) => ok,
+        Err(refused) => return *refused,
+    };
+    let ticket = ticket.to_string();
+    crm.follow_up(
+        CrmKind::Zendesk,
+        id,
+        &ticket,
+        || json(StatusCode::NOT_FOUND, json!({"error": "RecordNotFound", "description": "Not found"})),
+        |n| {
+            json(
+                StatusCode::OK,
+                json!({"ticket": {"id": ticket.parse::<u64>().unwrap_or(0)}, "audit": {"id": n.parse::<u64>().unwrap_or(0)}}),
+            )
+        },
     )
     .await
 }

@@ -1,6 +1,7 @@
 //! Threads become one case, with real processes on loopback: an `earshot run` process delivers
-//! a handful of conversations to Salesforce, Dynamics 365, HubSpot and Zoho Desk stand-ins
-//! ([`earshot_sim::crm`]) that give each ticket an id and check every follow-up against it.
+//! a handful of conversations to Salesforce, Dynamics 365, HubSpot, Zoho Desk and Zendesk
+//! stand-ins ([`earshot_sim::crm`]) that give each ticket an id and check every follow-up
+//! against it.
 //!
 //! A reply to a mention, a reply deeper in its conversation (naming it as the root), and the
 //! same author's next post within the queue's window become comments or notes on the first
@@ -158,9 +159,7 @@ async fn replies_and_an_authors_next_post_become_follow_ups_of_one_ticket() {
     let followed = run
         .metric("earshot_case_mentions_total{queue=\"zoho\",kind=\"followup\"}")
         .await;
-    let dead = run
-        .dead_letters(&["salesforce", "dynamics", "hubspot", "zoho"])
-        .await;
+    let dead = run.dead_letters(&CrmKind::ALL.map(CrmKind::name)).await;
     terminate(child);
     assert!(done, "not every mention reached every CRM:\n{}", run.tail());
     assert!(

@@ -1,11 +1,12 @@
 //! Tickets that are never duplicated, with real processes on loopback: an `earshot run`
-//! process delivers every mention to Salesforce, Dynamics 365, HubSpot and Zoho Desk
+//! process delivers every mention to Salesforce, Dynamics 365, HubSpot, Zoho Desk and Zendesk
 //! stand-ins ([`earshot_sim::crm`]) that keep records unique the way the real APIs do when
 //! set up as the README says, and answer each create only after a delay. earshot is killed
 //! with SIGKILL twice in the middle of delivering and started again each time.
 //!
 //! Salesforce (upsert by External ID), Dynamics (alternate key, create-only), HubSpot
-//! (unique property) and Zoho Desk (a search for the custom field before each create) end
+//! (unique property), Zoho Desk (a search for the custom field before each create) and Zendesk
+//! (`Idempotency-Key`, which refuses a retry whose body differs from the first try) end
 //! with exactly one ticket per mention: the retries of requests whose answer was lost find the
 //! record (counted as repeats). Mentions that continue a case (the same author again, a
 //! reply) go as follow-ups, which are delivered at least once.
@@ -56,13 +57,12 @@ async fn kills_in_the_middle_of_creating_tickets_open_no_second_one() {
     })
     .await;
     // Read while the process still answers: a missing series is NaN and fails below.
-    let dead = run
-        .dead_letters(&["salesforce", "dynamics", "hubspot", "zoho"])
-        .await;
+    let dead = run.dead_letters(&CrmKind::ALL.map(CrmKind::name)).await;
     crate::delivery::terminate(child);
     eprintln!(
-        "kill -9 run: {} mentions to each of 4 CRMs, {kills} kills while delivering",
-        expected.len()
+        "kill -9 run: {} mentions to each of {} CRMs, {kills} kills while delivering",
+        expected.len(),
+        CrmKind::ALL.len()
     );
     eprintln!("crm | tickets | duplicates | repeats kept from duplicating | follow-ups | follow-ups added twice | missing");
     for k in CrmKind::ALL {
