@@ -306,6 +306,12 @@ impl Crm {
             .unwrap_or_default()
     }
 
+    /// Deletes record `ticket` of `crm`, as an agent deleting or merging away a ticket would:
+    /// follow-ups naming it get the API's 404 from now on.
+    pub fn forget(&self, crm: CrmKind, ticket: &str) {
+        lock(&self.inner.records).remove(&(crm, ticket.to_string()));
+    }
+
     /// Requests that carried a secret in their URL.
     pub fn leaks(&self) -> u64 {
         self.inner.leaks.load(Ordering::SeqCst)

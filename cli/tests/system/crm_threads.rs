@@ -194,3 +194,83 @@ async fn replies_and_an_authors_next_post_become_follow_ups_of_one_ticket() {
     );
     assert_eq!(dead, 0.0, "dead letters:\n{}", run.tail());
 }
+
+/// A follow-up whose ticket was deleted in the CRM meanwhile (404) opens a ticket of its own,
+/// and the conversation goes on there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_of_a_deleted_ticket_opens_a_new_one_that_the_thread_continues() {
+    earshot::tls::ensure_crypto_provider();
+    let (crm, port, _stop) = start_crm(Duration::from_secs(3600), 0, Duration::ZERO).await;
+    let rest: String = CrmKind::ALL.iter().map(|k| queue(*k, port)).collect();
+    let run = Run::new(&rest);
+    let alice = "did:plc:alice";
+    let child = run.start();
+    let say = |rkey: &str, text: &str| post(alice, rkey, text, None);
+    append(
+        &run.files.input,
+        &[say(
+            "3a1",
+            "Acme support has not answered my refund request",
+        )],
+    );
+    let first = id(alice, "3a1");
+    let opened = wait_for(Duration::from_secs(30), || {
+        CrmKind::ALL
+            .iter()
+            .all(|k| crm.counts(*k).ticket_ids.contains_key(&first))
+    })
+    .await;
+    assert!(opened, "the first ticket everywhere:\n{}", run.tail());
+    for k in CrmKind::ALL {
+        let ticket = crm.counts(k).ticket_ids[&first].clone();
+        crm.forget(k, &ticket);
+    }
+    // The same author again: a follow-up of a ticket that is gone, so a ticket of its own.
+    append(
+        &run.files.input,
+        &[say("3a2", "Still nothing from Acme support, day eight now")],
+    );
+    let second = id(alice, "3a2");
+    let reopened = wait_for(Duration::from_secs(30), || {
+        CrmKind::ALL
+            .iter()
+            .all(|k| crm.counts(*k).ticket_ids.contains_key(&second))
+    })
+    .await;
+    assert!(reopened, "a new ticket everywhere:\n{}", run.tail());
+    // And again: a follow-up of the new ticket.
+    append(
+        &run.files.input,
+        &[say(
+            "3a3",
+            "Acme support finally called back, still no refund",
+        )],
+    );
+    let third = id(alice, "3a3");
+    let followed = wait_for(Duration::from_secs(30), || {
+        CrmKind::ALL
+            .iter()
+            .all(|k| crm.counts(*k).followups.contains_key(&third))
+    })
+    .await;
+    let dead = run.dead_letters(&CrmKind::ALL.map(CrmKind::name)).await;
+    terminate(child);
+    assert!(followed, "a follow-up of the new ticket:\n{}", run.tail());
+    for k in CrmKind::ALL {
+        let c = crm.counts(k);
+        assert_eq!(
+            c.followups[&third],
+            [c.ticket_ids[&second].clone()],
+            "{}: the thread goes on at the new ticket",
+            k.name()
+        );
+        assert_eq!(
+            c.orphans,
+            1,
+            "{}: the follow-up of the deleted ticket",
+            k.name()
+        );
+        assert_eq!((c.duplicates(), c.bad_requests), (0, 0), "{}", k.name());
+    }
+    assert_eq!(dead, 0.0, "dead letters:\n{}", run.tail());
+}

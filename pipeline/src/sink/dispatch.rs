@@ -807,10 +807,7 @@ impl Remote {
                 };
                 let mut case = find_case(&*store, &queue, &keys, &entry, &settings).await;
                 let mut a = target.attempt(&entry, n, latency, case.as_ref()).await;
-                if case.is_some()
-                    && a.outcome == Outcome::Rejected
-                    && matches!(a.status, Some(404 | 410))
-                {
+                if case.is_some() && a.outcome == Outcome::Rejected && a.gone {
                     // The case's ticket is gone from the CRM (deleted, merged away): the
                     // mention opens a ticket of its own, which the thread goes on with.
                     debug!(queue = %queue, id = %entry.id, "the case's ticket is gone; opening a new one");

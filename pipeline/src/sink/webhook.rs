@@ -143,6 +143,9 @@ pub struct Attempt {
     pub ticket_id: Option<String>,
     /// The HTTP status the endpoint answered, when it answered.
     pub status: Option<u16>,
+    /// A follow-up was refused because its ticket is gone from the CRM (the template's
+    /// `gone` answers).
+    pub gone: bool,
 }
 
 impl Attempt {
@@ -154,6 +157,7 @@ impl Attempt {
             retry_after_capped: false,
             ticket_id: None,
             status: None,
+            gone: false,
         }
     }
 }
@@ -347,6 +351,9 @@ async fn send(
             // to the pool (a larger one is dropped with its connection); kept only when the
             // ticket id is to be read from it.
             let keep = rendered.ticket_id.is_some() && outcome == Outcome::Delivered;
+            // A refused follow-up's answer may say that its ticket is gone.
+            let follow_up_refused = !rendered.join.is_empty() && (400..500).contains(&status);
+            let keep = keep || (follow_up_refused && !rendered.gone.codes.is_empty());
             let mut body = Vec::new();
             let mut read = 0usize;
             while read <= MAX_RESPONSE_BODY {
@@ -363,8 +370,9 @@ async fn send(
             let ticket_id = rendered
                 .ticket_id
                 .as_deref()
-                .filter(|_| keep)
+                .filter(|_| outcome == Outcome::Delivered)
                 .and_then(|pointer| cases::ticket_id(&body, pointer));
+            let gone = follow_up_refused && rendered.gone.says(status, &body);
             let detail = match outcome {
                 _ if exists => format!("HTTP {status}: created by an earlier attempt"),
                 Outcome::Redirected => format!(
@@ -379,6 +387,7 @@ async fn send(
                     && retry_after.is_some_and(|r| r.capped),
                 ticket_id,
                 status: Some(status),
+                gone,
             }
         }
         Err(e) => Attempt::new(Outcome::Retry(None), error_chain(&e.without_url())),

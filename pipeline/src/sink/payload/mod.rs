@@ -283,6 +283,43 @@ pub struct Rendered {
     /// The JSON pointer of the ticket id in the create's answer (`/ticket/id`), kept to
     /// address the case's follow-ups; `None` when the format has no follow-ups.
     pub ticket_id: Option<String>,
+    /// A follow-up's answers that mean its ticket is gone from the CRM.
+    pub gone: Gone,
+}
+
+/// The answers to a follow-up that mean the case's ticket is gone from the CRM (deleted by an
+/// agent, merged into another): the mention is then sent as a ticket of its own. A template's
+/// `[followup.request]` says which: `gone` statuses (404 and 410 by default), and
+/// `gone_codes`, words that in a 4xx answer name the missing record (Salesforce answers 400
+/// `INVALID_CROSS_REFERENCE_KEY` for a comment on a deleted case, HubSpot 400 for an
+/// association to a missing ticket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gone {
+    /// Statuses that mean gone, whatever the answer says.
+    pub statuses: Vec<u16>,
+    /// Words whose presence in a 4xx answer means gone.
+    pub codes: Vec<String>,
+}
+
+impl Default for Gone {
+    fn default() -> Self {
+        Self {
+            statuses: vec![404, 410],
+            codes: Vec::new(),
+        }
+    }
+}
+
+impl Gone {
+    /// Whether an answer of `status` with `body` (a bounded part) means the ticket is gone.
+    pub fn says(&self, status: u16, body: &[u8]) -> bool {
+        self.statuses.contains(&status)
+            || ((400..500).contains(&status)
+                && self
+                    .codes
+                    .iter()
+                    .any(|c| memchr::memmem::find(body, c.as_bytes()).is_some()))
+    }
 }
 
 impl Rendered {
@@ -303,6 +340,7 @@ impl Rendered {
             lookup: None,
             join: String::new(),
             ticket_id: None,
+            gone: Gone::default(),
         }
     }
 }

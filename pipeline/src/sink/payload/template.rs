@@ -112,6 +112,9 @@ struct Request {
     /// A follow-up's address relative to the queue's URL.
     join: Option<Header>,
     exists: Vec<u16>,
+    /// `[followup.request]`: the answers that mean the case's ticket is gone from the CRM
+    /// (deleted, merged away), so the mention opens a ticket of its own.
+    gone: Option<super::Gone>,
     /// The JSON pointer of the ticket id in a create's answer.
     ticket_id: Option<String>,
     /// The JSON pointer of the ticket id in a lookup's answer.
@@ -342,6 +345,7 @@ impl Compiled {
                     });
                 }
                 rendered.exists = r.exists.clone();
+                rendered.gone = r.gone.clone().unwrap_or_default();
             }
             _ => {}
         }
@@ -742,7 +746,8 @@ impl Builder<'_> {
 
     /// `[request]`: `method` and `path` (constants or templates), `exists` (statuses), a
     /// `lookup` with `found`, and the pointers `ticket_id` / `found_ticket_id`.
-    /// `[followup.request]` (`name`): `method`, `url` and `exists`.
+    /// `[followup.request]` (`name`): `method`, `url`, `exists`, and `gone` / `gone_codes` (the
+    /// statuses, and the words of a 4xx answer, that mean the case's ticket is gone).
     fn request(&mut self, name: &str, value: &Spanned<DeValue<'_>>) -> Option<Request> {
         let Some(t) = value.get_ref().as_table() else {
             self.issue(value.span(), name, format!("must be a table ([{name}])"));
@@ -750,18 +755,19 @@ impl Builder<'_> {
         };
         let followup = name != "request";
         let keys = if followup {
-            "method, url and exists"
+            "method, url, exists, gone and gone_codes"
         } else {
             "method, path, exists, lookup, found, ticket_id and found_ticket_id"
         };
         let mut r = Request::default();
         let (mut lookup, mut found) = (None, None);
+        let mut gone = super::Gone::default();
         for (k, v) in t.iter() {
             let key = k.get_ref().as_ref();
             let field = format!("{name}.{key}");
             let allowed = match key {
                 "method" | "exists" => true,
-                "url" => followup,
+                "url" | "gone" | "gone_codes" => followup,
                 "path" | "lookup" | "found" | "ticket_id" | "found_ticket_id" => !followup,
                 _ => false,
             };
@@ -828,6 +834,38 @@ impl Builder<'_> {
                         r.path = Some(part);
                     }
                 }
+                ("gone", DeValue::Array(items)) => {
+                    gone.statuses.clear();
+                    for item in items {
+                        match item
+                            .get_ref()
+                            .as_integer()
+                            .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok())
+                        {
+                            Some(n @ 400..=499) => gone.statuses.push(n as u16),
+                            _ => {
+                                self.issue(item.span(), &field, "an HTTP status, 400 to 499".into())
+                            }
+                        }
+                    }
+                }
+                ("gone_codes", DeValue::Array(items)) => {
+                    for item in items {
+                        match item.get_ref().as_str() {
+                            Some(s) if !s.is_empty() && s.len() <= 128 => {
+                                gone.codes.push(s.to_string())
+                            }
+                            _ => self.issue(
+                                item.span(),
+                                &field,
+                                "an error code of the CRM's answer, 1 to 128 characters".into(),
+                            ),
+                        }
+                    }
+                }
+                ("gone" | "gone_codes", _) => {
+                    self.issue(v.span(), &field, "a list".into());
+                }
                 ("exists", DeValue::Array(items)) => {
                     for item in items {
                         match item
@@ -866,6 +904,9 @@ impl Builder<'_> {
                 ("exists", _) => self.issue(v.span(), &field, "a list of statuses".into()),
                 _ => self.issue(v.span(), &field, "a string".into()),
             }
+        }
+        if followup {
+            r.gone = Some(gone);
         }
         if followup && r.join.is_none() {
             self.issue(

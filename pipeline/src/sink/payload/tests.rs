@@ -1402,6 +1402,45 @@ fn a_followup_section_is_checked_at_load() {
         "[request]\nticket_id = \"/id\"\n{base}[followup.request]\nurl = \"tickets/{{{{ case.ticket_id }}}}/comments\"\n[followup.body]\ncontent = \"{{{{ case.mention_id }}}}: {{{{ text }}}}\"\n"
     ));
     assert!(ok.is_ok(), "{:?}", ok.err());
+    let err = load(&format!(
+        "[request]\nticket_id = \"/id\"\ngone = [404]\n{base}[followup.request]\nurl = \"c\"\ngone = [200]\ngone_codes = [\"\"]\n[followup.body]\ncontent = \"c\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "f.toml:3:1: request.gone: unknown key",
+        "followup.request.gone: an HTTP status, 400 to 499",
+        "followup.request.gone_codes: an error code",
+    ] {
+        assert!(err.contains(want), "{want} in {err}");
+    }
+}
+
+/// Which answers to a follow-up mean its ticket is gone: the template's statuses (404 and 410
+/// unless it says otherwise), or one of its codes in a 4xx answer.
+#[test]
+fn a_gone_ticket_is_told_by_status_or_by_the_crms_code() {
+    let data = raw(CUSTOMER_COMPLAINT);
+    let mut out = outgoing("m_2", EventType::MentionFollowup, &data, ON_TIME);
+    out.case = Some(CaseRef {
+        mention_id: "m_1",
+        ticket_id: Some("500000000000000001"),
+    });
+    let sf = builtin(PayloadFormat::Salesforce)
+        .render(&out)
+        .unwrap()
+        .gone;
+    let refused = br#"[{"message":"invalid cross reference id","errorCode":"INVALID_CROSS_REFERENCE_KEY","fields":["ParentId"]}]"#;
+    assert!(sf.says(400, refused));
+    assert!(sf.says(404, b""));
+    assert!(!sf.says(400, br#"[{"errorCode":"REQUIRED_FIELD_MISSING"}]"#));
+    assert!(
+        !sf.says(500, refused),
+        "a 5xx is retried, never read as gone"
+    );
+    let zendesk = builtin(PayloadFormat::Zendesk).render(&out).unwrap().gone;
+    assert_eq!(zendesk, Gone::default());
+    assert!(zendesk.says(404, b"") && !zendesk.says(400, refused));
 }
 
 /// `rules/payloads/examples/<format>.http`: what each CRM format sends for the customer's
