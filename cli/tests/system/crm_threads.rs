@@ -66,7 +66,10 @@ async fn replies_and_an_authors_next_post_become_follow_ups_of_one_ticket() {
     earshot::tls::ensure_crypto_provider();
     let (crm, port, _stop) =
         start_crm(Duration::from_secs(3600), 0, Duration::from_millis(30)).await;
-    let rest: String = CrmKind::ALL.iter().map(|k| queue(*k, port)).collect();
+    let mut rest: String = CrmKind::ALL.iter().map(|k| queue(*k, port)).collect();
+    // A file queue keeps its lines: a deletion is counted there, not written.
+    rest += "[[queue]]\nid = \"archive\"\nsink = \"file\"\npath = \"archive.ndjson\"\n\
+             [[route]]\nqueue = \"archive\"\n";
     let run = Run::new(&rest);
     let (alice, bob, carol, dave, erin, frank, zed) = (
         "did:plc:alice",
@@ -159,6 +162,15 @@ async fn replies_and_an_authors_next_post_become_follow_ups_of_one_ticket() {
     let followed = run
         .metric("earshot_case_mentions_total{queue=\"zoho\",kind=\"followup\"}")
         .await;
+    let kept = |outcome: &str| {
+        run.metric(&format!(
+            "earshot_queue_deletes_total{{queue=\"archive\",outcome=\"{outcome}\"}}"
+        ))
+    };
+    let (archive_not_sent, archive_notified) = (kept("not_sent").await, kept("notified").await);
+    let zendesk_notified = run
+        .metric("earshot_queue_deletes_total{queue=\"zendesk\",outcome=\"notified\"}")
+        .await;
     let dead = run.dead_letters(&CrmKind::ALL.map(CrmKind::name)).await;
     terminate(child);
     assert!(done, "not every mention reached every CRM:\n{}", run.tail());
@@ -192,6 +204,13 @@ async fn replies_and_an_authors_next_post_become_follow_ups_of_one_ticket() {
         (Some(3.0), Some(4.0)),
         "zoho's case metrics"
     );
+    assert_eq!(
+        (archive_not_sent, archive_notified, zendesk_notified),
+        (Some(1.0), Some(0.0), Some(1.0)),
+        "the file queue counts the deletion as not sent; a CRM notes it"
+    );
+    let archived = std::fs::read_to_string(run.files.dir.join("archive.ndjson")).unwrap();
+    assert_eq!(archived.lines().count(), 7, "the archive keeps every mention's line");
     assert_eq!(dead, 0.0, "dead letters:\n{}", run.tail());
 }
 
