@@ -100,7 +100,9 @@ fn main() -> anyhow::Result<()> {
     let profiles = Profiles::start(&settings, runtime.handle()).context("enrichment")?;
 
     // Cached lookups.
-    profiles.lookup("did:plc:warm").context("the warm-up profile")?;
+    profiles
+        .lookup("did:plc:warm")
+        .context("the warm-up profile")?;
     let rounds = 1_000_000u32;
     let started = Instant::now();
     for _ in 0..rounds {
