@@ -12,7 +12,11 @@
 //! actors several workers ask for in one call. A worker waits at most `deadline` for a
 //! profile: a slow or failing API, a full request queue or a spent rate limit only makes the
 //! mention go without (counted by outcome in `earshot_enrichment_total`), never holds the
-//! pipeline longer. Answers are read up to 1 MiB; a description is kept to 2,000 characters.
+//! pipeline longer. And a worker spends at most `max_wait_share` of its time waiting
+//! ([`WaitBudget`]): in a burst of matched posts by new authors, once its share is spent it
+//! asks without waiting (the profile is cached for the author's next post) and goes on, so a
+//! burst is enriched as far as the share allows instead of slowing the pipeline to the API's
+//! pace. Answers are read up to 1 MiB; a description is kept to 2,000 characters.
 
 use std::num::NonZeroUsize;
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -45,6 +49,8 @@ pub struct EnrichSettings {
     /// The longest one API call may take.
     #[serde(with = "crate::duration")]
     pub timeout: Duration,
+    /// The most of a worker's time that goes to waiting for profiles (0 to 1).
+    pub max_wait_share: f64,
 }
 
 impl Default for EnrichSettings {
@@ -57,6 +63,7 @@ impl Default for EnrichSettings {
             max_calls_per_s: 10,
             deadline: Duration::from_millis(300),
             timeout: Duration::from_secs(3),
+            max_wait_share: 0.2,
         }
     }
 }
@@ -80,6 +87,9 @@ impl EnrichSettings {
         }
         if self.deadline.is_zero() || self.timeout.is_zero() {
             return Some("enrichment: deadline and timeout must be above 0".into());
+        }
+        if !(self.max_wait_share > 0.0 && self.max_wait_share <= 1.0) {
+            return Some("enrichment.max_wait_share must be above 0 and at most 1".into());
         }
         None
     }
@@ -117,11 +127,49 @@ struct Ask {
     reply: Reply,
 }
 
+/// A worker's allowance of time to wait for profiles: it fills at `share` of the time that
+/// passes, up to the deadline, and each wait spends it. A worker whose allowance is spent asks
+/// without waiting.
+#[derive(Debug, Clone)]
+pub struct WaitBudget {
+    share: f64,
+    cap: Duration,
+    left: Duration,
+    since: Instant,
+}
+
+impl WaitBudget {
+    /// A full allowance of `cap`, filling at `share` of the time.
+    pub fn new(share: f64, cap: Duration) -> Self {
+        Self {
+            share,
+            cap,
+            left: cap,
+            since: Instant::now(),
+        }
+    }
+
+    /// What may be waited now.
+    fn available(&mut self, now: Instant) -> Duration {
+        let earned = now
+            .saturating_duration_since(self.since)
+            .mul_f64(self.share);
+        self.left = (self.left + earned).min(self.cap);
+        self.since = now;
+        self.left
+    }
+
+    fn spend(&mut self, waited: Duration) {
+        self.left = self.left.saturating_sub(waited);
+    }
+}
+
 /// The profile cache and the task that fills it, shared by the workers.
 pub struct Profiles {
     cache: Mutex<lru::LruCache<String, Cached>>,
     ttl: Duration,
     deadline: Duration,
+    wait_share: f64,
     asks: tokio::sync::mpsc::Sender<Ask>,
 }
 
@@ -141,7 +189,9 @@ impl Profiles {
         settings: &EnrichSettings,
         runtime: &tokio::runtime::Handle,
     ) -> Result<Arc<Profiles>, reqwest::Error> {
-        for outcome in ["cached", "fetched", "missing", "late", "busy", "failed"] {
+        for outcome in [
+            "cached", "fetched", "missing", "late", "busy", "unwaited", "failed",
+        ] {
             metrics::counter!(ENRICHMENT, "outcome" => outcome).increment(0);
         }
         let client = crate::tls::http_client_builder(&crate::tls::client_config())
@@ -154,6 +204,7 @@ impl Profiles {
             )),
             ttl: settings.cache_ttl,
             deadline: settings.deadline,
+            wait_share: settings.max_wait_share,
             asks: tx,
         });
         runtime.spawn(fetcher(
@@ -166,13 +217,26 @@ impl Profiles {
         Ok(profiles)
     }
 
+    /// A worker's allowance of waiting ([`Profiles::lookup_within`]).
+    pub fn budget(&self) -> WaitBudget {
+        WaitBudget::new(self.wait_share, self.deadline)
+    }
+
     /// The profile of `did`, waiting at most the deadline (from a worker thread, never from
     /// the runtime). `None`: not found, or not in time.
     pub fn lookup(&self, did: &str) -> Option<Arc<Profile>> {
+        self.lookup_within(did, &mut WaitBudget::new(1.0, self.deadline))
+    }
+
+    /// [`Profiles::lookup`] waiting at most what `budget` allows: with nothing left, the
+    /// profile is asked for without waiting (counted `unwaited`) and cached for later.
+    pub fn lookup_within(&self, did: &str, budget: &mut WaitBudget) -> Option<Arc<Profile>> {
         if let Some(hit) = self.cached(did) {
             count("cached");
             return hit;
         }
+        let started = Instant::now();
+        let wait = budget.available(started).min(self.deadline);
         let (reply, answer) = sync_channel(1);
         let ask = Ask {
             did: did.to_string(),
@@ -182,7 +246,13 @@ impl Profiles {
             count("busy");
             return None;
         }
-        match answer.recv_timeout(self.deadline) {
+        if wait.is_zero() {
+            count("unwaited");
+            return None;
+        }
+        let answered = answer.recv_timeout(wait);
+        budget.spend(started.elapsed());
+        match answered {
             Ok(Some(p)) => {
                 count("fetched");
                 Some(p)
@@ -566,8 +636,73 @@ mod tests {
         assert!(plain.problem().unwrap().contains("enrichment.url"));
         let zero = EnrichSettings {
             max_calls_per_s: 0,
-            ..on
+            ..on.clone()
         };
         assert!(zero.problem().is_some());
+        for share in [0.0, 1.5, f64::NAN] {
+            let s = EnrichSettings {
+                max_wait_share: share,
+                ..on.clone()
+            };
+            assert!(s.problem().unwrap().contains("max_wait_share"), "{share}");
+        }
+    }
+
+    /// The allowance fills at its share of the time that passes, up to its cap, and waits
+    /// spend it.
+    #[test]
+    fn a_wait_budget_fills_at_its_share_and_is_spent_by_waits() {
+        let mut b = WaitBudget::new(0.2, Duration::from_millis(300));
+        let t0 = b.since;
+        assert_eq!(b.available(t0), Duration::from_millis(300), "full at first");
+        b.spend(Duration::from_millis(300));
+        assert_eq!(b.available(t0), Duration::ZERO);
+        assert_eq!(
+            b.available(t0 + Duration::from_millis(500)),
+            Duration::from_millis(100),
+            "a fifth of 500 ms"
+        );
+        b.spend(Duration::from_millis(250));
+        assert_eq!(b.available(t0 + Duration::from_millis(500)), Duration::ZERO);
+        assert_eq!(
+            b.available(t0 + Duration::from_secs(60)),
+            Duration::from_millis(300),
+            "never above the cap"
+        );
+    }
+
+    /// A worker whose allowance is spent does not wait: the profile is asked for anyway and
+    /// cached for the author's next post.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_spent_allowance_asks_without_waiting_and_the_profile_is_cached() {
+        crate::tls::ensure_crypto_provider();
+        let (api, url) = start().await;
+        api.delay_ms.store(50, Ordering::SeqCst);
+        let p = Profiles::start(&settings(url), &tokio::runtime::Handle::current()).unwrap();
+        let mut spent = WaitBudget::new(0.2, Duration::from_secs(5));
+        let now = Instant::now();
+        spent.available(now);
+        spent.spend(Duration::from_secs(5));
+        // Keep the clock still for the budget: `since` in the future earns nothing.
+        spent.since = now + Duration::from_secs(3600);
+        let p2 = p.clone();
+        let (got, spent) = tokio::task::spawn_blocking(move || {
+            let got = p2.lookup_within("did:plc:reporter", &mut spent);
+            (got, spent)
+        })
+        .await
+        .unwrap();
+        assert!(got.is_none(), "no allowance: goes without");
+        assert_eq!(spent.left, Duration::ZERO);
+        let mut cached = None;
+        for _ in 0..500 {
+            cached = p.cached("did:plc:reporter");
+            if cached.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(cached.flatten().is_some(), "asked anyway, and cached");
+        assert_eq!(api.calls.load(Ordering::SeqCst), 1);
     }
 }

@@ -201,6 +201,8 @@ struct Stages {
     inner_ns: u64,
     /// Profile lookups for authors the post does not describe.
     profiles: Option<Arc<Profiles>>,
+    /// This worker's allowance of waiting for profiles.
+    wait_budget: Option<crate::enrich::WaitBudget>,
 }
 
 impl Worker {
@@ -249,6 +251,7 @@ impl Worker {
                 queue_idx: Vec::with_capacity(8),
                 local: LatencySet::new(),
                 inner_ns: 0,
+                wait_budget: outputs.profiles.as_ref().map(|p| p.budget()),
                 profiles: outputs.profiles.clone(),
             },
             outputs,
@@ -606,8 +609,15 @@ impl Stages {
         };
         // A Bluesky author is a DID only: the profile gives the handle, name, followers and
         // description author classes and influence read (within the lookup's deadline).
-        let profile = match (&self.profiles, post.platform, &post.author.handle) {
-            (Some(profiles), Platform::Bluesky, None) => profiles.lookup(&post.author.id),
+        let profile = match (
+            &self.profiles,
+            &mut self.wait_budget,
+            post.platform,
+            &post.author.handle,
+        ) {
+            (Some(profiles), Some(budget), Platform::Bluesky, None) => {
+                profiles.lookup_within(&post.author.id, budget)
+            }
             _ => None,
         };
         let completed;

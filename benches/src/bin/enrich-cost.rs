@@ -7,11 +7,13 @@
 //! ```
 //!
 //! `--workers` threads look up `--lookups` authors back to back (every lookup a matched
-//! Bluesky post whose author the post does not describe), a share `--new-authors` of them
-//! not seen before and the rest drawn from those seen; enrichment runs with its shipped
-//! settings (10 calls a second of up to 25 actors, a 300 ms deadline). Printed: nanoseconds
+//! Bluesky post whose author the post does not describe, with `--work-us` of other work per
+//! post), a share `--new-authors` of them not seen before and the rest drawn from those seen;
+//! enrichment runs with its shipped settings (10 calls a second of up to 25 actors, a 300 ms
+//! deadline) and each worker waits at most `--wait-share` of its time. Printed: nanoseconds
 //! per cached lookup, the wait per lookup (p50, p90, p99, max), the share that got a profile
-//! in time, the API calls and actors per call.
+//! in time, the API calls and actors per call, and the posts a second the workers got
+//! through.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +39,13 @@ struct Args {
     /// Share of lookups for an author not seen before.
     #[arg(long, default_value_t = 0.5)]
     new_authors: f64,
+    /// The share of a worker's time it may wait (`enrichment.max_wait_share`; 1: wait every
+    /// time, up to the deadline).
+    #[arg(long, default_value_t = 1.0)]
+    wait_share: f64,
+    /// Work per matched post besides the lookup, in microseconds (spun, on the worker).
+    #[arg(long, default_value_t = 0)]
+    work_us: u64,
 }
 
 #[derive(Default)]
@@ -95,6 +104,7 @@ fn main() -> anyhow::Result<()> {
     let settings = EnrichSettings {
         enabled: true,
         url: format!("http://{addr}/xrpc/app.bsky.actor.getProfiles"),
+        max_wait_share: args.wait_share,
         ..EnrichSettings::default()
     };
     let profiles = Profiles::start(&settings, runtime.handle()).context("enrichment")?;
@@ -133,12 +143,18 @@ fn main() -> anyhow::Result<()> {
             .chunks(per_worker)
             .map(|chunk| {
                 let profiles = profiles.clone();
+                let work = Duration::from_micros(args.work_us);
                 s.spawn(move || {
+                    let mut budget = profiles.budget();
                     chunk
                         .iter()
                         .map(|did| {
+                            let busy = Instant::now();
+                            while busy.elapsed() < work {
+                                std::hint::spin_loop();
+                            }
                             let t = Instant::now();
-                            let got = profiles.lookup(did).is_some();
+                            let got = profiles.lookup_within(did, &mut budget).is_some();
                             (t.elapsed(), got)
                         })
                         .collect::<Vec<_>>()
@@ -159,7 +175,8 @@ fn main() -> anyhow::Result<()> {
     let mean = waits.iter().sum::<Duration>() / waits.len() as u32;
     println!(
         "cached lookup: {hit_ns:.0} ns\n\
-         stream: {} lookups by {} workers, {} distinct authors ({:.0}% new), API latency {} ms\n\
+         stream: {} lookups by {} workers, {} distinct authors ({:.0}% new), API latency {} ms, \
+         wait share {}, {} µs of other work a post\n\
          wait per lookup: mean {:.1} ms, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n\
          profiles in time: {enriched} of {} ({:.1}%); API calls {calls}, {:.1} actors a call; \
          {:.0} lookups/s over {:.1} s",
@@ -168,6 +185,8 @@ fn main() -> anyhow::Result<()> {
         seen,
         100.0 * seen as f64 / dids.len() as f64,
         args.latency_ms,
+        args.wait_share,
+        args.work_us,
         mean.as_secs_f64() * 1e3,
         percentile(&waits, 0.5).as_secs_f64() * 1e3,
         percentile(&waits, 0.9).as_secs_f64() * 1e3,
