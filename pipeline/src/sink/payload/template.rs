@@ -835,19 +835,7 @@ impl Builder<'_> {
                     }
                 }
                 ("gone", DeValue::Array(items)) => {
-                    gone.statuses.clear();
-                    for item in items {
-                        match item
-                            .get_ref()
-                            .as_integer()
-                            .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok())
-                        {
-                            Some(n @ 400..=499) => gone.statuses.push(n as u16),
-                            _ => {
-                                self.issue(item.span(), &field, "an HTTP status, 400 to 499".into())
-                            }
-                        }
-                    }
+                    gone.statuses = self.statuses(items, &field, 400..=499);
                 }
                 ("gone_codes", DeValue::Array(items)) => {
                     for item in items {
@@ -867,18 +855,7 @@ impl Builder<'_> {
                     self.issue(v.span(), &field, "a list".into());
                 }
                 ("exists", DeValue::Array(items)) => {
-                    for item in items {
-                        match item
-                            .get_ref()
-                            .as_integer()
-                            .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok())
-                        {
-                            Some(n @ 200..=599) => r.exists.push(n as u16),
-                            _ => {
-                                self.issue(item.span(), &field, "an HTTP status, 200 to 599".into())
-                            }
-                        }
-                    }
+                    r.exists = self.statuses(items, &field, 200..=599);
                 }
                 ("lookup", DeValue::String(s)) => {
                     let part = if has_syntax(s) {
@@ -924,6 +901,31 @@ impl Builder<'_> {
             (None, Some(_)) => self.issue(value.span(), "request.found", "applies only with `lookup`".into()),
         }
         Some(r)
+    }
+
+    /// A list of HTTP statuses within `range`; each other item is reported.
+    fn statuses(
+        &mut self,
+        items: &toml::de::DeArray<'_>,
+        field: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Vec<u16> {
+        let mut out = Vec::new();
+        for item in items {
+            match item
+                .get_ref()
+                .as_integer()
+                .and_then(|i| i64::from_str_radix(i.as_str(), i.radix()).ok())
+            {
+                Some(n) if range.contains(&n) => out.push(n as u16),
+                _ => self.issue(
+                    item.span(),
+                    field,
+                    format!("an HTTP status, {} to {}", range.start(), range.end()),
+                ),
+            }
+        }
+        out
     }
 
     /// An optional per-event section, `[name.body]` (required in it) and `[name.headers]`.
