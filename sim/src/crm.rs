@@ -541,6 +541,25 @@ impl Crm {
         Ok((doc, id))
     }
 
+    /// A comment on the record its path names (Zoho, Zendesk): the write is checked as every
+    /// write is (`request`: headers, body and its required field), then made a follow-up.
+    async fn comment_on(
+        &self,
+        crm: CrmKind,
+        ticket: &str,
+        request: (&HeaderMap, &[u8], &str),
+        unauthorized: impl FnOnce() -> Response,
+        orphan: impl FnOnce() -> Response,
+        added: impl FnOnce(&str) -> Response,
+    ) -> Response {
+        let (headers, body, required) = request;
+        let (_, id) = match self.checked(crm, headers, body, &[required], unauthorized) {
+            Ok(ok) => ok,
+            Err(refused) => return *refused,
+        };
+        self.follow_up(crm, id, ticket, orphan, added).await
+    }
+
     /// A follow-up of the mention `id` on record `ticket`: counted when the record exists
     /// (then `added`), else `orphan`.
     async fn follow_up(
@@ -1026,20 +1045,11 @@ async fn zoho_comment(
             json!({"errorCode": "INVALID_DATA", "message": "orgId header is required"}),
         );
     }
-    let (_, id) = match crm.checked(
+    crm.comment_on(
         CrmKind::Zoho,
-        &headers,
-        &body,
-        &["/content"],
-        zoho_unauthorized,
-    ) {
-        Ok(ok) => ok,
-        Err(refused) => return *refused,
-    };
-    crm.follow_up(
-        CrmKind::Zoho,
-        id,
         &ticket,
+        (&headers, &body, "/content"),
+        zoho_unauthorized,
         || {
             json(
                 StatusCode::NOT_FOUND,
@@ -1256,21 +1266,12 @@ async fn zendesk_comment(
             json!({"error": "InvalidEndpoint", "description": "Not found"}),
         );
     };
-    let (_, id) = match crm.checked(
-        CrmKind::Zendesk,
-        &headers,
-        &body,
-        &["/ticket/comment/body"],
-        zendesk_unauthorized,
-    ) {
-        Ok(ok) => ok,
-        Err(refused) => return *refused,
-    };
     let ticket = ticket.to_string();
-    crm.follow_up(
+    crm.comment_on(
         CrmKind::Zendesk,
-        id,
         &ticket,
+        (&headers, &body, "/ticket/comment/body"),
+        zendesk_unauthorized,
         || json(StatusCode::NOT_FOUND, json!({"error": "RecordNotFound", "description": "Not found"})),
         |n| {
             json(
