@@ -434,4 +434,22 @@ async fn rules_x_refuses_in_its_dry_run_change_nothing() {
         text(&out)
     );
     assert!(!text(&out).contains("not-the-token"));
+
+    // Two X sources: the command asks which, and names them.
+    let config = dir.join("earshot.toml");
+    let mut two = std::fs::read_to_string(&config).unwrap();
+    two += &format!(
+        "[[source]]\nid = \"x-eu\"\ntype = \"http_ndjson\"\n\
+         url = \"{base}/2/tweets/search/stream\"\nbearer_token_env = \"EARSHOT_TEST_X_TOKEN\"\n"
+    );
+    std::fs::write(&config, two).unwrap();
+    let out = x_rules(&dir, &["diff"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("several X sources (`x`, `x-eu`): name one with --source"),
+        "{}",
+        text(&out)
+    );
+    let out = x_rules(&dir, &["diff", "--source", "x-eu"]);
+    assert!(out.status.success(), "{}", text(&out));
 }

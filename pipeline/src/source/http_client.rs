@@ -334,7 +334,8 @@ async fn read_body<P: BodyParser>(
 }
 
 /// `Retry-After` in its delta-seconds form (the HTTP-date form is not worth a date parser).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// A `Retry-After` of seconds (an HTTP date is not honoured: the backoff applies).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?;
     text.trim().parse::<u64>().ok().map(Duration::from_secs)
 }

@@ -46,7 +46,7 @@ use super::backoff::{Failure, HttpBackoff, HttpBackoffPolicy};
 use super::batch::Position;
 use super::emit::Emitter;
 use super::error::SourceError;
-use super::http_client::{nonzero, parse_url};
+use super::http_client::{nonzero, parse_url, retry_after};
 use crate::credentials::{self, AuthConfig, ClientAuth, Credentials, Holder};
 use crate::metrics::SOURCE_RATE_LIMIT_WAITS;
 use crate::shutdown::Shutdown;
@@ -665,11 +665,6 @@ impl Poller {
         }
         Ok((status, headers, body))
     }
-}
-
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-    text.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// `HTTP <status>` and Reddit's `reason` / `message` from an error answer

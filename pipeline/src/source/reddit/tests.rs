@@ -36,6 +36,8 @@ struct Api {
     /// Seconds the stand-in reports until the window resets.
     window_reset_s: AtomicU64,
     served_429: AtomicUsize,
+    /// Answer listings with 429 this many times, the headers saying there was room.
+    throttle: AtomicU64,
     /// Answer every listing with 403 `private`.
     private: AtomicBool,
     /// Forget every token after each listing answer (the source must renew and ask again).
@@ -161,6 +163,19 @@ async fn listing(
     }
     let left = api.window_left.load(Ordering::SeqCst);
     let reset = api.window_reset_s.load(Ordering::SeqCst);
+    if api
+        .throttle
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        api.served_429.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            json!({"message": "Too Many Requests", "error": 429}).to_string(),
+        )
+            .into_response();
+    }
     if left == 0 {
         api.served_429.fetch_add(1, Ordering::SeqCst);
         return (
@@ -591,4 +606,32 @@ fn error_reasons_keep_reddits_words_and_nothing_else() {
         "HTTP 404 (banned31mx)"
     );
     assert_eq!(error_reason(502, b"<html>"), "HTTP 502");
+}
+
+/// A 429 although the window said there was room: the poll fails, backs off at least the
+/// `Retry-After`, and the things come on the next poll, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_backs_off_and_loses_nothing() {
+    crate::tls::ensure_crypto_provider();
+    let api = new_api();
+    let base = start(api.clone()).await;
+    let (em, rx, stats) = emitter(64, 16);
+    let (trigger, shutdown) = crate::shutdown::channel();
+    let task = tokio::spawn(options(&base, "THROTTLED", CLIENT_SECRET).run(em, shutdown));
+    wait_until("the first poll", || stats.connected.load(Ordering::Relaxed)).await;
+    api.add("t3", 3, now_s());
+    api.throttle.store(1, Ordering::SeqCst);
+    let (frames, _) = recv_frames(&rx, 3).await;
+    assert_eq!(names(&frames), fullnames("t3", 0, 3));
+    assert_eq!(api.served_429.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        stats.reconnects.load(Ordering::Relaxed),
+        1,
+        "one failed poll"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(rx.try_recv().is_err(), "nothing twice");
+    trigger.trigger();
+    task.await.unwrap().expect("stops cleanly");
+    assert_eq!(*api.violations.lock().unwrap(), Vec::<String>::new());
 }
